@@ -14,9 +14,13 @@ typedef struct {
     int32_t max_tokens;      /* sampled tokens per episode, all attempts: 3000 (SPEC §3) */
     int32_t chunk;           /* check for a box every `chunk` tokens; 1 = every token (mart),
                                 64 = the reference's token_per_step */
-    double discount;         /* reward for a correct answer = discount^(attempts_used-1) */
+    double discount;         /* reward for a correct answer = discount^attempts_used (SPEC §2);
+                                1 = no discount (paper) */
     bool repeat_question;    /* the "repeat question" prompt/feedback variant */
     bool baseline_prompt;    /* single-turn: the plain Qwen math system prompt */
+    const char *system_template;   /* NULL = SPEC's; "{N}" = attempts allowed */
+    const char *feedback_template; /* NULL = SPEC's system text of the feedback turn;
+                                      "{n}" = attempts left */
     grade_config grade;
 } env_config;
 
@@ -57,6 +61,73 @@ typedef struct {
 
 void env_episode_free(env_episode *e);
 
+/* ---- the per-episode state machine (no model needed: tests drive it with scripted ids) ----
+ *
+ *   env_session s;
+ *   env_episode_begin(&s, tok, cfg, &problem, n_attempts, &ep, &err);  // ep.tokens = prompt
+ *   for each sampled id:
+ *       switch (env_episode_on_token(&s, id, logprob, engine_out_of_room)) {
+ *       case ENV_STEP_CONTINUE: sample the next token; break;
+ *       case ENV_STEP_FEEDBACK: feed s.feedback[0..s.n_feedback) to the model, go on; break;
+ *       case ENV_STEP_DONE:     ep is complete (reward set); stop; break;
+ *       }
+ *   env_session_free(&s); ... env_episode_free(&ep);
+ */
+typedef enum {
+    ENV_STEP_CONTINUE = 0, /* keep sampling */
+    ENV_STEP_FEEDBACK = 1, /* the feedback turn s.feedback (already recorded in the episode,
+                              not trainable) must be appended before sampling goes on */
+    ENV_STEP_DONE = 2,     /* the episode is over; its reward is set */
+} env_step;
+
+typedef struct {
+    const tok_tokenizer *tok;  /* not owned */
+    const env_config *cfg;     /* not owned */
+    const char *question, *gold; /* not owned */
+    env_episode *ep;           /* the episode being written (owned by the caller) */
+    int32_t remaining;         /* attempts left, the current one included */
+    int32_t attempt_tokens;    /* sampled tokens in the current attempt */
+    mart_buf text;             /* bytes of the current attempt (for grading only) */
+    int32_t *feedback;         /* (n_feedback) the last feedback turn's ids */
+    int32_t n_feedback;
+    int32_t id_im_start, id_im_end, id_eot; /* ChatML specials; id_eot may be -1 */
+    int32_t cap;               /* capacity of ep->tokens/trainable/logprobs */
+    bool done;
+} env_session;
+
+/* Starts an episode of `attempts` attempts (>= 1) on problem p: fills ep (zeroed first) with
+ * the prompt ids, none trainable. The session keeps pointers to tok, cfg and p's strings:
+ * they must outlive it. Errors: a tokenizer without the ChatML specials, a failed encode. */
+int env_episode_begin(env_session *s, const tok_tokenizer *tok, const env_config *cfg,
+                      const env_problem *p, int32_t attempts, env_episode *ep, mart_err *err);
+/* Consumes one id sampled by the model (recorded as trainable with its log-prob) and says
+ * what happens next. `out_of_room` = the engine cannot sample after this token (its own
+ * length limit); the session also stops by itself after cfg->max_tokens sampled tokens. The
+ * turn ends on <|im_end|> or <|endoftext|>. Must not be called once DONE was returned. */
+env_step env_episode_on_token(env_session *s, int32_t id, float logprob, bool out_of_room);
+/* The engine could not take the feedback turn just returned (no room left): removes it
+ * from the episode and ends the episode (the failed attempt stays the last one). */
+void env_episode_cancel_feedback(env_session *s);
+/* Ends an episode the engine stopped without the session deciding it (treated as the
+ * budget running out). No-op when already done. */
+void env_episode_force_end(env_session *s);
+void env_session_free(env_session *s);
+
+/* The prompt ids for `attempts` attempts, malloc'd into *ids (n ids). */
+int env_build_prompt(const tok_tokenizer *tok, const env_config *cfg, const char *question,
+                     int32_t attempts, int32_t **ids, int32_t *n, mart_err *err);
+/* The feedback turn's ids with `left` attempts left; `turn_closed` = the model already
+ * sampled <|im_end|> (the turn then starts with "\n"). malloc'd into *ids. */
+int env_build_feedback(const tok_tokenizer *tok, const env_config *cfg, const char *question,
+                       int32_t left, bool turn_closed, int32_t **ids, int32_t *n,
+                       mart_err *err);
+/* SPEC §2's reward of a finished episode (from its attempts). */
+float env_episode_reward(const env_episode *e, const env_config *cfg);
+/* "wrong", "right", "no_box", "budget". */
+const char *env_attempt_status_name(env_attempt_status s);
+/* Draws N uniformly in [cfg->min_attempts, cfg->max_attempts] from r. */
+int32_t env_draw_attempts(const env_config *cfg, mart_rng *r);
+
 /* Runs one episode per problem through the generation engine (continuous batching across
  * episodes). attempts[i] is the number of attempts problem i gets. Sampling settings come
  * from p (its max_new_tokens is replaced by cfg->max_tokens). Episodes are returned in input
@@ -65,5 +136,13 @@ int env_run(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
             const env_problem *problems, const int32_t *attempts, int32_t n,
             const gen_params *p, uint64_t stream_base, const char *progress_label,
             env_episode *out, mart_err *err);
+
+/* Called when episode i is complete (from the generation loop; serialised). */
+typedef void (*env_done_fn)(void *ctx, int32_t i, const env_episode *ep);
+/* env_run with a completion hook instead of the built-in progress bar (on_done may be NULL). */
+int env_run_ex(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
+               const env_problem *problems, const int32_t *attempts, int32_t n,
+               const gen_params *p, uint64_t stream_base, env_done_fn on_done, void *ctx,
+               env_episode *out, mart_err *err);
 
 #endif

@@ -1,0 +1,454 @@
+/* The multi-attempt environment (SPEC §1-§2): prompt and feedback construction from ChatML
+ * specials + encoded text pieces, the per-episode state machine, and env_run, which wires
+ * the state machine into the generation engine's per-token callback. */
+#include "mart/env.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* SPEC §1, exact text. "{N}" is the number of attempts, "{n}" the attempts left. */
+static const char SYSTEM_MULTI[] =
+    "Please reason step by step, and put your final answer within \\boxed{}. You have {N} "
+    "attempts to answer the questions, and you should provide the full reasoning steps in each "
+    "attempt.";
+static const char SYSTEM_REPEAT[] =
+    "Please reason step by step, and put your final answer within \\boxed{}. You have {N} "
+    "attempts to answer the question.";
+static const char SYSTEM_BASELINE[] =
+    "Please reason step by step, and put your final answer within \\boxed{}.";
+static const char FEEDBACK_MULTI[] =
+    "Your answer is incorrect. You have {n} attempts left. Try an alternative.";
+static const char FEEDBACK_REPEAT[] =
+    "Your answer is incorrect. Try an alternative. You have {n} attempts to answer the "
+    "question.";
+
+/* Paper defaults (SPEC §1, §3). */
+#define ENV_MIN_ATTEMPTS 1
+#define ENV_MAX_ATTEMPTS 5
+#define ENV_MAX_TOKENS 3000
+#define ENV_CHUNK 1 /* mart checks every token; the reference's token_per_step is 64 */
+
+void env_config_default(env_config *c) {
+    memset(c, 0, sizeof *c);
+    c->min_attempts = ENV_MIN_ATTEMPTS;
+    c->max_attempts = ENV_MAX_ATTEMPTS;
+    c->max_tokens = ENV_MAX_TOKENS;
+    c->chunk = ENV_CHUNK;
+    c->discount = 1.0;
+    grade_config_default(&c->grade);
+}
+
+const char *env_attempt_status_name(env_attempt_status s) {
+    switch (s) {
+    case ENV_ATTEMPT_WRONG: return "wrong";
+    case ENV_ATTEMPT_RIGHT: return "right";
+    case ENV_ATTEMPT_NO_BOX: return "no_box";
+    case ENV_ATTEMPT_BUDGET: return "budget";
+    }
+    return "?";
+}
+
+int32_t env_draw_attempts(const env_config *cfg, mart_rng *r) {
+    int32_t lo = cfg->min_attempts, hi = cfg->max_attempts < lo ? lo : cfg->max_attempts;
+    return (int32_t)mart_rng_range(r, lo, hi);
+}
+
+/* ---- prompt and feedback pieces ---- */
+
+/* Replaces every `key` in tmpl by the decimal value v, appending to b. */
+static void subst_int(mart_buf *b, const char *tmpl, const char *key, int32_t v) {
+    size_t kl = strlen(key);
+    for (const char *s = tmpl;;) {
+        const char *h = strstr(s, key);
+        if (!h) {
+            mart_buf_append(b, s, strlen(s));
+            break;
+        }
+        mart_buf_append(b, s, (size_t)(h - s));
+        mart_buf_printf(b, "%d", v);
+        s = h + kl;
+    }
+}
+
+typedef struct {
+    int32_t *ids;
+    int64_t n;
+} idvec;
+
+static void push_id(idvec *v, int32_t id) {
+    v->ids = mart_xrealloc(v->ids, (size_t)(v->n + 1) * sizeof *v->ids);
+    v->ids[v->n++] = id;
+}
+
+static int push_text(idvec *v, const tok_tokenizer *tok, const char *text, size_t len,
+                     mart_err *err) {
+    if (len == 0) return MART_OK;
+    return tok_encode(tok, text, len, &v->ids, &v->n, err);
+}
+
+static int special_ids(const tok_tokenizer *tok, int32_t *im_start, int32_t *im_end,
+                       int32_t *eot, mart_err *err) {
+    *im_start = tok_special_id(tok, "<|im_start|>");
+    *im_end = tok_special_id(tok, "<|im_end|>");
+    if (eot) *eot = tok_special_id(tok, "<|endoftext|>");
+    if (*im_start < 0 || *im_end < 0)
+        return mart_fail(err, "tokenizer has no ChatML special tokens <|im_start|>/<|im_end|>");
+    return MART_OK;
+}
+
+/* One ChatML turn without its closing <|im_end|>: <|im_start|> role "\n" body. */
+static int push_turn_open(idvec *v, const tok_tokenizer *tok, int32_t im_start,
+                          const char *role, const char *body, size_t body_len,
+                          mart_err *err) {
+    push_id(v, im_start);
+    mart_buf b = {0};
+    mart_buf_printf(&b, "%s\n", role);
+    mart_buf_append(&b, body, body_len);
+    int rc = push_text(v, tok, b.data, b.len, err);
+    mart_buf_free(&b);
+    return rc;
+}
+
+/* Closes a turn: <|im_end|> "\n". */
+static int push_turn_close(idvec *v, const tok_tokenizer *tok, int32_t im_end, mart_err *err) {
+    push_id(v, im_end);
+    return push_text(v, tok, "\n", 1, err);
+}
+
+int env_build_prompt(const tok_tokenizer *tok, const env_config *cfg, const char *question,
+                     int32_t attempts, int32_t **ids, int32_t *n, mart_err *err) {
+    int32_t im_start, im_end;
+    if (special_ids(tok, &im_start, &im_end, NULL, err) != MART_OK) return MART_ERR;
+    const char *tmpl = cfg->system_template ? cfg->system_template
+                       : cfg->baseline_prompt ? SYSTEM_BASELINE
+                       : cfg->repeat_question ? SYSTEM_REPEAT
+                                              : SYSTEM_MULTI;
+    mart_buf sys = {0};
+    subst_int(&sys, tmpl, "{N}", attempts);
+    idvec v = {0};
+    size_t ql = strlen(question);
+    int rc = push_turn_open(&v, tok, im_start, "system", sys.data, sys.len, err);
+    if (rc == MART_OK) rc = push_turn_close(&v, tok, im_end, err);
+    if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "user", question, ql, err);
+    if (rc == MART_OK) rc = push_turn_close(&v, tok, im_end, err);
+    if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "assistant", "", 0, err);
+    mart_buf_free(&sys);
+    if (rc != MART_OK) {
+        free(v.ids);
+        return mart_fail_wrap(err, "building the prompt");
+    }
+    *ids = v.ids;
+    *n = (int32_t)v.n;
+    return MART_OK;
+}
+
+int env_build_feedback(const tok_tokenizer *tok, const env_config *cfg, const char *question,
+                       int32_t left, bool turn_closed, int32_t **ids, int32_t *n,
+                       mart_err *err) {
+    int32_t im_start, im_end;
+    if (special_ids(tok, &im_start, &im_end, NULL, err) != MART_OK) return MART_ERR;
+    const char *tmpl = cfg->feedback_template ? cfg->feedback_template
+                       : cfg->repeat_question ? FEEDBACK_REPEAT
+                                              : FEEDBACK_MULTI;
+    mart_buf msg = {0};
+    subst_int(&msg, tmpl, "{n}", left);
+    idvec v = {0};
+    /* The model's turn is closed by <|im_end|>: ours unless the model sampled it itself. */
+    int rc = turn_closed ? push_text(&v, tok, "\n", 1, err) : push_turn_close(&v, tok, im_end, err);
+    if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "system", msg.data, msg.len, err);
+    if (rc == MART_OK) rc = push_turn_close(&v, tok, im_end, err);
+    if (rc == MART_OK && cfg->repeat_question) {
+        rc = push_turn_open(&v, tok, im_start, "user", question, strlen(question), err);
+        if (rc == MART_OK) rc = push_turn_close(&v, tok, im_end, err);
+    }
+    if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "assistant", "", 0, err);
+    mart_buf_free(&msg);
+    if (rc != MART_OK) {
+        free(v.ids);
+        return mart_fail_wrap(err, "building the feedback turn");
+    }
+    *ids = v.ids;
+    *n = (int32_t)v.n;
+    return MART_OK;
+}
+
+/* ---- episodes ---- */
+
+void env_episode_free(env_episode *e) {
+    if (!e) return;
+    free(e->tokens);
+    free(e->trainable);
+    free(e->logprobs);
+    for (int32_t i = 0; i < e->n_attempts; i++) {
+        free(e->attempts[i].text);
+        free(e->attempts[i].answer);
+    }
+    free(e->attempts);
+    memset(e, 0, sizeof *e);
+}
+
+float env_episode_reward(const env_episode *e, const env_config *cfg) {
+    bool boxed = false;
+    for (int32_t i = 0; i < e->n_attempts; i++) {
+        if (e->attempts[i].status == ENV_ATTEMPT_RIGHT)
+            return (float)pow(cfg->discount, (double)e->n_attempts);
+        if (e->attempts[i].answer) boxed = true;
+    }
+    /* SPEC §2: -0.5 when some attempt gave a (wrong) boxed answer, -1 when none did. */
+    return boxed ? -0.5f : -1.0f;
+}
+
+static void ep_reserve(env_session *s, int32_t extra) {
+    env_episode *e = s->ep;
+    if (e->n_tokens + extra <= s->cap) return;
+    int32_t cap = s->cap ? s->cap : 256;
+    while (cap < e->n_tokens + extra) cap *= 2;
+    e->tokens = mart_xrealloc(e->tokens, (size_t)cap * sizeof *e->tokens);
+    e->trainable = mart_xrealloc(e->trainable, (size_t)cap * sizeof *e->trainable);
+    e->logprobs = mart_xrealloc(e->logprobs, (size_t)cap * sizeof *e->logprobs);
+    s->cap = cap;
+}
+
+static void ep_push(env_session *s, const int32_t *ids, int32_t n, bool trainable,
+                    float logprob) {
+    ep_reserve(s, n);
+    env_episode *e = s->ep;
+    for (int32_t i = 0; i < n; i++) {
+        e->tokens[e->n_tokens] = ids[i];
+        e->trainable[e->n_tokens] = trainable;
+        e->logprobs[e->n_tokens] = trainable ? logprob : 0.0f;
+        e->n_tokens++;
+    }
+}
+
+int env_episode_begin(env_session *s, const tok_tokenizer *tok, const env_config *cfg,
+                      const env_problem *p, int32_t attempts, env_episode *ep, mart_err *err) {
+    assert(attempts >= 1);
+    memset(s, 0, sizeof *s);
+    memset(ep, 0, sizeof *ep);
+    s->tok = tok;
+    s->cfg = cfg;
+    s->question = p->question;
+    s->gold = p->gold;
+    s->ep = ep;
+    s->remaining = attempts;
+    if (special_ids(tok, &s->id_im_start, &s->id_im_end, &s->id_eot, err) != MART_OK)
+        return MART_ERR;
+    int32_t *ids = NULL, n = 0;
+    if (env_build_prompt(tok, cfg, p->question, attempts, &ids, &n, err) != MART_OK)
+        return MART_ERR;
+    ep->attempts_allowed = attempts;
+    ep_push(s, ids, n, false, 0);
+    ep->n_prompt = n;
+    free(ids);
+    return MART_OK;
+}
+
+void env_session_free(env_session *s) {
+    mart_buf_free(&s->text);
+    free(s->feedback);
+    memset(s, 0, sizeof *s);
+}
+
+/* Closes the current attempt with a status and its extracted answer (owned). */
+static void close_attempt(env_session *s, env_attempt_status st, char *answer) {
+    env_episode *e = s->ep;
+    e->attempts = mart_xrealloc(e->attempts, (size_t)(e->n_attempts + 1) * sizeof *e->attempts);
+    env_attempt *a = &e->attempts[e->n_attempts++];
+    a->text = mart_xmalloc(s->text.len + 1);
+    if (s->text.len) memcpy(a->text, s->text.data, s->text.len);
+    a->text[s->text.len] = 0;
+    a->answer = answer;
+    a->status = st;
+    a->n_tokens = s->attempt_tokens;
+    if (st == ENV_ATTEMPT_RIGHT) e->correct = true;
+    s->text.len = 0;
+    s->attempt_tokens = 0;
+}
+
+static env_step finish(env_session *s) {
+    s->done = true;
+    s->ep->reward = env_episode_reward(s->ep, s->cfg);
+    return ENV_STEP_DONE;
+}
+
+env_step env_episode_on_token(env_session *s, int32_t id, float logprob, bool out_of_room) {
+    assert(!s->done);
+    env_episode *e = s->ep;
+    const env_config *cfg = s->cfg;
+    ep_push(s, &id, 1, true, logprob);
+    e->n_sampled++;
+    s->attempt_tokens++;
+    bool turn_end = id == s->id_im_end || (s->id_eot >= 0 && id == s->id_eot);
+    if (!turn_end) {
+        size_t len = 0;
+        const char *b = tok_token_bytes(s->tok, id, &len);
+        if (b) mart_buf_append(&s->text, b, len);
+    }
+    bool budget_end = out_of_room || (cfg->max_tokens > 0 && e->n_sampled >= cfg->max_tokens);
+    int32_t chunk = cfg->chunk > 0 ? cfg->chunk : 1;
+    bool check = turn_end || budget_end || s->attempt_tokens % chunk == 0;
+    char *answer = NULL;
+    if (check && s->text.len && grade_has_boxed(s->text.data, s->text.len))
+        answer = grade_extract(s->text.data, s->text.len, &cfg->grade);
+    env_attempt_status st;
+    if (answer) st = grade_equal(answer, s->gold, &cfg->grade) ? ENV_ATTEMPT_RIGHT : ENV_ATTEMPT_WRONG;
+    else if (turn_end) st = ENV_ATTEMPT_NO_BOX;
+    else if (budget_end) st = ENV_ATTEMPT_BUDGET;
+    else return ENV_STEP_CONTINUE;
+
+    close_attempt(s, st, answer);
+    if (st == ENV_ATTEMPT_RIGHT || st == ENV_ATTEMPT_BUDGET || s->remaining <= 1 || budget_end)
+        return finish(s);
+    /* A wrong or missing answer with attempts left (SPEC §1): remaining drops by one and the
+     * feedback turn tells the model how many are left. */
+    s->remaining--;
+    free(s->feedback);
+    s->feedback = NULL;
+    s->n_feedback = 0;
+    mart_err err;
+    if (env_build_feedback(s->tok, cfg, s->question, s->remaining, id == s->id_im_end,
+                           &s->feedback, &s->n_feedback, &err) != MART_OK)
+        return finish(s); /* the prompt encoded, so this cannot fail on input */
+    ep_push(s, s->feedback, s->n_feedback, false, 0);
+    return ENV_STEP_FEEDBACK;
+}
+
+void env_episode_cancel_feedback(env_session *s) {
+    assert(!s->done && s->ep->n_tokens >= s->n_feedback);
+    s->ep->n_tokens -= s->n_feedback;
+    s->n_feedback = 0;
+    finish(s);
+}
+
+void env_episode_force_end(env_session *s) {
+    if (s->done) return;
+    if (s->attempt_tokens > 0 || s->ep->n_attempts == 0) {
+        char *answer = s->text.len && grade_has_boxed(s->text.data, s->text.len)
+                           ? grade_extract(s->text.data, s->text.len, &s->cfg->grade)
+                           : NULL;
+        env_attempt_status st = !answer ? ENV_ATTEMPT_BUDGET
+                                : grade_equal(answer, s->gold, &s->cfg->grade)
+                                    ? ENV_ATTEMPT_RIGHT
+                                    : ENV_ATTEMPT_WRONG;
+        close_attempt(s, st, answer);
+    }
+    finish(s);
+}
+
+/* ---- env_run: the state machine inside the generation engine's callback ---- */
+
+typedef struct {
+    env_done_fn on_done;
+    void *ctx;
+    env_session *sessions;
+} run_ctx;
+
+static gen_action on_gen_token(void *ctx, gen_seq *seq, void *user, int32_t token,
+                               float logprob, gen_finish fin) {
+    run_ctx *rc = ctx;
+    env_session *s = user;
+    if (s->done) return GEN_STOP;
+    env_step st = env_episode_on_token(s, token, logprob, fin == GEN_FINISH_LENGTH);
+    if (st == ENV_STEP_FEEDBACK) {
+        if (gen_seq_append(seq, s->feedback, s->n_feedback) == MART_OK) return GEN_CONTINUE;
+        env_episode_cancel_feedback(s);
+        st = ENV_STEP_DONE;
+    }
+    if (st == ENV_STEP_DONE) {
+        if (rc->on_done) rc->on_done(rc->ctx, (int32_t)(s - rc->sessions), s->ep);
+        return GEN_STOP;
+    }
+    return GEN_CONTINUE;
+}
+
+int env_run_ex(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
+               const env_problem *problems, const int32_t *attempts, int32_t n,
+               const gen_params *p, uint64_t stream_base, env_done_fn on_done, void *ctx,
+               env_episode *out, mart_err *err) {
+    if (n <= 0) return MART_OK;
+    env_session *ss = mart_xcalloc((size_t)n, sizeof *ss);
+    gen_request *reqs = mart_xcalloc((size_t)n, sizeof *reqs);
+    gen_result *res = mart_xcalloc((size_t)n, sizeof *res);
+    int rc = MART_OK;
+    int32_t begun = 0;
+    for (; begun < n; begun++) {
+        int32_t i = begun;
+        if (env_episode_begin(&ss[i], tok, cfg, &problems[i], attempts[i], &out[i], err) !=
+            MART_OK) {
+            rc = mart_fail_wrap(err, "problem %d", i);
+            break;
+        }
+        reqs[i].prompt = out[i].tokens;
+        reqs[i].n_prompt = out[i].n_prompt;
+        reqs[i].stream = stream_base + (uint64_t)i;
+        reqs[i].user = &ss[i];
+    }
+    if (rc == MART_OK) {
+        gen_params gp = *p;
+        gp.max_new_tokens = cfg->max_tokens;
+        int32_t stops[2] = {ss[0].id_im_end, ss[0].id_eot};
+        gp.stop_ids = stops;
+        gp.n_stop_ids = stops[1] >= 0 ? 2 : 1;
+        run_ctx c = {on_done, ctx, ss};
+        /* Requests get their own copy of the prompt: the session grows (and may move)
+         * ep->tokens from the callback while the engine may still read the prompt. */
+        int32_t **prompts = mart_xcalloc((size_t)n, sizeof *prompts);
+        for (int32_t i = 0; i < n; i++) {
+            prompts[i] = mart_xmalloc((size_t)out[i].n_prompt * sizeof(int32_t));
+            memcpy(prompts[i], out[i].tokens, (size_t)out[i].n_prompt * sizeof(int32_t));
+            reqs[i].prompt = prompts[i];
+        }
+        rc = gen_generate(g, reqs, n, &gp, on_gen_token, &c, res, err);
+        for (int32_t i = 0; i < n; i++) {
+            if (rc == MART_OK && !ss[i].done) {
+                env_episode_force_end(&ss[i]);
+                if (on_done) on_done(ctx, i, &out[i]);
+            }
+            free(prompts[i]);
+            gen_result_free(&res[i]);
+        }
+        free(prompts);
+    }
+    for (int32_t i = 0; i < begun; i++) env_session_free(&ss[i]);
+    if (rc != MART_OK)
+        for (int32_t i = 0; i < n; i++) env_episode_free(&out[i]);
+    free(ss);
+    free(reqs);
+    free(res);
+    return rc;
+}
+
+typedef struct {
+    mart_progress bar;
+    int64_t done, correct, sampled;
+} run_progress;
+
+static void progress_done(void *ctx, int32_t i, const env_episode *ep) {
+    run_progress *rp = ctx;
+    rp->done++;
+    rp->correct += ep->correct;
+    rp->sampled += ep->n_sampled;
+    double el = mart_now() - rp->bar.t_start;
+    char extra[96];
+    snprintf(extra, sizeof extra, "acc %.1f%% | %.0f tok/s", 100.0 * (double)rp->correct / (double)rp->done,
+             el > 0 ? (double)rp->sampled / el : 0.0);
+    mart_progress_update(&rp->bar, rp->done, extra);
+}
+
+int env_run(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
+            const env_problem *problems, const int32_t *attempts, int32_t n,
+            const gen_params *p, uint64_t stream_base, const char *progress_label,
+            env_episode *out, mart_err *err) {
+    if (!progress_label)
+        return env_run_ex(g, tok, cfg, problems, attempts, n, p, stream_base, NULL, NULL, out,
+                          err);
+    run_progress rp = {0};
+    mart_progress_start(&rp.bar, progress_label, n);
+    int rc = env_run_ex(g, tok, cfg, problems, attempts, n, p, stream_base, progress_done, &rp,
+                        out, err);
+    mart_progress_finish(&rp.bar);
+    return rc;
+}
