@@ -39,4 +39,25 @@ int st_save(const char *path, const st_view *tensors, int32_t n, const char *con
 /* Bytes per element of a dtype. */
 size_t st_dtype_size(mart_dtype d);
 
+/* The path the file was opened with (for error messages). */
+const char *st_path(const st_file *f);
+/* Drops the mapped pages of tensor t from this process's memory once it has been converted
+ * (the view stays valid: touching it again reads the file back). Keeps peak memory of a
+ * large checkpoint load near the size of the F32 parameters alone. */
+void st_release(const st_file *f, const st_view *t);
+
+/* F32 to BF16 / F16 with round-to-nearest-even (NaN stays NaN, overflow gives infinity). */
+uint16_t st_f32_to_bf16(float x);
+uint16_t st_f32_to_f16(float x);
+/* Converts n floats to dtype d into dst (n * st_dtype_size(d) bytes). */
+void st_from_f32(const float *src, int64_t n, mart_dtype d, void *dst);
+
+/* Streaming variant of st_save: tensors[i].data may be NULL; fill(ctx, i, &tensors[i], dst)
+ * writes tensor i's bytes (numel * dtype size) into dst just before it is written, so a
+ * large checkpoint is converted one tensor at a time instead of all at once. */
+typedef void (*st_fill_fn)(void *ctx, int32_t i, const st_view *t, void *dst);
+int st_save_with(const char *path, const st_view *tensors, int32_t n,
+                 const char *const *meta_keys, const char *const *meta_values, int32_t n_meta,
+                 st_fill_fn fill, void *ctx, mart_err *err);
+
 #endif
