@@ -1,0 +1,98 @@
+/* rl: the per-token math of PPO/GRPO (see include/mart/rl.h). No model, no I/O. */
+#include "mart/rl.h"
+
+#include <math.h>
+
+void rl_gae(int32_t n, const uint8_t *trainable, const float *rewards, const float *values,
+            float gamma, float lambda, float *adv, float *ret) {
+    /* Walking backwards over trainable tokens only is the same computation as the literal
+     * rule (gamma = lambda = 1 on steps whose next token is feedback): over a feedback span
+     * delta_i + delta_f1 + ... + delta_fk telescopes to r_i + gamma*V_m - V_i, and the last
+     * feedback step carries gamma*lambda*A_m, m being the next model token. tests/test_rl.c
+     * checks the two against each other. */
+    float next_v = 0.0f, next_a = 0.0f;
+    for (int32_t i = n - 1; i >= 0; i--) {
+        if (!trainable[i]) {
+            adv[i] = 0.0f;
+            ret[i] = 0.0f;
+            continue;
+        }
+        float delta = rewards[i] + gamma * next_v - values[i];
+        float a = delta + gamma * lambda * next_a;
+        adv[i] = a;
+        ret[i] = a + values[i];
+        next_v = values[i];
+        next_a = a;
+    }
+}
+
+float rl_policy_loss(float logp, float old_logp, float adv, float eps, float *d_logp,
+                     bool *clipped) {
+    float ratio = expf(logp - old_logp);
+    float surr1 = ratio * adv;
+    float rc = ratio < 1.0f - eps ? 1.0f - eps : ratio > 1.0f + eps ? 1.0f + eps : ratio;
+    float surr2 = rc * adv;
+    /* On a tie the clamp is inactive (rc == ratio), so both branches have gradient ratio*A. */
+    bool use_clipped = surr2 < surr1;
+    if (d_logp) *d_logp = use_clipped ? 0.0f : -ratio * adv;
+    if (clipped) *clipped = use_clipped;
+    return -(use_clipped ? surr2 : surr1);
+}
+
+float rl_kl_k3(float logp, float ref_logp, float *d_logp) {
+    float r = ref_logp - logp;
+    bool clamped = r > RL_KL_CLAMP || r < -RL_KL_CLAMP;
+    if (r > RL_KL_CLAMP) r = RL_KL_CLAMP;
+    if (r < -RL_KL_CLAMP) r = -RL_KL_CLAMP;
+    float e = expf(r);
+    /* d/dlogp (e^r - 1 - r) = (e^r - 1) * dr/dlogp = 1 - e^r */
+    if (d_logp) *d_logp = clamped ? 0.0f : 1.0f - e;
+    return e - 1.0f - r;
+}
+
+float rl_value_loss(float v, float old_v, float ret, float clip, float *d_v, bool *clipped) {
+    float dv = v - old_v;
+    bool inside = dv >= -clip && dv <= clip;
+    float vc = old_v + (inside ? dv : dv < 0 ? -clip : clip);
+    float e1 = vc - ret, e2 = v - ret;
+    bool use_clipped = e1 * e1 > e2 * e2;
+    if (d_v) *d_v = use_clipped ? (inside ? e1 : 0.0f) : e2;
+    if (clipped) *clipped = use_clipped;
+    return 0.5f * (use_clipped ? e1 * e1 : e2 * e2);
+}
+
+void rl_group_advantages(const float *rewards, int32_t n_groups, int32_t group_size,
+                         rl_group_mode mode, float *adv) {
+    for (int32_t g = 0; g < n_groups; g++) {
+        const float *r = rewards + (int64_t)g * group_size;
+        float *a = adv + (int64_t)g * group_size;
+        double sum = 0;
+        for (int32_t i = 0; i < group_size; i++) sum += r[i];
+        if (group_size < 2) {
+            /* No baseline is defined for a group of one: no signal. */
+            for (int32_t i = 0; i < group_size; i++) a[i] = 0.0f;
+            continue;
+        }
+        double mean = sum / group_size;
+        if (mode == RL_GROUP_RLOO) {
+            for (int32_t i = 0; i < group_size; i++)
+                a[i] = (float)(r[i] - (sum - r[i]) / (group_size - 1));
+            continue;
+        }
+        double ss = 0;
+        for (int32_t i = 0; i < group_size; i++) ss += (r[i] - mean) * (r[i] - mean);
+        double sd = sqrt(ss / (group_size - 1));
+        for (int32_t i = 0; i < group_size; i++)
+            a[i] = (float)((r[i] - mean) / (sd + RL_GROUP_EPS));
+    }
+}
+
+double rl_lr_at(int64_t step, int64_t total, double peak, double warmup_frac, double min_ratio) {
+    int64_t warmup = (int64_t)ceil(warmup_frac * (double)total);
+    if (step < warmup) return peak * (double)step / (double)warmup;
+    double span = (double)(total - warmup);
+    double progress = span > 0 ? (double)(step - warmup) / span : 1.0;
+    if (progress > 1.0) progress = 1.0;
+    double cosine = 0.5 * (1.0 + cos(M_PI * progress));
+    return peak * (min_ratio + (1.0 - min_ratio) * cosine);
+}
