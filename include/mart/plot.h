@@ -1,0 +1,38 @@
+/* plot: line charts (several series, markers, legend, title, axis labels, ticks) rendered
+ * with cairo to SVG or PNG, written atomically. Used for accuracy-vs-attempts figures and
+ * learning curves. Owns nothing beyond one call. */
+#ifndef MART_PLOT_H
+#define MART_PLOT_H
+
+#include "mart/core.h"
+
+typedef struct {
+    const char *label;  /* legend text (NULL = not in the legend) */
+    const double *x;    /* (n) */
+    const double *y;    /* (n) a NaN leaves a gap in the line */
+    int32_t n;
+} plot_series;
+
+typedef struct {
+    const char *title, *xlabel, *ylabel; /* may be NULL */
+    int32_t width, height; /* pixels (PNG) or points (SVG); default 760 x 480 */
+    bool x_integer;        /* ticks at integers only (e.g. number of attempts) */
+    bool y_percent;        /* y values are fractions; tick labels read "45%" */
+    double y_min, y_max;   /* fixed y range when y_min < y_max; otherwise from the data */
+} plot_spec;
+
+void plot_spec_default(plot_spec *s);
+
+/* Every series' line is stroked with this width (a test hook: SVG consumers can tell data
+ * lines from axes and grid by it). */
+#define PLOT_LINE_WIDTH 2.25
+
+/* Renders the chart to `path`, SVG or PNG by its extension (".svg" / ".png"), atomically.
+ * Errors: unknown extension, no drawable point, cairo or file failures (message names path). */
+int plot_write(const plot_spec *spec, const plot_series *series, int32_t n_series,
+               const char *path, mart_err *err);
+/* Writes BASE.svg and BASE.png. */
+int plot_write_svg_png(const plot_spec *spec, const plot_series *series, int32_t n_series,
+                       const char *base, mart_err *err);
+
+#endif
