@@ -1,9 +1,52 @@
-/* mart tasks: not built yet (its issue is open). */
+/* mart tasks: writes the built-in synthetic math task as three disjoint JSONL splits in the
+ * MATH format: train.jsonl (RL prompts), test.jsonl (evaluation), sft.jsonl (worked
+ * solutions for pretraining). */
 #include "cli/cli.h"
+#include "mart/task.h"
 
 int cmd_tasks(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "mart tasks: not implemented yet\n");
-    return 1;
+    task_config c;
+    task_config_default(&c);
+    const char *out = NULL;
+    int64_t seed = 0;
+    cli_opt opts[] = {
+        {"out", CLI_STR, &out, "output folder (created) for train/test/sft.jsonl"},
+        {"seed", CLI_INT64, &seed, "random seed: the same seed gives the same files"},
+        {"n-train", CLI_INT64, &c.n_train, "problems in train.jsonl (RL prompts)"},
+        {"n-test", CLI_INT64, &c.n_test, "problems in test.jsonl (evaluation)"},
+        {"n-sft", CLI_INT64, &c.n_sft, "worked solutions in sft.jsonl (pretraining)"},
+    };
+    int rc = cli_parse("tasks", "--out DIR [options]",
+                       "Generates the built-in math task (arithmetic, remainders, linear equations, "
+                       "word problems; levels 1-3) as disjoint train/test/sft splits with fields "
+                       "problem, answer, solution (ending in \\boxed{answer}), type, level.",
+                       opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
+    if (rc) return rc == 1 ? 0 : 2;
+    mart_err err = {{0}};
+    if (!out) {
+        mart_fail(&err, "--out DIR is required");
+        return cli_error("tasks", &err);
+    }
+    if (c.n_train < 0 || c.n_test < 0 || c.n_sft < 0) {
+        mart_fail(&err, "split sizes must be >= 0");
+        return cli_error("tasks", &err);
+    }
+    c.seed = (uint64_t)seed;
+    task_splits s;
+    if (mart_mkdirs(out, &err) != MART_OK || task_generate_splits(&c, &s, &err) != MART_OK)
+        return cli_error("tasks", &err);
+    char path[4096];
+    rc = task_write_jsonl(mart_path_join(path, sizeof path, out, "train.jsonl"), s.train,
+                          s.n_train, &err);
+    if (rc == MART_OK)
+        rc = task_write_jsonl(mart_path_join(path, sizeof path, out, "test.jsonl"), s.test,
+                              s.n_test, &err);
+    if (rc == MART_OK)
+        rc = task_write_jsonl(mart_path_join(path, sizeof path, out, "sft.jsonl"), s.sft, s.n_sft,
+                              &err);
+    if (rc == MART_OK)
+        fprintf(stderr, "mart tasks: wrote %lld train, %lld test, %lld sft problems to %s\n",
+                (long long)s.n_train, (long long)s.n_test, (long long)s.n_sft, out);
+    task_splits_free(&s);
+    return rc == MART_OK ? 0 : cli_error("tasks", &err);
 }

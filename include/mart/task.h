@@ -1,0 +1,63 @@
+/* task: the built-in synthetic math task family of the demo. Generates problems with exact
+ * integer answers and short worked solutions ending in \boxed{answer}, in the MATH format
+ * (problem / answer / solution / type / level), of graded difficulty: multi-digit arithmetic,
+ * modular arithmetic, small linear equations and word problems. Splits are disjoint and
+ * determined by the seed alone. Owns nothing beyond the items it returns. */
+#ifndef MART_TASK_H
+#define MART_TASK_H
+
+#include "mart/core.h"
+
+typedef enum {
+    TASK_ADD = 0,  /* a + b */
+    TASK_SUB = 1,  /* a - b, a >= b */
+    TASK_MUL = 2,  /* a * b */
+    TASK_MOD = 3,  /* remainder of a divided by m */
+    TASK_EQ = 4,   /* solve a*x + b = c for an integer x */
+    TASK_WORD = 5, /* one-step word problems (+, -, *, /) */
+    TASK_N_KINDS = 6
+} task_kind;
+
+#define TASK_MAX_LEVEL 3 /* levels 1 (easy) .. 3 (hard) */
+
+typedef struct {
+    char *problem;  /* the question text */
+    char *answer;   /* the exact answer, an integer in decimal */
+    char *solution; /* a worked solution ending in \boxed{answer} */
+    task_kind kind;
+    int32_t level;  /* 1..TASK_MAX_LEVEL */
+} task_item;
+
+/* Draws one problem of the given kind and level from r (level clamped to 1..MAX). */
+void task_generate_one(mart_rng *r, task_kind kind, int32_t level, task_item *out);
+void task_item_free(task_item *it);
+void task_items_free(task_item *items, int64_t n);
+/* "add", "sub", "mul", "mod", "eq", "word". */
+const char *task_kind_name(task_kind k);
+
+/* The three disjoint splits written by `mart tasks`. */
+typedef struct {
+    uint64_t seed;
+    int64_t n_train; /* RL prompts */
+    int64_t n_test;  /* evaluation */
+    int64_t n_sft;   /* worked solutions for pretraining */
+} task_config;
+
+void task_config_default(task_config *c);
+
+typedef struct {
+    task_item *train, *test, *sft;
+    int64_t n_train, n_test, n_sft;
+} task_splits;
+
+/* Generates the splits: no problem text appears twice within or across splits. Each split
+ * draws from its own RNG stream (test first, then train, then sft skipping problems already
+ * taken), so the same config always gives the same items. Fails only when the problem space
+ * is too small for the requested sizes. */
+int task_generate_splits(const task_config *c, task_splits *out, mart_err *err);
+void task_splits_free(task_splits *s);
+
+/* Writes items as JSONL ({"problem","answer","solution","type","level"}), atomically. */
+int task_write_jsonl(const char *path, const task_item *items, int64_t n, mart_err *err);
+
+#endif

@@ -1,0 +1,317 @@
+/* task: the built-in synthetic math task family (see include/mart/task.h).
+ *
+ * Why these problems: the demo's tiny byte-level model must solve some but far from all of
+ * them after a few minutes of pretraining, and its mistakes must be "near" (a carry, a
+ * remainder, a sign), so that a second attempt has a plausible different candidate to try.
+ * Answers are short integers; solutions show one or two intermediate steps, the kind of
+ * reasoning a small model can imitate. */
+#include "mart/task.h"
+
+#include <assert.h>
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+void task_item_free(task_item *it) {
+    if (!it) return;
+    free(it->problem);
+    free(it->answer);
+    free(it->solution);
+    memset(it, 0, sizeof *it);
+}
+
+void task_items_free(task_item *items, int64_t n) {
+    if (!items) return;
+    for (int64_t i = 0; i < n; i++) task_item_free(&items[i]);
+    free(items);
+}
+
+const char *task_kind_name(task_kind k) {
+    static const char *const names[TASK_N_KINDS] = {"add", "sub", "mul", "mod", "eq", "word"};
+    return (k >= 0 && k < TASK_N_KINDS) ? names[k] : "unknown";
+}
+
+static int64_t rr(mart_rng *r, int64_t lo, int64_t hi) { return mart_rng_range(r, lo, hi); }
+
+static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xprintf(const char *fmt, ...) {
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    assert(n >= 0);
+    char *s = mart_xmalloc((size_t)n + 1);
+    vsnprintf(s, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    return s;
+}
+
+/* Sets the answer and appends the box to the worked steps. */
+static void finish(task_item *out, long long answer, char *steps) {
+    out->answer = xprintf("%lld", answer);
+    out->solution = xprintf("%s \\boxed{%lld}", steps, answer);
+    free(steps);
+}
+
+static void gen_add(mart_rng *r, int32_t level, task_item *out) {
+    long long a, b;
+    if (level == 1) a = rr(r, 10, 49), b = rr(r, 2, 9);
+    else if (level == 2) a = rr(r, 10, 99), b = rr(r, 10, 99);
+    else a = rr(r, 100, 999), b = rr(r, 10, 99);
+    out->problem = xprintf("What is %lld + %lld?", a, b);
+    if (level == 1) {
+        finish(out, a + b, xprintf("%lld + %lld = %lld.", a, b, a + b));
+    } else {
+        long long tens = b / 10 * 10, ones = b % 10;
+        finish(out, a + b, xprintf("%lld + %lld = %lld + %lld + %lld = %lld + %lld = %lld.", a, b,
+                                   a, tens, ones, a + tens, ones, a + b));
+    }
+}
+
+static void gen_sub(mart_rng *r, int32_t level, task_item *out) {
+    long long a, b;
+    if (level == 1) a = rr(r, 11, 59), b = rr(r, 2, 9);
+    else if (level == 2) a = rr(r, 30, 99), b = rr(r, 10, a - 10);
+    else a = rr(r, 100, 999), b = rr(r, 10, 99);
+    out->problem = xprintf("What is %lld - %lld?", a, b);
+    if (level == 1) {
+        finish(out, a - b, xprintf("%lld - %lld = %lld.", a, b, a - b));
+    } else {
+        long long tens = b / 10 * 10, ones = b % 10;
+        finish(out, a - b, xprintf("%lld - %lld = %lld - %lld - %lld = %lld - %lld = %lld.", a, b,
+                                   a, tens, ones, a - tens, ones, a - b));
+    }
+}
+
+static void gen_mul(mart_rng *r, int32_t level, task_item *out) {
+    long long a, b;
+    if (level == 1) a = rr(r, 2, 9), b = rr(r, 2, 9);
+    else if (level == 2) a = rr(r, 11, 19), b = rr(r, 2, 9);
+    else a = rr(r, 21, 59), b = rr(r, 3, 9);
+    out->problem = xprintf("What is %lld * %lld?", a, b);
+    if (level == 1) {
+        finish(out, a * b, xprintf("%lld * %lld = %lld.", a, b, a * b));
+    } else {
+        long long tens = a / 10 * 10, ones = a % 10;
+        finish(out, a * b, xprintf("%lld * %lld = %lld * %lld + %lld * %lld = %lld + %lld = %lld.",
+                                   a, b, tens, b, ones, b, tens * b, ones * b, a * b));
+    }
+}
+
+static void gen_mod(mart_rng *r, int32_t level, task_item *out) {
+    long long a, m;
+    if (level == 1) m = rr(r, 2, 5), a = rr(r, 6, 30);
+    else if (level == 2) m = rr(r, 3, 9), a = rr(r, 20, 99);
+    else m = rr(r, 6, 13), a = rr(r, 100, 300);
+    out->problem = xprintf("What is the remainder when %lld is divided by %lld?", a, m);
+    finish(out, a % m, xprintf("%lld = %lld * %lld + %lld, so the remainder is %lld.", a, m,
+                               a / m, a % m, a % m));
+}
+
+/* "3x + 7", "3x - 7", "x + 7": the left side of a*x + b. */
+static char *lhs(long long a, long long b) {
+    char ax[32];
+    if (a == 1) snprintf(ax, sizeof ax, "x");
+    else snprintf(ax, sizeof ax, "%lldx", a);
+    return b >= 0 ? xprintf("%s + %lld", ax, b) : xprintf("%s - %lld", ax, -b);
+}
+
+static void gen_eq(mart_rng *r, int32_t level, task_item *out) {
+    long long a, b, x;
+    if (level == 1) a = 1, x = rr(r, 1, 20), b = rr(r, 1, 20);
+    else if (level == 2) a = rr(r, 2, 5), x = rr(r, 1, 12), b = rr(r, 1, 20);
+    else a = rr(r, 2, 9), x = rr(r, -9, 12), b = rr(r, -20, 20);
+    if (b == 0) b = 1;
+    long long c = a * x + b;
+    char *l = lhs(a, b);
+    out->problem = xprintf("Solve for x: %s = %lld.", l, c);
+    free(l);
+    /* moving b across: "c - b" or "c + |b|" */
+    char *move = b >= 0 ? xprintf("%lld - %lld", c, b) : xprintf("%lld + %lld", c, -b);
+    if (a == 1)
+        finish(out, x, xprintf("x = %s = %lld.", move, x));
+    else
+        finish(out, x, xprintf("%lldx = %s = %lld, so x = %lld / %lld = %lld.", a, move, a * x,
+                               a * x, a, x));
+    free(move);
+}
+
+static const char *const names[] = {"Tom", "Ann", "Sam", "Lia", "Ben", "Eva", "Max", "Zoe"};
+static const char *const objs[] = {"apples", "pens", "cards", "stamps", "marbles", "books"};
+#define N_NAMES ((int64_t)(sizeof names / sizeof names[0]))
+#define N_OBJS ((int64_t)(sizeof objs / sizeof objs[0]))
+
+static void gen_word(mart_rng *r, int32_t level, task_item *out) {
+    const char *n1 = names[rr(r, 0, N_NAMES - 1)];
+    const char *n2 = names[rr(r, 0, N_NAMES - 1)];
+    while (n2 == n1) n2 = names[rr(r, 0, N_NAMES - 1)];
+    const char *o = objs[rr(r, 0, N_OBJS - 1)];
+    int64_t form = level == 1 ? rr(r, 0, 1) : level == 2 ? rr(r, 2, 3) : 4;
+    long long a, b, c;
+    switch (form) {
+    case 0: /* add */
+        a = rr(r, 5, 60), b = rr(r, 2, 30);
+        out->problem = xprintf("%s has %lld %s and buys %lld more. How many %s does %s have now?",
+                               n1, a, o, b, o, n1);
+        finish(out, a + b, xprintf("%lld + %lld = %lld.", a, b, a + b));
+        break;
+    case 1: /* sub */
+        a = rr(r, 10, 60), b = rr(r, 2, a - 1);
+        out->problem = xprintf("%s has %lld %s and gives %lld to %s. How many %s does %s have "
+                               "left?", n1, a, o, b, n2, o, n1);
+        finish(out, a - b, xprintf("%lld - %lld = %lld.", a, b, a - b));
+        break;
+    case 2: /* mul */
+        a = rr(r, 2, 12), b = rr(r, 2, 9);
+        out->problem = xprintf("A box holds %lld %s. How many %s are in %lld boxes?", a, o, o, b);
+        finish(out, a * b, xprintf("%lld * %lld = %lld.", a, b, a * b));
+        break;
+    case 3: /* div */
+        a = rr(r, 2, 12), b = rr(r, 2, 9);
+        out->problem = xprintf("%s shares %lld %s equally among %lld friends. How many %s does "
+                               "each friend get?", n1, a * b, o, b, o);
+        finish(out, a, xprintf("%lld / %lld = %lld.", a * b, b, a));
+        break;
+    default: /* two steps */
+        a = rr(r, 3, 12), b = rr(r, 2, 9), c = rr(r, 1, a * b - 1);
+        out->problem = xprintf("%s buys %lld packs of %lld %s and gives %lld to %s. How many %s "
+                               "does %s have now?", n1, b, a, o, c, n2, o, n1);
+        finish(out, a * b - c, xprintf("%lld * %lld = %lld, and %lld - %lld = %lld.", b, a, a * b,
+                                       a * b, c, a * b - c));
+        break;
+    }
+}
+
+void task_generate_one(mart_rng *r, task_kind kind, int32_t level, task_item *out) {
+    memset(out, 0, sizeof *out);
+    if (level < 1) level = 1;
+    if (level > TASK_MAX_LEVEL) level = TASK_MAX_LEVEL;
+    out->kind = kind;
+    out->level = level;
+    switch (kind) {
+    case TASK_ADD: gen_add(r, level, out); break;
+    case TASK_SUB: gen_sub(r, level, out); break;
+    case TASK_MUL: gen_mul(r, level, out); break;
+    case TASK_MOD: gen_mod(r, level, out); break;
+    case TASK_EQ: gen_eq(r, level, out); break;
+    default: gen_word(r, level, out); break;
+    }
+}
+
+void task_config_default(task_config *c) {
+    c->seed = 0;
+    c->n_train = 4000;
+    c->n_test = 500;
+    c->n_sft = 20000;
+}
+
+/* ---- a set of problem texts (open addressing, FNV-1a) to keep the splits disjoint ---- */
+
+typedef struct {
+    const char **keys; /* not owned */
+    int64_t cap, n;
+} text_set;
+
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Inserts s; returns false when it was already there. */
+static bool set_add(text_set *t, const char *s) {
+    if (2 * (t->n + 1) > t->cap) {
+        text_set g = {mart_xcalloc((size_t)(t->cap ? 2 * t->cap : 1024), sizeof(char *)),
+                      t->cap ? 2 * t->cap : 1024, 0};
+        for (int64_t i = 0; i < t->cap; i++)
+            if (t->keys[i]) set_add(&g, t->keys[i]);
+        free(t->keys);
+        *t = g;
+    }
+    uint64_t i = fnv1a(s) & (uint64_t)(t->cap - 1);
+    while (t->keys[i]) {
+        if (!strcmp(t->keys[i], s)) return false;
+        i = (i + 1) & (uint64_t)(t->cap - 1);
+    }
+    t->keys[i] = s;
+    t->n++;
+    return true;
+}
+
+/* The mix of the task: every kind equally often, levels 1..3 equally often. */
+static void draw_item(mart_rng *r, task_item *out) {
+    task_kind k = (task_kind)rr(r, 0, TASK_N_KINDS - 1);
+    int32_t level = (int32_t)rr(r, 1, TASK_MAX_LEVEL);
+    task_generate_one(r, k, level, out);
+}
+
+static int fill_split(text_set *seen, uint64_t seed, uint64_t stream, int64_t n,
+                      task_item **items, const char *split, mart_err *err) {
+    mart_rng r;
+    mart_rng_seed(&r, seed, stream);
+    *items = mart_xcalloc((size_t)(n > 0 ? n : 1), sizeof(task_item));
+    /* the space holds millions of problems; a long run of duplicates means it is exhausted */
+    int64_t got = 0, misses = 0, max_misses = 100000;
+    while (got < n) {
+        if (misses > max_misses) {
+            task_items_free(*items, got);
+            *items = NULL;
+            return mart_fail(err, "task: cannot draw %lld distinct %s problems (only %lld after "
+                             "%lld duplicates in a row): ask for fewer", (long long)n, split,
+                             (long long)got, (long long)max_misses);
+        }
+        task_item it;
+        draw_item(&r, &it);
+        if (set_add(seen, it.problem)) {
+            (*items)[got++] = it;
+            misses = 0;
+        } else {
+            task_item_free(&it);
+            misses++;
+        }
+    }
+    return MART_OK;
+}
+
+int task_generate_splits(const task_config *c, task_splits *out, mart_err *err) {
+    memset(out, 0, sizeof *out);
+    text_set seen = {0};
+    int rc = fill_split(&seen, c->seed, 1, c->n_test, &out->test, "test", err);
+    if (rc == MART_OK) out->n_test = c->n_test;
+    if (rc == MART_OK) rc = fill_split(&seen, c->seed, 2, c->n_train, &out->train, "train", err);
+    if (rc == MART_OK) out->n_train = c->n_train;
+    if (rc == MART_OK) rc = fill_split(&seen, c->seed, 3, c->n_sft, &out->sft, "sft", err);
+    if (rc == MART_OK) out->n_sft = c->n_sft;
+    free(seen.keys);
+    if (rc != MART_OK) task_splits_free(out);
+    return rc;
+}
+
+void task_splits_free(task_splits *s) {
+    task_items_free(s->train, s->n_train);
+    task_items_free(s->test, s->n_test);
+    task_items_free(s->sft, s->n_sft);
+    memset(s, 0, sizeof *s);
+}
+
+int task_write_jsonl(const char *path, const task_item *items, int64_t n, mart_err *err) {
+    mart_buf b = {0};
+    for (int64_t i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "problem", items[i].problem);
+        cJSON_AddStringToObject(o, "answer", items[i].answer);
+        cJSON_AddStringToObject(o, "solution", items[i].solution);
+        cJSON_AddStringToObject(o, "type", task_kind_name(items[i].kind));
+        cJSON_AddNumberToObject(o, "level", items[i].level);
+        char *s = cJSON_PrintUnformatted(o);
+        mart_buf_append(&b, s, strlen(s));
+        mart_buf_append(&b, "\n", 1);
+        free(s);
+        cJSON_Delete(o);
+    }
+    int rc = mart_write_file_atomic(path, b.data ? b.data : "", b.len, err);
+    mart_buf_free(&b);
+    return rc;
+}

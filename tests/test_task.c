@@ -1,0 +1,196 @@
+/* task: every generated answer checked by an independent solver that reads the problem text,
+ * solutions end in the boxed answer, splits are disjoint, the seed fixes the output. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mart/task.h"
+
+/* Reads every integer of s in order (a '-' directly before a digit is a sign). */
+static int ints(const char *s, long long *v, int cap) {
+    int n = 0;
+    for (const char *p = s; *p && n < cap;) {
+        if ((*p >= '0' && *p <= '9') || (*p == '-' && p[1] >= '0' && p[1] <= '9')) {
+            char *end;
+            v[n++] = strtoll(p, &end, 10);
+            p = end;
+        } else {
+            p++;
+        }
+    }
+    return n;
+}
+
+/* Solves a problem from its text alone; returns false when the text is not understood. */
+static bool solve(const char *q, long long *ans) {
+    long long v[8];
+    int n = ints(q, v, 8);
+    long long a, b, c;
+    char op;
+    if (sscanf(q, "What is %lld %c %lld?", &a, &op, &b) == 3) {
+        *ans = op == '+' ? a + b : op == '-' ? a - b : a * b;
+        return op == '+' || op == '-' || op == '*';
+    }
+    if (sscanf(q, "What is the remainder when %lld is divided by %lld?", &a, &b) == 2) {
+        *ans = a % b;
+        return true;
+    }
+    if (!strncmp(q, "Solve for x: ", 13)) {
+        const char *e = q + 13;
+        a = 1;
+        if (*e != 'x') a = strtoll(e, (char **)&e, 10);
+        if (*e != 'x') return false;
+        char sign;
+        if (sscanf(e, "x %c %lld = %lld.", &sign, &b, &c) != 3) return false;
+        if (sign == '-') b = -b;
+        if ((c - b) % a) return false;
+        *ans = (c - b) / a;
+        return true;
+    }
+    if (strstr(q, "packs of") && n == 3) { *ans = v[0] * v[1] - v[2]; return true; }
+    if (strstr(q, "and buys") && n == 2) { *ans = v[0] + v[1]; return true; }
+    if (strstr(q, "and gives") && n == 2) { *ans = v[0] - v[1]; return true; }
+    if (strstr(q, "A box holds") && n == 2) { *ans = v[0] * v[1]; return true; }
+    if (strstr(q, "equally among") && n == 2) {
+        if (v[0] % v[1]) return false;
+        *ans = v[0] / v[1];
+        return true;
+    }
+    return false;
+}
+
+static void every_kind_and_level_has_an_independently_verified_answer(void **state) {
+    (void)state;
+    mart_rng r;
+    mart_rng_seed(&r, 7, 0);
+    for (int k = 0; k < TASK_N_KINDS; k++)
+        for (int level = 1; level <= TASK_MAX_LEVEL; level++)
+            for (int i = 0; i < 300; i++) {
+                task_item it;
+                task_generate_one(&r, (task_kind)k, level, &it);
+                long long want = 0;
+                if (!solve(it.problem, &want)) fail_msg("not understood: %s", it.problem);
+                char buf[32];
+                snprintf(buf, sizeof buf, "%lld", want);
+                if (strcmp(buf, it.answer))
+                    fail_msg("%s: answer %s, independent solver %s", it.problem, it.answer, buf);
+                task_item_free(&it);
+            }
+}
+
+static void solutions_end_in_the_boxed_answer(void **state) {
+    (void)state;
+    mart_rng r;
+    mart_rng_seed(&r, 3, 0);
+    for (int k = 0; k < TASK_N_KINDS; k++)
+        for (int level = 1; level <= TASK_MAX_LEVEL; level++) {
+            task_item it;
+            task_generate_one(&r, (task_kind)k, level, &it);
+            char box[64];
+            snprintf(box, sizeof box, "\\boxed{%s}", it.answer);
+            size_t ls = strlen(it.solution), lb = strlen(box);
+            assert_true(ls > lb);
+            assert_string_equal(it.solution + ls - lb, box);
+            assert_non_null(strstr(it.solution, "= "));
+            assert_int_equal(it.level, level);
+            task_item_free(&it);
+        }
+}
+
+static bool in_split(const task_item *items, int64_t n, const char *problem) {
+    for (int64_t i = 0; i < n; i++)
+        if (!strcmp(items[i].problem, problem)) return true;
+    return false;
+}
+
+static void splits_are_disjoint_and_free_of_duplicates(void **state) {
+    (void)state;
+    task_config c = {.seed = 11, .n_train = 400, .n_test = 200, .n_sft = 600};
+    task_splits s;
+    mart_err err = {{0}};
+    assert_int_equal(task_generate_splits(&c, &s, &err), MART_OK);
+    assert_int_equal(s.n_train, 400);
+    assert_int_equal(s.n_test, 200);
+    assert_int_equal(s.n_sft, 600);
+    for (int64_t i = 0; i < s.n_test; i++) {
+        assert_false(in_split(s.train, s.n_train, s.test[i].problem));
+        assert_false(in_split(s.sft, s.n_sft, s.test[i].problem));
+        assert_false(in_split(s.test, i, s.test[i].problem));
+    }
+    for (int64_t i = 0; i < s.n_train; i++) {
+        assert_false(in_split(s.sft, s.n_sft, s.train[i].problem));
+        assert_false(in_split(s.train, i, s.train[i].problem));
+    }
+    for (int64_t i = 0; i < s.n_sft; i++) assert_false(in_split(s.sft, i, s.sft[i].problem));
+    task_splits_free(&s);
+}
+
+static void the_same_seed_gives_the_same_splits_and_another_seed_differs(void **state) {
+    (void)state;
+    task_config c = {.seed = 5, .n_train = 50, .n_test = 50, .n_sft = 50};
+    task_splits a, b, d;
+    mart_err err = {{0}};
+    assert_int_equal(task_generate_splits(&c, &a, &err), MART_OK);
+    assert_int_equal(task_generate_splits(&c, &b, &err), MART_OK);
+    c.seed = 6;
+    assert_int_equal(task_generate_splits(&c, &d, &err), MART_OK);
+    int same = 0;
+    for (int64_t i = 0; i < 50; i++) {
+        assert_string_equal(a.test[i].problem, b.test[i].problem);
+        assert_string_equal(a.train[i].solution, b.train[i].solution);
+        assert_string_equal(a.sft[i].answer, b.sft[i].answer);
+        same += !strcmp(a.test[i].problem, d.test[i].problem);
+    }
+    assert_true(same < 10);
+    task_splits_free(&a);
+    task_splits_free(&b);
+    task_splits_free(&d);
+}
+
+static void the_jsonl_has_the_math_fields(void **state) {
+    (void)state;
+    task_config c = {.seed = 2, .n_train = 3, .n_test = 3, .n_sft = 3};
+    task_splits s;
+    mart_err err = {{0}};
+    assert_int_equal(task_generate_splits(&c, &s, &err), MART_OK);
+    char dir[] = "/tmp/mart_task_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/t.jsonl", dir);
+    assert_int_equal(task_write_jsonl(path, s.test, s.n_test, &err), MART_OK);
+    cJSON **objs;
+    int64_t n;
+    assert_int_equal(mart_jsonl_load(path, &objs, &n, &err), MART_OK);
+    assert_int_equal(n, 3);
+    for (int64_t i = 0; i < n; i++) {
+        assert_string_equal(cJSON_GetObjectItem(objs[i], "problem")->valuestring,
+                            s.test[i].problem);
+        assert_string_equal(cJSON_GetObjectItem(objs[i], "answer")->valuestring,
+                            s.test[i].answer);
+        assert_non_null(cJSON_GetObjectItem(objs[i], "solution"));
+        assert_non_null(cJSON_GetObjectItem(objs[i], "type"));
+        assert_non_null(cJSON_GetObjectItem(objs[i], "level"));
+    }
+    mart_jsonl_free(objs, n);
+    unlink(path);
+    rmdir(dir);
+    task_splits_free(&s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_kind_and_level_has_an_independently_verified_answer),
+        cmocka_unit_test(solutions_end_in_the_boxed_answer),
+        cmocka_unit_test(splits_are_disjoint_and_free_of_duplicates),
+        cmocka_unit_test(the_same_seed_gives_the_same_splits_and_another_seed_differs),
+        cmocka_unit_test(the_jsonl_has_the_math_fields),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
