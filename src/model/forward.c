@@ -1,0 +1,286 @@
+/* forward: the transformer over a packed batch (see model_forward in mart/model.h).
+ *
+ *   x = embed[tokens]
+ *   per layer:  a = rmsnorm(x) ; [q k v] = a Wqkv^T + b ; rotary(q, k) ; x += attn(q,k,v) Wo^T
+ *               a = rmsnorm(x) ; [g u] = a Wgu^T ; x += (silu(g) * u) Wdown^T
+ *   xf = rmsnorm(x) ; logits = xf lm_head^T ; values = xf . value_head
+ *
+ * With for_backward every layer's activations are kept (struct model_work) for backward.c;
+ * otherwise one set of buffers is reused by every layer and logits are produced in row
+ * chunks, so (n_tokens, vocab) is never held unless the caller asks for the logits. */
+#include "model/model_priv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Logit rows per chunk when the full (rows, vocab) matrix is not kept: ~32 MB. */
+#define LOGIT_CHUNK_FLOATS (8 << 20)
+
+float *wbuf_get(wbuf *b, size_t n) {
+    if (n == 0) n = 1;
+    if (b->cap < n) {
+        mart_aligned_free(b->p);
+        b->p = mart_aligned_alloc(n * sizeof(float));
+        b->cap = n;
+    }
+    return b->p;
+}
+
+struct model_work *model_work_create(void) {
+    return mart_xcalloc(1, sizeof(struct model_work));
+}
+
+void model_work_free(struct model_work *w) {
+    if (!w) return;
+    wbuf *all[] = {&w->res,  &w->xn1,   &w->rstd1, &w->qkv,      &w->att,      &w->probs,
+                   &w->xn2,  &w->rstd2, &w->gu,    &w->hid,      &w->xf,       &w->rstdf,
+                   &w->lsm,  &w->ent,   &w->gather, &w->rope_cos, &w->rope_sin, &w->dres,
+                   &w->dxn,  &w->dqkv,  &w->datt,  &w->dgu,      &w->dhid};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) mart_aligned_free(all[i]->p);
+    free(w->pos);
+    free(w->tokens);
+    free(w->targets);
+    free(w->offsets);
+    free(w->seqs);
+    free(w);
+}
+
+static void work_reserve_ints(struct model_work *w, int64_t n_tokens, int32_t n_seqs) {
+    if (w->icap < (size_t)n_tokens + 1) {
+        w->icap = (size_t)n_tokens + 1;
+        w->pos = mart_xrealloc(w->pos, w->icap * sizeof(int32_t));
+        w->tokens = mart_xrealloc(w->tokens, w->icap * sizeof(int32_t));
+        w->targets = mart_xrealloc(w->targets, w->icap * sizeof(int32_t));
+    }
+    if (w->ocap < (size_t)n_seqs + 1) {
+        w->ocap = (size_t)n_seqs + 1;
+        w->offsets = mart_xrealloc(w->offsets, w->ocap * sizeof(int32_t));
+        w->seqs = mart_xrealloc(w->seqs, w->ocap * sizeof(kern_attn_seq));
+    }
+}
+
+/* Checks the batch against the model and the cache; fills w->pos. */
+static int check_batch(const model *m, const model_batch *b, const model_kv_cache *cache,
+                       const model_out *out, bool for_backward, mart_err *err) {
+    const model_config *c = &m->cfg;
+    if (b->n_seqs < 0) return mart_fail(err, "batch: negative number of sequences");
+    if (b->n_seqs > 0 && b->offsets[0] != 0)
+        return mart_fail(err, "batch: offsets[0] must be 0 (got %d)", b->offsets[0]);
+    if (b->slots && !cache) return mart_fail(err, "batch: KV-cache slots given without a cache");
+    if (b->slots && for_backward)
+        return mart_fail(err, "batch: a forward pass for backward cannot use the KV cache");
+    if (for_backward && out->last_only)
+        return mart_fail(err, "batch: last_only outputs cannot be used for backward");
+    if (out->values && !m->has_value_head)
+        return mart_fail(err, "values requested from a model without a value head");
+    for (int32_t i = 0; i < b->n_seqs; i++) {
+        int32_t n = b->offsets[i + 1] - b->offsets[i];
+        if (n < 0) return mart_fail(err, "batch: sequence %d has negative length", i);
+        if (n == 0 && out->last_only)
+            return mart_fail(err, "batch: sequence %d is empty (last_only needs a token)", i);
+        int32_t p0 = 0;
+        if (b->slots) {
+            int32_t s = b->slots[i];
+            if (s < 0 || s >= cache->n_slots)
+                return mart_fail(err, "batch: sequence %d uses KV slot %d, outside [0, %d)", i, s,
+                                 cache->n_slots);
+            for (int32_t j = 0; j < i; j++)
+                if (b->slots[j] == s)
+                    return mart_fail(err, "batch: sequences %d and %d share KV slot %d", j, i, s);
+            p0 = cache->len[s];
+            if ((int64_t)p0 + n > cache->max_len)
+                return mart_fail(err,
+                                 "batch: sequence %d overflows KV slot %d (%d + %d positions > "
+                                 "max_len %d)",
+                                 i, s, p0, n, cache->max_len);
+        }
+        for (int32_t t = 0; t < n; t++) {
+            int32_t tok = b->tokens[b->offsets[i] + t];
+            if (tok < 0 || tok >= c->vocab_size)
+                return mart_fail(err,
+                                 "batch: sequence %d position %d: token id %d is outside the "
+                                 "vocabulary [0, %d)",
+                                 i, t, tok, c->vocab_size);
+            if (out->targets && out->targets[b->offsets[i] + t] >= c->vocab_size)
+                return mart_fail(err,
+                                 "batch: sequence %d position %d: target id %d is outside the "
+                                 "vocabulary [0, %d)",
+                                 i, t, out->targets[b->offsets[i] + t], c->vocab_size);
+            m->work->pos[b->offsets[i] + t] = p0 + t;
+        }
+    }
+    return MART_OK;
+}
+
+/* Output rows of the LM head for the rows of xf (rows, d). */
+static void head_outputs(model *m, const float *xf, int64_t rows, const int32_t *row_targets,
+                         const model_out *out, bool for_backward) {
+    struct model_work *w = m->work;
+    const int64_t V = m->cfg.vocab_size, d = m->cfg.hidden_size;
+    if (out->values) {
+        const float *vh = m->value_head;
+#pragma omp parallel for schedule(static) if (rows > 64)
+        for (int64_t r = 0; r < rows; r++) {
+            float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+            for (int64_t j = 0; j < d; j++) s += xf[r * d + j] * vh[j];
+            out->values[r] = s;
+        }
+    }
+    if (for_backward) {
+        float *lsm = wbuf_get(&w->lsm, (size_t)(rows * V));
+        float *ent = wbuf_get(&w->ent, (size_t)rows);
+        kern_linear(lsm, xf, m->lm_head, NULL, rows, V, d, false);
+        if (out->logits) memcpy(out->logits, lsm, (size_t)(rows * V) * sizeof(float));
+        kern_logsoftmax_forward(lsm, lsm, rows, V, out->temperature, row_targets, out->logprobs,
+                                ent);
+        if (out->entropy) memcpy(out->entropy, ent, (size_t)rows * sizeof(float));
+        return;
+    }
+    if (!out->logprobs && !out->entropy && !out->logits) return;
+    int64_t chunk = LOGIT_CHUNK_FLOATS / V;
+    if (chunk < 16) chunk = 16;
+    if (chunk > rows) chunk = rows;
+    float *scratch = wbuf_get(&w->lsm, (size_t)(chunk * V));
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+        int64_t n = rows - r0 < chunk ? rows - r0 : chunk;
+        float *z = out->logits ? out->logits + r0 * V : scratch;
+        kern_linear(z, xf + r0 * d, m->lm_head, NULL, n, V, d, false);
+        if (out->logprobs || out->entropy)
+            kern_logsoftmax_forward(scratch, z, n, V, out->temperature,
+                                    row_targets ? row_targets + r0 : NULL,
+                                    out->logprobs ? out->logprobs + r0 : NULL,
+                                    out->entropy ? out->entropy + r0 : NULL);
+    }
+}
+
+int model_forward(model *m, const model_batch *b, model_kv_cache *cache, model_out *out,
+                  bool for_backward, mart_err *err) {
+    const model_config *c = &m->cfg;
+    struct model_work *w = m->work;
+    const int32_t S = b->n_seqs;
+    const int64_t T = S > 0 ? b->offsets[S] : 0;
+    const int64_t d = c->hidden_size, hd = c->head_dim, qd = c->n_heads * hd,
+                  kvd = c->n_kv_heads * hd, ldqkv = qd + 2 * kvd, f = c->intermediate_size;
+    const int32_t L = c->n_layers;
+    w->saved = false;
+    work_reserve_ints(w, T, S);
+    if (check_batch(m, b, cache, out, for_backward, err)) return MART_ERR;
+    if (T == 0) return MART_OK;
+
+    /* Layer-indexed views: one copy per layer when keeping activations for backward. */
+    const int64_t nl = for_backward ? L : 1;
+    int64_t p_total = 0;
+    for (int32_t i = 0; i < S; i++) {
+        int64_t n = b->offsets[i + 1] - b->offsets[i];
+        p_total += for_backward ? (int64_t)c->n_heads * n * n : 0;
+    }
+    float *res = wbuf_get(&w->res, (size_t)((for_backward ? 2 * L + 1 : 1) * T * d));
+    float *xn1 = wbuf_get(&w->xn1, (size_t)(nl * T * d));
+    float *rstd1 = wbuf_get(&w->rstd1, (size_t)(nl * T));
+    float *qkv = wbuf_get(&w->qkv, (size_t)(nl * T * ldqkv));
+    float *att = wbuf_get(&w->att, (size_t)(nl * T * qd));
+    float *probs = for_backward ? wbuf_get(&w->probs, (size_t)(L * p_total)) : NULL;
+    float *xn2 = wbuf_get(&w->xn2, (size_t)(nl * T * d));
+    float *rstd2 = wbuf_get(&w->rstd2, (size_t)(nl * T));
+    float *gu = wbuf_get(&w->gu, (size_t)(nl * T * 2 * f));
+    float *hid = wbuf_get(&w->hid, (size_t)(nl * T * f));
+    float *rc = wbuf_get(&w->rope_cos, (size_t)(T * hd / 2));
+    float *rs = wbuf_get(&w->rope_sin, (size_t)(T * hd / 2));
+    kern_rope_table(rc, rs, w->pos, T, (int32_t)hd, c->rope_theta);
+
+    /* Embedding. */
+#pragma omp parallel for schedule(static) if (T > 64)
+    for (int64_t t = 0; t < T; t++)
+        memcpy(res + t * d, m->embed + (int64_t)b->tokens[t] * d, (size_t)d * sizeof(float));
+
+    for (int32_t l = 0; l < L; l++) {
+        const model_layer *ly = &m->layers[l];
+        const int64_t li = for_backward ? l : 0;
+        float *x_in = for_backward ? res + (2 * l) * T * d : res;
+        float *x_mid = for_backward ? res + (2 * l + 1) * T * d : res;
+        float *x_out = for_backward ? res + (2 * l + 2) * T * d : res;
+        float *a1 = xn1 + li * T * d, *q = qkv + li * T * ldqkv, *o = att + li * T * qd;
+        float *a2 = xn2 + li * T * d, *g = gu + li * T * 2 * f, *h = hid + li * T * f;
+        assert(ly->wk == ly->wq + qd * d && ly->wv == ly->wk + kvd * d);
+        assert(ly->w_up == ly->w_gate + f * d);
+
+        /* Attention block. */
+        kern_rmsnorm_forward(a1, rstd1 + li * T, x_in, ly->attn_norm, T, d, c->rms_norm_eps);
+        kern_linear(q, a1, ly->wq, ly->bq, T, ldqkv, d, false);
+        kern_rope_forward(q, ldqkv, T, c->n_heads + c->n_kv_heads, (int32_t)hd, rc, rs);
+        float *pp = probs ? probs + l * p_total : NULL;
+        for (int32_t i = 0; i < S; i++) {
+            kern_attn_seq *sq = &w->seqs[i];
+            int64_t r0 = b->offsets[i];
+            int32_t n = b->offsets[i + 1] - b->offsets[i];
+            sq->q_row = r0;
+            sq->n_q = n;
+            sq->dk = sq->dv = NULL;
+            if (b->slots) {
+                int32_t slot = b->slots[i], p0 = cache->len[slot];
+                int64_t base = ((int64_t)l * cache->n_slots + slot) * cache->max_len * kvd;
+                float *kc = cache->k + base, *vc = cache->v + base;
+                for (int32_t t = 0; t < n; t++) {
+                    memcpy(kc + (p0 + t) * kvd, q + (r0 + t) * ldqkv + qd,
+                           (size_t)kvd * sizeof(float));
+                    memcpy(vc + (p0 + t) * kvd, q + (r0 + t) * ldqkv + qd + kvd,
+                           (size_t)kvd * sizeof(float));
+                }
+                sq->k = kc;
+                sq->v = vc;
+                sq->n_k = p0 + n;
+            } else {
+                sq->k = q + r0 * ldqkv + qd;
+                sq->v = q + r0 * ldqkv + qd + kvd;
+                sq->n_k = n;
+            }
+            sq->probs = pp;
+            if (pp) pp += (int64_t)c->n_heads * n * n;
+        }
+        kern_attention_forward(o, q, ldqkv, b->slots ? kvd : ldqkv, w->seqs, S, c->n_heads,
+                               c->n_kv_heads, (int32_t)hd);
+        if (x_mid != x_in) memcpy(x_mid, x_in, (size_t)(T * d) * sizeof(float));
+        kern_linear(x_mid, o, ly->wo, NULL, T, d, qd, true);
+
+        /* MLP block. */
+        kern_rmsnorm_forward(a2, rstd2 + li * T, x_mid, ly->mlp_norm, T, d, c->rms_norm_eps);
+        kern_linear(g, a2, ly->w_gate, NULL, T, 2 * f, d, false);
+        kern_swiglu_forward(h, g, T, f);
+        if (x_out != x_mid) memcpy(x_out, x_mid, (size_t)(T * d) * sizeof(float));
+        kern_linear(x_out, h, ly->w_down, NULL, T, d, f, true);
+    }
+    if (b->slots)
+        for (int32_t i = 0; i < S; i++) cache->len[b->slots[i]] += b->offsets[i + 1] - b->offsets[i];
+
+    /* Final norm and heads, on every token or on the last token of each sequence. */
+    float *x_fin = for_backward ? res + (int64_t)(2 * L) * T * d : res;
+    int64_t rows = out->last_only ? S : T;
+    int32_t *row_targets = out->targets ? w->targets : NULL;
+    if (out->last_only) {
+        float *gth = wbuf_get(&w->gather, (size_t)(S * d));
+        for (int32_t i = 0; i < S; i++) {
+            int64_t t = b->offsets[i + 1] - 1;
+            memcpy(gth + i * d, x_fin + t * d, (size_t)d * sizeof(float));
+            if (row_targets) row_targets[i] = out->targets[t];
+        }
+        x_fin = gth;
+    } else if (row_targets) {
+        memcpy(row_targets, out->targets, (size_t)T * sizeof(int32_t));
+    }
+    float *xf = wbuf_get(&w->xf, (size_t)(rows * d));
+    float *rstdf = wbuf_get(&w->rstdf, (size_t)rows);
+    kern_rmsnorm_forward(xf, rstdf, x_fin, m->final_norm, rows, d, c->rms_norm_eps);
+    head_outputs(m, xf, rows, row_targets, out, for_backward);
+
+    if (for_backward) {
+        memcpy(w->tokens, b->tokens, (size_t)T * sizeof(int32_t));
+        memcpy(w->offsets, b->offsets, (size_t)(S + 1) * sizeof(int32_t));
+        w->saved = true;
+        w->n_tokens = T;
+        w->n_seqs = S;
+        w->temperature = out->temperature;
+        w->has_targets = out->targets != NULL;
+    }
+    return MART_OK;
+}

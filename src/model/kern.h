@@ -1,0 +1,91 @@
+/* kern: the compute operations of the transformer, each a forward / backward pair, behind
+ * one small interface so that another backend (CUDA) can implement the same set and be
+ * tested against this CPU one operation by operation. Matrices are row-major floats;
+ * shapes are given in the comments as (rows, cols). Backward functions ACCUMULATE into
+ * weight gradients (dw += ...), and write or accumulate activation gradients as stated.
+ * The CPU versions thread with OpenMP and call OpenBLAS (OpenMP build: one thread pool). */
+#ifndef MART_MODEL_KERN_H
+#define MART_MODEL_KERN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- matrix products ---- */
+
+/* y (M, N) = x (M, K) · w (N, K)^T + b (N) (b may be NULL). With accumulate, y += instead
+ * of y =. Every matrix product of the forward pass goes through here (decode, M = 1..8,
+ * included), so a faster small-M path belongs inside this function. */
+void kern_linear(float *y, const float *x, const float *w, const float *b, int64_t M, int64_t N,
+                 int64_t K, bool accumulate);
+/* Backward of kern_linear given dy (M, N): dx (M, K) = dy · w (or += with dx_accumulate;
+ * dx may be NULL), dw (N, K) += dy^T · x, db (N) += column sums of dy (db may be NULL). */
+void kern_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                          const float *w, int64_t M, int64_t N, int64_t K, bool dx_accumulate);
+
+/* ---- RMSNorm: y = x / sqrt(mean(x^2) + eps) * w ---- */
+
+/* x, y: (M, d); rstd (M) receives 1/sqrt(mean(x^2)+eps) (kept for backward; may be NULL). */
+void kern_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int64_t M,
+                          int64_t d, float eps);
+/* dx (M, d) += gradient w.r.t. x; dw (d) += gradient w.r.t. w. */
+void kern_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                           const float *rstd, int64_t M, int64_t d);
+
+/* ---- rotary position embedding (Hugging Face rotate-half layout) ---- */
+
+/* cos, sin (M, hd/2) for positions pos (M), as transformers computes them in float32:
+ * inv_freq[i] = 1 / theta^(2i/hd), angle = pos * inv_freq[i]. */
+void kern_rope_table(float *cos_t, float *sin_t, const int32_t *pos, int64_t M, int32_t hd,
+                     double theta);
+/* Rotates, in place, n_heads heads of width hd at the start of each of M rows of x (row
+ * stride ld): (x1, x2) -> (x1 c - x2 s, x2 c + x1 s) with x1 = first half, x2 = second. */
+void kern_rope_forward(float *x, int64_t ld, int64_t M, int32_t n_heads, int32_t hd,
+                       const float *cos_t, const float *sin_t);
+/* The transpose rotation, in place on dx: the gradient w.r.t. the un-rotated input. */
+void kern_rope_backward(float *dx, int64_t ld, int64_t M, int32_t n_heads, int32_t hd,
+                        const float *cos_t, const float *sin_t);
+
+/* ---- causal grouped-query attention over packed sequences ---- */
+
+/* One sequence of an attention call. Query row i of the sequence sits at position
+ * n_k - n_q + i and attends keys 0 .. n_k - n_q + i (causal). */
+typedef struct {
+    int64_t q_row;      /* first row of the sequence in q / out / dq */
+    int32_t n_q, n_k;   /* query rows, key rows (n_k >= n_q) */
+    const float *k, *v; /* (n_k, ld_kv): key/value row 0 of this sequence, kv head 0 */
+    float *dk, *dv;     /* (n_k, ld_kv) gradients (backward only; overwritten) */
+    float *probs;       /* (n_heads, n_q, n_k) softmax probabilities kept for backward, or NULL */
+} kern_attn_seq;
+
+/* out (rows, n_heads*hd) = softmax(q k^T / sqrt(hd)) v per sequence and head; head h reads
+ * kv head h / (n_heads / n_kv). q has row stride ld_q, out is dense. */
+void kern_attention_forward(float *out, const float *q, int64_t ld_q, int64_t ld_kv,
+                            const kern_attn_seq *seqs, int32_t n_seqs, int32_t n_heads,
+                            int32_t n_kv, int32_t hd);
+/* Backward from dout (rows, n_heads*hd) using the saved probs: dq (row stride ld_q) is
+ * written, each sequence's dk/dv (row stride ld_kv) are written. */
+void kern_attention_backward(float *dq, const float *dout, const float *q, int64_t ld_q,
+                             int64_t ld_kv, const kern_attn_seq *seqs, int32_t n_seqs,
+                             int32_t n_heads, int32_t n_kv, int32_t hd);
+
+/* ---- SwiGLU: h = silu(gate) * up ---- */
+
+/* gu (M, 2f): gate in columns [0, f), up in [f, 2f). h (M, f). */
+void kern_swiglu_forward(float *h, const float *gu, int64_t M, int64_t f);
+/* dgu (M, 2f) = gradient w.r.t. gu given dh (M, f) (overwritten). */
+void kern_swiglu_backward(float *dgu, const float *dh, const float *gu, int64_t M, int64_t f);
+
+/* ---- log-softmax, log-probabilities, entropy ---- */
+
+/* Per row of z (M, V): lsm = log_softmax(z / temp) (lsm may alias z); lp[r] =
+ * lsm[r, targets[r]] (0 when targets is NULL or targets[r] < 0); ent[r] = entropy. lp, ent
+ * may be NULL. */
+void kern_logsoftmax_forward(float *lsm, const float *z, int64_t M, int64_t V, float temp,
+                             const int32_t *targets, float *lp, float *ent);
+/* dz (M, V) = d(sum_r dlp[r] lp[r] + dent[r] ent[r]) / dz from the saved lsm and ent (dz may
+ * alias lsm; dlp, dent may be NULL). */
+void kern_logsoftmax_backward(float *dz, const float *lsm, const float *ent, int64_t M, int64_t V,
+                              float temp, const int32_t *targets, const float *dlp,
+                              const float *dent);
+
+#endif

@@ -1,0 +1,340 @@
+/* kern_cpu: the CPU implementation of kern.h. Large matrix products go to OpenBLAS (OpenMP
+ * build, so BLAS and the loops here share one thread pool); elementwise work is OpenMP over
+ * rows. Attention runs one (sequence, head) pair per task, its small products through
+ * single-threaded sgemm calls (OpenBLAS runs on one thread inside a parallel region). */
+#include "model/kern.h"
+
+#include "mart/core.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+/* ---- per-thread scratch, allocated once and grown (page faults are costly here) ---- */
+
+#define KERN_MAX_THREADS 256
+static float *scratch_buf[KERN_MAX_THREADS];
+static size_t scratch_cap[KERN_MAX_THREADS];
+
+static float *thread_scratch(size_t n) {
+    int t = omp_get_thread_num();
+    assert(t < KERN_MAX_THREADS);
+    if (scratch_cap[t] < n) {
+        mart_aligned_free(scratch_buf[t]);
+        scratch_cap[t] = n + n / 4;
+        scratch_buf[t] = mart_aligned_alloc(scratch_cap[t] * sizeof(float));
+    }
+    return scratch_buf[t];
+}
+
+/* ---- matrix products ---- */
+
+void kern_linear(float *y, const float *x, const float *w, const float *b, int64_t M, int64_t N,
+                 int64_t K, bool accumulate) {
+    if (M <= 0 || N <= 0) return;
+    float beta = accumulate ? 1.0f : 0.0f;
+    if (b) {
+        if (!accumulate) {
+#pragma omp parallel for schedule(static) if (M * N > 65536)
+            for (int64_t i = 0; i < M; i++) memcpy(y + i * N, b, (size_t)N * sizeof(float));
+        } else {
+#pragma omp parallel for schedule(static) if (M * N > 65536)
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++) y[i * N + j] += b[j];
+        }
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)M, (blasint)N, (blasint)K, 1.0f,
+                x, (blasint)K, w, (blasint)K, beta, y, (blasint)N);
+}
+
+/* db (N) += column sums of dy (M, N), columns split between threads. */
+static void colsum_add(float *db, const float *dy, int64_t M, int64_t N) {
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t c0 = N * t / nt, c1 = N * (t + 1) / nt;
+        for (int64_t i = 0; i < M; i++) {
+            const float *r = dy + i * N;
+#pragma omp simd
+            for (int64_t j = c0; j < c1; j++) db[j] += r[j];
+        }
+    }
+}
+
+void kern_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                          const float *w, int64_t M, int64_t N, int64_t K, bool dx_accumulate) {
+    if (M <= 0) return;
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)M, (blasint)K, (blasint)N,
+                    1.0f, dy, (blasint)N, w, (blasint)K, dx_accumulate ? 1.0f : 0.0f, dx,
+                    (blasint)K);
+    if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)N, (blasint)K, (blasint)M,
+                    1.0f, dy, (blasint)N, x, (blasint)K, 1.0f, dw, (blasint)K);
+    if (db) colsum_add(db, dy, M, N);
+}
+
+/* ---- RMSNorm ---- */
+
+void kern_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int64_t M,
+                          int64_t d, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; i++) {
+        const float *xi = x + i * d;
+        float *yi = y + i * d;
+        float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+        for (int64_t j = 0; j < d; j++) ss += xi[j] * xi[j];
+        float r = 1.0f / sqrtf(ss / (float)d + eps);
+        if (rstd) rstd[i] = r;
+#pragma omp simd
+        for (int64_t j = 0; j < d; j++) yi[j] = xi[j] * r * w[j];
+    }
+}
+
+void kern_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                           const float *rstd, int64_t M, int64_t d) {
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < M; i++) {
+            const float *xi = x + i * d, *dyi = dy + i * d;
+            float *dxi = dx + i * d;
+            float r = rstd[i], dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (int64_t j = 0; j < d; j++) dot += dyi[j] * w[j] * xi[j];
+            float c = dot * r * r * r / (float)d;
+#pragma omp simd
+            for (int64_t j = 0; j < d; j++) dxi[j] += dyi[j] * w[j] * r - xi[j] * c;
+        }
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t c0 = d * t / nt, c1 = d * (t + 1) / nt;
+        for (int64_t i = 0; i < M; i++) {
+            const float *xi = x + i * d, *dyi = dy + i * d;
+            float r = rstd[i];
+#pragma omp simd
+            for (int64_t j = c0; j < c1; j++) dw[j] += dyi[j] * xi[j] * r;
+        }
+    }
+}
+
+/* ---- rotary embedding ---- */
+
+void kern_rope_table(float *cos_t, float *sin_t, const int32_t *pos, int64_t M, int32_t hd,
+                     double theta) {
+    int32_t half = hd / 2;
+    float inv[1024];
+    assert(half <= 1024);
+    for (int32_t i = 0; i < half; i++)
+        inv[i] = 1.0f / powf((float)theta, (float)(2 * i) / (float)hd);
+#pragma omp parallel for schedule(static) if (M > 64)
+    for (int64_t t = 0; t < M; t++)
+        for (int32_t i = 0; i < half; i++) {
+            float a = (float)pos[t] * inv[i];
+            cos_t[t * half + i] = (float)cos((double)a);
+            sin_t[t * half + i] = (float)sin((double)a);
+        }
+}
+
+static void rope_apply(float *x, int64_t ld, int64_t M, int32_t n_heads, int32_t hd,
+                       const float *cos_t, const float *sin_t, float sign) {
+    int32_t half = hd / 2;
+#pragma omp parallel for schedule(static) if (M > 16)
+    for (int64_t t = 0; t < M; t++) {
+        const float *c = cos_t + t * half, *s = sin_t + t * half;
+        for (int32_t h = 0; h < n_heads; h++) {
+            float *a = x + t * ld + (int64_t)h * hd, *b = a + half;
+#pragma omp simd
+            for (int32_t i = 0; i < half; i++) {
+                float x1 = a[i], x2 = b[i], si = sign * s[i];
+                a[i] = x1 * c[i] - x2 * si;
+                b[i] = x2 * c[i] + x1 * si;
+            }
+        }
+    }
+}
+
+void kern_rope_forward(float *x, int64_t ld, int64_t M, int32_t n_heads, int32_t hd,
+                       const float *cos_t, const float *sin_t) {
+    rope_apply(x, ld, M, n_heads, hd, cos_t, sin_t, 1.0f);
+}
+
+void kern_rope_backward(float *dx, int64_t ld, int64_t M, int32_t n_heads, int32_t hd,
+                        const float *cos_t, const float *sin_t) {
+    rope_apply(dx, ld, M, n_heads, hd, cos_t, sin_t, -1.0f);
+}
+
+/* ---- attention ---- */
+
+/* Query rows are processed in blocks so that each block multiplies only by the keys it can
+ * see (roughly halves the work of the causal mask for long prefills). */
+#define ATTN_BLOCK 64
+
+void kern_attention_forward(float *out, const float *q, int64_t ld_q, int64_t ld_kv,
+                            const kern_attn_seq *seqs, int32_t n_seqs, int32_t n_heads,
+                            int32_t n_kv, int32_t hd) {
+    int32_t group = n_heads / n_kv;
+    int64_t ld_o = (int64_t)n_heads * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    int64_t n_items = (int64_t)n_seqs * n_heads;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t item = 0; item < n_items; item++) {
+        const kern_attn_seq *s = &seqs[item / n_heads];
+        int32_t h = (int32_t)(item % n_heads), g = h / group;
+        int32_t nq = s->n_q, nk = s->n_k, p0 = nk - nq;
+        const float *kh = s->k + (int64_t)g * hd, *vh = s->v + (int64_t)g * hd;
+        for (int32_t r0 = 0; r0 < nq; r0 += ATTN_BLOCK) {
+            int32_t nr = nq - r0 < ATTN_BLOCK ? nq - r0 : ATTN_BLOCK;
+            int32_t kk = p0 + r0 + nr; /* keys visible to the last row of the block */
+            int64_t lds = s->probs ? nk : kk;
+            float *S = s->probs ? s->probs + ((int64_t)h * nq + r0) * nk
+                                : thread_scratch((size_t)nr * (size_t)kk);
+            const float *qb = q + (s->q_row + r0) * ld_q + (int64_t)h * hd;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, kk, hd, scale, qb,
+                        (blasint)ld_q, kh, (blasint)ld_kv, 0.0f, S, (blasint)lds);
+            for (int32_t i = 0; i < nr; i++) {
+                float *row = S + i * lds;
+                int32_t nv = p0 + r0 + i + 1; /* visible keys */
+                float mx = -INFINITY, sum = 0.0f;
+                for (int32_t j = 0; j < nv; j++) mx = row[j] > mx ? row[j] : mx;
+                for (int32_t j = 0; j < nv; j++) {
+                    row[j] = expf(row[j] - mx);
+                    sum += row[j];
+                }
+                float inv = 1.0f / sum;
+                for (int32_t j = 0; j < nv; j++) row[j] *= inv;
+                for (int64_t j = nv; j < lds; j++) row[j] = 0.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, kk, 1.0f, S,
+                        (blasint)lds, vh, (blasint)ld_kv, 0.0f,
+                        out + (s->q_row + r0) * ld_o + (int64_t)h * hd, (blasint)ld_o);
+        }
+    }
+}
+
+void kern_attention_backward(float *dq, const float *dout, const float *q, int64_t ld_q,
+                             int64_t ld_kv, const kern_attn_seq *seqs, int32_t n_seqs,
+                             int32_t n_heads, int32_t n_kv, int32_t hd) {
+    int32_t group = n_heads / n_kv;
+    int64_t ld_o = (int64_t)n_heads * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    int64_t n_items = (int64_t)n_seqs * n_kv;
+    /* One task per (sequence, kv head): the heads sharing a kv head add into the same dk/dv
+     * rows, so they run in one task, one after another. */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t item = 0; item < n_items; item++) {
+        const kern_attn_seq *s = &seqs[item / n_kv];
+        int32_t g = (int32_t)(item % n_kv);
+        int32_t nq = s->n_q, nk = s->n_k, p0 = nk - nq;
+        const float *kg = s->k + (int64_t)g * hd, *vg = s->v + (int64_t)g * hd;
+        float *dkg = s->dk + (int64_t)g * hd, *dvg = s->dv + (int64_t)g * hd;
+        float *dS = thread_scratch((size_t)nq * (size_t)nk);
+        for (int32_t hh = 0; hh < group; hh++) {
+            int32_t h = g * group + hh;
+            const float *P = s->probs + (int64_t)h * nq * nk;
+            const float *dO = dout + s->q_row * ld_o + (int64_t)h * hd;
+            const float *qh = q + s->q_row * ld_q + (int64_t)h * hd;
+            float beta = hh == 0 ? 0.0f : 1.0f;
+            /* dV += P^T dO */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, nq, 1.0f, P, nk, dO,
+                        (blasint)ld_o, beta, dvg, (blasint)ld_kv);
+            /* dP = dO V^T, then dS = P * (dP - rowsum(P * dP)) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, 1.0f, dO,
+                        (blasint)ld_o, vg, (blasint)ld_kv, 0.0f, dS, nk);
+            for (int32_t i = 0; i < nq; i++) {
+                float *ds = dS + (int64_t)i * nk;
+                const float *p = P + (int64_t)i * nk;
+                int32_t nv = p0 + i + 1;
+                float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                for (int32_t j = 0; j < nv; j++) dot += p[j] * ds[j];
+#pragma omp simd
+                for (int32_t j = 0; j < nv; j++) ds[j] = p[j] * (ds[j] - dot);
+                for (int32_t j = nv; j < nk; j++) ds[j] = 0.0f;
+            }
+            /* dQ = scale dS K ; dK += scale dS^T Q */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, scale, dS, nk, kg,
+                        (blasint)ld_kv, 0.0f, dq + s->q_row * ld_q + (int64_t)h * hd,
+                        (blasint)ld_q);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, nq, scale, dS, nk, qh,
+                        (blasint)ld_q, beta, dkg, (blasint)ld_kv);
+        }
+    }
+}
+
+/* ---- SwiGLU ---- */
+
+void kern_swiglu_forward(float *h, const float *gu, int64_t M, int64_t f) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; i++) {
+        const float *g = gu + i * 2 * f, *u = g + f;
+        float *hi = h + i * f;
+#pragma omp simd
+        for (int64_t j = 0; j < f; j++) hi[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+    }
+}
+
+void kern_swiglu_backward(float *dgu, const float *dh, const float *gu, int64_t M, int64_t f) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; i++) {
+        const float *g = gu + i * 2 * f, *u = g + f, *dhi = dh + i * f;
+        float *dg = dgu + i * 2 * f, *du = dg + f;
+#pragma omp simd
+        for (int64_t j = 0; j < f; j++) {
+            float sg = 1.0f / (1.0f + expf(-g[j])), silu = g[j] * sg;
+            du[j] = dhi[j] * silu;
+            dg[j] = dhi[j] * u[j] * sg * (1.0f + g[j] * (1.0f - sg));
+        }
+    }
+}
+
+/* ---- log-softmax, log-probabilities, entropy ---- */
+
+void kern_logsoftmax_forward(float *lsm, const float *z, int64_t M, int64_t V, float temp,
+                             const int32_t *targets, float *lp, float *ent) {
+    float it = 1.0f / (temp > 0.0f ? temp : 1.0f);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; i++) {
+        const float *zi = z + i * V;
+        float *li = lsm + i * V;
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < V; j++) mx = zi[j] > mx ? zi[j] : mx;
+        mx *= it;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < V; j++) sum += expf(zi[j] * it - mx);
+        float lse = mx + logf(sum), h = 0.0f;
+#pragma omp simd reduction(+ : h)
+        for (int64_t j = 0; j < V; j++) {
+            float l = zi[j] * it - lse;
+            li[j] = l;
+            h -= expf(l) * l;
+        }
+        if (lp) lp[i] = targets && targets[i] >= 0 ? li[targets[i]] : 0.0f;
+        if (ent) ent[i] = h;
+    }
+}
+
+void kern_logsoftmax_backward(float *dz, const float *lsm, const float *ent, int64_t M, int64_t V,
+                              float temp, const int32_t *targets, const float *dlp,
+                              const float *dent) {
+    float it = 1.0f / (temp > 0.0f ? temp : 1.0f);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; i++) {
+        const float *li = lsm + i * V;
+        float *di = dz + i * V;
+        int32_t t = targets ? targets[i] : -1;
+        float a = dlp && t >= 0 ? dlp[i] : 0.0f, b = dent ? dent[i] : 0.0f;
+        float h = ent ? ent[i] : 0.0f;
+        /* d lp_t / du_j = [j == t] - p_j ; d H / du_j = -p_j (lsm_j + H) ; u = z / temp */
+#pragma omp simd
+        for (int64_t j = 0; j < V; j++) {
+            float p = expf(li[j]);
+            di[j] = (-a * p - b * p * (li[j] + h)) * it;
+        }
+        if (t >= 0) di[t] += a * it;
+    }
+}

@@ -1,0 +1,56 @@
+/* model_priv: what the files of src/model share and nobody else sees: the activation
+ * buffers (allocated once, grown on demand, reused across calls because page faults are
+ * expensive) and the state a forward pass keeps for the backward pass. */
+#ifndef MART_MODEL_PRIV_H
+#define MART_MODEL_PRIV_H
+
+#include "mart/model.h"
+#include "model/kern.h"
+
+#include <assert.h>
+
+/* A float buffer that only ever grows. */
+typedef struct {
+    float *p;
+    size_t cap;
+} wbuf;
+
+float *wbuf_get(wbuf *b, size_t n);
+
+struct model_work {
+    /* Activations. With for_backward each has one copy per layer; otherwise one shared. */
+    wbuf res;     /* (2 L + 1, T, d) residual stream: layer input, after attention, final */
+    wbuf xn1;     /* (L, T, d) input_layernorm output */
+    wbuf rstd1;   /* (L, T) */
+    wbuf qkv;     /* (L, T, qd + 2 kvd) q and k after rotary, v */
+    wbuf att;     /* (L, T, qd) attention output before o_proj */
+    wbuf probs;   /* (L, sum_i n_heads len_i^2) attention probabilities */
+    wbuf xn2;     /* (L, T, d) post_attention_layernorm output */
+    wbuf rstd2;   /* (L, T) */
+    wbuf gu;      /* (L, T, 2 ffn) gate and up projections */
+    wbuf hid;     /* (L, T, ffn) silu(gate) * up */
+    wbuf xf;      /* (rows, d) final norm output */
+    wbuf rstdf;   /* (rows) */
+    wbuf lsm;     /* (T, vocab) log-softmax kept for backward, or a row chunk of logits */
+    wbuf ent;     /* (T) entropies kept for backward */
+    wbuf rope_cos, rope_sin; /* (T, hd/2) */
+    wbuf gather;  /* (n_seqs, d) last rows for last_only */
+    /* Backward scratch. */
+    wbuf dres, dxn, dqkv, datt, dgu, dhid;
+    /* Integer scratch: positions (T), targets kept for backward (T), tokens (T), offsets. */
+    int32_t *pos, *tokens, *targets, *offsets;
+    size_t icap, ocap;
+    kern_attn_seq *seqs;
+    size_t scap;
+    /* What the last for_backward forward left. */
+    bool saved;
+    int64_t n_tokens;
+    int32_t n_seqs;
+    float temperature;
+    bool has_targets;
+};
+
+struct model_work *model_work_create(void);
+void model_work_free(struct model_work *w);
+
+#endif

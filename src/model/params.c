@@ -1,0 +1,193 @@
+/* params: the parameter table. Every tensor lives in one allocation (model.params), carved
+ * in a fixed order by a table of Hugging Face names; gradients use the same layout. Within a
+ * block the q/k/v weights are adjacent (then the q/k/v biases), and gate/up are adjacent,
+ * so forward/backward can run each group as one fused matrix product. */
+#include "model/model_priv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Fills t[] (when non-NULL) and returns the number of tensors; *total gets n_params. */
+static int32_t layout_tensors(const model_config *c, bool value_head, model_tensor *t,
+                              int64_t *total) {
+    int64_t off = 0;
+    int32_t n = 0;
+    int64_t d = c->hidden_size, qd = (int64_t)c->n_heads * c->head_dim,
+            kvd = (int64_t)c->n_kv_heads * c->head_dim, f = c->intermediate_size;
+#define ADD(rows, cols, ...)                                                                   \
+    do {                                                                                       \
+        if (t) {                                                                               \
+            snprintf(t[n].name, sizeof t[n].name, __VA_ARGS__);                                \
+            t[n].ndim = (cols) > 0 ? 2 : 1;                                                    \
+            t[n].shape[0] = (rows);                                                            \
+            t[n].shape[1] = (cols) > 0 ? (cols) : 0;                                           \
+            t[n].offset = off;                                                                 \
+            t[n].numel = (rows) * ((cols) > 0 ? (cols) : 1);                                   \
+        }                                                                                      \
+        off += (rows) * ((cols) > 0 ? (cols) : 1);                                             \
+        n++;                                                                                   \
+    } while (0)
+    ADD((int64_t)c->vocab_size, d, "model.embed_tokens.weight");
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        ADD(d, 0, "model.layers.%d.input_layernorm.weight", l);
+        ADD(qd, d, "model.layers.%d.self_attn.q_proj.weight", l);
+        ADD(kvd, d, "model.layers.%d.self_attn.k_proj.weight", l);
+        ADD(kvd, d, "model.layers.%d.self_attn.v_proj.weight", l);
+        if (c->attention_bias) {
+            ADD(qd, 0, "model.layers.%d.self_attn.q_proj.bias", l);
+            ADD(kvd, 0, "model.layers.%d.self_attn.k_proj.bias", l);
+            ADD(kvd, 0, "model.layers.%d.self_attn.v_proj.bias", l);
+        }
+        ADD(d, qd, "model.layers.%d.self_attn.o_proj.weight", l);
+        ADD(d, 0, "model.layers.%d.post_attention_layernorm.weight", l);
+        ADD(f, d, "model.layers.%d.mlp.gate_proj.weight", l);
+        ADD(f, d, "model.layers.%d.mlp.up_proj.weight", l);
+        ADD(d, f, "model.layers.%d.mlp.down_proj.weight", l);
+    }
+    ADD(d, 0, "model.norm.weight");
+    if (!c->tie_word_embeddings) ADD((int64_t)c->vocab_size, d, "lm_head.weight");
+    if (value_head) ADD(1, d, "value_head.weight");
+#undef ADD
+    *total = off;
+    return n;
+}
+
+/* Points the convenience pointers (embed, layers[], ...) into m->params. */
+static void bind_pointers(model *m) {
+    const model_config *c = &m->cfg;
+    float *p = m->params;
+    int32_t i = 0;
+    const model_tensor *t = m->tensors;
+    m->embed = p + t[i++].offset;
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        model_layer *L = &m->layers[l];
+        L->attn_norm = p + t[i++].offset;
+        L->wq = p + t[i++].offset;
+        L->wk = p + t[i++].offset;
+        L->wv = p + t[i++].offset;
+        L->bq = L->bk = L->bv = NULL;
+        if (c->attention_bias) {
+            L->bq = p + t[i++].offset;
+            L->bk = p + t[i++].offset;
+            L->bv = p + t[i++].offset;
+        }
+        L->wo = p + t[i++].offset;
+        L->mlp_norm = p + t[i++].offset;
+        L->w_gate = p + t[i++].offset;
+        L->w_up = p + t[i++].offset;
+        L->w_down = p + t[i++].offset;
+    }
+    m->final_norm = p + t[i++].offset;
+    m->lm_head = c->tie_word_embeddings ? m->embed : p + t[i++].offset;
+    m->value_head = m->has_value_head ? p + t[i++].offset : NULL;
+    assert(i == m->n_tensors);
+}
+
+static float *alloc_floats(int64_t n) {
+    float *p = mart_aligned_alloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    memset(p, 0, (size_t)n * sizeof(float));
+    return p;
+}
+
+model *model_create(const model_config *cfg, bool value_head, bool trainable) {
+    assert(cfg->n_heads > 0 && cfg->n_kv_heads > 0 && cfg->n_heads % cfg->n_kv_heads == 0);
+    assert(cfg->head_dim > 0 && cfg->head_dim % 2 == 0);
+    model *m = mart_xcalloc(1, sizeof *m);
+    m->cfg = *cfg;
+    m->has_value_head = value_head;
+    m->trainable = trainable;
+    m->n_tensors = layout_tensors(cfg, value_head, NULL, &m->n_params);
+    m->tensors = mart_xcalloc((size_t)m->n_tensors, sizeof *m->tensors);
+    layout_tensors(cfg, value_head, m->tensors, &m->n_params);
+    m->params = alloc_floats(m->n_params);
+    m->grads = trainable ? alloc_floats(m->n_params) : NULL;
+    m->layers = mart_xcalloc((size_t)(cfg->n_layers > 0 ? cfg->n_layers : 1), sizeof *m->layers);
+    bind_pointers(m);
+    m->work = model_work_create();
+    return m;
+}
+
+void model_free(model *m) {
+    if (!m) return;
+    model_work_free(m->work);
+    mart_aligned_free(m->params);
+    mart_aligned_free(m->grads);
+    free(m->tensors);
+    free(m->layers);
+    free(m);
+}
+
+void model_init_random(model *m, uint64_t seed) {
+    /* Each tensor draws from its own stream, so adding a tensor (value head) leaves the
+     * others unchanged. Norm weights are 1, biases and the value head 0 (as in HF init). */
+    for (int32_t i = 0; i < m->n_tensors; i++) {
+        const model_tensor *t = &m->tensors[i];
+        float *p = m->params + t->offset;
+        if (strstr(t->name, "norm.weight")) {
+            for (int64_t j = 0; j < t->numel; j++) p[j] = 1.0f;
+        } else if (t->ndim == 1 || !strcmp(t->name, "value_head.weight")) {
+            memset(p, 0, (size_t)t->numel * sizeof(float));
+        } else {
+            mart_rng r;
+            mart_rng_seed(&r, seed, (uint64_t)i);
+            for (int64_t j = 0; j < t->numel; j++) p[j] = 0.02f * mart_rng_normal(&r);
+        }
+    }
+}
+
+/* Rebuilds the tensor table for (value_head, trainable), carrying parameters over by name. */
+static void relayout(model *m, bool value_head, bool trainable) {
+    model *n = model_create(&m->cfg, value_head, false);
+    for (int32_t i = 0; i < n->n_tensors; i++) {
+        const model_tensor *src = model_find_tensor(m, n->tensors[i].name);
+        if (src)
+            memcpy(n->params + n->tensors[i].offset, m->params + src->offset,
+                   (size_t)src->numel * sizeof(float));
+    }
+    mart_aligned_free(m->params);
+    free(m->tensors);
+    m->params = n->params;
+    m->tensors = n->tensors;
+    m->n_tensors = n->n_tensors;
+    m->n_params = n->n_params;
+    m->has_value_head = value_head;
+    n->params = NULL;
+    n->tensors = NULL;
+    model_free(n);
+    bind_pointers(m);
+    mart_aligned_free(m->grads);
+    m->grads = NULL;
+    m->trainable = false;
+    model_set_trainable(m, trainable);
+}
+
+void model_set_value_head(model *m, bool on) {
+    if (on == m->has_value_head) return;
+    relayout(m, on, m->trainable);
+}
+
+void model_set_trainable(model *m, bool on) {
+    if (on && !m->grads) m->grads = alloc_floats(m->n_params);
+    if (!on && m->grads) {
+        mart_aligned_free(m->grads);
+        m->grads = NULL;
+    }
+    m->trainable = on;
+}
+
+model *model_clone(const model *m, bool value_head, bool trainable) {
+    model *c = model_create(&m->cfg, value_head, trainable);
+    for (int32_t i = 0; i < c->n_tensors; i++) {
+        const model_tensor *src = model_find_tensor(m, c->tensors[i].name);
+        if (src)
+            memcpy(c->params + c->tensors[i].offset, m->params + src->offset,
+                   (size_t)src->numel * sizeof(float));
+    }
+    return c;
+}
+
+const model_tensor *model_find_tensor(const model *m, const char *name) {
+    for (int32_t i = 0; i < m->n_tensors; i++)
+        if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
+    return NULL;
+}
