@@ -1,9 +1,91 @@
-/* mart train: not built yet (its issue is open). */
+/* mart train: RL training (PPO or GRPO) on the multi-attempt or the single-turn task. */
 #include "cli/cli.h"
 
+#include <string.h>
+
+#include "mart/rl.h"
+
 int cmd_train(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "mart train: not implemented yet\n");
-    return 1;
+    rl_config c;
+    rl_config_default(&c);
+    const char *task = "multi", *algo = "ppo", *adv = "grpo";
+    int64_t seed = 0;
+    double kl = c.loss.kl_coef, temp = c.temperature, clip = c.loss.clip_eps;
+    double vclip = c.loss.value_clip, lambda = c.lambda, gnorm = c.max_grad_norm;
+    double wd = c.weight_decay;
+    cli_opt opts[] = {
+        {"model", CLI_STR, &c.model_dir, "base model directory (config.json, safetensors, tokenizer.json)"},
+        {"data", CLI_STR, &c.data_path, "training problems, JSONL"},
+        {"out", CLI_STR, &c.out_dir, "run directory: metrics.jsonl, checkpoint/, final/"},
+        {"task", CLI_STR, &task, "multi (N attempts drawn in [min, max]) or single (N = 1)"},
+        {"algo", CLI_STR, &algo, "ppo (actor, critic, reference) or grpo (no critic)"},
+        {"advantage", CLI_STR, &adv, "GRPO baseline: grpo ((r-mean)/std) or rloo (leave one out)"},
+        {"steps", CLI_INT, &c.steps, "rollout steps (0 = one pass over the data)"},
+        {"rollout-batch", CLI_INT, &c.rollout_batch, "questions per step"},
+        {"n-samples", CLI_INT, &c.n_samples, "episodes per question (GRPO group size; 8 for grpo when left at 1)"},
+        {"mini-batch", CLI_INT, &c.mini_batch, "episodes per optimiser step"},
+        {"micro-batch", CLI_INT, &c.micro_batch, "episodes per forward/backward (gradient accumulation)"},
+        {"epochs", CLI_INT, &c.epochs, "update passes over each rollout batch"},
+        {"max-tokens", CLI_INT, &c.max_tokens, "sampled tokens per episode, all attempts together"},
+        {"max-prompt", CLI_INT, &c.max_prompt, "prompt tokens (sets the sequence room)"},
+        {"min-attempts", CLI_INT, &c.min_attempts, "fewest attempts per question (--task multi)"},
+        {"max-attempts", CLI_INT, &c.max_attempts, "most attempts per question (--task multi)"},
+        {"baseline-prompt", CLI_FLAG, &c.baseline_prompt, "single: the plain Qwen math system prompt instead of the multi-attempt one with N = 1"},
+        {"gen-batch", CLI_INT, &c.gen_batch, "sequences decoded together"},
+        {"temperature", CLI_DOUBLE, &temp, "sampling temperature"},
+        {"actor-lr", CLI_DOUBLE, &c.actor_lr, "actor peak learning rate (3% warm-up, cosine to 10%)"},
+        {"critic-lr", CLI_DOUBLE, &c.critic_lr, "critic peak learning rate"},
+        {"kl-coef", CLI_DOUBLE, &kl, "weight of the k3 KL to the reference, in the loss (0 = no reference model)"},
+        {"clip", CLI_DOUBLE, &clip, "PPO ratio clip"},
+        {"value-clip", CLI_DOUBLE, &vclip, "value clip around the old values"},
+        {"lambda", CLI_DOUBLE, &lambda, "GAE lambda (gamma is 1)"},
+        {"max-grad-norm", CLI_DOUBLE, &gnorm, "gradient clipping (global L2 norm)"},
+        {"weight-decay", CLI_DOUBLE, &wd, "AdamW weight decay"},
+        {"seed", CLI_INT64, &seed, "seed of every random draw"},
+        {"resume", CLI_FLAG, &c.resume, "continue from RUN_DIR/checkpoint"},
+        {"save-every", CLI_INT, &c.save_every, "steps between checkpoints (0 = at the end only)"},
+        {"question-key", CLI_STR, &c.question_key, "JSONL field of the question"},
+        {"answer-key", CLI_STR, &c.answer_key, "JSONL field of the gold answer"},
+        {"eval-every", CLI_INT, &c.eval_every, "steps between evaluations (pending: needs the eval API)"},
+        {"eval-bench", CLI_STR, &c.eval_bench, "benchmarks to evaluate on, comma-separated"},
+        {"eval-attempts", CLI_INT, &c.eval_attempts, "attempts allowed in evaluation"},
+        {"quiet", CLI_FLAG, &c.quiet, "no progress bar or per-step line"},
+    };
+    int rc = cli_parse("train", "--model DIR --data FILE.jsonl --out RUN_DIR [options]",
+                       "Reinforcement learning on the multi-attempt task (PPO or GRPO), with the "
+                       "study's settings as defaults. Writes RUN_DIR/metrics.jsonl (one line per "
+                       "step), RUN_DIR/checkpoint/ (every --save-every steps and on Ctrl-C) and "
+                       "RUN_DIR/final/. Batch sizes count episodes, except --rollout-batch "
+                       "(questions; episodes = questions x --n-samples).",
+                       opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
+    if (rc) return rc == 1 ? 0 : 2;
+    mart_err err = {{0}};
+    if (!c.model_dir || !c.data_path || !c.out_dir) {
+        mart_fail(&err, "--model, --data and --out are required (see mart train --help)");
+        return cli_error("train", &err);
+    }
+    if (!strcmp(task, "multi")) c.multi = true;
+    else if (!strcmp(task, "single")) c.multi = false;
+    else return cli_error("train", (mart_fail(&err, "--task: 'multi' or 'single', not '%s'", task), &err));
+    if (!strcmp(algo, "ppo")) c.algo = RL_ALGO_PPO;
+    else if (!strcmp(algo, "grpo")) c.algo = RL_ALGO_GRPO;
+    else return cli_error("train", (mart_fail(&err, "--algo: 'ppo' or 'grpo', not '%s'", algo), &err));
+    if (!strcmp(adv, "grpo")) c.group_mode = RL_GROUP_GRPO;
+    else if (!strcmp(adv, "rloo")) c.group_mode = RL_GROUP_RLOO;
+    else return cli_error("train", (mart_fail(&err, "--advantage: 'grpo' or 'rloo', not '%s'", adv), &err));
+    if (c.algo == RL_ALGO_GRPO && c.n_samples == 1) c.n_samples = 8;
+    if (c.eval_every > 0 && !c.quiet)
+        fprintf(stderr, "mart train: --eval-every is not available yet (evaluation during "
+                        "training needs the eval module's in-process API); training without it\n");
+    c.seed = (uint64_t)seed;
+    c.temperature = (float)temp;
+    c.loss.temperature = (float)temp;
+    c.loss.kl_coef = (float)kl;
+    c.loss.clip_eps = (float)clip;
+    c.loss.value_clip = (float)vclip;
+    c.lambda = (float)lambda;
+    c.max_grad_norm = (float)gnorm;
+    c.weight_decay = (float)wd;
+    if (rl_train(&c, &err) != MART_OK) return cli_error("train", &err);
+    return 0;
 }
