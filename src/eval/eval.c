@@ -1,0 +1,663 @@
+/* Evaluation by number of attempts: benchmark loading, the resumable work list, transcripts,
+ * results.json, the table and the figure. Generation goes through an eval_runner so that
+ * tests can drive the whole harness with a scripted policy. */
+#include "mart/eval.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mart/plot.h"
+
+/* Episodes per generation call: enough to keep the batch full, small enough that an
+ * interrupted run loses little (transcripts are flushed per batch). */
+#define EVAL_BATCH 32
+
+void eval_config_default(eval_config *c) {
+    memset(c, 0, sizeof *c);
+    c->batch = EVAL_BATCH;
+    env_config_default(&c->env);
+    c->env.max_tokens = EVAL_MAX_TOKENS;
+    c->env.min_attempts = c->env.max_attempts = 1;
+    gen_params_default(&c->sampling);
+    c->sampling.temperature = 0; /* greedy (SPEC §5) */
+    c->sampling.top_p = 1;
+    c->sampling.top_k = 0;
+    c->sampling.seed = 0;
+    c->progress = true;
+}
+
+void eval_results_free(eval_results *r) {
+    if (!r) return;
+    for (int32_t b = 0; b < r->n_benches; b++) {
+        free(r->benches[b].name);
+        free(r->benches[b].accuracy);
+    }
+    free(r->benches);
+    free(r->ks);
+    free(r->average);
+    free(r->model);
+    memset(r, 0, sizeof *r);
+}
+
+int eval_parse_ks(const char *spec, int32_t **ks, int32_t *n, mart_err *err) {
+    int32_t *a = NULL, cnt = 0;
+    const char *s = spec;
+    while (s && *s) {
+        char *end;
+        long lo = strtol(s, &end, 10), hi = lo;
+        if (end == s) goto bad;
+        if (*end == '-') {
+            const char *t = end + 1;
+            hi = strtol(t, &end, 10);
+            if (end == t) goto bad;
+        }
+        if (lo < 1 || hi < lo || hi > 1000) goto bad;
+        for (long k = lo; k <= hi; k++) {
+            if (cnt && k <= a[cnt - 1]) goto bad;
+            a = mart_xrealloc(a, (size_t)(cnt + 1) * sizeof *a);
+            a[cnt++] = (int32_t)k;
+        }
+        if (*end == ',') end++;
+        else if (*end) goto bad;
+        s = end;
+    }
+    if (!cnt) goto bad;
+    *ks = a;
+    *n = cnt;
+    return MART_OK;
+bad:
+    free(a);
+    return mart_fail(err, "attempts '%s': expected increasing positive numbers like 1-7 or 1,2,5",
+                     spec ? spec : "");
+}
+
+/* ---- benchmarks ---- */
+
+typedef struct {
+    char *name;            /* results key */
+    env_problem *problems; /* (n) strings owned */
+    int32_t n;
+} eval_set;
+
+static void set_free(eval_set *s) {
+    for (int32_t i = 0; i < s->n; i++) {
+        free((char *)s->problems[i].question);
+        free((char *)s->problems[i].gold);
+    }
+    free(s->problems);
+    free(s->name);
+    memset(s, 0, sizeof *s);
+}
+
+static bool has_suffix(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+static void default_data_dir(char *buf, size_t cap) {
+    const char *src = getenv("MART_SOURCE_DIR");
+    if (src && *src) {
+        snprintf(buf, cap, "%s/data/bench", src);
+        if (mart_is_dir(buf)) return;
+    }
+    snprintf(buf, cap, "%s/data/bench", MART_SOURCE_DIR);
+}
+
+static int load_set(const eval_config *cfg, const char *spec, eval_set *set, mart_err *err) {
+    memset(set, 0, sizeof *set);
+    bool is_file = has_suffix(spec, ".jsonl") || strchr(spec, '/');
+    char path[4096], dir[4096];
+    const char *bench = NULL;
+    if (is_file) {
+        snprintf(path, sizeof path, "%s", spec);
+        const char *base = strrchr(spec, '/') ? strrchr(spec, '/') + 1 : spec;
+        set->name = mart_xstrdup(base);
+        if (has_suffix(set->name, ".jsonl")) set->name[strlen(set->name) - 6] = 0;
+    } else {
+        if (cfg->data_dir) snprintf(dir, sizeof dir, "%s", cfg->data_dir);
+        else default_data_dir(dir, sizeof dir);
+        snprintf(path, sizeof path, "%s/%s.jsonl", dir, spec);
+        if (!mart_path_exists(path)) {
+            set->name = NULL;
+            return mart_fail(err, "benchmark '%s': %s not found (known: aime24, amc23, "
+                                  "math500, minerva_math, olympiadbench, gsm8k; or give a "
+                                  "FILE.jsonl; --data-dir sets the folder)",
+                             spec, path);
+        }
+        set->name = mart_xstrdup(spec);
+        bench = spec;
+    }
+    const char *qkey = cfg->question_key;
+    if (!qkey && bench && (!strcmp(bench, "olympiadbench") || !strcmp(bench, "gsm8k")))
+        qkey = "question";
+    mart_jsonl r;
+    if (mart_jsonl_open(&r, path, err) != MART_OK) {
+        free(set->name);
+        set->name = NULL;
+        return MART_ERR;
+    }
+    int rc = MART_OK;
+    int32_t cap = 0;
+    for (;;) {
+        if (cfg->limit > 0 && set->n >= cfg->limit) break;
+        cJSON *rec = NULL;
+        int got = mart_jsonl_next(&r, &rec, err);
+        if (got == 0) break;
+        if (got < 0) {
+            rc = MART_ERR;
+            break;
+        }
+        const char *keys[2] = {qkey ? qkey : "problem", qkey ? NULL : "question"};
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(rec, keys[0]);
+        if (!cJSON_IsString(q) && keys[1]) q = cJSON_GetObjectItemCaseSensitive(rec, keys[1]);
+        char *gold = NULL;
+        if (!cJSON_IsString(q))
+            rc = mart_fail(err, "%s:%lld: no string field \"%s\"", path, (long long)r.line,
+                           keys[0]);
+        else if (grade_gold_answer(rec, bench, cfg->answer_key, &gold, err) != MART_OK)
+            rc = mart_fail_wrap(err, "%s:%lld", path, (long long)r.line);
+        if (rc == MART_OK) {
+            if (set->n == cap) {
+                cap = cap ? 2 * cap : 64;
+                set->problems = mart_xrealloc(set->problems, (size_t)cap * sizeof *set->problems);
+            }
+            set->problems[set->n].question = mart_xstrdup(q->valuestring);
+            set->problems[set->n].gold = gold;
+            set->n++;
+        }
+        cJSON_Delete(rec);
+        if (rc != MART_OK) break;
+    }
+    mart_jsonl_close(&r);
+    if (rc == MART_OK && set->n == 0) rc = mart_fail(err, "%s: no problems", path);
+    if (rc != MART_OK) set_free(set);
+    return rc;
+}
+
+static int load_sets(const eval_config *cfg, eval_set **out, int32_t *n_out, mart_err *err) {
+    int32_t n = cfg->problems ? 1 : cfg->n_benches;
+    if (n <= 0) return mart_fail(err, "no benchmark to evaluate");
+    eval_set *sets = mart_xcalloc((size_t)n, sizeof *sets);
+    if (cfg->problems) {
+        eval_set *s = &sets[0];
+        s->name = mart_xstrdup(cfg->problems_name ? cfg->problems_name : "custom");
+        s->n = cfg->limit > 0 && cfg->limit < cfg->n_problems ? cfg->limit : cfg->n_problems;
+        s->problems = mart_xcalloc((size_t)s->n + 1, sizeof *s->problems);
+        for (int32_t i = 0; i < s->n; i++) {
+            s->problems[i].question = mart_xstrdup(cfg->problems[i].question);
+            s->problems[i].gold = mart_xstrdup(cfg->problems[i].gold);
+        }
+    } else {
+        for (int32_t b = 0; b < n; b++)
+            if (load_set(cfg, cfg->benches[b], &sets[b], err) != MART_OK) {
+                for (int32_t j = 0; j < b; j++) set_free(&sets[j]);
+                free(sets);
+                return MART_ERR;
+            }
+        for (int32_t b = 0; b < n; b++)
+            for (int32_t j = 0; j < b; j++)
+                if (!strcmp(sets[b].name, sets[j].name)) {
+                    mart_fail(err, "benchmark '%s' given twice", sets[b].name);
+                    for (int32_t k = 0; k < n; k++) set_free(&sets[k]);
+                    free(sets);
+                    return MART_ERR;
+                }
+    }
+    *out = sets;
+    *n_out = n;
+    return MART_OK;
+}
+
+/* ---- transcripts: one JSON line per episode; the resume state ---- */
+
+static int32_t k_index(const eval_config *cfg, int64_t k) {
+    for (int32_t j = 0; j < cfg->n_ks; j++)
+        if (cfg->ks[j] == k) return j;
+    return -1;
+}
+
+/* state[b][j*n + i]: -1 not done, 0 wrong, 1 solved. Reads path (if any), keeps lines that
+ * match this configuration, and cuts a torn last line (a crash mid-write) off the file. */
+static int resume_read(const char *path, const eval_config *cfg, eval_set *sets,
+                       int32_t n_sets, int8_t **state, int64_t *n_resumed, int64_t *n_correct,
+                       mart_err *err) {
+    *n_resumed = *n_correct = 0;
+    if (!mart_path_exists(path)) return MART_OK;
+    char *data = NULL;
+    size_t len = 0;
+    if (mart_read_file(path, &data, &len, err) != MART_OK) return MART_ERR;
+    size_t keep = len;
+    while (keep > 0 && data[keep - 1] != '\n') keep--;
+    if (keep < len && truncate(path, (off_t)keep) != 0) {
+        free(data);
+        return mart_fail(err, "%s: cannot cut the torn last line: %s", path, strerror(errno));
+    }
+    data[keep] = 0;
+    int64_t line = 0;
+    for (char *s = data; *s;) {
+        char *nl = strchr(s, '\n');
+        *nl = 0;
+        line++;
+        if (!*s) {
+            s = nl + 1;
+            continue;
+        }
+        cJSON *o = cJSON_Parse(s);
+        s = nl + 1;
+        if (!o) {
+            free(data);
+            return mart_fail(err, "%s:%lld: malformed JSON (delete the line to go on)", path,
+                             (long long)line);
+        }
+        const cJSON *bench = cJSON_GetObjectItemCaseSensitive(o, "bench");
+        const cJSON *idx = cJSON_GetObjectItemCaseSensitive(o, "index");
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "k");
+        const cJSON *mt = cJSON_GetObjectItemCaseSensitive(o, "max_tokens");
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(o, "question");
+        const cJSON *ok = cJSON_GetObjectItemCaseSensitive(o, "correct");
+        int32_t b = -1, j = cJSON_IsNumber(k) ? k_index(cfg, (int64_t)k->valuedouble) : -1;
+        for (int32_t t = 0; cJSON_IsString(bench) && t < n_sets; t++)
+            if (!strcmp(sets[t].name, bench->valuestring)) b = t;
+        /* Only episodes of this very configuration count: same problem text, same budget. */
+        if (b >= 0 && j >= 0 && cJSON_IsNumber(idx) && cJSON_IsNumber(mt) &&
+            cJSON_IsString(q) && cJSON_IsBool(ok) && (int32_t)mt->valuedouble == cfg->env.max_tokens) {
+            int64_t i = (int64_t)idx->valuedouble;
+            if (i >= 0 && i < sets[b].n && !strcmp(sets[b].problems[i].question, q->valuestring)) {
+                int8_t *st = &state[b][(int64_t)j * sets[b].n + i];
+                if (*st < 0) {
+                    (*n_resumed)++;
+                    *n_correct += cJSON_IsTrue(ok);
+                }
+                *st = cJSON_IsTrue(ok) ? 1 : 0;
+            }
+        }
+        cJSON_Delete(o);
+    }
+    free(data);
+    return MART_OK;
+}
+
+static cJSON *transcript_line(const eval_set *set, int32_t index, int32_t k,
+                              const env_episode *ep, int32_t max_tokens) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "bench", set->name);
+    cJSON_AddNumberToObject(o, "index", index);
+    cJSON_AddNumberToObject(o, "k", k);
+    cJSON_AddStringToObject(o, "question", set->problems[index].question);
+    cJSON_AddStringToObject(o, "gold", set->problems[index].gold);
+    cJSON *atts = cJSON_AddArrayToObject(o, "attempts");
+    for (int32_t a = 0; a < ep->n_attempts; a++) {
+        const env_attempt *at = &ep->attempts[a];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "text", at->text);
+        if (at->answer) cJSON_AddStringToObject(x, "answer", at->answer);
+        else cJSON_AddNullToObject(x, "answer");
+        cJSON_AddStringToObject(x, "status", env_attempt_status_name(at->status));
+        cJSON_AddBoolToObject(x, "correct", at->status == ENV_ATTEMPT_RIGHT);
+        cJSON_AddNumberToObject(x, "tokens", at->n_tokens);
+        cJSON_AddItemToArray(atts, x);
+    }
+    cJSON_AddNumberToObject(o, "attempts_used", ep->n_attempts);
+    cJSON_AddBoolToObject(o, "correct", ep->correct);
+    cJSON_AddNumberToObject(o, "reward", ep->reward);
+    cJSON_AddNumberToObject(o, "tokens", ep->n_sampled);
+    cJSON_AddNumberToObject(o, "max_tokens", max_tokens);
+    return o;
+}
+
+/* ---- the run ---- */
+
+typedef struct {
+    mart_progress bar;
+    bool on;
+    int64_t done, correct, tokens; /* this call */
+    int64_t prior, prior_correct;  /* resumed */
+} eval_progress;
+
+static void on_episode_done(void *ctx, int32_t i, const env_episode *ep) {
+    eval_progress *p = ctx;
+    p->done++;
+    p->correct += ep->correct;
+    p->tokens += ep->n_sampled;
+    if (!p->on) return;
+    double el = mart_now() - p->bar.t_start;
+    int64_t all = p->done + p->prior;
+    char extra[128];
+    snprintf(extra, sizeof extra, "acc %.1f%% | %.0f tok/s",
+             all ? 100.0 * (double)(p->correct + p->prior_correct) / (double)all : 0.0,
+             el > 0 ? (double)p->tokens / el : 0.0);
+    mart_progress_update(&p->bar, p->done, extra);
+}
+
+typedef struct {
+    int32_t set, kj, index;
+} work_item;
+
+static int fsync_file(FILE *f, const char *path, mart_err *err) {
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+        return mart_fail(err, "%s: write failed: %s", path, strerror(errno));
+    return MART_OK;
+}
+
+int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok,
+                  const eval_config *cfg, const char *out_dir, eval_results *res,
+                  mart_err *err) {
+    memset(res, 0, sizeof *res);
+    if (cfg->n_ks <= 0) return mart_fail(err, "no number of attempts to evaluate");
+    double t0 = mart_now();
+    eval_set *sets = NULL;
+    int32_t n_sets = 0;
+    if (load_sets(cfg, &sets, &n_sets, err) != MART_OK) return MART_ERR;
+    int8_t **state = mart_xcalloc((size_t)n_sets, sizeof *state);
+    for (int32_t b = 0; b < n_sets; b++) {
+        size_t cells = (size_t)cfg->n_ks * (size_t)sets[b].n;
+        state[b] = mart_xmalloc(cells);
+        memset(state[b], 0xff, cells);
+    }
+    int rc = MART_OK;
+    FILE *tf = NULL;
+    char tpath[4096] = "";
+    eval_progress prog = {0};
+    if (out_dir) {
+        rc = mart_mkdirs(out_dir, err);
+        mart_path_join(tpath, sizeof tpath, out_dir, "transcripts.jsonl");
+        if (rc == MART_OK)
+            rc = resume_read(tpath, cfg, sets, n_sets, state, &prog.prior, &prog.prior_correct,
+                             err);
+        if (rc == MART_OK && !(tf = fopen(tpath, "ab")))
+            rc = mart_fail(err, "%s: cannot open for appending: %s", tpath, strerror(errno));
+    }
+
+    /* The work list: every (benchmark, k, problem) not yet done, k-major per benchmark. */
+    work_item *work = NULL;
+    int64_t n_work = 0;
+    for (int32_t b = 0; rc == MART_OK && b < n_sets; b++)
+        for (int32_t j = 0; j < cfg->n_ks; j++)
+            for (int32_t i = 0; i < sets[b].n; i++)
+                if (state[b][(int64_t)j * sets[b].n + i] < 0) {
+                    work = mart_xrealloc(work, (size_t)(n_work + 1) * sizeof *work);
+                    work[n_work++] = (work_item){b, j, i};
+                }
+
+    int32_t batch = cfg->batch > 0 ? cfg->batch : EVAL_BATCH;
+    env_problem *probs = mart_xcalloc((size_t)batch, sizeof *probs);
+    int32_t *atts = mart_xcalloc((size_t)batch, sizeof *atts);
+    env_episode *eps = mart_xcalloc((size_t)batch, sizeof *eps);
+    prog.on = cfg->progress && n_work > 0;
+    if (prog.on) mart_progress_start(&prog.bar, "eval", n_work);
+    for (int64_t w = 0; rc == MART_OK && w < n_work; w += batch) {
+        if (mart_stop_requested()) {
+            rc = mart_fail(err, "interrupted after %lld of %lld episodes; rerun the same "
+                                "command to resume",
+                           (long long)w, (long long)n_work);
+            break;
+        }
+        int32_t m = (int32_t)(n_work - w < batch ? n_work - w : batch);
+        for (int32_t t = 0; t < m; t++) {
+            probs[t] = sets[work[w + t].set].problems[work[w + t].index];
+            atts[t] = cfg->ks[work[w + t].kj];
+        }
+        rc = run(run_ctx, tok, &cfg->env, probs, atts, m, &cfg->sampling, (uint64_t)w,
+                 on_episode_done, &prog, eps, err);
+        if (rc != MART_OK) break;
+        for (int32_t t = 0; t < m; t++) {
+            const work_item *it = &work[w + t];
+            state[it->set][(int64_t)it->kj * sets[it->set].n + it->index] = eps[t].correct;
+            res->episodes_run++;
+            res->tokens_sampled += eps[t].n_sampled;
+            if (tf) {
+                cJSON *o = transcript_line(&sets[it->set], it->index, atts[t], &eps[t],
+                                           cfg->env.max_tokens);
+                mart_json_print_line(tf, o);
+                cJSON_Delete(o);
+            }
+            env_episode_free(&eps[t]);
+        }
+        if (tf) rc = fsync_file(tf, tpath, err);
+    }
+    if (prog.on) mart_progress_finish(&prog.bar);
+    free(probs);
+    free(atts);
+    free(eps);
+    free(work);
+    if (tf && fclose(tf) != 0 && rc == MART_OK)
+        rc = mart_fail(err, "%s: close failed: %s", tpath, strerror(errno));
+
+    if (rc == MART_OK) {
+        res->model = mart_xstrdup(cfg->model_name ? cfg->model_name : "model");
+        res->n_ks = cfg->n_ks;
+        res->ks = mart_xmalloc((size_t)cfg->n_ks * sizeof *res->ks);
+        memcpy(res->ks, cfg->ks, (size_t)cfg->n_ks * sizeof *res->ks);
+        res->n_benches = n_sets;
+        res->benches = mart_xcalloc((size_t)n_sets, sizeof *res->benches);
+        res->average = mart_xcalloc((size_t)cfg->n_ks, sizeof *res->average);
+        for (int32_t b = 0; b < n_sets; b++) {
+            eval_bench *eb = &res->benches[b];
+            eb->name = mart_xstrdup(sets[b].name);
+            eb->n = sets[b].n;
+            eb->accuracy = mart_xcalloc((size_t)cfg->n_ks, sizeof *eb->accuracy);
+            for (int32_t j = 0; j < cfg->n_ks; j++) {
+                int64_t solved = 0;
+                for (int32_t i = 0; i < sets[b].n; i++)
+                    solved += state[b][(int64_t)j * sets[b].n + i] == 1;
+                eb->accuracy[j] = (double)solved / (double)sets[b].n;
+                res->average[j] += eb->accuracy[j] / n_sets;
+            }
+        }
+        res->episodes_resumed = prog.prior;
+        res->seconds = mart_now() - t0;
+        if (out_dir) {
+            char path[4096];
+            rc = eval_results_save(res, mart_path_join(path, sizeof path, out_dir, "results.json"),
+                                   err);
+            if (rc == MART_OK)
+                rc = eval_plot_attempts(res, mart_path_join(path, sizeof path, out_dir, "attempts"),
+                                        err);
+        }
+        if (rc == MART_OK && !cfg->quiet) eval_print_table(res, stdout);
+        if (rc != MART_OK) eval_results_free(res);
+    }
+    for (int32_t b = 0; b < n_sets; b++) {
+        free(state[b]);
+        set_free(&sets[b]);
+    }
+    free(state);
+    free(sets);
+    return rc;
+}
+
+static int engine_runner(void *ctx, const tok_tokenizer *tok, const env_config *cfg,
+                         const env_problem *problems, const int32_t *attempts, int32_t n,
+                         const gen_params *p, uint64_t stream_base, env_done_fn on_done,
+                         void *done_ctx, env_episode *out, mart_err *err) {
+    return env_run_ex(ctx, tok, cfg, problems, attempts, n, p, stream_base, on_done, done_ctx,
+                      out, err);
+}
+
+int eval_run_engine(gen_engine *g, const tok_tokenizer *tok, const eval_config *cfg,
+                    const char *out_dir, eval_results *res, mart_err *err) {
+    return eval_run_with(engine_runner, g, tok, cfg, out_dir, res, err);
+}
+
+/* The longest sequence an episode can reach: prompt with the largest k, k-1 feedback turns
+ * (their length grows with the question in the repeat-question variant), the token budget. */
+static int longest_episode(const tok_tokenizer *tok, const eval_config *cfg, int32_t *out,
+                           mart_err *err) {
+    eval_set *sets = NULL;
+    int32_t n_sets = 0, kmax = cfg->ks[cfg->n_ks - 1], longest = 0;
+    if (load_sets(cfg, &sets, &n_sets, err) != MART_OK) return MART_ERR;
+    int rc = MART_OK;
+    for (int32_t b = 0; rc == MART_OK && b < n_sets; b++)
+        for (int32_t i = 0; rc == MART_OK && i < sets[b].n; i++) {
+            int32_t *ids = NULL, np = 0, nf = 0;
+            rc = env_build_prompt(tok, &cfg->env, sets[b].problems[i].question, kmax, &ids, &np,
+                                  err);
+            free(ids);
+            ids = NULL;
+            if (rc == MART_OK && kmax > 1)
+                rc = env_build_feedback(tok, &cfg->env, sets[b].problems[i].question, kmax - 1,
+                                        false, &ids, &nf, err);
+            free(ids);
+            int32_t len = np + (kmax - 1) * nf;
+            if (len > longest) longest = len;
+        }
+    for (int32_t b = 0; b < n_sets; b++) set_free(&sets[b]);
+    free(sets);
+    *out = longest + cfg->env.max_tokens;
+    return rc;
+}
+
+int eval_run(model *m, const tok_tokenizer *tok, const eval_config *cfg, const char *out_dir,
+             eval_results *res, mart_err *err) {
+    memset(res, 0, sizeof *res);
+    if (cfg->n_ks <= 0) return mart_fail(err, "no number of attempts to evaluate");
+    gen_config gc;
+    gen_config_default(&gc);
+    gc.max_batch = cfg->batch > 0 ? cfg->batch : EVAL_BATCH;
+    if (cfg->kv_budget_mb > 0) gc.kv_budget_mb = cfg->kv_budget_mb;
+    if (longest_episode(tok, cfg, &gc.max_len, err) != MART_OK) return MART_ERR;
+    gen_engine *g = NULL;
+    if (gen_create(m, &gc, &g, err) != MART_OK) return mart_fail_wrap(err, "evaluation engine");
+    int rc = eval_run_engine(g, tok, cfg, out_dir, res, err);
+    gen_free(g);
+    return rc;
+}
+
+/* ---- results.json, table, figure ---- */
+
+int eval_results_save(const eval_results *r, const char *path, mart_err *err) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", r->model ? r->model : "model");
+    cJSON *bs = cJSON_AddObjectToObject(o, "benchmarks");
+    char key[16];
+    for (int32_t b = 0; b < r->n_benches; b++) {
+        cJSON *x = cJSON_AddObjectToObject(bs, r->benches[b].name);
+        cJSON_AddNumberToObject(x, "n", r->benches[b].n);
+        cJSON *acc = cJSON_AddObjectToObject(x, "accuracy");
+        for (int32_t j = 0; j < r->n_ks; j++) {
+            snprintf(key, sizeof key, "%d", r->ks[j]);
+            cJSON_AddNumberToObject(acc, key, r->benches[b].accuracy[j]);
+        }
+    }
+    cJSON *avg = cJSON_AddObjectToObject(o, "average");
+    for (int32_t j = 0; j < r->n_ks; j++) {
+        snprintf(key, sizeof key, "%d", r->ks[j]);
+        cJSON_AddNumberToObject(avg, key, r->average[j]);
+    }
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    mart_buf b = {0};
+    mart_buf_printf(&b, "%s\n", s);
+    cJSON_free(s);
+    int rc = mart_write_file_atomic(path, b.data, b.len, err);
+    mart_buf_free(&b);
+    return rc;
+}
+
+/* Reads {"1":0.4,"2":0.5} into acc aligned with ks; a missing k reads as NaN. */
+static void read_acc(const cJSON *obj, const int32_t *ks, int32_t n, double *acc) {
+    char key[16];
+    for (int32_t j = 0; j < n; j++) {
+        snprintf(key, sizeof key, "%d", ks[j]);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+        acc[j] = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    }
+}
+
+int eval_results_load(const char *path, eval_results *r, mart_err *err) {
+    memset(r, 0, sizeof *r);
+    char *data = NULL;
+    size_t len = 0;
+    if (mart_read_file(path, &data, &len, err) != MART_OK) return MART_ERR;
+    cJSON *o = cJSON_Parse(data);
+    free(data);
+    if (!o) return mart_fail(err, "%s: malformed JSON", path);
+    const cJSON *model_name = cJSON_GetObjectItemCaseSensitive(o, "model");
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(o, "benchmarks");
+    const cJSON *avg = cJSON_GetObjectItemCaseSensitive(o, "average");
+    if (!cJSON_IsObject(bs) || !cJSON_IsObject(avg)) {
+        cJSON_Delete(o);
+        return mart_fail(err, "%s: needs objects \"benchmarks\" and \"average\"", path);
+    }
+    r->model = mart_xstrdup(cJSON_IsString(model_name) ? model_name->valuestring : path);
+    /* The ks are the keys of "average", in increasing order. */
+    for (const cJSON *e = avg->child; e; e = e->next) {
+        char *end;
+        long k = strtol(e->string, &end, 10);
+        if (*end || k < 1 || !cJSON_IsNumber(e)) {
+            cJSON_Delete(o);
+            eval_results_free(r);
+            return mart_fail(err, "%s: average: bad entry \"%s\"", path, e->string);
+        }
+        int32_t at = r->n_ks;
+        r->ks = mart_xrealloc(r->ks, (size_t)(r->n_ks + 1) * sizeof *r->ks);
+        while (at > 0 && r->ks[at - 1] > k) {
+            r->ks[at] = r->ks[at - 1];
+            at--;
+        }
+        r->ks[at] = (int32_t)k;
+        r->n_ks++;
+    }
+    r->average = mart_xcalloc((size_t)r->n_ks + 1, sizeof *r->average);
+    read_acc(avg, r->ks, r->n_ks, r->average);
+    for (const cJSON *e = bs->child; e; e = e->next) {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "n");
+        const cJSON *acc = cJSON_GetObjectItemCaseSensitive(e, "accuracy");
+        if (!cJSON_IsNumber(n) || !cJSON_IsObject(acc)) {
+            cJSON_Delete(o);
+            eval_results_free(r);
+            return mart_fail(err, "%s: benchmarks.%s: needs \"n\" and \"accuracy\"", path,
+                             e->string);
+        }
+        r->benches = mart_xrealloc(r->benches, (size_t)(r->n_benches + 1) * sizeof *r->benches);
+        eval_bench *eb = &r->benches[r->n_benches++];
+        eb->name = mart_xstrdup(e->string);
+        eb->n = (int32_t)n->valuedouble;
+        eb->accuracy = mart_xcalloc((size_t)r->n_ks + 1, sizeof *eb->accuracy);
+        read_acc(acc, r->ks, r->n_ks, eb->accuracy);
+    }
+    cJSON_Delete(o);
+    return MART_OK;
+}
+
+void eval_print_table(const eval_results *r, FILE *f) {
+    fprintf(f, "%-16s %6s", "benchmark", "n");
+    for (int32_t j = 0; j < r->n_ks; j++) fprintf(f, "  k=%-4d", r->ks[j]);
+    fprintf(f, "\n");
+    for (int32_t b = 0; b < r->n_benches; b++) {
+        fprintf(f, "%-16s %6d", r->benches[b].name, r->benches[b].n);
+        for (int32_t j = 0; j < r->n_ks; j++)
+            fprintf(f, "  %5.1f%%", 100 * r->benches[b].accuracy[j]);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "%-16s %6s", "average", "");
+    for (int32_t j = 0; j < r->n_ks; j++) fprintf(f, "  %5.1f%%", 100 * r->average[j]);
+    fprintf(f, "\n");
+}
+
+int eval_plot_attempts(const eval_results *r, const char *base, mart_err *err) {
+    int32_t n = r->n_benches + (r->n_benches > 1);
+    plot_series *s = mart_xcalloc((size_t)n, sizeof *s);
+    double *x = mart_xcalloc((size_t)r->n_ks, sizeof *x);
+    for (int32_t j = 0; j < r->n_ks; j++) x[j] = r->ks[j];
+    for (int32_t b = 0; b < r->n_benches; b++)
+        s[b] = (plot_series){r->benches[b].name, x, r->benches[b].accuracy, r->n_ks};
+    if (r->n_benches > 1) s[n - 1] = (plot_series){"average", x, r->average, r->n_ks};
+    plot_spec spec;
+    plot_spec_default(&spec);
+    char title[256];
+    snprintf(title, sizeof title, "%s: accuracy by number of attempts", r->model ? r->model : "model");
+    spec.title = title;
+    spec.xlabel = "attempts allowed (k)";
+    spec.ylabel = "accuracy";
+    spec.x_integer = true;
+    spec.y_percent = true;
+    int rc = plot_write_svg_png(&spec, s, n, base, err);
+    free(s);
+    free(x);
+    return rc;
+}
