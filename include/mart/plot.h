@@ -35,4 +35,11 @@ int plot_write(const plot_spec *spec, const plot_series *series, int32_t n_serie
 int plot_write_svg_png(const plot_spec *spec, const plot_series *series, int32_t n_series,
                        const char *base, mart_err *err);
 
+/* Learning curves of training runs: reads RUN/metrics.jsonl for each run dir (lines with
+ * "step", "reward_mean", "accuracy", and "eval_accuracy" on steps where evaluation ran; other
+ * keys ignored) and draws them against step into BASE.svg/.png; with several runs each
+ * label is prefixed by the run's folder name. Errors name the file and line. */
+int plot_learning_curves(const char *const *run_dirs, int32_t n_runs, const char *base,
+                         mart_err *err);
+
 #endif

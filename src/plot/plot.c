@@ -4,8 +4,10 @@
 
 #include <cairo-svg.h>
 #include <cairo.h>
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -288,4 +290,93 @@ int plot_write_svg_png(const plot_spec *spec, const plot_series *series, int32_t
     if (plot_write(spec, series, n_series, path, err) != MART_OK) return MART_ERR;
     snprintf(path, sizeof path, "%s.png", base);
     return plot_write(spec, series, n_series, path, err);
+}
+
+/* ---- learning curves from metrics.jsonl ---- */
+
+static const char *const CURVE_KEYS[] = {"reward_mean", "accuracy", "eval_accuracy"};
+#define N_CURVE_KEYS 3
+
+typedef struct {
+    double *x, *y;
+    int32_t n;
+    char label[256];
+} curve;
+
+static void curve_push(curve *c, double x, double y) {
+    c->x = mart_xrealloc(c->x, (size_t)(c->n + 1) * sizeof *c->x);
+    c->y = mart_xrealloc(c->y, (size_t)(c->n + 1) * sizeof *c->y);
+    c->x[c->n] = x;
+    c->y[c->n] = y;
+    c->n++;
+}
+
+static const char *run_name(const char *dir, char *buf, size_t cap) {
+    size_t l = strlen(dir);
+    while (l > 1 && dir[l - 1] == '/') l--;
+    const char *b = dir + l;
+    while (b > dir && b[-1] != '/') b--;
+    snprintf(buf, cap, "%.*s", (int)(dir + l - b), b);
+    return buf;
+}
+
+int plot_learning_curves(const char *const *run_dirs, int32_t n_runs, const char *base,
+                         mart_err *err) {
+    int32_t n_curves = n_runs * N_CURVE_KEYS;
+    curve *cs = mart_xcalloc((size_t)n_curves + 1, sizeof *cs);
+    int rc = MART_OK;
+    for (int32_t r = 0; rc == MART_OK && r < n_runs; r++) {
+        char path[4096], name[256];
+        mart_path_join(path, sizeof path, run_dirs[r], "metrics.jsonl");
+        run_name(run_dirs[r], name, sizeof name);
+        for (int k = 0; k < N_CURVE_KEYS; k++) {
+            curve *c = &cs[r * N_CURVE_KEYS + k];
+            if (n_runs > 1) snprintf(c->label, sizeof c->label, "%s: %s", name, CURVE_KEYS[k]);
+            else snprintf(c->label, sizeof c->label, "%s", CURVE_KEYS[k]);
+        }
+        mart_jsonl jr;
+        if ((rc = mart_jsonl_open(&jr, path, err)) != MART_OK) break;
+        for (;;) {
+            cJSON *o = NULL;
+            int got = mart_jsonl_next(&jr, &o, err);
+            if (got <= 0) {
+                rc = got < 0 ? MART_ERR : MART_OK;
+                break;
+            }
+            const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "step");
+            if (!cJSON_IsNumber(step)) {
+                rc = mart_fail(err, "%s:%lld: no number \"step\"", path, (long long)jr.line);
+                cJSON_Delete(o);
+                break;
+            }
+            for (int k = 0; k < N_CURVE_KEYS; k++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, CURVE_KEYS[k]);
+                if (cJSON_IsNumber(v))
+                    curve_push(&cs[r * N_CURVE_KEYS + k], step->valuedouble, v->valuedouble);
+            }
+            cJSON_Delete(o);
+        }
+        mart_jsonl_close(&jr);
+    }
+    if (rc == MART_OK) {
+        /* Only curves with points appear (eval_accuracy exists only when evaluation ran). */
+        plot_series *ss = mart_xcalloc((size_t)n_curves + 1, sizeof *ss);
+        int32_t n = 0;
+        for (int32_t i = 0; i < n_curves; i++)
+            if (cs[i].n) ss[n++] = (plot_series){cs[i].label, cs[i].x, cs[i].y, cs[i].n};
+        plot_spec spec;
+        plot_spec_default(&spec);
+        spec.title = "Learning curves";
+        spec.xlabel = "step";
+        spec.ylabel = "reward / accuracy";
+        if (n == 0) rc = mart_fail(err, "%s: no metrics to plot", run_dirs[0]);
+        else rc = plot_write_svg_png(&spec, ss, n, base, err);
+        free(ss);
+    }
+    for (int32_t i = 0; i < n_curves; i++) {
+        free(cs[i].x);
+        free(cs[i].y);
+    }
+    free(cs);
+    return rc;
 }
