@@ -189,6 +189,282 @@ static void lr_warms_up_linearly_then_decays_by_cosine_to_a_tenth(void **state) 
     }
 }
 
+
+/* ---- through the model ---- */
+
+/* A model small enough for finite differences: byte vocabulary plus the ChatML specials. */
+static model *small_model(uint64_t seed, bool value_head) {
+    model_config cfg = {.arch = MART_ARCH_QWEN2, .vocab_size = 259, .hidden_size = 32,
+                        .n_layers = 2, .n_heads = 2, .n_kv_heads = 1, .head_dim = 16,
+                        .intermediate_size = 64, .max_position_embeddings = 256,
+                        .rms_norm_eps = 1e-6f, .rope_theta = 10000.0, .tie_word_embeddings = true,
+                        .attention_bias = true, .bos_token_id = -1, .eos_token_id = -1,
+                        .dtype = MART_DTYPE_F32};
+    model *m = model_create(&cfg, value_head, true);
+    model_init_random(m, seed);
+    if (value_head)
+        for (int i = 0; i < cfg.hidden_size; i++) m->value_head[i] = 0.3f * (i % 3 - 1);
+    return m;
+}
+
+/* Tokens: prompt (not trainable), model span, feedback span (not trainable), model span. */
+static void make_sample(rl_sample *s, mart_rng *r, int32_t n_prompt, int32_t a, int32_t fb,
+                        int32_t b) {
+    env_episode e = {0};
+    int32_t n = n_prompt + a + fb + b;
+    e.n_tokens = n;
+    e.n_prompt = n_prompt;
+    e.tokens = calloc((size_t)n, sizeof(int32_t));
+    e.trainable = calloc((size_t)n, 1);
+    e.logprobs = calloc((size_t)n, sizeof(float));
+    for (int32_t i = 0; i < n; i++) {
+        e.tokens[i] = (int32_t)mart_rng_range(r, 0, 258);
+        e.trainable[i] = (i >= n_prompt && i < n_prompt + a) || i >= n_prompt + a + fb;
+    }
+    e.reward = 1.0f;
+    rl_sample_from_episode(s, &e);
+    free(e.tokens);
+    free(e.trainable);
+    free(e.logprobs);
+}
+
+/* Fills old/ref logprobs and old values from the current models, plus a perturbation, and
+ * advantages/returns; garbage (that must not matter) at positions that are not trainable. */
+static void fill_sample(rl_sample *s, model *actor, model *critic, mart_rng *r, float lp_noise,
+                        float adv_scale, bool garbage) {
+    rl_sample *ps[1] = {s};
+    float *lp[1] = {s->old_logprobs}, *v[1] = {s->old_values};
+    mart_err err;
+    assert_int_equal(rl_score(actor, ps, 1, 1, 1.0f, lp, NULL, &err), MART_OK);
+    if (critic) assert_int_equal(rl_score(critic, ps, 1, 1, 1.0f, NULL, v, &err), MART_OK);
+    for (int32_t i = 0; i < s->n_tokens; i++) {
+        if (s->trainable[i]) {
+            s->ref_logprobs[i] = s->old_logprobs[i] + lp_noise * mart_rng_normal(r);
+            s->old_logprobs[i] += lp_noise * mart_rng_normal(r);
+            s->advantages[i] = adv_scale * mart_rng_normal(r);
+            s->returns[i] = s->old_values[i] + adv_scale * mart_rng_normal(r);
+            s->old_values[i] += 0.05f * mart_rng_normal(r);
+        } else if (garbage) {
+            s->old_logprobs[i] = -50.0f;
+            s->ref_logprobs[i] = 30.0f;
+            s->advantages[i] = 1000.0f;
+            s->returns[i] = -1000.0f;
+            s->old_values[i] = 77.0f;
+        }
+    }
+}
+
+static void feedback_and_prompt_tokens_receive_exactly_zero_gradient(void **state) {
+    (void)state;
+    mart_rng r;
+    mart_rng_seed(&r, 11, 0);
+    model *actor = small_model(1, false), *critic = small_model(2, true);
+    rl_sample s;
+    make_sample(&s, &r, 6, 5, 7, 4);
+    rl_loss_config lc;
+    rl_loss_config_default(&lc);
+    rl_sample *ps[1] = {&s};
+    mart_err err;
+    /* 1. Trainable tokens at ratio 1, KL 0, advantage 0: their loss gradient is 0. Prompt and
+     * feedback entries carry huge garbage: any leak shows up as a nonzero actor gradient. */
+    fill_sample(&s, actor, critic, &r, 0.0f, 0.0f, true);
+    rl_stats st = {0};
+    model_zero_grads(actor);
+    assert_int_equal(rl_actor_backward(actor, ps, 1, &lc, 1.0 / s.n_trainable, &st, &err), MART_OK);
+    for (int64_t i = 0; i < actor->n_params; i++) assert_true(actor->grads[i] == 0.0f);
+    assert_true(st.n_tokens == s.n_trainable);
+    assert_true(st.max_ratio_dev < 1e-6);
+    /* 2. Realistic values on the model tokens: the gradients with garbage on the other tokens
+     * are bit-identical to those with zeros there, for the actor and for the critic. */
+    mart_rng_seed(&r, 12, 0);
+    fill_sample(&s, actor, critic, &r, 0.1f, 1.0f, true);
+    model *ms[2] = {actor, critic};
+    float *with_garbage[2];
+    for (int k = 0; k < 2; k++) {
+        model_zero_grads(ms[k]);
+        int rc = k == 0 ? rl_actor_backward(actor, ps, 1, &lc, 1.0 / s.n_trainable, &st, &err)
+                        : rl_critic_backward(critic, ps, 1, &lc, 1.0 / s.n_trainable, &st, &err);
+        assert_int_equal(rc, MART_OK);
+        with_garbage[k] = malloc((size_t)ms[k]->n_params * sizeof(float));
+        memcpy(with_garbage[k], ms[k]->grads, (size_t)ms[k]->n_params * sizeof(float));
+    }
+    for (int32_t i = 0; i < s.n_tokens; i++)
+        if (!s.trainable[i])
+            s.old_logprobs[i] = s.ref_logprobs[i] = s.advantages[i] = s.returns[i] =
+                s.old_values[i] = 0.0f;
+    for (int k = 0; k < 2; k++) {
+        model_zero_grads(ms[k]);
+        int rc = k == 0 ? rl_actor_backward(actor, ps, 1, &lc, 1.0 / s.n_trainable, &st, &err)
+                        : rl_critic_backward(critic, ps, 1, &lc, 1.0 / s.n_trainable, &st, &err);
+        assert_int_equal(rc, MART_OK);
+        double g = 0;
+        for (int64_t i = 0; i < ms[k]->n_params; i++) {
+            assert_true(ms[k]->grads[i] == with_garbage[k][i]);
+            g += fabs(ms[k]->grads[i]);
+        }
+        assert_true(g > 1e-4); /* the model tokens do move the weights */
+        free(with_garbage[k]);
+    }
+    rl_sample_free(&s);
+    model_free(actor);
+    model_free(critic);
+}
+
+/* The mean PPO loss of a batch recomputed from scratch (for finite differences). */
+static double actor_loss(model *m, rl_sample *s, int32_t n, const rl_loss_config *c) {
+    double sum = 0, cnt = 0;
+    for (int32_t k = 0; k < n; k++) {
+        float *lp = calloc((size_t)s[k].n_tokens, sizeof(float));
+        rl_sample *ps[1] = {&s[k]};
+        float *lps[1] = {lp};
+        mart_err err;
+        assert_int_equal(rl_score(m, ps, 1, 1, c->temperature, lps, NULL, &err), MART_OK);
+        for (int32_t i = 0; i < s[k].n_tokens; i++)
+            if (s[k].trainable[i]) {
+                sum += rl_policy_loss(lp[i], s[k].old_logprobs[i], s[k].advantages[i], c->clip_eps,
+                                      NULL, NULL) +
+                       c->kl_coef * rl_kl_k3(lp[i], s[k].ref_logprobs[i], NULL);
+                cnt++;
+            }
+        free(lp);
+    }
+    return sum / cnt;
+}
+
+static double critic_loss(model *m, rl_sample *s, int32_t n, const rl_loss_config *c) {
+    double sum = 0, cnt = 0;
+    for (int32_t k = 0; k < n; k++) {
+        float *v = calloc((size_t)s[k].n_tokens, sizeof(float));
+        rl_sample *ps[1] = {&s[k]};
+        float *vs[1] = {v};
+        mart_err err;
+        assert_int_equal(rl_score(m, ps, 1, 1, 1.0f, NULL, vs, &err), MART_OK);
+        for (int32_t i = 0; i < s[k].n_tokens; i++)
+            if (s[k].trainable[i]) {
+                sum += rl_value_loss(v[i], s[k].old_values[i], s[k].returns[i], c->value_clip,
+                                     NULL, NULL);
+                cnt++;
+            }
+        free(v);
+    }
+    return sum / cnt;
+}
+
+/* Indices of the k largest |grads| (the best-conditioned finite differences). */
+static void top_grads(const model *m, int64_t *idx, int k) {
+    for (int j = 0; j < k; j++) idx[j] = -1;
+    for (int64_t i = 0; i < m->n_params; i++) {
+        float g = fabsf(m->grads[i]);
+        for (int j = 0; j < k; j++)
+            if (idx[j] < 0 || g > fabsf(m->grads[idx[j]])) {
+                for (int q = k - 1; q > j; q--) idx[q] = idx[q - 1];
+                idx[j] = i;
+                break;
+            }
+    }
+}
+
+static void ppo_loss_gradients_through_the_model_match_finite_differences(void **state) {
+    (void)state;
+    mart_rng r;
+    mart_rng_seed(&r, 12, 0);
+    model *actor = small_model(3, false), *critic = small_model(4, true);
+    rl_sample s[3];
+    make_sample(&s[0], &r, 5, 6, 4, 3);
+    make_sample(&s[1], &r, 3, 9, 0, 0);
+    make_sample(&s[2], &r, 4, 2, 5, 6);
+    /* Small perturbations keep ratios inside the clip range (no kinks for the differences),
+     * while the KL and value terms are all active. */
+    for (int k = 0; k < 3; k++) fill_sample(&s[k], actor, critic, &r, 0.03f, 1.0f, true);
+    rl_loss_config lc;
+    rl_loss_config_default(&lc);
+    lc.kl_coef = 0.5f; /* larger than the default so that the KL gradient is checked too */
+    int32_t ntok = s[0].n_trainable + s[1].n_trainable + s[2].n_trainable;
+    rl_sample *ps[3] = {&s[0], &s[1], &s[2]};
+    rl_stats st = {0};
+    mart_err err;
+    model *ms[2] = {actor, critic};
+    for (int which = 0; which < 2; which++) {
+        model *m = ms[which];
+        model_zero_grads(m);
+        int rc = which == 0 ? rl_actor_backward(m, ps, 3, &lc, 1.0 / ntok, &st, &err)
+                            : rl_critic_backward(m, ps, 3, &lc, 1.0 / ntok, &st, &err);
+        assert_int_equal(rc, MART_OK);
+        int64_t idx[8];
+        top_grads(m, idx, 8);
+        for (int j = 0; j < 8; j++) {
+            float keep = m->params[idx[j]], h = 2e-3f;
+            m->params[idx[j]] = keep + h;
+            double hi = which == 0 ? actor_loss(m, s, 3, &lc) : critic_loss(m, s, 3, &lc);
+            m->params[idx[j]] = keep - h;
+            double lo = which == 0 ? actor_loss(m, s, 3, &lc) : critic_loss(m, s, 3, &lc);
+            m->params[idx[j]] = keep;
+            double fd = (hi - lo) / (2.0 * h), g = m->grads[idx[j]];
+            assert_true(fabs(fd - g) <= 0.01 * fabs(g) + 1e-4);
+        }
+    }
+    for (int k = 0; k < 3; k++) rl_sample_free(&s[k]);
+    model_free(actor);
+    model_free(critic);
+}
+
+static void mini_batch_gradient_does_not_depend_on_the_micro_batch_split(void **state) {
+    (void)state;
+    mart_rng r;
+    mart_rng_seed(&r, 13, 0);
+    model *actor = small_model(5, false);
+    enum { N = 6 };
+    rl_sample s[N];
+    rl_sample *ps[N];
+    int32_t ntok = 0;
+    for (int k = 0; k < N; k++) {
+        make_sample(&s[k], &r, 3 + k, 2 + 3 * k, k % 2 ? 4 : 0, k % 3 ? 3 : 0);
+        fill_sample(&s[k], actor, NULL, &r, 0.1f, 1.0f, false);
+        ps[k] = &s[k];
+        ntok += s[k].n_trainable;
+    }
+    rl_loss_config lc;
+    rl_loss_config_default(&lc);
+    mart_err err;
+    float *ref = malloc((size_t)actor->n_params * sizeof(float));
+    const int splits[] = {N, 1, 4, 2};
+    for (int q = 0; q < 4; q++) {
+        model_zero_grads(actor);
+        rl_stats st = {0};
+        for (int u = 0; u < N; u += splits[q]) {
+            int nu = N - u < splits[q] ? N - u : splits[q];
+            assert_int_equal(rl_actor_backward(actor, ps + u, nu, &lc, 1.0 / ntok, &st, &err),
+                             MART_OK);
+        }
+        assert_true(st.n_tokens == ntok);
+        if (q == 0) {
+            memcpy(ref, actor->grads, (size_t)actor->n_params * sizeof(float));
+            continue;
+        }
+        double diff = 0, norm = 0;
+        for (int64_t i = 0; i < actor->n_params; i++) {
+            diff = fmax(diff, fabs(actor->grads[i] - ref[i]));
+            norm = fmax(norm, fabs(ref[i]));
+        }
+        assert_true(diff <= 1e-5 * norm);
+    }
+    /* The reference's per-micro-batch mean (micro-batches of 1 here) gives another gradient. */
+    model_zero_grads(actor);
+    rl_stats st = {0};
+    for (int k = 0; k < N; k++)
+        assert_int_equal(rl_actor_backward(actor, ps + k, 1, &lc, 1.0 / (N * s[k].n_trainable), &st, &err),
+                         MART_OK);
+    double diff = 0, norm = 0;
+    for (int64_t i = 0; i < actor->n_params; i++) {
+        diff = fmax(diff, fabs(actor->grads[i] - ref[i]));
+        norm = fmax(norm, fabs(ref[i]));
+    }
+    assert_true(diff > 1e-2 * norm);
+    free(ref);
+    for (int k = 0; k < N; k++) rl_sample_free(&s[k]);
+    model_free(actor);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(gae_passes_credit_straight_through_a_feedback_span),
@@ -199,6 +475,9 @@ int main(void) {
         cmocka_unit_test(value_loss_takes_the_larger_of_clipped_and_unclipped_errors),
         cmocka_unit_test(group_advantages_match_hand_computed_grpo_and_rloo),
         cmocka_unit_test(lr_warms_up_linearly_then_decays_by_cosine_to_a_tenth),
+        cmocka_unit_test(feedback_and_prompt_tokens_receive_exactly_zero_gradient),
+        cmocka_unit_test(ppo_loss_gradients_through_the_model_match_finite_differences),
+        cmocka_unit_test(mini_batch_gradient_does_not_depend_on_the_micro_batch_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
