@@ -5,6 +5,7 @@
 #include <cairo-svg.h>
 #include <cairo.h>
 #include <cjson/cJSON.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,6 +247,15 @@ static cairo_status_t to_buf(void *closure, const unsigned char *data, unsigned 
     return CAIRO_STATUS_SUCCESS;
 }
 
+/* Cairo and fontconfig keep font caches for the life of the process; plots are rare, so
+ * they are dropped after each one (leak checkers then see a clean exit). FcFini is looked
+ * up at run time because fontconfig is only linked through cairo. */
+static void release_fonts(void) {
+    cairo_debug_reset_static_data();
+    void (*fc_fini)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "FcFini");
+    if (fc_fini) fc_fini();
+}
+
 static bool ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && !strcasecmp(s + a - b, suf);
@@ -275,6 +285,7 @@ int plot_write(const plot_spec *spec, const plot_series *series, int32_t n_serie
     cairo_surface_finish(surf);
     if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_status(surf);
     cairo_surface_destroy(surf);
+    release_fonts();
     int rc = MART_OK;
     if (st != CAIRO_STATUS_SUCCESS)
         rc = mart_fail(err, "%s: cairo: %s", path, cairo_status_to_string(st));
@@ -300,7 +311,7 @@ static const char *const CURVE_KEYS[] = {"reward_mean", "accuracy", "eval_accura
 typedef struct {
     double *x, *y;
     int32_t n;
-    char label[256];
+    char label[320];
 } curve;
 
 static void curve_push(curve *c, double x, double y) {
