@@ -151,7 +151,9 @@ typedef struct {
     int32_t save_every;      /* steps between checkpoints (0 = only at the end / on stop) */
     int32_t eval_every;      /* steps between evaluations (0 = none) */
     const char *eval_bench;  /* benchmark names, comma-separated */
-    int32_t eval_attempts;
+    int32_t eval_attempts;   /* k: allowed attempts in the periodic evaluation */
+    int32_t eval_limit;      /* first problems of each benchmark (0 = all) */
+    int32_t eval_max_tokens; /* per episode; 3000 during training (SPEC §5) */
     int32_t stop_after;      /* tests: behave as if Ctrl-C came after this many steps (0 = off) */
     bool quiet;              /* no console lines */
 } rl_config;

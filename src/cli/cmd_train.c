@@ -46,9 +46,11 @@ int cmd_train(int argc, char **argv) {
         {"save-every", CLI_INT, &c.save_every, "steps between checkpoints (0 = at the end only)"},
         {"question-key", CLI_STR, &c.question_key, "JSONL field of the question"},
         {"answer-key", CLI_STR, &c.answer_key, "JSONL field of the gold answer"},
-        {"eval-every", CLI_INT, &c.eval_every, "steps between evaluations (pending: needs the eval API)"},
-        {"eval-bench", CLI_STR, &c.eval_bench, "benchmarks to evaluate on, comma-separated"},
+        {"eval-every", CLI_INT, &c.eval_every, "steps between evaluations (0 = none; needs --eval-bench)"},
+        {"eval-bench", CLI_STR, &c.eval_bench, "benchmarks (names or .jsonl paths), comma-separated"},
         {"eval-attempts", CLI_INT, &c.eval_attempts, "attempts allowed in evaluation"},
+        {"eval-limit", CLI_INT, &c.eval_limit, "first problems of each benchmark (0 = all)"},
+        {"eval-max-tokens", CLI_INT, &c.eval_max_tokens, "generated tokens per evaluation episode"},
         {"quiet", CLI_FLAG, &c.quiet, "no progress bar or per-step line"},
     };
     int rc = cli_parse("train", "--model DIR --data FILE.jsonl --out RUN_DIR [options]",
@@ -74,9 +76,10 @@ int cmd_train(int argc, char **argv) {
     else if (!strcmp(adv, "rloo")) c.group_mode = RL_GROUP_RLOO;
     else return cli_error("train", (mart_fail(&err, "--advantage: 'grpo' or 'rloo', not '%s'", adv), &err));
     if (c.algo == RL_ALGO_GRPO && c.n_samples == 1) c.n_samples = 8;
-    if (c.eval_every > 0 && !c.quiet)
-        fprintf(stderr, "mart train: --eval-every is not available yet (evaluation during "
-                        "training needs the eval module's in-process API); training without it\n");
+    if (c.eval_every > 0 && !c.eval_bench) {
+        mart_fail(&err, "--eval-every needs --eval-bench");
+        return cli_error("train", &err);
+    }
     c.seed = (uint64_t)seed;
     c.temperature = (float)temp;
     c.loss.temperature = (float)temp;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mart/eval.h"
 #include "mart/safetensors.h"
 
 /* RNG stream ids: disjoint ranges per purpose. */
@@ -53,6 +54,7 @@ void rl_config_default(rl_config *c) {
     c->seed = 0;
     c->save_every = 50;
     c->eval_attempts = 1;
+    c->eval_max_tokens = 3000;
 }
 
 typedef struct {
@@ -78,6 +80,7 @@ typedef struct {
     double reward_mean, accuracy, attempts_success, attempts_failure, response_length;
     double policy_loss, value_loss, kl, entropy, clip_frac, grad_norm, critic_grad_norm, lr;
     double rollout_tok_s, train_tok_s, score_tok_s, gen_s, score_s, update_s, ratio_dev0;
+    double eval_accuracy, eval_s; /* eval_s < 0: no evaluation at this step */
     int64_t sampled_tokens, train_tokens;
 } step_metrics;
 
@@ -509,6 +512,7 @@ static int update(trainer *t, rl_sample *s, int32_t n, step_metrics *m, mart_err
 static int train_step(trainer *t, step_metrics *m, mart_err *err) {
     const rl_config *c = &t->c;
     memset(m, 0, sizeof *m);
+    m->eval_s = -1;
     int32_t nq = c->rollout_batch, g = c->n_samples, n = nq * g;
     mart_rng r;
     mart_rng_seed(&r, c->seed, STREAM_STEP + (uint64_t)t->step);
@@ -632,9 +636,47 @@ static void write_metrics(const trainer *t, const step_metrics *m, FILE *f) {
     };
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         cJSON_AddNumberToObject(o, kv[i].k, isfinite(kv[i].v) ? kv[i].v : 0.0);
+    if (m->eval_s >= 0) {
+        cJSON_AddNumberToObject(o, "eval_accuracy", m->eval_accuracy);
+        cJSON_AddNumberToObject(o, "eval_s", m->eval_s);
+    }
     mart_json_print_line(f, o);
     fflush(f);
     cJSON_Delete(o);
+}
+
+/* Periodic evaluation of the actor through the evaluation harness (greedy, k attempts);
+ * transcripts and results go to RUN_DIR/eval/step_<N>/. */
+static int evaluate(trainer *t, step_metrics *m, mart_err *err) {
+    const rl_config *c = &t->c;
+    char *names = mart_xstrdup(c->eval_bench);
+    const char *list[32];
+    int32_t nb = 0;
+    for (char *save = NULL, *tk = strtok_r(names, ",", &save); tk && nb < 32;
+         tk = strtok_r(NULL, ",", &save))
+        list[nb++] = tk;
+    eval_config ec;
+    eval_config_default(&ec);
+    ec.benches = list;
+    ec.n_benches = nb;
+    int32_t k = c->eval_attempts;
+    ec.ks = &k;
+    ec.n_ks = 1;
+    ec.limit = c->eval_limit;
+    ec.env.max_tokens = c->eval_max_tokens;
+    ec.env.baseline_prompt = t->env.baseline_prompt;
+    ec.progress = !c->quiet;
+    ec.quiet = true;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/eval/step_%d", c->out_dir, t->step);
+    eval_results res = {0};
+    double t0 = mart_now();
+    int rc = eval_run(t->actor, t->tok, &ec, dir, &res, err);
+    m->eval_s = mart_now() - t0;
+    if (rc == MART_OK) m->eval_accuracy = res.average[0];
+    eval_results_free(&res);
+    free(names);
+    return rc == MART_OK ? MART_OK : mart_fail_wrap(err, "evaluation after step %d", t->step);
 }
 
 int rl_train(const rl_config *cfg, mart_err *err) {
@@ -661,6 +703,9 @@ int rl_train(const rl_config *cfg, mart_err *err) {
     while (rc == MART_OK && t.step < t.c.steps) {
         step_metrics m;
         rc = train_step(&t, &m, err);
+        if (rc == MART_OK && cfg->eval_every > 0 && cfg->eval_bench &&
+            t.step % cfg->eval_every == 0)
+            rc = evaluate(&t, &m, err);
         if (rc != MART_OK) break;
         write_metrics(&t, &m, mf);
         if (!cfg->quiet)
