@@ -9,6 +9,8 @@
 #include "mart/model.h"
 #include "mart/safetensors.h"
 
+#include <cjson/cJSON.h>
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +200,26 @@ static void size_not_matching_shape_is_rejected_naming_the_tensor(void **state) 
 
 /* ---- config.json ---- */
 
+static void assert_config_equal(const model_config *a, const model_config *b) {
+    assert_int_equal(a->arch, b->arch);
+    assert_int_equal(a->vocab_size, b->vocab_size);
+    assert_int_equal(a->hidden_size, b->hidden_size);
+    assert_int_equal(a->n_layers, b->n_layers);
+    assert_int_equal(a->n_heads, b->n_heads);
+    assert_int_equal(a->n_kv_heads, b->n_kv_heads);
+    assert_int_equal(a->head_dim, b->head_dim);
+    assert_int_equal(a->intermediate_size, b->intermediate_size);
+    assert_int_equal(a->max_position_embeddings, b->max_position_embeddings);
+    assert_true(a->rms_norm_eps == b->rms_norm_eps);
+    assert_true(a->rope_theta == b->rope_theta);
+    assert_int_equal(a->tie_word_embeddings, b->tie_word_embeddings);
+    assert_int_equal(a->attention_bias, b->attention_bias);
+    assert_int_equal(a->bos_token_id, b->bos_token_id);
+    assert_int_equal(a->eos_token_id, b->eos_token_id);
+    assert_int_equal(a->dtype, b->dtype);
+}
+
+
 static const char *qwen_cfg =
     "{\"architectures\":[\"Qwen2ForCausalLM\"],\"model_type\":\"qwen2\",\"vocab_size\":151936,"
     "\"hidden_size\":1536,\"intermediate_size\":8960,\"num_hidden_layers\":28,"
@@ -251,7 +273,7 @@ static void llama_config_defaults_to_no_bias_and_saves_back_identically(void **s
     const char *q = tmp_path("llama2.json");
     assert_int_equal(model_config_save(q, &c, &err), MART_OK);
     assert_int_equal(model_config_load(q, &d, &err), MART_OK);
-    assert_memory_equal(&c, &d, sizeof c);
+    assert_config_equal(&c, &d);
 }
 
 static void config_missing_a_field_is_rejected_naming_file_and_field(void **state) {
@@ -279,6 +301,277 @@ static void config_missing_a_field_is_rejected_naming_file_and_field(void **stat
     assert_msg_has(err.msg, p, "\"rope_scaling\"");
 }
 
+/* ---- checkpoints ---- */
+
+static model_config test_config(mart_arch arch, mart_dtype dtype) {
+    model_config c = {
+        .arch = arch, .vocab_size = 64, .hidden_size = 32, .n_layers = 2, .n_heads = 4,
+        .n_kv_heads = 2, .head_dim = 8, .intermediate_size = 48, .max_position_embeddings = 256,
+        .rms_norm_eps = 1e-6f, .rope_theta = 10000.0, .tie_word_embeddings = arch == MART_ARCH_QWEN2,
+        .attention_bias = arch == MART_ARCH_QWEN2, .bos_token_id = -1, .eos_token_id = 1,
+        .dtype = dtype};
+    return c;
+}
+
+/* A random model saved in DIR (under the temporary root); returned for comparison. */
+static model *saved_model(const char *name, mart_arch arch, mart_dtype dtype, bool value_head) {
+    model_config c = test_config(arch, dtype);
+    model *m = model_create(&c, value_head, false);
+    model_init_random(m, 7);
+    if (value_head) /* make the head non-zero so that a lost head would show */
+        for (int64_t i = 0; i < c.hidden_size; i++) m->value_head[i] = 0.01f * (float)i;
+    mart_err err;
+    if (model_save(m, tmp_path(name), &err) != MART_OK) fail_msg("%s", err.msg);
+    return m;
+}
+
+static void f32_checkpoint_round_trip_gives_identical_weights(void **state) {
+    (void)state;
+    model *a = saved_model("rt_f32/sub", MART_ARCH_LLAMA, MART_DTYPE_F32, true);
+    model *b = NULL;
+    mart_err err;
+    if (model_load(tmp_path("rt_f32/sub"), false, &b, &err) != MART_OK) fail_msg("%s", err.msg);
+    assert_config_equal(&a->cfg, &b->cfg);
+    assert_true(b->has_value_head);
+    assert_int_equal(a->n_params, b->n_params);
+    assert_memory_equal(a->params, b->params, (size_t)a->n_params * sizeof(float));
+    model_free(a);
+    model_free(b);
+}
+
+static void bf16_checkpoint_round_trip_matches_rounding(void **state) {
+    (void)state;
+    model *a = saved_model("rt_bf16", MART_ARCH_QWEN2, MART_DTYPE_BF16, false);
+    model *b = NULL;
+    mart_err err;
+    if (model_load(tmp_path("rt_bf16"), false, &b, &err) != MART_OK) fail_msg("%s", err.msg);
+    assert_int_equal(b->cfg.dtype, MART_DTYPE_BF16);
+    assert_true(b->cfg.tie_word_embeddings);
+    for (int64_t i = 0; i < a->n_params; i++) {
+        uint32_t u = (uint32_t)st_f32_to_bf16(a->params[i]) << 16;
+        float want;
+        memcpy(&want, &u, 4);
+        if (b->params[i] != want)
+            fail_msg("param %lld: %.9g loaded as %.9g, expected %.9g", (long long)i,
+                     (double)a->params[i], (double)b->params[i], (double)want);
+    }
+    model_free(a);
+    model_free(b);
+}
+
+/* Rewrites DIR/model.safetensors through an editor that may drop or reshape tensors. */
+typedef bool (*tensor_edit)(st_view *v);
+
+static void rewrite_weights(const char *dir, tensor_edit edit) {
+    char path[512];
+    mart_path_join(path, sizeof path, dir, "model.safetensors");
+    st_file *f;
+    mart_err err;
+    assert_int_equal(st_open(path, &f, &err), MART_OK);
+    int32_t n = st_count(f), k = 0;
+    st_view *v = calloc((size_t)n, sizeof *v);
+    for (int32_t i = 0; i < n; i++) {
+        v[k] = *st_get(f, i);
+        if (edit(&v[k])) k++;
+    }
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    assert_int_equal(st_save(tmp, v, k, NULL, NULL, 0, &err), MART_OK);
+    st_close(f);
+    free(v);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+static bool drop_up_proj_1(st_view *v) {
+    return strcmp(v->name, "model.layers.1.mlp.up_proj.weight") != 0;
+}
+
+static bool transpose_k_proj_0(st_view *v) {
+    if (!strcmp(v->name, "model.layers.0.self_attn.k_proj.weight")) {
+        int64_t t = v->shape[0];
+        v->shape[0] = v->shape[1];
+        v->shape[1] = t;
+    }
+    return true;
+}
+
+static void missing_tensor_is_rejected_naming_file_and_tensor(void **state) {
+    (void)state;
+    model_free(saved_model("missing", MART_ARCH_LLAMA, MART_DTYPE_F32, false));
+    rewrite_weights(tmp_path("missing"), drop_up_proj_1);
+    model *m = NULL;
+    mart_err err = {{0}};
+    assert_int_equal(model_load(tmp_path("missing"), false, &m, &err), MART_ERR);
+    assert_null(m);
+    assert_msg_has(err.msg, "missing/model.safetensors", "\"model.layers.1.mlp.up_proj.weight\"");
+    assert_msg_has(err.msg, "missing", NULL);
+}
+
+static void tensor_of_wrong_shape_is_rejected_naming_file_and_tensor(void **state) {
+    (void)state;
+    model_free(saved_model("shape", MART_ARCH_QWEN2, MART_DTYPE_BF16, false));
+    rewrite_weights(tmp_path("shape"), transpose_k_proj_0);
+    model *m = NULL;
+    mart_err err = {{0}};
+    assert_int_equal(model_load(tmp_path("shape"), false, &m, &err), MART_ERR);
+    assert_msg_has(err.msg, "shape/model.safetensors", "\"model.layers.0.self_attn.k_proj.weight\"");
+    assert_msg_has(err.msg, "[32, 16]", "[16, 32]");
+}
+
+static void sharded_checkpoint_loads_and_a_shard_missing_its_tensor_is_named(void **state) {
+    (void)state;
+    model *a = saved_model("sharded", MART_ARCH_LLAMA, MART_DTYPE_F32, false);
+    char path[512], shard[512];
+    const char *dir = tmp_path("sharded");
+    mart_path_join(path, sizeof path, dir, "model.safetensors");
+    st_file *f;
+    mart_err err = {{0}};
+    assert_int_equal(st_open(path, &f, &err), MART_OK);
+    /* two shards: the first 5 tensors, then the rest; index written by hand */
+    int32_t n = st_count(f);
+    st_view *v = calloc((size_t)n, sizeof *v);
+    mart_buf idx = {0};
+    mart_buf_printf(&idx, "{\"metadata\":{},\"weight_map\":{");
+    for (int32_t i = 0; i < n; i++) {
+        v[i] = *st_get(f, i);
+        mart_buf_printf(&idx, "%s\"%s\":\"part-%d.safetensors\"", i ? "," : "", v[i].name,
+                        i < 5 ? 1 : 2);
+    }
+    mart_buf_printf(&idx, "}}");
+    assert_int_equal(st_save(mart_path_join(shard, sizeof shard, dir, "part-1.safetensors"), v, 5,
+                             NULL, NULL, 0, &err),
+                     MART_OK);
+    assert_int_equal(st_save(mart_path_join(shard, sizeof shard, dir, "part-2.safetensors"),
+                             v + 5, n - 5, NULL, NULL, 0, &err),
+                     MART_OK);
+    write_text(mart_path_join(shard, sizeof shard, dir, "model.safetensors.index.json"), idx.data);
+    /* f stays open (v points into it); unlinking keeps the mapping valid */
+    unlink(path);
+    model *b = NULL;
+    if (model_load(dir, false, &b, &err) != MART_OK) fail_msg("%s", err.msg);
+    assert_memory_equal(a->params, b->params, (size_t)a->n_params * sizeof(float));
+    model_free(b);
+    /* part-2 without its last tensor, though the index still lists it there */
+    assert_int_equal(st_save(mart_path_join(shard, sizeof shard, dir, "part-2.safetensors"),
+                             v + 5, n - 6, NULL, NULL, 0, &err),
+                     MART_OK);
+    assert_int_equal(model_load(dir, false, &b, &err), MART_ERR);
+    assert_msg_has(err.msg, "part-2.safetensors", v[n - 1].name);
+    st_close(f);
+    free(v);
+    mart_buf_free(&idx);
+    model_free(a);
+}
+
+/* ---- mart score ---- */
+
+/* Runs `$MART_BIN score --model DIR --input FILE` (extra args appended); returns the exit
+ * status, with stdout in *out and stderr in *errtext (both malloc'd). */
+static int run_score(const char *dir, const char *input_text, const char *extra, char **out,
+                     char **errtext) {
+    const char *bin = getenv("MART_BIN");
+    if (!bin) fail_msg("MART_BIN is not set (run through ctest)");
+    const char *in = tmp_path("score_in.jsonl"), *o = tmp_path("score_out.txt"),
+               *e = tmp_path("score_err.txt");
+    write_text(in, input_text);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' score --model '%s' --input '%s' %s >'%s' 2>'%s'", bin, dir,
+             in, extra, o, e);
+    int st = system(cmd);
+    mart_err err;
+    assert_int_equal(mart_read_file(o, out, NULL, &err), MART_OK);
+    assert_int_equal(mart_read_file(e, errtext, NULL, &err), MART_OK);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static const char *score_model_dir(void) {
+    const char *dir = tmp_path("score_model");
+    char cfg[512];
+    if (!mart_path_exists(mart_path_join(cfg, sizeof cfg, dir, "config.json")))
+        model_free(saved_model("score_model", MART_ARCH_QWEN2, MART_DTYPE_F32, false));
+    return dir;
+}
+
+/* Bad input must exit non-zero with a message naming the line (and say what is wrong). */
+static void expect_score_error(const char *input, const char *where, const char *what) {
+    char *out, *err;
+    int st = run_score(score_model_dir(), input, "", &out, &err);
+    if (st == 0) fail_msg("mart score accepted bad input %s", input);
+    assert_msg_has(err, where, what);
+    free(out);
+    free(err);
+}
+
+static void score_prints_n_minus_1_logprobs_per_line_the_same_in_any_batching(void **state) {
+    (void)state;
+    const char *in = "{\"tokens\":[1,2,3,4]}\n{\"tokens\":[5]}\n{\"tokens\":[63,0,7]}\n";
+    char *out1, *err1, *out2, *err2;
+    assert_int_equal(run_score(score_model_dir(), in, "", &out1, &err1), 0);
+    assert_int_equal(run_score(score_model_dir(), in, "--batch-tokens 1", &out2, &err2), 0);
+    const char *line = out1;
+    int32_t expect[3] = {3, 0, 2};
+    for (int i = 0; i < 3; i++) {
+        const char *end = strchr(line, '\n');
+        assert_non_null(end);
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)(end - line));
+        assert_non_null(j);
+        const cJSON *lp = cJSON_GetObjectItem(j, "logprobs");
+        assert_int_equal(cJSON_GetArraySize(lp), expect[i]);
+        for (const cJSON *x = lp->child; x; x = x->next)
+            assert_true(x->valuedouble <= 0 && x->valuedouble > -50);
+        cJSON_Delete(j);
+        line = end + 1;
+    }
+    assert_string_equal(line, "");
+    /* packed with the others or alone, a sequence scores the same (up to float rounding) */
+    const char *p = out1, *q = out2;
+    while (*p && *q) {
+        char *ep, *eq;
+        if ((*p == '-' || (*p >= '0' && *p <= '9')) && (*q == '-' || (*q >= '0' && *q <= '9'))) {
+            double x = strtod(p, &ep), y = strtod(q, &eq);
+            assert_true(fabs(x - y) < 1e-5);
+            p = ep;
+            q = eq;
+        } else {
+            assert_int_equal(*p, *q);
+            p++;
+            q++;
+        }
+    }
+    free(out1);
+    free(err1);
+    free(out2);
+    free(err2);
+}
+
+static void score_token_outside_the_vocabulary_names_the_line(void **state) {
+    (void)state;
+    expect_score_error("{\"tokens\":[1,2]}\n{\"tokens\":[3,64]}\n", "score_in.jsonl:2", "vocabulary");
+    expect_score_error("{\"tokens\":[-1]}\n", "score_in.jsonl:1", "vocabulary");
+}
+
+static void score_empty_input_line_names_the_line(void **state) {
+    (void)state;
+    expect_score_error("{\"tokens\":[1,2]}\n\n{\"tokens\":[3]}\n", "score_in.jsonl:2", "empty");
+}
+
+static void score_malformed_or_incomplete_lines_name_the_line(void **state) {
+    (void)state;
+    expect_score_error("{\"tokens\":[1,2]\n", "score_in.jsonl:1", "JSON");
+    expect_score_error("{\"tokens\":[1]}\n{\"toks\":[1,2]}\n", "score_in.jsonl:2", "\"tokens\"");
+    expect_score_error("{\"tokens\":[]}\n", "score_in.jsonl:1", "empty");
+    expect_score_error("{\"tokens\":[1,2.5]}\n", "score_in.jsonl:1", "integer");
+}
+
+static void score_missing_model_directory_is_an_error(void **state) {
+    (void)state;
+    char *out, *err;
+    assert_int_not_equal(run_score(tmp_path("no_such_model"), "{\"tokens\":[1]}\n", "", &out, &err), 0);
+    assert_msg_has(err, "no_such_model", "config.json");
+    free(out);
+    free(err);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(safetensors_round_trip_keeps_names_shapes_dtypes_data_and_metadata),
@@ -291,6 +584,16 @@ int main(void) {
         cmocka_unit_test(qwen2_config_loads_with_head_dim_and_bias_derived),
         cmocka_unit_test(llama_config_defaults_to_no_bias_and_saves_back_identically),
         cmocka_unit_test(config_missing_a_field_is_rejected_naming_file_and_field),
+        cmocka_unit_test(f32_checkpoint_round_trip_gives_identical_weights),
+        cmocka_unit_test(bf16_checkpoint_round_trip_matches_rounding),
+        cmocka_unit_test(missing_tensor_is_rejected_naming_file_and_tensor),
+        cmocka_unit_test(tensor_of_wrong_shape_is_rejected_naming_file_and_tensor),
+        cmocka_unit_test(sharded_checkpoint_loads_and_a_shard_missing_its_tensor_is_named),
+        cmocka_unit_test(score_prints_n_minus_1_logprobs_per_line_the_same_in_any_batching),
+        cmocka_unit_test(score_token_outside_the_vocabulary_names_the_line),
+        cmocka_unit_test(score_empty_input_line_names_the_line),
+        cmocka_unit_test(score_malformed_or_incomplete_lines_name_the_line),
+        cmocka_unit_test(score_missing_model_directory_is_an_error),
     };
     return cmocka_run_group_tests(tests, make_tmp_root, remove_tmp_root);
 }

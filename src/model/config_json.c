@@ -236,9 +236,12 @@ int model_config_save(const char *path, const model_config *c, mart_err *err) {
     cJSON_AddNumberToObject(o, "num_key_value_heads", c->n_kv_heads);
     cJSON_AddNumberToObject(o, "head_dim", c->head_dim);
     cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_position_embeddings);
-    /* Print eps as the float mart uses, not its double expansion (1e-06, not 9.99e-07). */
+    /* The shortest decimal that reads back as the same float (1e-06, not 9.99999997e-07). */
     char eps[32];
-    snprintf(eps, sizeof eps, "%.9g", (double)c->rms_norm_eps);
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(eps, sizeof eps, "%.*g", digits, (double)c->rms_norm_eps);
+        if ((float)strtod(eps, NULL) == c->rms_norm_eps) break;
+    }
     cJSON_AddNumberToObject(o, "rms_norm_eps", strtod(eps, NULL));
     cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
     cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tie_word_embeddings);
@@ -260,11 +263,16 @@ int model_config_save(const char *path, const model_config *c, mart_err *err) {
     cJSON_AddStringToObject(o, "torch_dtype", dtype_torch_name(c->dtype));
     cJSON_AddBoolToObject(o, "use_cache", true);
     cJSON_AddStringToObject(o, "transformers_version", "4.45.0");
-    char *text = cJSON_Print(o);
-    cJSON_Delete(o);
+    /* One field per line, as transformers writes it (cJSON_Print would indent with tabs). */
     mart_buf b = {0};
-    mart_buf_printf(&b, "%s\n", text);
-    cJSON_free(text);
+    mart_buf_append(&b, "{\n", 2);
+    for (const cJSON *e = o->child; e; e = e->next) {
+        char *v = cJSON_PrintUnformatted(e);
+        mart_buf_printf(&b, "  \"%s\": %s%s\n", e->string, v, e->next ? "," : "");
+        cJSON_free(v);
+    }
+    mart_buf_append(&b, "}\n", 2);
+    cJSON_Delete(o);
     int rc = mart_write_file_atomic(path, b.data, b.len, err);
     mart_buf_free(&b);
     return rc;
