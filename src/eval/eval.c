@@ -110,7 +110,7 @@ static void default_data_dir(char *buf, size_t cap) {
 static int load_set(const eval_config *cfg, const char *spec, eval_set *set, mart_err *err) {
     memset(set, 0, sizeof *set);
     bool is_file = has_suffix(spec, ".jsonl") || strchr(spec, '/');
-    char path[4096], dir[4096];
+    char path[8192], dir[4096];
     const char *bench = NULL;
     if (is_file) {
         snprintf(path, sizeof path, "%s", spec);
