@@ -18,7 +18,8 @@
 
 /* RNG stream ids: disjoint ranges per purpose. */
 #define STREAM_DATA_ORDER 0x100000000ULL /* + data epoch */
-#define STREAM_STEP 0x200000000ULL       /* + step: attempts and shuffles */
+#define STREAM_STEP 0x200000000ULL       /* + step: attempt counts */
+#define STREAM_SHUFFLE 0x300000000ULL    /* + step: mini-batch shuffles */
 #define STREAM_SAMPLING_SHIFT 36         /* sampling stream base: (step + 1) << 36 */
 
 #define ADAM_EPS 1e-8f
@@ -326,8 +327,48 @@ static int setup(trainer *t, mart_err *err) {
     if (c->min_attempts < 1 || c->max_attempts < c->min_attempts)
         return mart_fail(err, "attempts: need 1 <= --min-attempts <= --max-attempts");
     if (load_data(t, err) != MART_OK) return MART_ERR;
-    t->order = mart_xmalloc((size_t)t->n_problems * sizeof(int32_t));
     if (tok_load(c->model_dir, &t->tok, err) != MART_OK) return MART_ERR;
+    env_config_default(&t->env);
+    t->env.max_tokens = c->max_tokens;
+    t->env.min_attempts = c->multi ? c->min_attempts : 1;
+    t->env.max_attempts = c->multi ? c->max_attempts : 1;
+    t->env.baseline_prompt = !c->multi && c->baseline_prompt;
+    /* Questions whose prompt (with the most attempts' digit) exceeds --max-prompt are
+     * dropped here, once, so that the data order and a resume do not depend on it. */
+    uint8_t *fits = mart_xmalloc((size_t)t->n_problems);
+    for (int32_t i = 0; i < t->n_problems; i++) {
+        int32_t *ids = NULL, nids = 0;
+        if (env_build_prompt(t->tok, &t->env, t->questions[i], t->env.max_attempts, &ids, &nids,
+                             err) != MART_OK) {
+            free(fits);
+            return mart_fail_wrap(err, "%s:%d", c->data_path, i + 1);
+        }
+        free(ids);
+        fits[i] = nids <= c->max_prompt;
+    }
+    int32_t kept = 0;
+    for (int32_t i = 0; i < t->n_problems; i++) {
+        if (!fits[i]) {
+            free(t->questions[i]);
+            free(t->golds[i]);
+            continue;
+        }
+        t->questions[kept] = t->questions[i];
+        t->golds[kept++] = t->golds[i];
+    }
+    free(fits);
+    if (kept < t->n_problems && !c->quiet)
+        fprintf(stderr, "mart train: %d of %d problems have prompts over %d tokens; skipped\n",
+                t->n_problems - kept, t->n_problems, c->max_prompt);
+    t->n_problems = kept;
+    if (kept == 0) return mart_fail(err, "%s: no problem fits --max-prompt %d", c->data_path,
+                                    c->max_prompt);
+    int32_t *fb = NULL, nfb = 0;
+    if (env_build_feedback(t->tok, &t->env, "", 99, false, &fb, &nfb, err) != MART_OK)
+        return MART_ERR;
+    free(fb);
+    t->feedback_room = nfb;
+    t->order = mart_xmalloc((size_t)t->n_problems * sizeof(int32_t));
     char ckpt[4096];
     mart_path_join(ckpt, sizeof ckpt, c->out_dir, "checkpoint");
     bool resuming = c->resume && mart_is_dir(ckpt);
@@ -368,16 +409,6 @@ static int setup(trainer *t, mart_err *err) {
     }
     shuffle_order(t);
 
-    env_config_default(&t->env);
-    t->env.max_tokens = c->max_tokens;
-    t->env.min_attempts = c->multi ? c->min_attempts : 1;
-    t->env.max_attempts = c->multi ? c->max_attempts : 1;
-    t->env.baseline_prompt = !c->multi && c->baseline_prompt;
-    int32_t *fb = NULL, nfb = 0;
-    if (env_build_feedback(t->tok, &t->env, "", 99, false, &fb, &nfb, err) != MART_OK)
-        return MART_ERR;
-    free(fb);
-    t->feedback_room = nfb;
 
     int32_t n_eps = c->rollout_batch * c->n_samples;
     int64_t per_epoch = (n_eps + c->mini_batch - 1) / c->mini_batch;
@@ -444,7 +475,7 @@ static void compute_advantages(trainer *t, rl_sample *s, int32_t n) {
 static int update(trainer *t, rl_sample *s, int32_t n, step_metrics *m, mart_err *err) {
     const rl_config *c = &t->c;
     mart_rng r;
-    mart_rng_seed(&r, c->seed, STREAM_STEP + (uint64_t)t->step);
+    mart_rng_seed(&r, c->seed, STREAM_SHUFFLE + (uint64_t)t->step);
     int32_t *idx = mart_xmalloc((size_t)n * sizeof(int32_t));
     rl_sample **mb = mart_xmalloc((size_t)n * sizeof(rl_sample *));
     rl_stats st = {0};
@@ -700,6 +731,7 @@ int rl_train(const rl_config *cfg, mart_err *err) {
     }
     if (rc == MART_OK) mart_install_stop_handler();
     bool stopped = false;
+    int32_t saved_at = -1;
     while (rc == MART_OK && t.step < t.c.steps) {
         step_metrics m;
         rc = train_step(&t, &m, err);
@@ -718,7 +750,10 @@ int rl_train(const rl_config *cfg, mart_err *err) {
                     m.gen_s, m.rollout_tok_s, m.score_s, m.update_s, m.train_tok_s);
         stopped = mart_stop_requested() || (cfg->stop_after > 0 && t.step >= cfg->stop_after);
         bool save = stopped || (cfg->save_every > 0 && t.step % cfg->save_every == 0);
-        if (save) rc = save_run_dir(&t, "checkpoint", true, err);
+        if (save) {
+            rc = save_run_dir(&t, "checkpoint", true, err);
+            saved_at = t.step;
+        }
         if (stopped) {
             if (!cfg->quiet && rc == MART_OK)
                 fprintf(stderr, "mart train: stopped after step %d; checkpoint written, "
@@ -728,7 +763,7 @@ int rl_train(const rl_config *cfg, mart_err *err) {
     }
     if (mf) fclose(mf);
     if (rc == MART_OK && !stopped) {
-        rc = save_run_dir(&t, "checkpoint", true, err);
+        if (saved_at != t.step) rc = save_run_dir(&t, "checkpoint", true, err);
         if (rc == MART_OK) rc = save_run_dir(&t, "final", false, err);
     }
     trainer_free(&t);
