@@ -88,6 +88,9 @@ typedef struct {
     int32_t remaining;         /* attempts left, the current one included */
     int32_t attempt_tokens;    /* sampled tokens in the current attempt */
     mart_buf text;             /* bytes of the current attempt (for grading only) */
+    int64_t box_from;          /* offset of the first "box" in text, -1 when none: every box
+                                  form contains it, so the check starts there (O(1) per token
+                                  until a box begins) */
     int32_t *feedback;         /* (n_feedback) the last feedback turn's ids */
     int32_t n_feedback;
     int32_t id_im_start, id_im_end, id_eot; /* ChatML specials; id_eot may be -1 */

@@ -234,6 +234,7 @@ int env_episode_begin(env_session *s, const tok_tokenizer *tok, const env_config
     s->gold = p->gold;
     s->ep = ep;
     s->remaining = attempts;
+    s->box_from = -1;
     if (special_ids(tok, &s->id_im_start, &s->id_im_end, &s->id_eot, err) != MART_OK)
         return MART_ERR;
     int32_t *ids = NULL, n = 0;
@@ -265,7 +266,16 @@ static void close_attempt(env_session *s, env_attempt_status st, char *answer) {
     a->n_tokens = s->attempt_tokens;
     if (st == ENV_ATTEMPT_RIGHT) e->correct = true;
     s->text.len = 0;
+    s->box_from = -1;
     s->attempt_tokens = 0;
+}
+
+/* Whether the current attempt holds a complete box; the grader sees the text from just
+ * before the first "box" (a backslash and some slack), since nothing earlier can matter. */
+static bool has_box(const env_session *s) {
+    if (s->box_from < 0) return false;
+    int64_t from = s->box_from >= 8 ? s->box_from - 8 : 0;
+    return grade_has_boxed(s->text.data + from, s->text.len - (size_t)from);
 }
 
 static env_step finish(env_session *s) {
@@ -283,15 +293,20 @@ env_step env_episode_on_token(env_session *s, int32_t id, float logprob, bool ou
     s->attempt_tokens++;
     bool turn_end = id == s->id_im_end || (s->id_eot >= 0 && id == s->id_eot);
     if (!turn_end) {
-        size_t len = 0;
+        size_t len = 0, old = s->text.len;
         const char *b = tok_token_bytes(s->tok, id, &len);
         if (b) mart_buf_append(&s->text, b, len);
+        if (s->box_from < 0 && s->text.len >= 3) {
+            size_t from = old >= 2 ? old - 2 : 0;
+            const char *h = memmem(s->text.data + from, s->text.len - from, "box", 3);
+            if (h) s->box_from = h - s->text.data;
+        }
     }
     bool budget_end = out_of_room || (cfg->max_tokens > 0 && e->n_sampled >= cfg->max_tokens);
     int32_t chunk = cfg->chunk > 0 ? cfg->chunk : 1;
     bool check = turn_end || budget_end || s->attempt_tokens % chunk == 0;
     char *answer = NULL;
-    if (check && s->text.len && grade_has_boxed(s->text.data, s->text.len))
+    if (check && has_box(s))
         answer = grade_extract(s->text.data, s->text.len, &cfg->grade);
     env_attempt_status st;
     if (answer) st = grade_equal(answer, s->gold, &cfg->grade) ? ENV_ATTEMPT_RIGHT : ENV_ATTEMPT_WRONG;
@@ -326,7 +341,7 @@ void env_episode_cancel_feedback(env_session *s) {
 void env_episode_force_end(env_session *s) {
     if (s->done) return;
     if (s->attempt_tokens > 0 || s->ep->n_attempts == 0) {
-        char *answer = s->text.len && grade_has_boxed(s->text.data, s->text.len)
+        char *answer = has_box(s)
                            ? grade_extract(s->text.data, s->text.len, &s->cfg->grade)
                            : NULL;
         env_attempt_status st = !answer ? ENV_ATTEMPT_BUDGET
