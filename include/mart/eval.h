@@ -34,7 +34,9 @@ typedef struct {
     int32_t batch;               /* episodes per generation call (and per transcript flush) */
     int64_t kv_budget_mb;        /* eval_run's engine; 0 = gen's default */
     env_config env;              /* max_tokens = EVAL_MAX_TOKENS, chunk 1, templates, grader */
-    gen_params sampling;         /* temperature 0 (greedy), seed 0 */
+    gen_params sampling;         /* temperature 0 (greedy), seed 0; with temperature > 0 the
+                                    RNG stream of an episode is its place in the work list,
+                                    so a resumed run samples other streams */
     const char *model_name;      /* recorded in results.json */
     bool progress;               /* progress bar on stderr */
     bool quiet;                  /* no table on stdout */
