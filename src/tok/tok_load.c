@@ -1,0 +1,422 @@
+/* tok: reading Hugging Face tokenizer.json (byte-level BPE only) and freeing tokenizers. */
+#include "tok/tok_internal.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The pre-tokenizer regex of Qwen2/2.5/3 (as in their tokenizer.json). */
+const char tok_qwen_pattern[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/* ByteLevel's built-in regex (GPT-2), used when a ByteLevel step has use_regex = true. */
+const char tok_gpt2_pattern[] =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+const char *const tok_chatml_specials[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+const int tok_n_chatml_specials = 3;
+
+void tok_init_common(tok_tokenizer *t) {
+    for (int i = 0; i < TOK_CACHE_SHARDS; i++) pthread_mutex_init(&t->cache[i].lock, NULL);
+}
+
+int tok_compile_pre(tok_tokenizer *t, mart_err *err) {
+    for (int32_t i = 0; i < t->n_pre; i++) {
+        tok_pre_step *s = &t->pre[i];
+        if (!s->pattern) continue;
+        /* UTF mode with Unicode properties; invalid UTF-8 in the text is allowed and simply
+         * never matches, so arbitrary bytes still tokenize (and round-trip). */
+        uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF;
+        if (s->pattern_literal) opts |= PCRE2_LITERAL;
+        int code;
+        PCRE2_SIZE off;
+        s->re = pcre2_compile((PCRE2_SPTR)s->pattern, PCRE2_ZERO_TERMINATED, opts, &code, &off, NULL);
+        if (!s->re) {
+            char msg[256];
+            pcre2_get_error_message(code, (PCRE2_UCHAR *)msg, sizeof msg);
+            return mart_fail(err, "pre_tokenizer step %d: regex does not compile at offset %zu: %s",
+                             (int)i, (size_t)off, msg);
+        }
+        pcre2_jit_compile(s->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter if no JIT */
+    }
+    return MART_OK;
+}
+
+void tok_build_bytes_table(tok_tokenizer *t) {
+    int32_t V = t->vocab_size;
+    mart_buf b = {0};
+    t->bytes_off = mart_xmalloc(((size_t)V + 1) * sizeof *t->bytes_off);
+    const char **added_of = mart_xcalloc((size_t)V, sizeof *added_of);
+    uint32_t *added_len = mart_xcalloc((size_t)V, sizeof *added_len);
+    for (int32_t i = 0; i < t->n_added; i++) {
+        added_of[t->added[i].id] = t->added[i].content;
+        added_len[t->added[i].id] = t->added[i].len;
+    }
+    for (int32_t id = 0; id < V; id++) {
+        t->bytes_off[id] = b.len;
+        if (added_of[id]) {
+            /* Added tokens decode to exactly the text that encodes to them. */
+            mart_buf_append(&b, added_of[id], added_len[id]);
+            continue;
+        }
+        const char *s = t->vocab_str[id];
+        if (!s) continue;
+        /* ByteLevel decoder: every character maps back to one byte; a token with a character
+         * outside the mapping is taken as its UTF-8 text (as Hugging Face does). */
+        size_t n = strlen(s), start = b.len;
+        bool mapped = true;
+        for (size_t k = 0; k < n;) {
+            uint32_t cp;
+            int l = tok_utf8_get(s + k, n - k, &cp);
+            int byte = l ? tok_cp_to_byte(cp) : -1;
+            if (byte < 0) {
+                mapped = false;
+                break;
+            }
+            char c = (char)byte;
+            mart_buf_append(&b, &c, 1);
+            k += (size_t)l;
+        }
+        if (!mapped) {
+            b.len = start;
+            mart_buf_append(&b, s, n);
+        }
+    }
+    t->bytes_off[V] = b.len;
+    mart_buf_append(&b, "", 1);
+    t->bytes_arena = b.data;
+    free(added_of);
+    free(added_len);
+    for (int b8 = 0; b8 < 256; b8++) t->byte_id[b8] = -1;
+    /* Single-byte tokens of model.vocab (not added tokens) are the BPE alphabet. */
+    for (int32_t id = V - 1; id >= 0; id--)
+        if (t->vocab_str[id] && t->bytes_off[id + 1] - t->bytes_off[id] == 1) {
+            bool is_added = false;
+            for (int32_t i = 0; i < t->n_added; i++) is_added |= t->added[i].id == id;
+            if (!is_added) t->byte_id[(unsigned char)t->bytes_arena[t->bytes_off[id]]] = id;
+        }
+    memset(t->added_first, 0, sizeof t->added_first);
+    for (int32_t i = 0; i < t->n_added; i++)
+        if (t->added[i].len) t->added_first[(unsigned char)t->added[i].content[0]] = 1;
+    tok_strmap_init(&t->vocab_map, (uint64_t)V);
+    for (int32_t id = 0; id < V; id++)
+        if (t->vocab_str[id])
+            tok_strmap_put(&t->vocab_map, t->bytes_arena + t->bytes_off[id],
+                           (uint32_t)(t->bytes_off[id + 1] - t->bytes_off[id]), id);
+}
+
+void tok_free(tok_tokenizer *t) {
+    if (!t) return;
+    for (int32_t i = 0; i < t->vocab_size; i++) free(t->vocab_str ? t->vocab_str[i] : NULL);
+    free(t->vocab_str);
+    free(t->valid);
+    free(t->bytes_arena);
+    free(t->bytes_off);
+    free(t->merges);
+    free(t->merge_list);
+    for (int32_t i = 0; i < t->n_added; i++) free(t->added[i].content);
+    free(t->added);
+    for (int32_t i = 0; i < t->n_pre; i++) {
+        free(t->pre[i].pattern);
+        if (t->pre[i].re) pcre2_code_free(t->pre[i].re);
+    }
+    free(t->pre);
+    tok_strmap_free(&t->vocab_map);
+    for (int i = 0; i < TOK_CACHE_SHARDS; i++) {
+        pthread_mutex_destroy(&t->cache[i].lock);
+        free(t->cache[i].hash);
+        free(t->cache[i].off);
+        free(t->cache[i].arena);
+    }
+    free(t);
+}
+
+/* ---- tokenizer.json -------------------------------------------------------------------- */
+
+static bool json_flag(const cJSON *o, const char *name, bool dflt) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (cJSON_IsBool(v)) return cJSON_IsTrue(v);
+    return dflt;
+}
+
+static const char *json_type(const cJSON *o) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "type");
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static tok_pre_step *pre_push(tok_tokenizer *t) {
+    t->pre = mart_xrealloc(t->pre, (size_t)(t->n_pre + 1) * sizeof *t->pre);
+    tok_pre_step *s = &t->pre[t->n_pre++];
+    memset(s, 0, sizeof *s);
+    return s;
+}
+
+/* Reads one pre-tokenizer (recursing into Sequence). `field` names it in messages. */
+static int load_pre(tok_tokenizer *t, const cJSON *p, const char *field, bool *has_byte_level,
+                    mart_err *err) {
+    const char *type = json_type(p);
+    if (!type) return mart_fail(err, "%s.type: missing or not a string", field);
+    if (!strcmp(type, "Sequence")) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
+        if (!cJSON_IsArray(list)) return mart_fail(err, "%s.pretokenizers: missing or not an array", field);
+        int i = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, list) {
+            char sub[256];
+            snprintf(sub, sizeof sub, "%s.pretokenizers[%d]", field, i++);
+            if (load_pre(t, it, sub, has_byte_level, err) != MART_OK) return MART_ERR;
+        }
+        return MART_OK;
+    }
+    if (!strcmp(type, "ByteLevel")) {
+        *has_byte_level = true;
+        tok_pre_step *s = pre_push(t);
+        s->byte_level = true;
+        s->add_prefix_space = json_flag(p, "add_prefix_space", true);
+        if (json_flag(p, "use_regex", true)) s->pattern = mart_xstrdup(tok_gpt2_pattern);
+        s->behavior = TOK_SPLIT_ISOLATED;
+        return MART_OK;
+    }
+    if (!strcmp(type, "Split")) {
+        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(p, "pattern");
+        const cJSON *re = cJSON_GetObjectItemCaseSensitive(pat, "Regex");
+        const cJSON *str = cJSON_GetObjectItemCaseSensitive(pat, "String");
+        if (!cJSON_IsString(re) && !cJSON_IsString(str))
+            return mart_fail(err, "%s.pattern: needs a \"Regex\" or \"String\" string", field);
+        const cJSON *beh = cJSON_GetObjectItemCaseSensitive(p, "behavior");
+        if (!cJSON_IsString(beh)) return mart_fail(err, "%s.behavior: missing or not a string", field);
+        static const char *const names[] = {"Isolated", "Removed", "MergedWithPrevious",
+                                            "MergedWithNext", "Contiguous"};
+        int b = -1;
+        for (int k = 0; k < 5; k++)
+            if (!strcmp(beh->valuestring, names[k])) b = k;
+        if (b < 0) return mart_fail(err, "%s.behavior: unknown value \"%s\"", field, beh->valuestring);
+        tok_pre_step *s = pre_push(t);
+        s->pattern = mart_xstrdup(cJSON_IsString(re) ? re->valuestring : str->valuestring);
+        s->pattern_literal = !cJSON_IsString(re);
+        s->behavior = (tok_split_behavior)b;
+        s->invert = json_flag(p, "invert", false);
+        return MART_OK;
+    }
+    return mart_fail(err, "%s.type: pre-tokenizer \"%s\" is not supported (mart reads byte-level "
+                     "BPE tokenizers: Sequence, Split, ByteLevel)", field, type);
+}
+
+static int load_normalizer(tok_tokenizer *t, const cJSON *n, const char *field, mart_err *err) {
+    if (!n || cJSON_IsNull(n)) return MART_OK;
+    const char *type = json_type(n);
+    if (!type) return mart_fail(err, "%s.type: missing or not a string", field);
+    if (!strcmp(type, "NFC")) {
+        t->nfc = true;
+        return MART_OK;
+    }
+    if (!strcmp(type, "Sequence")) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
+        if (!cJSON_IsArray(list)) return mart_fail(err, "%s.normalizers: missing or not an array", field);
+        int i = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, list) {
+            char sub[256];
+            snprintf(sub, sizeof sub, "%s.normalizers[%d]", field, i++);
+            if (load_normalizer(t, it, sub, err) != MART_OK) return MART_ERR;
+        }
+        return MART_OK;
+    }
+    return mart_fail(err, "%s.type: normalizer \"%s\" is not supported (only NFC)", field, type);
+}
+
+/* Splits a merge into its two halves: "a b" or ["a", "b"]. */
+static bool merge_parts(const cJSON *m, char *tmp, size_t cap, const char **a, const char **b) {
+    if (cJSON_IsString(m)) {
+        const char *s = m->valuestring;
+        const char *sp = strchr(s, ' ');
+        if (!sp || strchr(sp + 1, ' ') || sp == s || !sp[1]) return false;
+        size_t la = (size_t)(sp - s);
+        if (la + 1 > cap) return false;
+        memcpy(tmp, s, la);
+        tmp[la] = 0;
+        *a = tmp;
+        *b = sp + 1;
+        return true;
+    }
+    if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2) {
+        const cJSON *x = m->child, *y = m->child->next;
+        if (!cJSON_IsString(x) || !cJSON_IsString(y)) return false;
+        *a = x->valuestring;
+        *b = y->valuestring;
+        return true;
+    }
+    return false;
+}
+
+static int load_json(tok_tokenizer *t, const cJSON *root, mart_err *err) {
+    if (!cJSON_IsObject(root)) return mart_fail(err, "the top level is not a JSON object");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (!cJSON_IsObject(model)) return mart_fail(err, "missing field \"model\" (or not an object)");
+    const char *mtype = json_type(model);
+    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    if (mtype && (!strcmp(mtype, "Unigram") || !strcmp(mtype, "WordPiece") || !strcmp(mtype, "WordLevel")))
+        return mart_fail(err, "model.type: \"%s\" tokenizers are not supported (%s); mart reads "
+                         "byte-level BPE tokenizers only", mtype,
+                         !strcmp(mtype, "Unigram") ? "SentencePiece Unigram" : "not BPE");
+    if (mtype && strcmp(mtype, "BPE")) return mart_fail(err, "model.type: unknown model type \"%s\"", mtype);
+    if (!mtype && !merges)
+        return mart_fail(err, "model.type: missing, and no model.merges: not a BPE model (mart reads "
+                         "byte-level BPE tokenizers only)");
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    if (!cJSON_IsObject(vocab)) return mart_fail(err, "model.vocab: missing or not an object");
+    if (!cJSON_IsArray(merges)) return mart_fail(err, "model.merges: missing or not an array");
+    const cJSON *pfx = cJSON_GetObjectItemCaseSensitive(model, "continuing_subword_prefix");
+    const cJSON *sfx = cJSON_GetObjectItemCaseSensitive(model, "end_of_word_suffix");
+    if ((cJSON_IsString(pfx) && pfx->valuestring[0]) || (cJSON_IsString(sfx) && sfx->valuestring[0]))
+        return mart_fail(err, "model.continuing_subword_prefix/end_of_word_suffix: not supported "
+                         "(not a byte-level BPE)");
+    t->ignore_merges = json_flag(model, "ignore_merges", false);
+
+    /* Sizes first: the largest id over model.vocab and added_tokens. */
+    int64_t max_id = -1;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, vocab) {
+        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 16777216.0 ||
+            it->valuedouble != (double)(int64_t)it->valuedouble)
+            return mart_fail(err, "model.vocab[\"%s\"]: id is not an integer in [0, 2^24]", it->string);
+        if ((int64_t)it->valuedouble > max_id) max_id = (int64_t)it->valuedouble;
+    }
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    if (added && !cJSON_IsNull(added) && !cJSON_IsArray(added))
+        return mart_fail(err, "added_tokens: not an array");
+    int i = 0;
+    cJSON_ArrayForEach(it, added) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(it, "content");
+        if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > 16777216.0)
+            return mart_fail(err, "added_tokens[%d].id: missing or not an integer in [0, 2^24]", i);
+        if (!cJSON_IsString(content) || !content->valuestring[0])
+            return mart_fail(err, "added_tokens[%d].content: missing or empty", i);
+        if ((int64_t)id->valuedouble > max_id) max_id = (int64_t)id->valuedouble;
+        i++;
+    }
+    if (max_id < 0) return mart_fail(err, "model.vocab: empty");
+    t->vocab_size = (int32_t)(max_id + 1);
+    t->vocab_str = mart_xcalloc((size_t)t->vocab_size, sizeof *t->vocab_str);
+    t->valid = mart_xcalloc((size_t)t->vocab_size, sizeof *t->valid);
+    tok_strmap strs;
+    tok_strmap_init(&strs, (uint64_t)cJSON_GetArraySize(vocab));
+    cJSON_ArrayForEach(it, vocab) {
+        int32_t id = (int32_t)it->valuedouble;
+        if (t->vocab_str[id]) {
+            tok_strmap_free(&strs);
+            return mart_fail(err, "model.vocab[\"%s\"]: id %d is used twice", it->string, (int)id);
+        }
+        t->vocab_str[id] = mart_xstrdup(it->string);
+        t->valid[id] = true;
+        tok_strmap_put(&strs, t->vocab_str[id], (uint32_t)strlen(it->string), id);
+        t->n_model_vocab++;
+    }
+    t->n_added = cJSON_GetArraySize(added);
+    t->added = mart_xcalloc((size_t)(t->n_added ? t->n_added : 1), sizeof *t->added);
+    i = 0;
+    cJSON_ArrayForEach(it, added) {
+        tok_added *a = &t->added[i++];
+        const char *c = cJSON_GetObjectItemCaseSensitive(it, "content")->valuestring;
+        a->content = mart_xstrdup(c);
+        a->len = (uint32_t)strlen(c);
+        a->id = (int32_t)cJSON_GetObjectItemCaseSensitive(it, "id")->valuedouble;
+        a->special = json_flag(it, "special", false);
+        a->lstrip = json_flag(it, "lstrip", false);
+        a->rstrip = json_flag(it, "rstrip", false);
+        a->normalized = json_flag(it, "normalized", !a->special);
+        a->single_word = json_flag(it, "single_word", false);
+        t->valid[a->id] = true;
+    }
+
+    tok_merges_reserve(t, cJSON_GetArraySize(merges));
+    i = 0;
+    char tmp[1024], cat[2048];
+    cJSON_ArrayForEach(it, merges) {
+        const char *a, *b;
+        if (!merge_parts(it, tmp, sizeof tmp, &a, &b)) {
+            tok_strmap_free(&strs);
+            return mart_fail(err, "model.merges[%d]: malformed (expected \"a b\" or [\"a\", \"b\"])", i);
+        }
+        size_t la = strlen(a), lb = strlen(b);
+        int32_t ia = tok_strmap_get(&strs, a, (uint32_t)la), ib = tok_strmap_get(&strs, b, (uint32_t)lb);
+        int32_t im = -1;
+        if (la + lb < sizeof cat) {
+            memcpy(cat, a, la);
+            memcpy(cat + la, b, lb);
+            im = tok_strmap_get(&strs, cat, (uint32_t)(la + lb));
+        }
+        if (ia < 0 || ib < 0 || im < 0) {
+            tok_strmap_free(&strs);
+            return mart_fail(err, "model.merges[%d]: \"%s\" + \"%s\": %s not in model.vocab", i, a, b,
+                             ia < 0 ? "left part" : ib < 0 ? "right part" : "merged token");
+        }
+        tok_merge_add(t, ia, ib, im);
+        i++;
+    }
+    tok_strmap_free(&strs);
+
+    if (load_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer", err) != MART_OK)
+        return MART_ERR;
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+    bool byte_level = false;
+    if (pre && !cJSON_IsNull(pre) && load_pre(t, pre, "pre_tokenizer", &byte_level, err) != MART_OK)
+        return MART_ERR;
+    if (!byte_level)
+        return mart_fail(err, "pre_tokenizer: no ByteLevel step, so this is not a byte-level BPE "
+                         "tokenizer (SentencePiece-style BPE is not supported)");
+    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
+    if (dec && !cJSON_IsNull(dec)) {
+        const char *dt = json_type(dec);
+        if (!dt || strcmp(dt, "ByteLevel"))
+            return mart_fail(err, "decoder.type: \"%s\" is not supported (only ByteLevel)", dt ? dt : "?");
+    }
+    if (tok_compile_pre(t, err) != MART_OK) return MART_ERR;
+    tok_build_bytes_table(t);
+    return MART_OK;
+}
+
+int tok_load(const char *path, tok_tokenizer **out, mart_err *err) {
+    *out = NULL;
+    char file[4096];
+    if (mart_is_dir(path)) mart_path_join(file, sizeof file, path, "tokenizer.json");
+    else snprintf(file, sizeof file, "%s", path);
+    char *data;
+    size_t len;
+    if (mart_read_file(file, &data, &len, err) != MART_OK) return MART_ERR;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
+    if (!root) {
+        long off = end ? (long)(end - data) : 0;
+        free(data);
+        return mart_fail(err, "%s: malformed JSON near byte %ld", file, off);
+    }
+    free(data);
+    tok_tokenizer *t = mart_xcalloc(1, sizeof *t);
+    tok_init_common(t);
+    int rc = load_json(t, root, err);
+    cJSON_Delete(root);
+    if (rc != MART_OK) {
+        mart_fail_wrap(err, "%s", file);
+        tok_free(t);
+        return MART_ERR;
+    }
+    *out = t;
+    return MART_OK;
+}
+
+int32_t tok_vocab_size(const tok_tokenizer *t) { return t->vocab_size; }
+
+const char *tok_token_bytes(const tok_tokenizer *t, int32_t id, size_t *len) {
+    if (id < 0 || id >= t->vocab_size || !t->valid[id]) return NULL;
+    if (len) *len = t->bytes_off[id + 1] - t->bytes_off[id];
+    return t->bytes_arena + t->bytes_off[id];
+}
+
+int32_t tok_special_id(const tok_tokenizer *t, const char *text) {
+    size_t n = strlen(text);
+    for (int32_t i = 0; i < t->n_added; i++)
+        if (t->added[i].len == n && !memcmp(t->added[i].content, text, n)) return t->added[i].id;
+    return -1;
+}
