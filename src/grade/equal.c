@@ -1,0 +1,384 @@
+/* grade equivalence: decides whether two answers are the same. Strings first (cheap), then
+ * multiple-choice letters and text, then expression trees compared structurally (sets and
+ * "all solutions" lists ignore order, tuples and intervals do not) down to scalars, which are
+ * compared exactly, numerically, or at random points when they have variables. */
+#include "grade/grade_int.h"
+
+#include <ctype.h>
+#include <string.h>
+
+/* Tolerance for numeric closeness (relative), as in the Qwen2.5-Math evaluation toolkit. */
+#define GRADE_REL_TOL 1e-4
+/* Steps of parsing and evaluation per comparison: a 10 kB answer needs about 2·10^4. */
+#define GRADE_WORK_LIMIT 200000
+/* Most items of a list, set or ± expansion compared element-wise. */
+#define MAX_ITEMS 256
+/* In a sign pattern: the ± of this tree are already chosen (bits 0..15 say how). */
+#define SIGNS_FIXED (1u << 31)
+
+void grade_config_default(grade_config *c) {
+    c->rel_tol = GRADE_REL_TOL;
+    c->fallback_extract = false;
+    c->work_limit = GRADE_WORK_LIMIT;
+}
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+static void strip_spaces(char *d, const char *s) {
+    for (; *s; s++)
+        if (*s != ' ') *d++ = *s;
+    *d = 0;
+}
+
+/* The letter of a multiple-choice answer: "B", "(B)", "B)" → 'B'; 0 when it is not one. */
+static char choice_letter(const char *s) {
+    char letter = 0;
+    for (; *s; s++) {
+        if (*s == '(' || *s == ')' || *s == ' ' || *s == '{' || *s == '}') continue;
+        if (letter || !(*s >= 'A' && *s <= 'E')) return 0;
+        letter = *s;
+    }
+    return letter;
+}
+
+static bool collect_syms(gctx *c, const gnode *n) {
+    if (!n) return true;
+    if (n->kind == GN_SYM && n->op == GC_VAR) {
+        bool seen = false;
+        for (int k = 0; k < c->n_syms && !seen; k++)
+            seen = c->sym_len[k] == n->len && !memcmp(c->sym_name[k], n->str, (size_t)n->len);
+        if (!seen) {
+            if (c->n_syms == GRADE_MAX_SYMS) return false;
+            c->sym_name[c->n_syms] = n->str;
+            c->sym_len[c->n_syms++] = n->len;
+        }
+    }
+    for (int32_t i = 0; i < n->n; i++)
+        if (!collect_syms(c, n->k[i])) return false;
+    return true;
+}
+
+/* Gives every variable its value at random point `pt`: a rational in about [0.9, 8.5] drawn
+ * from the variable's name, so that both sides and every run agree. */
+static void set_point(gctx *c, int pt) {
+    c->point = pt;
+    for (int k = 0; k < c->n_syms; k++) {
+        uint64_t h = 1469598103934665603ull;
+        for (int32_t i = 0; i < c->sym_len[k]; i++)
+            h = (h ^ (unsigned char)c->sym_name[k][i]) * 1099511628211ull;
+        mart_rng r;
+        mart_rng_seed(&r, h, (uint64_t)pt);
+        long num = (long)mart_rng_range(&r, 11, 60), den = (long)mart_rng_range(&r, 7, 13);
+        mpq_set_si(c->sym_q[k], num, (unsigned long)den);
+        mpq_canonicalize(c->sym_q[k]);
+        mpfr_set_q(c->sym_f[k], c->sym_q[k], MPFR_RNDN);
+    }
+}
+
+static bool has_kind(const gnode *n, gnode_kind kind) {
+    if (!n) return false;
+    if (n->kind == kind) return true;
+    for (int32_t i = 0; i < n->n; i++)
+        if (has_kind(n->k[i], kind)) return true;
+    return false;
+}
+
+static bool has_syms(const gnode *n) {
+    if (!n) return false;
+    if (n->kind == GN_SYM && n->op == GC_VAR) return true;
+    for (int32_t i = 0; i < n->n; i++)
+        if (has_syms(n->k[i])) return true;
+    return false;
+}
+
+/* |a - b| <= tol · max(|a|, |b|); infinities equal only themselves. */
+static bool close_enough(const gctx *c, mpfr_t ar, mpfr_t ai, mpfr_t br, mpfr_t bi) {
+    if (mpfr_inf_p(ar) || mpfr_inf_p(br) || mpfr_inf_p(ai) || mpfr_inf_p(bi))
+        return mpfr_equal_p(ar, br) && mpfr_equal_p(ai, bi) && !mpfr_inf_p(ai);
+    mpfr_t d, t, m;
+    mpfr_inits2(GRADE_PREC, d, t, m, (mpfr_ptr)0);
+    mpfr_sub(d, ar, br, MPFR_RNDN);
+    mpfr_sub(t, ai, bi, MPFR_RNDN);
+    mpfr_hypot(d, d, t, MPFR_RNDN);
+    mpfr_hypot(m, ar, ai, MPFR_RNDN);
+    mpfr_hypot(t, br, bi, MPFR_RNDN);
+    mpfr_max(m, m, t, MPFR_RNDN);
+    mpfr_mul_d(m, m, c->cfg->rel_tol, MPFR_RNDN);
+    /* an answer that should be 0 must come out as 0 to working precision */
+    bool ok = mpfr_zero_p(d) || mpfr_cmp(d, m) <= 0;
+    if (ok && mpfr_sgn(m) == 0) ok = mpfr_zero_p(d);
+    mpfr_clears(d, t, m, (mpfr_ptr)0);
+    return ok;
+}
+
+/* Value equality of two scalar trees with ± signs sa / sb, at every point. */
+static bool values_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uint32_t sb) {
+    bool vars = has_syms(a) || has_syms(b);
+    int points = vars ? GRADE_POINTS : 1;
+    mpq_t ar, ai, br, bi;
+    mpq_inits(ar, ai, br, bi, NULL);
+    mpfr_t fr, fi, gr, gi;
+    mpfr_inits2(GRADE_PREC, fr, fi, gr, gi, (mpfr_ptr)0);
+    bool eq = true;
+    for (int pt = 0; pt < points && eq; pt++) {
+        if (vars) set_point(c, pt);
+        else c->point = -1;
+        c->pm_signs = sa;
+        bool ea = grade_eval_exact(c, a, ar, ai);
+        c->pm_signs = sb;
+        bool eb = ea && grade_eval_exact(c, b, br, bi);
+        if (c->exhausted) {
+            eq = false;
+            break;
+        }
+        if (ea && eb) {
+            eq = mpq_equal(ar, br) && mpq_equal(ai, bi);
+            continue;
+        }
+        c->pm_signs = sa;
+        bool na = grade_eval_num(c, a, fr, fi);
+        c->pm_signs = sb;
+        bool nb = na && grade_eval_num(c, b, gr, gi);
+        eq = na && nb && close_enough(c, fr, fi, gr, gi);
+    }
+    mpq_clears(ar, ai, br, bi, NULL);
+    mpfr_clears(fr, fi, gr, gi, (mpfr_ptr)0);
+    return eq && !c->exhausted;
+}
+
+static bool scalar_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uint32_t sb) {
+    bool pct = has_kind(a, GN_PCT) || has_kind(b, GN_PCT);
+    /* 8\% against 8 (a unit) or against 0.08 (a value) */
+    c->pct_ignore = false;
+    if (values_equal(c, a, sa, b, sb)) return true;
+    if (!pct || c->exhausted) return false;
+    c->pct_ignore = true;
+    bool eq = values_equal(c, a, sa, b, sb);
+    c->pct_ignore = false;
+    return eq;
+}
+
+/* An equation's left side that only names the answer: x, a_1, f(x), m_{max}. */
+static bool names_answer(const gnode *n) {
+    if (n->kind == GN_SYM && n->op != GC_PI) return true;
+    if (n->kind == GN_MUL && n->k[0]->kind == GN_SYM && n->k[0]->op == GC_VAR &&
+        (n->k[1]->kind == GN_SYM || n->k[1]->kind == GN_TUPLE))
+        return true; /* f(x) parses as f·x */
+    return false;
+}
+
+/* ---- items: lists, sets and ± expanded into their members -------------------------------- */
+
+typedef struct {
+    const gnode *n;
+    uint32_t signs;
+} gitem;
+
+static void pm_indices(const gnode *n, uint32_t *mask) {
+    if (!n) return;
+    if (n->kind == GN_PM) *mask |= 1u << n->op;
+    for (int32_t i = 0; i < n->n; i++) pm_indices(n->k[i], mask);
+}
+
+/* Appends the members of n (each ± choice of a scalar is a member); false when too many. */
+static bool add_items(const gnode *n, gitem *items, int *count) {
+    if (n->kind == GN_LIST || n->kind == GN_SET) {
+        for (int32_t i = 0; i < n->n; i++)
+            if (!add_items(n->k[i], items, count)) return false;
+        return true;
+    }
+    uint32_t mask = 0;
+    if (n->kind != GN_TUPLE && n->kind != GN_MATRIX) pm_indices(n, &mask);
+    /* every sign pattern over the ± of this member */
+    uint32_t sub = 0;
+    do {
+        if (*count >= MAX_ITEMS) return false;
+        items[(*count)++] = (gitem){n, sub | SIGNS_FIXED};
+        sub = (sub - mask) & mask;
+    } while (sub != 0);
+    return true;
+}
+
+static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uint32_t sb);
+
+/* Every member of A matches a distinct member of B and none is left over. */
+static bool items_match(gctx *c, const gitem *A, int na, const gitem *B, int nb) {
+    if (na != nb) return false;
+    bool used[MAX_ITEMS] = {0};
+    for (int i = 0; i < na; i++) {
+        bool found = false;
+        for (int j = 0; j < nb && !found; j++) {
+            if (used[j]) continue;
+            if (node_equal(c, A[i].n, A[i].signs, B[j].n, B[j].signs)) used[j] = found = true;
+            if (c->exhausted) return false;
+        }
+        if (!found) return false;
+    }
+    return true;
+}
+
+static bool is_group(const gnode *n) { return n->kind == GN_LIST || n->kind == GN_SET; }
+
+static int flip_rel(int op) {
+    switch (op) {
+    case GR_LT: return GR_GT;
+    case GR_GT: return GR_LT;
+    case GR_LE: return GR_GE;
+    case GR_GE: return GR_LE;
+    default: return op;
+    }
+}
+
+/* Two equations with the same solutions: (l1 - r1) / (l2 - r2) is one nonzero constant at
+ * every random point (y = -2x against 2x + y = 0). */
+static bool equations_proportional(gctx *c, const gnode *a, const gnode *b) {
+    if (!has_syms(a) || !has_syms(b)) return false;
+    gnode da = {.kind = GN_SUB, .n = 2, .k = a->k}, db = {.kind = GN_SUB, .n = 2, .k = b->k};
+    mpfr_t ar, ai, br, bi, r0;
+    mpfr_inits2(GRADE_PREC, ar, ai, br, bi, r0, (mpfr_ptr)0);
+    bool ok = true;
+    c->pm_signs = 0;
+    for (int pt = 0; pt < GRADE_POINTS && ok; pt++) {
+        set_point(c, pt);
+        ok = grade_eval_num(c, &da, ar, ai) && grade_eval_num(c, &db, br, bi) && mpfr_zero_p(ai) &&
+             mpfr_zero_p(bi) && mpfr_regular_p(ar) && mpfr_regular_p(br);
+        if (!ok) break;
+        mpfr_div(ar, ar, br, MPFR_RNDN);
+        if (pt == 0) mpfr_set(r0, ar, MPFR_RNDN);
+        else {
+            mpfr_set_zero(ai, 1);
+            ok = close_enough(c, ar, ai, r0, ai);
+        }
+    }
+    mpfr_clears(ar, ai, br, bi, r0, (mpfr_ptr)0);
+    return ok;
+}
+
+static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uint32_t sb) {
+    if (++c->work > c->cfg->work_limit) c->exhausted = true;
+    if (c->exhausted) return false;
+    /* "x = 5" against "5": the left side only names the answer */
+    if (a->kind == GN_REL && a->op == GR_EQ && b->kind != GN_REL && names_answer(a->k[0]))
+        a = a->k[1];
+    if (b->kind == GN_REL && b->op == GR_EQ && a->kind != GN_REL && names_answer(b->k[0]))
+        b = b->k[1];
+
+    uint32_t ma = 0, mb = 0;
+    if (!is_group(a) && a->kind != GN_TUPLE && a->kind != GN_MATRIX) pm_indices(a, &ma);
+    if (!is_group(b) && b->kind != GN_TUPLE && b->kind != GN_MATRIX) pm_indices(b, &mb);
+    if (sa & SIGNS_FIXED) ma = 0;
+    if (sb & SIGNS_FIXED) mb = 0;
+    if (is_group(a) || is_group(b) || ma || mb) {
+        if ((a->kind == GN_SET && b->kind == GN_TUPLE) || (b->kind == GN_SET && a->kind == GN_TUPLE))
+            return false;
+        /* a bare list against one tuple "(15,-29)" vs "15, -29": compare members */
+        const gnode *ga = a->kind == GN_TUPLE && b->kind == GN_LIST && a->open == '(' ? b : NULL;
+        const gnode *gb = b->kind == GN_TUPLE && a->kind == GN_LIST && b->open == '(' ? a : NULL;
+        if (ga || gb) {
+            const gnode *t = ga ? a : b, *l = ga ? b : a;
+            if (t->n != l->n || t->close != ')') return false;
+            bool nested = false;
+            for (int32_t i = 0; i < l->n; i++) nested |= l->k[i]->kind == GN_TUPLE;
+            if (!nested) {
+                for (int32_t i = 0; i < t->n; i++)
+                    if (!node_equal(c, t->k[i], 0, l->k[i], 0)) return false;
+                return true;
+            }
+        }
+        gitem *A = mart_xmalloc(sizeof(gitem) * MAX_ITEMS * 2), *B = A + MAX_ITEMS;
+        int na = 0, nb = 0;
+        bool ok = add_items(a, A, &na) && add_items(b, B, &nb);
+        ok = ok && items_match(c, A, na, B, nb);
+        free(A);
+        return ok;
+    }
+    if (a->kind == GN_TUPLE || b->kind == GN_TUPLE) {
+        if (a->kind == GN_MATRIX || b->kind == GN_MATRIX) { /* column vector as a tuple */
+            const gnode *m = a->kind == GN_MATRIX ? a : b, *t = m == a ? b : a;
+            if ((m->rows != 1 && m->cols != 1) || m->n != t->n || t->open != '(') return false;
+            for (int32_t i = 0; i < t->n; i++)
+                if (!node_equal(c, m->k[i], 0, t->k[i], 0)) return false;
+            return true;
+        }
+        if (a->kind != b->kind || a->n != b->n || a->open != b->open || a->close != b->close)
+            return false;
+        for (int32_t i = 0; i < a->n; i++)
+            if (!node_equal(c, a->k[i], sa, b->k[i], sb)) return false;
+        return true;
+    }
+    if (a->kind == GN_MATRIX || b->kind == GN_MATRIX) {
+        if (a->kind != b->kind || a->rows != b->rows || a->cols != b->cols) return false;
+        for (int32_t i = 0; i < a->n; i++)
+            if (!node_equal(c, a->k[i], sa, b->k[i], sb)) return false;
+        return true;
+    }
+    if (a->kind == GN_UNION || b->kind == GN_UNION) {
+        if (a->kind != b->kind || a->n != b->n) return false;
+        gitem A[MAX_ITEMS], B[MAX_ITEMS];
+        if (a->n > MAX_ITEMS) return false;
+        for (int32_t i = 0; i < a->n; i++) {
+            A[i] = (gitem){a->k[i], sa};
+            B[i] = (gitem){b->k[i], sb};
+        }
+        return items_match(c, A, a->n, B, b->n);
+    }
+    if (a->kind == GN_REL || b->kind == GN_REL) {
+        if (a->kind != b->kind) return false;
+        if (a->op == b->op && node_equal(c, a->k[0], sa, b->k[0], sb) &&
+            node_equal(c, a->k[1], sa, b->k[1], sb))
+            return true;
+        if (a->op == flip_rel(b->op) && node_equal(c, a->k[0], sa, b->k[1], sb) &&
+            node_equal(c, a->k[1], sa, b->k[0], sb))
+            return true;
+        if (a->op == GR_EQ && b->op == GR_EQ) return equations_proportional(c, a, b);
+        return false;
+    }
+    return scalar_equal(c, a, sa, b, sb);
+}
+
+/* ---- entry point ------------------------------------------------------------------------- */
+
+bool grade_equal(const char *pred, const char *gold, const grade_config *cfg) {
+    grade_config def;
+    if (!cfg) {
+        grade_config_default(&def);
+        cfg = &def;
+    }
+    if (!pred || !gold) return false;
+    garena ar = {0};
+    bool pt, gt, eq = false;
+    char *p = grade_normalize(&ar, pred, strlen(pred), &pt);
+    char *g = grade_normalize(&ar, gold, strlen(gold), &gt);
+    char *ps = garena_alloc(&ar, strlen(p) + 1), *gs = garena_alloc(&ar, strlen(g) + 1);
+    strip_spaces(ps, p);
+    strip_spaces(gs, g);
+    if (!*ps || !*gs) goto done;
+    if (!strcmp(ps, gs)) {
+        eq = true;
+        goto done;
+    }
+    char gl = choice_letter(gs);
+    if (gl) {
+        eq = choice_letter(ps) == gl;
+        goto done;
+    }
+    if (pt || gt) goto done; /* text answers match only as text */
+
+    gctx c = {.cfg = cfg, .point = -1};
+    gnode *a = grade_parse(&ar, p, &c.work, cfg->work_limit);
+    gnode *b = a ? grade_parse(&ar, g, &c.work, cfg->work_limit) : NULL;
+    if (!a || !b) goto done;
+    if (!collect_syms(&c, a) || !collect_syms(&c, b)) goto done;
+    for (int k = 0; k < c.n_syms; k++) {
+        mpq_init(c.sym_q[k]);
+        mpfr_init2(c.sym_f[k], GRADE_PREC);
+    }
+    eq = node_equal(&c, a, 0, b, 0) && !c.exhausted;
+    for (int k = 0; k < c.n_syms; k++) {
+        mpq_clear(c.sym_q[k]);
+        mpfr_clear(c.sym_f[k]);
+    }
+done:
+    garena_free(&ar);
+    return eq;
+}
