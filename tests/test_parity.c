@@ -1,8 +1,9 @@
 /* Parity with an independent PyTorch implementation (tests/ref/torch_ref.py): random
  * Qwen2 (biases, tied embeddings) and Llama (no biases, untied) models, in F32 and BF16
  * files, at a tiny and a small size, are loaded with model_load; per-token log-probs and
- * the gradients of a weighted objective sum_t w_t * logprob_t must match the float64
- * reference. Skipped, with the reason printed, only when /usr/bin/python3 has no torch. */
+ * entropies, and the gradients of the weighted objectives sum_t w_t * logprob_t and
+ * sum_t u_t * entropy_t must match the float64 reference (entropy is held to the same
+ * absolute tolerance as log-probs). Skipped, with the reason printed, only when /usr/bin/python3 has no torch. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -57,7 +58,7 @@ static int remove_references(void **state) {
 typedef struct {
     int32_t n_seqs, n_tokens;
     int32_t *tokens, *offsets, *targets;
-    float *weights;
+    float *weights, *ent_weights; /* (n_tokens) of sum w*logprob and of sum u*entropy */
 } parity_batch;
 
 static int32_t *json_ints(const cJSON *a, int32_t *n) {
@@ -65,6 +66,14 @@ static int32_t *json_ints(const cJSON *a, int32_t *n) {
     int32_t *v = mart_xmalloc((size_t)*n * sizeof *v + 1);
     int32_t i = 0;
     for (const cJSON *e = a->child; e; e = e->next) v[i++] = (int32_t)e->valuedouble;
+    return v;
+}
+
+static float *json_floats(const cJSON *a, int32_t n) {
+    assert_int_equal(cJSON_GetArraySize(a), n);
+    float *v = mart_xmalloc((size_t)n * sizeof *v + 1);
+    int32_t i = 0;
+    for (const cJSON *e = a->child; e; e = e->next) v[i++] = (float)e->valuedouble;
     return v;
 }
 
@@ -77,16 +86,12 @@ static void load_batch(const char *dir, parity_batch *b) {
     cJSON *root = cJSON_Parse(text);
     free(text);
     assert_non_null(root);
-    int32_t n_off, n_w;
+    int32_t n_off;
     b->tokens = json_ints(cJSON_GetObjectItem(root, "tokens"), &b->n_tokens);
     b->offsets = json_ints(cJSON_GetObjectItem(root, "offsets"), &n_off);
     b->n_seqs = n_off - 1;
-    const cJSON *w = cJSON_GetObjectItem(root, "weights");
-    n_w = cJSON_GetArraySize(w);
-    assert_int_equal(n_w, b->n_tokens);
-    b->weights = mart_xmalloc((size_t)n_w * sizeof *b->weights);
-    int32_t i = 0;
-    for (const cJSON *e = w->child; e; e = e->next) b->weights[i++] = (float)e->valuedouble;
+    b->weights = json_floats(cJSON_GetObjectItem(root, "weights"), b->n_tokens);
+    b->ent_weights = json_floats(cJSON_GetObjectItem(root, "ent_weights"), b->n_tokens);
     cJSON_Delete(root);
     /* next-token targets inside each sequence; none at a sequence's last token */
     b->targets = mart_xmalloc((size_t)b->n_tokens * sizeof *b->targets);
@@ -100,6 +105,7 @@ static void free_batch(parity_batch *b) {
     free(b->offsets);
     free(b->targets);
     free(b->weights);
+    free(b->ent_weights);
 }
 
 static float *ref_tensor(const st_file *ref, const char *name, int64_t numel) {
@@ -113,45 +119,33 @@ static float *ref_tensor(const st_file *ref, const char *name, int64_t numel) {
     return out;
 }
 
-static void check_case(const char *name) {
-    if (!have_torch) skip();
-    char dir[512], path[512];
-    mart_path_join(dir, sizeof dir, ref_dir, name);
-    mart_err err = {{0}};
-    model *m = NULL;
-    double t0 = mart_now();
-    if (model_load(dir, true, &m, &err) != MART_OK) fail_msg("model_load: %s", err.msg);
-    parity_batch b;
-    load_batch(dir, &b);
-    st_file *ref;
-    if (st_open(mart_path_join(path, sizeof path, dir, "ref.safetensors"), &ref, &err) != MART_OK)
-        fail_msg("%s", err.msg);
-
-    float *lp = mart_xcalloc((size_t)b.n_tokens, sizeof *lp);
-    model_batch batch = {.n_seqs = b.n_seqs, .tokens = b.tokens, .offsets = b.offsets};
-    model_out out = {.targets = b.targets, .logprobs = lp};
-    if (model_forward(m, &batch, NULL, &out, true, &err) != MART_OK)
-        fail_msg("model_forward: %s", err.msg);
-    float *lp_ref = ref_tensor(ref, "logprobs", b.n_tokens);
-    double worst_lp = 0;
-    int32_t worst_t = -1;
-    for (int32_t t = 0; t < b.n_tokens; t++) {
-        if (b.targets[t] < 0) continue;
-        double e = fabs((double)lp[t] - (double)lp_ref[t]);
-        if (!(e <= worst_lp)) worst_lp = e, worst_t = t;
+/* Largest |x - ref| over the positions where mask is NULL or mask[t] >= 0. */
+static double max_abs_diff(const char *label, const float *x, const st_file *ref, const char *name,
+                           int32_t n, const int32_t *mask) {
+    float *r = ref_tensor(ref, name, n);
+    double worst = 0;
+    int32_t at = -1;
+    for (int32_t t = 0; t < n; t++) {
+        if (mask && mask[t] < 0) continue;
+        double e = fabs((double)x[t] - (double)r[t]);
+        if (!(e <= worst)) worst = e, at = t;
     }
-    printf("%s: max |logprob - ref| = %.3g (token %d)\n", name, worst_lp, worst_t);
+    free(r);
+    printf("%s: max |%s - ref| = %.3g (token %d)\n", label, name, worst, at);
+    return worst;
+}
 
-    model_zero_grads(m);
-    model_backward(m, b.weights, NULL, NULL);
+/* Compares m->grads with the reference tensors "<prefix><name>"; returns the worst
+ * per-tensor relative error ||g - g_ref|| / ||g_ref|| and checks every element. */
+static double compare_grads(const char *label, const model *m, const st_file *ref,
+                            const char *prefix, bool *elem_ok) {
     double worst_rel = 0;
     const char *worst_name = "";
-    bool elem_ok = true;
     for (int32_t i = 0; i < m->n_tensors; i++) {
         const model_tensor *t = &m->tensors[i];
         if (m->cfg.tie_word_embeddings && !strcmp(t->name, "lm_head.weight")) continue;
-        char gname[128];
-        snprintf(gname, sizeof gname, "grad.%s", t->name);
+        char gname[160];
+        snprintf(gname, sizeof gname, "%s%s", prefix, t->name);
         float *g_ref = ref_tensor(ref, gname, t->numel);
         const float *g = m->grads + t->offset;
         double diff2 = 0, ref2 = 0, max_ref = 0;
@@ -166,25 +160,60 @@ static void check_case(const char *name) {
         for (int64_t k = 0; k < t->numel; k++) {
             double d = fabs((double)g[k] - (double)g_ref[k]);
             if (!(d <= GRAD_REL_TOL * fabs(g_ref[k]) + GRAD_FLOOR * max_ref)) {
-                if (elem_ok)
-                    printf("%s: %s[%lld] = %.6g, reference %.6g\n", name, t->name, (long long)k,
+                if (*elem_ok)
+                    printf("%s: %s[%lld] = %.6g, reference %.6g\n", label, gname, (long long)k,
                            (double)g[k], (double)g_ref[k]);
-                elem_ok = false;
+                *elem_ok = false;
                 break;
             }
         }
         free(g_ref);
     }
-    printf("%s: max ||g - g_ref|| / ||g_ref|| = %.3g (%s); %.2f s\n", name, worst_rel, worst_name,
-           mart_now() - t0);
+    printf("%s: max ||%s* - ref|| / ||ref|| = %.3g (%s)\n", label, prefix, worst_rel, worst_name);
+    return worst_rel;
+}
+
+static void check_case(const char *name) {
+    if (!have_torch) skip();
+    char dir[512], path[512];
+    mart_path_join(dir, sizeof dir, ref_dir, name);
+    mart_err err = {{0}};
+    model *m = NULL;
+    if (model_load(dir, true, &m, &err) != MART_OK) fail_msg("model_load: %s", err.msg);
+    parity_batch b;
+    load_batch(dir, &b);
+    st_file *ref;
+    if (st_open(mart_path_join(path, sizeof path, dir, "ref.safetensors"), &ref, &err) != MART_OK)
+        fail_msg("%s", err.msg);
+
+    float *lp = mart_xcalloc((size_t)b.n_tokens, sizeof *lp);
+    float *ent = mart_xcalloc((size_t)b.n_tokens, sizeof *ent);
+    model_batch batch = {.n_seqs = b.n_seqs, .tokens = b.tokens, .offsets = b.offsets};
+    model_out out = {.targets = b.targets, .logprobs = lp, .entropy = ent};
+    if (model_forward(m, &batch, NULL, &out, true, &err) != MART_OK)
+        fail_msg("model_forward: %s", err.msg);
+    double lp_err = max_abs_diff(name, lp, ref, "logprobs", b.n_tokens, b.targets);
+    double ent_err = max_abs_diff(name, ent, ref, "entropy", b.n_tokens, NULL);
+    bool elem_ok = true;
+    model_zero_grads(m);
+    model_backward(m, b.weights, NULL, NULL);
+    double rel = compare_grads(name, m, ref, "grad.", &elem_ok);
+    /* the entropy objective, from a fresh forward pass */
+    if (model_forward(m, &batch, NULL, &out, true, &err) != MART_OK)
+        fail_msg("model_forward: %s", err.msg);
+    model_zero_grads(m);
+    model_backward(m, NULL, b.ent_weights, NULL);
+    double rel_ent = compare_grads(name, m, ref, "grad_entropy.", &elem_ok);
 
     free(lp);
-    free(lp_ref);
+    free(ent);
     st_close(ref);
     free_batch(&b);
     model_free(m);
-    assert_true(worst_lp <= LOGPROB_ABS_TOL);
-    assert_true(worst_rel <= GRAD_REL_TOL);
+    assert_true(lp_err <= LOGPROB_ABS_TOL);
+    assert_true(ent_err <= LOGPROB_ABS_TOL);
+    assert_true(rel <= GRAD_REL_TOL);
+    assert_true(rel_ent <= GRAD_REL_TOL);
     assert_true(elem_ok);
 }
 

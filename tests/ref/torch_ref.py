@@ -8,10 +8,13 @@ that neither mart's reader nor its writer is checked against itself.
 
 For each case it writes OUT/<case>/:
   config.json, model.safetensors (or shards + model.safetensors.index.json)  random weights
-  batch.json       {"tokens", "offsets", "weights"}: a packed batch and per-token weights
+  batch.json       {"tokens", "offsets", "weights", "ent_weights"}: a packed batch and
+                   per-token weights of the two objectives
   ref.safetensors  "logprobs" (n_tokens; log p(tokens[t+1] | prefix), 0 at a sequence's
                    last token) and "grad.<tensor>" for every parameter: the gradient of
-                   sum_t weights[t] * logprobs[t]
+                   sum_t weights[t] * logprobs[t];
+                   "entropy" (n_tokens; entropy of the next-token distribution) and
+                   "grad_entropy.<tensor>": the gradient of sum_t ent_weights[t] * entropy[t]
 The reference runs in float64 on the exact weights stored in the file (BF16 files: the
 rounded values), so its own rounding error is negligible next to mart's float32.
 
@@ -221,7 +224,7 @@ def make_case(out, arch, size, dtype, seed, n_shards):
         p[n] = stored.double().requires_grad_(True)
 
     lengths = SIZES[size][6]
-    tokens, offsets, weights = [], [0], []
+    tokens, offsets, weights, ent_weights = [], [0], [], []
     for ln in lengths:
         seq = torch.randint(0, cfg["vocab_size"], (ln,), generator=gen).tolist()
         tokens += seq
@@ -230,28 +233,32 @@ def make_case(out, arch, size, dtype, seed, n_shards):
         w[torch.rand(ln, generator=gen) < 0.2] = 0.0  # masked-out tokens
         w[-1] = 0.0  # no next token
         weights += w.tolist()
+        ent_weights += (torch.rand(ln, generator=gen, dtype=torch.float64) * 2 - 1).tolist()
 
     logprobs = torch.zeros(len(tokens), dtype=torch.float64)
+    entropy = torch.zeros(len(tokens), dtype=torch.float64)
     objective = torch.zeros((), dtype=torch.float64)
-    parts = []
+    ent_objective = torch.zeros((), dtype=torch.float64)
     for s in range(len(lengths)):
         a, b = offsets[s], offsets[s + 1]
         seq = tokens[a:b]
         lp_all = forward_sequence(cfg, p, seq).log_softmax(-1)
+        ent = -(lp_all.exp() * lp_all).sum(-1)
+        entropy[a:b] = ent.detach()
+        ent_objective = ent_objective + (ent * torch.tensor(ent_weights[a:b], dtype=torch.float64)).sum()
         if b - a > 1:
             lp = lp_all[torch.arange(b - a - 1), torch.tensor(seq[1:])]
-            parts.append((a, lp))
+            logprobs[a:b - 1] = lp.detach()
             objective = objective + (lp * torch.tensor(weights[a:b - 1], dtype=torch.float64)).sum()
-    objective.backward()
-    for a, lp in parts:
-        logprobs[a:a + len(lp)] = lp.detach()
-
-    ref = {"logprobs": logprobs.float()}
-    for n, t in p.items():
-        ref["grad." + n] = t.grad.float()
+    ref = {"logprobs": logprobs.float(), "entropy": entropy.float()}
+    for key, obj in (("grad.", objective), ("grad_entropy.", ent_objective)):
+        grads = torch.autograd.grad(obj, list(p.values()), retain_graph=True)
+        for n, g in zip(p, grads):
+            ref[key + n] = g.float()
     write_safetensors(os.path.join(dir_, "ref.safetensors"), ref, "F32")
     with open(os.path.join(dir_, "batch.json"), "w") as f:
-        json.dump({"tokens": tokens, "offsets": offsets, "weights": weights}, f)
+        json.dump({"tokens": tokens, "offsets": offsets, "weights": weights,
+                   "ent_weights": ent_weights}, f)
     print(name)
 
 
