@@ -339,24 +339,41 @@ static void f32_checkpoint_round_trip_gives_identical_weights(void **state) {
     model_free(b);
 }
 
-static void bf16_checkpoint_round_trip_matches_rounding(void **state) {
-    (void)state;
-    model *a = saved_model("rt_bf16", MART_ARCH_QWEN2, MART_DTYPE_BF16, false);
+/* Saves in dtype d, loads back: every weight must equal its rounding to d. */
+static void check_rounded_round_trip(const char *name, mart_dtype d) {
+    model *a = saved_model(name, MART_ARCH_QWEN2, d, false);
     model *b = NULL;
     mart_err err;
-    if (model_load(tmp_path("rt_bf16"), false, &b, &err) != MART_OK) fail_msg("%s", err.msg);
-    assert_int_equal(b->cfg.dtype, MART_DTYPE_BF16);
+    if (model_load(tmp_path(name), false, &b, &err) != MART_OK) fail_msg("%s", err.msg);
+    assert_int_equal(b->cfg.dtype, d);
     assert_true(b->cfg.tie_word_embeddings);
     for (int64_t i = 0; i < a->n_params; i++) {
-        uint32_t u = (uint32_t)st_f32_to_bf16(a->params[i]) << 16;
+        uint16_t h;
         float want;
-        memcpy(&want, &u, 4);
+        st_from_f32(&a->params[i], 1, d, &h);
+        st_view v = {"x", d, 1, {1}, &h};
+        st_to_f32(&v, &want);
         if (b->params[i] != want)
             fail_msg("param %lld: %.9g loaded as %.9g, expected %.9g", (long long)i,
                      (double)a->params[i], (double)b->params[i], (double)want);
     }
     model_free(a);
     model_free(b);
+}
+
+static void bf16_checkpoint_round_trip_matches_rounding(void **state) {
+    (void)state;
+    check_rounded_round_trip("rt_bf16", MART_DTYPE_BF16);
+    /* the rounding itself, independently of st_from_f32: round to nearest even */
+    uint32_t u = (uint32_t)st_f32_to_bf16(1.0f + 0x1p-8f + 0x1p-9f) << 16;
+    float x;
+    memcpy(&x, &u, 4);
+    assert_true(x == 1.0f + 0x1p-7f);
+}
+
+static void f16_checkpoint_round_trip_matches_rounding(void **state) {
+    (void)state;
+    check_rounded_round_trip("rt_f16", MART_DTYPE_F16);
 }
 
 /* Rewrites DIR/model.safetensors through an editor that may drop or reshape tensors. */
@@ -586,6 +603,7 @@ int main(void) {
         cmocka_unit_test(config_missing_a_field_is_rejected_naming_file_and_field),
         cmocka_unit_test(f32_checkpoint_round_trip_gives_identical_weights),
         cmocka_unit_test(bf16_checkpoint_round_trip_matches_rounding),
+        cmocka_unit_test(f16_checkpoint_round_trip_matches_rounding),
         cmocka_unit_test(missing_tensor_is_rejected_naming_file_and_tensor),
         cmocka_unit_test(tensor_of_wrong_shape_is_rejected_naming_file_and_tensor),
         cmocka_unit_test(sharded_checkpoint_loads_and_a_shard_missing_its_tensor_is_named),
