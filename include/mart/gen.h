@@ -12,8 +12,10 @@ typedef struct gen_engine gen_engine;
 
 typedef struct {
     int32_t max_batch;      /* sequences decoded together (KV-cache slots) */
-    int64_t kv_budget_mb;   /* KV cache memory budget; creation fails clearly if it cannot
-                               hold max_batch sequences of max_len */
+    int64_t kv_budget_mb;   /* KV cache memory budget (float32 keys and values, every layer).
+                               When it holds fewer than max_batch sequences of max_len, fewer
+                               are decoded together (waiting requests are admitted as slots
+                               free up); creation fails clearly if it cannot hold one. */
     int32_t max_len;        /* longest sequence (prompt + everything after) */
 } gen_config;
 
@@ -83,6 +85,8 @@ int32_t gen_seq_budget_left(const gen_seq *seq);
 /* Creates an engine over m (not owned; must outlive the engine). */
 int gen_create(model *m, const gen_config *c, gen_engine **out, mart_err *err);
 void gen_free(gen_engine *g);
+/* Sequences decoded together: max_batch, or fewer when the KV budget is smaller. */
+int32_t gen_slots(const gen_engine *g);
 
 /* Runs all requests to completion with continuous batching; results[i] belongs to reqs[i].
  * Requests with identical prompts share one prefill. Deterministic for a given seed. */

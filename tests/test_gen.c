@@ -1,0 +1,477 @@
+/* gen: the generation engine against full forward passes without a cache (greedy, log-probs,
+ * continuation), batch independence (alone vs a batch of 64, shared prompts, fewer slots),
+ * sampling statistics (chi-square on a vocabulary of 8), truncation properties, budgets and
+ * the KV-budget error. Models are random, built in memory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen/gen_sample.h"
+#include "mart/gen.h"
+
+/* Logits of a random model are nearly flat; scaling the final norm spreads them so that
+ * argmax ties (where rounding could flip a greedy choice) do not occur. */
+#define TEST_LOGIT_SCALE 4.0f
+
+static bool quick(void) {
+    const char *q = getenv("MART_TEST_QUICK");
+    return q && *q && strcmp(q, "0");
+}
+
+static model *tiny_model(int32_t vocab, uint64_t seed) {
+    model_config cfg;
+    mart_err err = {0};
+    assert_int_equal(model_config_builtin("tiny", &cfg, &err), MART_OK);
+    if (vocab > 0) cfg.vocab_size = vocab;
+    model *m = model_create(&cfg, false, false);
+    model_init_random(m, seed);
+    for (int32_t i = 0; i < cfg.hidden_size; i++) m->final_norm[i] = TEST_LOGIT_SCALE;
+    return m;
+}
+
+static gen_engine *engine(model *m, int32_t max_batch, int32_t max_len) {
+    gen_config gc;
+    gen_config_default(&gc);
+    gc.max_batch = max_batch;
+    gc.max_len = max_len;
+    gen_engine *g = NULL;
+    mart_err err = {0};
+    int rc = gen_create(m, &gc, &g, &err);
+    if (rc != MART_OK) fprintf(stderr, "gen_create: %s\n", err.msg);
+    assert_int_equal(rc, MART_OK);
+    return g;
+}
+
+/* Logits (V) of the next token after tokens[0..n), by a full forward pass without a cache. */
+static void full_logits(model *m, const int32_t *tokens, int32_t n, float *logits) {
+    int32_t off[2] = {0, n};
+    model_batch b = {1, tokens, off, NULL};
+    model_out o = {.last_only = true, .logits = logits};
+    mart_err err = {0};
+    assert_int_equal(model_forward(m, &b, NULL, &o, false, &err), MART_OK);
+}
+
+static double log_softmax_at(const float *z, int32_t V, int32_t t) {
+    double mx = z[0], s = 0.0;
+    for (int32_t j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+    for (int32_t j = 0; j < V; j++) s += exp(z[j] - mx);
+    return z[t] - mx - log(s);
+}
+
+static int32_t argmax(const float *z, int32_t V) {
+    int32_t a = 0;
+    for (int32_t j = 1; j < V; j++)
+        if (z[j] > z[a]) a = j;
+    return a;
+}
+
+static void random_prompt(int32_t *p, int32_t n, int32_t V, uint64_t stream) {
+    mart_rng r;
+    mart_rng_seed(&r, 99, stream);
+    for (int32_t i = 0; i < n; i++) p[i] = (int32_t)mart_rng_range(&r, 0, V - 1);
+}
+
+/* Checks that every sampled token of prompt ++ res is the argmax of a full forward pass over
+ * what precedes it and that its log-prob is the model's log-softmax there. */
+static void check_against_full_forward(model *m, const int32_t *prompt, int32_t n_prompt,
+                                       const gen_result *res, bool greedy) {
+    const int32_t V = m->cfg.vocab_size;
+    int32_t n = n_prompt + res->n_tokens;
+    int32_t *seq = malloc((size_t)n * sizeof(int32_t));
+    memcpy(seq, prompt, (size_t)n_prompt * sizeof(int32_t));
+    memcpy(seq + n_prompt, res->tokens, (size_t)res->n_tokens * sizeof(int32_t));
+    float *z = malloc((size_t)V * sizeof(float));
+    for (int32_t i = 0; i < res->n_tokens; i++) {
+        if (!res->sampled[i]) {
+            assert_true(res->logprobs[i] == 0.0f);
+            continue;
+        }
+        full_logits(m, seq, n_prompt + i, z);
+        if (greedy) assert_int_equal(res->tokens[i], argmax(z, V));
+        assert_float_equal(res->logprobs[i], log_softmax_at(z, V, res->tokens[i]), 2e-4);
+    }
+    free(z);
+    free(seq);
+}
+
+static void greedy_decoding_equals_argmax_of_full_forward_passes(void **state) {
+    (void)state;
+    model *m = tiny_model(0, 1);
+    gen_engine *g = engine(m, 4, 128);
+    int32_t prompt[7];
+    random_prompt(prompt, 7, m->cfg.vocab_size, 0);
+    gen_request req = {prompt, 7, 0, NULL};
+    gen_params p;
+    gen_params_default(&p);
+    p.temperature = 0.0f;
+    p.max_new_tokens = 24;
+    gen_result res;
+    mart_err err = {0};
+    assert_int_equal(gen_generate(g, &req, 1, &p, NULL, NULL, &res, &err), MART_OK);
+    assert_int_equal(res.n_tokens, 24);
+    assert_int_equal(res.n_sampled, 24);
+    assert_int_equal(res.finish, GEN_FINISH_LENGTH);
+    check_against_full_forward(m, prompt, 7, &res, true);
+    gen_result_free(&res);
+    gen_free(g);
+    model_free(m);
+}
+
+/* 64 requests: prompts of different lengths, 8 of them sharing one prompt. */
+#define N_BATCH 64
+static void batch_requests(gen_request *reqs, int32_t (*prompts)[40], int32_t V) {
+    for (int32_t i = 0; i < N_BATCH; i++) {
+        int32_t len = i < 8 ? 20 : 3 + (i * 7) % 37;
+        random_prompt(prompts[i], len, V, i < 8 ? 1000 : (uint64_t)i);
+        reqs[i] = (gen_request){prompts[i], len, (uint64_t)i, NULL};
+    }
+}
+
+static void run_alone_vs_batched(const gen_params *p, int32_t max_batch) {
+    model *m = tiny_model(0, 2);
+    int32_t n = quick() ? 16 : N_BATCH;
+    gen_request reqs[N_BATCH];
+    int32_t prompts[N_BATCH][40];
+    batch_requests(reqs, prompts, m->cfg.vocab_size);
+    gen_result batched[N_BATCH], alone;
+    mart_err err = {0};
+    gen_engine *g = engine(m, max_batch, 96);
+    assert_int_equal(gen_generate(g, reqs, n, p, NULL, NULL, batched, &err), MART_OK);
+    gen_free(g);
+    g = engine(m, 1, 96);
+    for (int32_t i = 0; i < n; i++) {
+        assert_int_equal(gen_generate(g, &reqs[i], 1, p, NULL, NULL, &alone, &err), MART_OK);
+        assert_int_equal(alone.n_tokens, batched[i].n_tokens);
+        assert_memory_equal(alone.tokens, batched[i].tokens,
+                            (size_t)alone.n_tokens * sizeof(int32_t));
+        for (int32_t t = 0; t < alone.n_tokens; t++)
+            assert_float_equal(alone.logprobs[t], batched[i].logprobs[t], 1e-4);
+        assert_int_equal(alone.finish, batched[i].finish);
+        gen_result_free(&alone);
+        gen_result_free(&batched[i]);
+    }
+    gen_free(g);
+    model_free(m);
+}
+
+static void a_sequence_decodes_identically_alone_or_in_a_batch_of_64(void **state) {
+    (void)state;
+    gen_params p;
+    gen_params_default(&p);
+    p.temperature = 0.0f;
+    p.max_new_tokens = 16;
+    run_alone_vs_batched(&p, N_BATCH);
+    p.temperature = 0.9f;
+    p.top_p = 0.95f;
+    p.top_k = 50;
+    p.seed = 7;
+    run_alone_vs_batched(&p, N_BATCH);
+}
+
+static void continuous_batching_over_fewer_slots_gives_the_same_samples(void **state) {
+    (void)state;
+    gen_params p;
+    gen_params_default(&p);
+    p.temperature = 1.0f;
+    p.seed = 11;
+    p.max_new_tokens = 12;
+    int32_t stop = 5;
+    p.stop_ids = &stop;
+    p.n_stop_ids = 1;
+    run_alone_vs_batched(&p, 5);
+}
+
+/* Continuation: after the 6th sampled token a "feedback turn" is appended; the whole
+ * sequence must be what full forward passes over the concatenation give. */
+typedef struct {
+    int32_t feedback[4];
+    int32_t at;
+    int32_t calls;
+} cont_ctx;
+
+static gen_action append_feedback(void *ctx, gen_seq *seq, void *user, int32_t token,
+                                  float logprob, gen_finish finish) {
+    cont_ctx *c = ctx;
+    (void)user;
+    (void)token;
+    (void)logprob;
+    (void)finish;
+    if (++c->calls == c->at) assert_int_equal(gen_seq_append(seq, c->feedback, 4), MART_OK);
+    return GEN_CONTINUE;
+}
+
+static void continuation_equals_decoding_the_concatenation_from_scratch(void **state) {
+    (void)state;
+    model *m = tiny_model(0, 3);
+    gen_engine *g = engine(m, 4, 128);
+    int32_t prompt[9];
+    random_prompt(prompt, 9, m->cfg.vocab_size, 5);
+    gen_request req = {prompt, 9, 3, NULL};
+    for (int greedy = 1; greedy >= 0; greedy--) {
+        gen_params p;
+        gen_params_default(&p);
+        p.temperature = greedy ? 0.0f : 1.0f;
+        p.max_new_tokens = 14;
+        cont_ctx c = {{11, 22, 33, 44}, 6, 0};
+        gen_result res;
+        mart_err err = {0};
+        assert_int_equal(gen_generate(g, &req, 1, &p, append_feedback, &c, &res, &err), MART_OK);
+        assert_int_equal(res.n_sampled, 14); /* appended tokens are not in the budget */
+        assert_int_equal(res.n_tokens, 18);
+        assert_memory_equal(res.tokens + 6, c.feedback, sizeof c.feedback);
+        for (int32_t i = 6; i < 10; i++) assert_int_equal(res.sampled[i], 0);
+        check_against_full_forward(m, prompt, 9, &res, greedy);
+        gen_result_free(&res);
+    }
+    gen_free(g);
+    model_free(m);
+}
+
+/* Sampling statistics: N draws of one token after one prompt (N requests with the same prompt,
+ * so the prompt is prefilled once and copied) against the target distribution. */
+static void check_chi_square(model *m, const gen_params *p0, int32_t n_draws) {
+    const int32_t V = m->cfg.vocab_size;
+    int32_t prompt[5] = {1, 2, 3, 4, 5};
+    float z[8];
+    double target[8];
+    gen_cand scr[8];
+    full_logits(m, prompt, 5, z);
+    gen_sample_dist(z, V, p0, scr, target);
+    gen_request *reqs = calloc((size_t)n_draws, sizeof *reqs);
+    gen_result *res = calloc((size_t)n_draws, sizeof *res);
+    for (int32_t i = 0; i < n_draws; i++) reqs[i] = (gen_request){prompt, 5, (uint64_t)i, NULL};
+    gen_params p = *p0;
+    p.max_new_tokens = 1;
+    gen_engine *g = engine(m, 256, 8);
+    mart_err err = {0};
+    assert_int_equal(gen_generate(g, reqs, n_draws, &p, NULL, NULL, res, &err), MART_OK);
+    int64_t count[8] = {0};
+    for (int32_t i = 0; i < n_draws; i++) {
+        assert_int_equal(res[i].n_tokens, 1);
+        int32_t t = res[i].tokens[0];
+        count[t]++;
+        assert_true(target[t] > 0.0);
+        assert_float_equal(res[i].logprobs[0], log(target[t]), 1e-4);
+        gen_result_free(&res[i]);
+    }
+    /* Pearson's statistic over the kept tokens; bins expected below 5 are pooled. */
+    double chi = 0.0, pool_e = 0.0, pool_o = 0.0;
+    int32_t bins = 0;
+    for (int32_t t = 0; t < V; t++) {
+        double e = target[t] * n_draws;
+        if (target[t] == 0.0) {
+            assert_int_equal(count[t], 0);
+            continue;
+        }
+        if (e < 5.0) {
+            pool_e += e;
+            pool_o += (double)count[t];
+            continue;
+        }
+        chi += ((double)count[t] - e) * ((double)count[t] - e) / e;
+        bins++;
+    }
+    if (pool_e > 0.0) {
+        chi += (pool_o - pool_e) * (pool_o - pool_e) / pool_e;
+        bins++;
+    }
+    /* 0.1% critical values of chi-square for 1..7 degrees of freedom. */
+    static const double crit[8] = {0, 10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32};
+    assert_true(bins >= 2);
+    if (chi >= crit[bins - 1]) fprintf(stderr, "chi-square %.2f with %d bins\n", chi, bins);
+    assert_true(chi < crit[bins - 1]);
+    gen_free(g);
+    free(reqs);
+    free(res);
+}
+
+static void sampling_frequencies_match_the_target_distribution(void **state) {
+    (void)state;
+    model *m = tiny_model(8, 4);
+    for (int32_t i = 0; i < m->cfg.hidden_size; i++) m->final_norm[i] = 8.0f;
+    int32_t n = quick() ? 2000 : 8000;
+    gen_params p;
+    gen_params_default(&p);
+    p.seed = 5;
+    check_chi_square(m, &p, n);
+    p.temperature = 0.7f;
+    p.top_k = 6;
+    check_chi_square(m, &p, n);
+    p.temperature = 1.3f;
+    p.top_k = 0;
+    p.top_p = 0.8f;
+    check_chi_square(m, &p, n);
+    model_free(m);
+}
+
+static void top_k_and_top_p_keep_exactly_the_heaviest_tokens(void **state) {
+    (void)state;
+    enum { V = 50 };
+    float z[V];
+    double pr[V], full[V];
+    gen_cand scr[V];
+    mart_rng r;
+    mart_rng_seed(&r, 1, 0);
+    for (int32_t j = 0; j < V; j++) z[j] = 2.0f * mart_rng_normal(&r);
+    z[7] = z[8]; /* a tie */
+    gen_params p;
+    gen_params_default(&p);
+    p.temperature = 0.8f;
+    gen_sample_dist(z, V, &p, scr, full);
+    for (int32_t k = 1; k <= V; k += 7) {
+        p.top_k = k;
+        gen_sample_dist(z, V, &p, scr, pr);
+        int32_t kept = 0;
+        double sum = 0.0;
+        for (int32_t j = 0; j < V; j++) {
+            if (pr[j] > 0.0) kept++;
+            sum += pr[j];
+            for (int32_t i = 0; i < V; i++) /* nothing dropped outranks something kept */
+                if (pr[j] > 0.0 && pr[i] == 0.0)
+                    assert_true(z[i] < z[j] || (z[i] == z[j] && i > j));
+        }
+        assert_int_equal(kept, k);
+        assert_float_equal(sum, 1.0, 1e-9);
+    }
+    p.top_k = 0;
+    for (float tp = 0.05f; tp < 1.0f; tp += 0.1f) {
+        p.top_p = tp;
+        gen_sample_dist(z, V, &p, scr, pr);
+        double kept_mass = 0.0, smallest = 1.0;
+        for (int32_t j = 0; j < V; j++)
+            if (pr[j] > 0.0) {
+                kept_mass += full[j];
+                smallest = full[j] < smallest ? full[j] : smallest;
+                assert_float_equal(pr[j] / full[j], pr[argmax(z, V)] / full[argmax(z, V)], 1e-5);
+            }
+        assert_true(kept_mass >= tp - 1e-6);       /* reaches top_p */
+        assert_true(kept_mass - smallest < tp + 1e-6); /* and is the shortest such prefix */
+    }
+    /* Without truncation the log-prob is the plain log-softmax; greedy takes the argmax. */
+    p.top_p = 1.0f;
+    p.temperature = 1.0f;
+    for (int32_t i = 0; i < 20; i++) {
+        float lp;
+        int32_t t = gen_sample_row(z, V, &p, mart_rng_uniform(&r), scr, &lp);
+        assert_float_equal(lp, log_softmax_at(z, V, t), 1e-5);
+    }
+    p.temperature = 0.0f;
+    float lp;
+    assert_int_equal(gen_sample_row(z, V, &p, 0.5, scr, &lp), argmax(z, V));
+}
+
+typedef struct {
+    int32_t stop_after;
+    int32_t calls;
+    gen_finish last_finish;
+} stop_ctx;
+
+static gen_action stop_early(void *ctx, gen_seq *seq, void *user, int32_t token, float logprob,
+                             gen_finish finish) {
+    stop_ctx *c = ctx;
+    (void)user;
+    (void)token;
+    (void)logprob;
+    c->last_finish = finish;
+    int32_t big[200] = {0};
+    assert_int_equal(gen_seq_append(seq, big, 200), MART_ERR); /* beyond max_len */
+    return ++c->calls == c->stop_after ? GEN_STOP : GEN_CONTINUE;
+}
+
+static void budgets_stop_ids_and_callbacks_end_sequences(void **state) {
+    (void)state;
+    model *m = tiny_model(0, 5);
+    gen_engine *g = engine(m, 2, 16);
+    int32_t prompt[10];
+    random_prompt(prompt, 10, m->cfg.vocab_size, 9);
+    gen_request req = {prompt, 10, 0, NULL};
+    gen_params p;
+    gen_params_default(&p);
+    p.temperature = 0.0f;
+    p.max_new_tokens = 5;
+    gen_result a, b;
+    mart_err err = {0};
+    /* The budget ends it. */
+    assert_int_equal(gen_generate(g, &req, 1, &p, NULL, NULL, &a, &err), MART_OK);
+    assert_int_equal(a.n_sampled, 5);
+    assert_int_equal(a.finish, GEN_FINISH_LENGTH);
+    /* A stop id ends it, and is kept. */
+    p.stop_ids = &a.tokens[2];
+    p.n_stop_ids = 1;
+    assert_int_equal(gen_generate(g, &req, 1, &p, NULL, NULL, &b, &err), MART_OK);
+    int32_t first = 0;
+    while (a.tokens[first] != a.tokens[2]) first++;
+    assert_int_equal(b.n_tokens, first + 1);
+    assert_int_equal(b.finish, GEN_FINISH_STOP);
+    gen_result_free(&b);
+    /* max_len ends it: 10 + 6 = 16. */
+    p.n_stop_ids = 0;
+    p.max_new_tokens = 100;
+    assert_int_equal(gen_generate(g, &req, 1, &p, NULL, NULL, &b, &err), MART_OK);
+    assert_int_equal(b.n_tokens, 6);
+    assert_int_equal(b.finish, GEN_FINISH_LENGTH);
+    gen_result_free(&b);
+    /* The callback ends it; it sees LENGTH on the last token of the budget. */
+    stop_ctx c = {3, 0, GEN_FINISH_NONE};
+    assert_int_equal(gen_generate(g, &req, 1, &p, stop_early, &c, &b, &err), MART_OK);
+    assert_int_equal(b.n_tokens, 3);
+    assert_int_equal(b.finish, GEN_FINISH_STOP);
+    gen_result_free(&b);
+    c = (stop_ctx){100, 0, GEN_FINISH_NONE};
+    p.max_new_tokens = 4;
+    assert_int_equal(gen_generate(g, &req, 1, &p, stop_early, &c, &b, &err), MART_OK);
+    assert_int_equal(c.calls, 4);
+    assert_int_equal(c.last_finish, GEN_FINISH_LENGTH);
+    assert_int_equal(b.finish, GEN_FINISH_LENGTH);
+    gen_result_free(&b);
+    gen_result_free(&a);
+    gen_free(g);
+    model_free(m);
+}
+
+static void the_kv_budget_limits_slots_and_rejects_what_cannot_fit(void **state) {
+    (void)state;
+    model *m = tiny_model(0, 6);
+    /* tiny: 4 layers x 64 kv dims x 2 x 4 bytes = 2 KB per position; 512 positions = 1 MB. */
+    gen_config gc = {64, 0, 512};
+    gen_engine *g = NULL;
+    mart_err err = {0};
+    assert_int_equal(gen_create(m, &gc, &g, &err), MART_ERR);
+    assert_non_null(strstr(err.msg, "budget"));
+    assert_null(g);
+    gc.kv_budget_mb = 3;
+    assert_int_equal(gen_create(m, &gc, &g, &err), MART_OK);
+    assert_int_equal(gen_slots(g), 3);
+    int32_t prompt[600] = {0};
+    gen_request req = {prompt, 600, 0, NULL};
+    gen_params p;
+    gen_params_default(&p);
+    gen_result res;
+    assert_int_equal(gen_generate(g, &req, 1, &p, NULL, NULL, &res, &err), MART_ERR);
+    assert_non_null(strstr(err.msg, "max_len"));
+    prompt[3] = 100000;
+    req.n_prompt = 10;
+    assert_int_equal(gen_generate(g, &req, 1, &p, NULL, NULL, &res, &err), MART_ERR);
+    assert_non_null(strstr(err.msg, "position 3"));
+    gen_free(g);
+    model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(greedy_decoding_equals_argmax_of_full_forward_passes),
+        cmocka_unit_test(a_sequence_decodes_identically_alone_or_in_a_batch_of_64),
+        cmocka_unit_test(continuous_batching_over_fewer_slots_gives_the_same_samples),
+        cmocka_unit_test(continuation_equals_decoding_the_concatenation_from_scratch),
+        cmocka_unit_test(sampling_frequencies_match_the_target_distribution),
+        cmocka_unit_test(top_k_and_top_p_keep_exactly_the_heaviest_tokens),
+        cmocka_unit_test(budgets_stop_ids_and_callbacks_end_sequences),
+        cmocka_unit_test(the_kv_budget_limits_slots_and_rejects_what_cannot_fit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
