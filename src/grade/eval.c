@@ -684,5 +684,10 @@ bool grade_eval_num(gctx *c, const gnode *n, mpfr_t re, mpfr_t im) {
     }
     default: ok = false; /* structures have no single value */
     }
+    /* only \infty itself (and sums or negations of it) is infinite; an overflow such as
+     * 2^{2^{2^{100}}} is a number too large to decide, not infinity */
+    bool carries_inf = n->kind == GN_INF || n->kind == GN_NEG || n->kind == GN_ADD ||
+                       n->kind == GN_SUB || n->kind == GN_PM || n->kind == GN_PCT;
+    if (!carries_inf && (mpfr_inf_p(re) || mpfr_inf_p(im))) ok = false;
     return ok && !mpfr_nan_p(re) && !mpfr_nan_p(im) && !c->exhausted;
 }

@@ -180,8 +180,10 @@ static void clean(mart_buf *o, const char *s, size_t len, int depth) {
             else if (c2 == ' ') mart_buf_append(o, " ", 1);
             else if (c2 == '{' || c2 == '}' || c2 == '\\' || c2 == '|')
                 mart_buf_append(o, s + i, 2);
-            /* \! \, \; \: \$ \> vanish */
+            /* \! \, \; \: \$ \> vanish; "10,\! 000" is one number */
             i = j + 1;
+            if (c2 == '!')
+                while (i < len && s[i] == ' ') i++;
             continue;
         }
         while (j < len && isalpha((unsigned char)s[j])) j++;

@@ -524,7 +524,7 @@ static bool starts_factor(gparser *p, const gtok *t) {
     case T_CMD: {
         static const char *no[] = {"cdot", "times", "div", "pm", "mp", "le", "leq", "leqslant",
                                    "ge", "geq", "geqslant", "lt", "gt", "ne", "neq", "cup",
-                                   "end", "\\", "}", "rfloor", "rceil", "to", "approx"};
+                                   "end", "\\", "}", "rfloor", "rceil", "to", "approx", "in"};
         for (size_t k = 0; k < sizeof no / sizeof no[0]; k++)
             if (is_cmd(p, t, no[k])) return false;
         return true;
@@ -644,7 +644,7 @@ static gnode *parse_union(gparser *p) {
 static int rel_op(gparser *p) {
     const gtok *t = peek(p);
     int op = -1, len = 1;
-    if (is_ch(t, '=')) op = GR_EQ;
+    if (is_ch(t, '=') || is_cmd(p, t, "in")) op = GR_EQ; /* x \in [a, b] names the answer */
     else if (is_ch(t, '<')) {
         op = GR_LT;
         if (is_ch(&p->t[p->i + 1], '=')) op = GR_LE, len = 2;

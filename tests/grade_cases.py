@@ -1,0 +1,303 @@
+#!/usr/bin/python3
+"""Writes tests/grade_cases.jsonl: labelled (pred, gold) pairs for the grader's accuracy test.
+
+Two sources, each label being the mathematical truth as a careful competition grader judges:
+  1. rewrites of the real gold answers in data/bench: for each gold of a recognised shape, one
+     rewrite that is equal by construction (another spelling of the same value) and one near
+     miss that is unequal by construction (off by one, wrong sign, swapped order, dropped
+     element, flipped bracket, rounded too early);
+  2. hand-written pairs per category, including the cases the usual toolkits get wrong.
+Run: /usr/bin/python3 tests/grade_cases.py  (deterministic; the output is committed)."""
+import json, os, re
+from fractions import Fraction
+
+here = os.path.dirname(os.path.abspath(__file__))
+bench = os.path.join(os.path.dirname(here), "data", "bench")
+cases = []
+
+
+def add(pred, gold, equal, category, note=""):
+    cases.append({"pred": pred, "gold": gold, "equal": equal, "category": category, "note": note})
+
+
+def golds(name, key="answer"):
+    out = []
+    for line in open(os.path.join(bench, name + ".jsonl")):
+        r = json.loads(line)
+        out.append(r[key])
+    return out
+
+
+# ---- 1. rewrites of real gold answers -------------------------------------------------------
+INT = re.compile(r"-?\d+")
+DEC = re.compile(r"-?\d*\.\d+")
+FRAC = re.compile(r"(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}")
+FRAC_SHORT = re.compile(r"(-?)\\frac ?(\d)(\d)")
+TUPLE = re.compile(r"\((-?\d+(?:,\s*-?\d+)+)\)")
+CIRC = re.compile(r"(\d+)\^\\circ")
+SQRT = re.compile(r"(\d*)\s*\\sqrt\{?(\d+)\}?")
+BASE = re.compile(r"(\d+)_\{?(\d+)\}?")
+seen = set()
+math500 = golds("math500")
+for i, g in enumerate(math500 + [str(x) for x in golds("aime24")]):
+    if g in seen:
+        continue
+    seen.add(g)
+    if INT.fullmatch(g):
+        n = int(g)
+        k = len(cases) // 2
+        eq = [f"{n}.0", f"\\frac{{{2 * n}}}{{2}}", f"x = {n}", f"{n}.", f"\\boxed{{{n}}}",
+              f"{n}\\text{{ units}}", f"{n:,}".replace(",", ",\\!") if abs(n) >= 1000 else f" {n} "]
+        add(eq[k % len(eq)], g, True, "integer", "equal rewrite of the gold")
+        near = [str(n + 1), str(n - 1), str(-n) if n else "1", str(n * 10), f"{n}.5"]
+        add(near[k % len(near)], g, False, "integer", "near miss")
+    elif DEC.fullmatch(g):
+        f = Fraction(g)
+        add(f"\\frac{{{f.numerator}}}{{{f.denominator}}}", g, True, "decimal", "exact fraction")
+        add(str(float(g) + 0.01), g, False, "decimal", "off in the second decimal")
+    elif FRAC.fullmatch(g) or FRAC_SHORT.fullmatch(g):
+        m = FRAC.fullmatch(g) or FRAC_SHORT.fullmatch(g)
+        s, a, b = m.group(1), int(m.group(2)), int(m.group(3))
+        f = Fraction(a, b) * (-1 if s else 1)
+        d = f.denominator
+        while d % 2 == 0:
+            d //= 2
+        while d % 5 == 0:
+            d //= 5
+        if d == 1:
+            add(str(float(f)), g, True, "fraction", "terminating decimal")
+        else:
+            add(f"{s}{a}/{b}", g, True, "fraction", "slash fraction")
+            add(f"{float(f):.2f}", g, False, "fraction", "rounded decimal is not the fraction")
+        add(f"{s}\\dfrac{{{2 * a}}}{{{2 * b}}}", g, True, "fraction", "unreduced \\dfrac")
+        if a != b:
+            add(f"{s}\\frac{{{b}}}{{{a}}}", g, False, "fraction", "reciprocal")
+        add(f"{s}\\frac{{{a + 1}}}{{{b}}}", g, False, "fraction", "numerator off by one")
+    elif TUPLE.fullmatch(g.replace(" ", "")):
+        items = TUPLE.fullmatch(g.replace(" ", "")).group(1).split(",")
+        add("\\left( " + ", ".join(items) + " \\right)", g, True, "tuple", "\\left( wrapper")
+        if items[0] != items[1]:
+            sw = [items[1], items[0]] + items[2:]
+            add("(" + ",".join(sw) + ")", g, False, "tuple", "order in a tuple matters")
+        add("(" + ",".join(items[:-1]) + ")", g, False, "tuple", "missing element")
+    elif CIRC.fullmatch(g):
+        d = int(CIRC.fullmatch(g).group(1))
+        add(str(d), g, True, "degrees", "degree sign dropped")
+        add(f"{d}^{{\\circ}}", g, True, "degrees", "braced degree sign")
+        add(f"\\frac{{{d}\\pi}}{{180}}", g, False, "degrees", "radians where degrees are asked")
+        add(str(d + 1), g, False, "degrees", "off by one degree")
+    elif SQRT.fullmatch(g):
+        c, r = SQRT.fullmatch(g).groups()
+        c = int(c) if c else 1
+        add(f"\\sqrt{{{c * c * int(r)}}}", g, True, "radical", "coefficient moved inside")
+        add(f"{c}\\sqrt{{{int(r) + 1}}}", g, False, "radical", "radicand off by one")
+    elif BASE.fullmatch(g):
+        digits, base = BASE.fullmatch(g).groups()
+        add(f"{digits}_{{{base}}}", g, True, "base", "braced base subscript")
+        add(f"{int(digits) + 1}_{base}" if "9" not in digits else f"{digits}0_{base}", g, False,
+            "base", "another numeral")
+
+# olympiadbench: several answers that are all required; minerva: boxed numbers
+for r in (json.loads(l) for l in open(os.path.join(bench, "olympiadbench.jsonl"))):
+    fa = r["final_answer"][0].strip("$ ")
+    if r["is_multiple_answer"] and re.fullmatch(r"-?\d+(,\s*-?\d+)+", fa):
+        items = [x.strip() for x in fa.split(",")]
+        add(", ".join(reversed(items)), fa, True, "list", "all solutions, another order")
+        add(", ".join(items[:-1]), fa, False, "list", "partial list is not the answer")
+        if len(cases) > 0 and items[0] != "0":
+            add(", ".join(["-" + items[0].lstrip("-") if not items[0].startswith("-") else
+                           items[0][1:]] + items[1:]), fa, False, "list", "wrong sign")
+
+# ---- 2. hand-written pairs per category ------------------------------------------------------
+H = [
+    # extraction-level spellings
+    ("\\dfrac{3}{2}", "\\frac{3}{2}", True, "normalize", "\\dfrac"),
+    ("\\tfrac{3}{2}", "1.5", True, "normalize", "\\tfrac"),
+    ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\frac{\\pi}{2})", True, "normalize", "\\left( \\right)"),
+    ("10,\\!000", "10000", True, "thousands", "thousands separator"),
+    ("10{,}000", "10000", True, "thousands", "braced comma"),
+    ("1,000,000", "10^6", True, "thousands", "two separators"),
+    ("10,000", "10001", False, "thousands", "off by one"),
+    ("5.", "5", True, "normalize", "trailing period"),
+    ("\\$18.90", "18.9", True, "units", "dollar sign"),
+    ("18.90 \\text{ dollars}", "\\$18.90", True, "units", "unit word"),
+    ("864 \\mbox{ inches}^2", "864", True, "units", "\\mbox unit with exponent"),
+    ("15\\mbox{ cm}^2", "16", False, "units", "unit but wrong value"),
+    ("5.4 \\text{ cents}", "5.4", True, "units", "cents"),
+    ("12 \\text{ km/h}", "12", True, "units", "compound unit"),
+    ("\\frac{270}7\\text{ degrees}", "\\frac{270}{7}", True, "degrees", "degrees as a word"),
+    ("45^\\circ", "\\frac{\\pi}{4}", False, "degrees", "radians vs degrees: the question asks for degrees"),
+    ("\\frac{\\pi}{4}", "45^\\circ", False, "degrees", "radians vs degrees (known toolkit false positive)"),
+    ("45°", "45^\\circ", True, "degrees", "unicode degree sign"),
+    ("x = 5", "5", True, "prefix", "x = prefix"),
+    ("k=3", "3", True, "prefix", "k= prefix"),
+    ("x=5", "x = 5", True, "prefix", "both equations"),
+    ("x = 6", "5", False, "prefix", "prefix, wrong value"),
+    ("f(x) = 2x", "2x", True, "prefix", "function name prefix"),
+    ("y = 2x + 3", "2x+3", True, "prefix", "line equation vs right side"),
+    ("x \\in [-2,7]", "[-2,7]", True, "prefix", "x \\in prefix"),
+    ("x \\in (-2,7]", "[-2,7]", False, "prefix", "x \\in with a wrong bracket"),
+    # numbers
+    ("0.5", "\\frac12", True, "fraction", "\\frac12 shorthand"),
+    ("0.33", "\\frac{1}{3}", False, "fraction", "0.33 is not 1/3"),
+    ("0.3333", "\\frac{1}{3}", False, "fraction", "still rounded: exact rationals compare exactly"),
+    ("2\\frac{1}{3}", "\\frac{7}{3}", True, "mixed", "mixed number"),
+    ("1\\frac{4}{5}", "1.8", True, "mixed", "mixed number gold from MATH"),
+    ("137 \\frac{1}{2}", "137.5", True, "mixed", "mixed number with space"),
+    ("2\\frac{1}{3}", "\\frac{2}{3}", False, "mixed", "mixed number is a sum, not a product"),
+    ("\\frac{1}{2}\\cdot 2", "1", True, "fraction", "product"),
+    (".0000672", "6.72\\times10^{-5}", True, "scientific", "scientific notation"),
+    ("3\\times10^{8}", "300000000", True, "scientific", "times ten"),
+    ("3\\times10^{8}", "3\\times10^{9}", False, "scientific", "wrong exponent"),
+    ("4.5e33", "4.5\\times 10^{33}", True, "scientific", "e notation"),
+    ("4.6e33", "4.5e33", False, "scientific", "mantissa off"),
+    ("3.1416", "\\pi", True, "numeric", "within 1e-4 relative"),
+    ("3.14", "\\pi", False, "numeric", "outside 1e-4 relative"),
+    ("1.414", "\\sqrt{2}", False, "numeric", "too rough"),
+    ("1.41421", "\\sqrt2", True, "numeric", "close enough"),
+    ("8\\%", "8", True, "percent", "percent as a unit"),
+    ("8\\%", "0.08", True, "percent", "percent as a value"),
+    ("8", "8\\%", True, "percent", "gold with percent"),
+    ("9\\%", "8\\%", False, "percent", "wrong percent"),
+    ("80", "8\\%", False, "percent", "wrong scale"),
+    ("1011_2", "11", True, "base", "base 2 numeral"),
+    ("1011_2", "1011", False, "base", "base subscript matters"),
+    ("52_8", "42", True, "base", "base 8"),
+    # radicals, powers, constants
+    ("\\sqrt{1/n}", "\\frac{1}{\\sqrt{n}}", True, "radical", "known toolkit false negative"),
+    ("\\sqrt{\\frac{1}{n}}", "\\frac{\\sqrt{n}}{n}", True, "radical", "rationalised"),
+    ("\\sqrt{n}", "\\frac{1}{\\sqrt{n}}", False, "radical", "reciprocal"),
+    ("\\frac{\\sqrt{3}}{3}", "\\frac{1}{\\sqrt{3}}", True, "radical", "rationalised denominator"),
+    ("\\frac{\\sqrt{3}}{2}", "\\frac{1}{\\sqrt{3}}", False, "radical", "different radical"),
+    ("2\\sqrt{5}", "\\sqrt{20}", True, "radical", "factor out"),
+    ("\\sqrt[3]{27}", "3", True, "radical", "cube root"),
+    ("\\sqrt[3]{-8}", "-2", True, "radical", "odd root of a negative"),
+    ("\\sqrt[4]{16}", "4", False, "radical", "fourth root is 2"),
+    ("2^{10}", "1024", True, "power", "power"),
+    ("2^{10}", "1023", False, "power", "off by one"),
+    ("4^{1/2}", "2", True, "power", "rational exponent"),
+    ("e^{i\\pi}", "-1", True, "constants", "Euler"),
+    ("e^2", "7.38", False, "constants", "too rough"),
+    ("e^2", "7.38906", True, "constants", "close"),
+    ("2\\pi r", "\\pi \\cdot 2r", True, "variables", "commuted"),
+    ("288 \\pi", "288\\pi", True, "constants", "spacing"),
+    ("288 \\pi", "289\\pi", False, "constants", "off by one pi"),
+    ("6+9i", "9i+6", True, "complex", "commuted complex"),
+    ("6-9i", "6+9i", False, "complex", "conjugate"),
+    ("\\frac{1+i}{1-i}", "i", True, "complex", "complex division"),
+    ("i^2", "-1", True, "complex", "i squared"),
+    ("\\sin \\frac{\\pi}{6}", "\\frac12", True, "trig", "sine"),
+    ("\\cos 0", "0", False, "trig", "cos 0 is 1"),
+    ("\\tan^2 x + 1", "\\sec^2 x", True, "trig", "identity at random points"),
+    ("\\sin^2 x", "1 - \\cos^2 x", True, "trig", "Pythagoras"),
+    ("\\sin 2x", "2\\sin x", False, "trig", "double angle is not doubling"),
+    ("\\log_2 8", "3", True, "log", "log base 2"),
+    ("\\ln(e^3)", "3", True, "log", "ln exp"),
+    ("\\exp(1)", "e", True, "exp", "exp"),
+    ("5!", "120", True, "factorial", "factorial"),
+    ("5!", "24", False, "factorial", "4! instead"),
+    ("\\frac{100!}{2^{50}}", "\\frac{100!}{2^{50}}+0", True, "factorial", "large exact factorial"),
+    ("\\frac{100!}{2^{49}}", "\\frac{100!}{2^{50}}", False, "factorial", "power off by one"),
+    ("\\binom{5}{2}", "10", True, "binomial", "binomial"),
+    ("\\dbinom{6}{3}", "20", True, "binomial", "\\dbinom"),
+    ("\\binom{2n}{n}", "\\frac{(2n)!}{(n!)^2}", True, "binomial", "symbolic binomial"),
+    ("\\binom{6}{2}", "20", False, "binomial", "wrong k"),
+    # variables
+    ("x^2+2x+1", "(x+1)^2", True, "variables", "expanded square"),
+    ("x^2+2x-1", "(x+1)^2", False, "variables", "sign of constant"),
+    ("\\frac{n(n+1)}{2}", "\\frac{n^2+n}{2}", True, "variables", "expanded"),
+    ("\\frac{n(n-1)}{2}", "\\frac{n(n+1)}{2}", False, "variables", "off by one"),
+    ("2n", "2k", False, "variables", "different variable"),
+    ("\\frac{a b}{2}", "ab/2", True, "variables", "implicit products"),
+    ("(a+5)(b+2)", "ab+2a+5b+10", True, "variables", "expanded product"),
+    ("\\frac{11+9a}{20}", "\\frac{11+9a}{21}", False, "variables", "denominator"),
+    ("\\lfloor n/2 \\rfloor", "\\frac{n}{2}", False, "variables", "floor matters"),
+    ("2^{n}-n-1", "2^n - (n+1)", True, "variables", "regrouped"),
+    ("x_1 + x_2", "x_2 + x_1", True, "variables", "subscripted"),
+    ("x_1 + x_2", "x_1 + x_3", False, "variables", "other subscript"),
+    ("\\cot x", "\\frac{\\cos x}{\\sin x}", True, "variables", "cot definition"),
+    # ±
+    ("1 \\pm \\sqrt{19}", "1+\\sqrt{19}, 1-\\sqrt{19}", True, "pm", "± expanded"),
+    ("1-\\sqrt{19}, 1+\\sqrt{19}", "1 \\pm \\sqrt{19}", True, "pm", "± against list"),
+    ("1 + \\sqrt{19}", "1 \\pm \\sqrt{19}", False, "pm", "only one of the two"),
+    ("3 \\pm 2 \\sqrt{2}", "3 \\pm \\sqrt{8}", True, "pm", "± both sides"),
+    ("\\pm 2", "2, -2", True, "pm", "unary ±"),
+    ("\\{1\\pm\\sqrt{5},-2\\}", "-2, 1+\\sqrt5, 1-\\sqrt5", True, "pm", "± inside a set"),
+    # equations and inequalities
+    ("y = -2x", "2x + y = 0", True, "equation", "rearranged line"),
+    ("y = -2x", "y = 2x", False, "equation", "wrong slope"),
+    ("5x - 7y + 11z + 4 = 0", "-5x + 7y - 11z - 4 = 0", True, "equation", "scaled plane"),
+    ("5x - 7y + 11z + 4 = 0", "5x - 7y + 11z - 4 = 0", False, "equation", "wrong constant"),
+    ("k \\geq 2", "k\\ge 2", True, "inequality", "\\geq"),
+    ("2 \\le k", "k\\ge 2", True, "inequality", "flipped"),
+    ("k > 2", "k\\ge 2", False, "inequality", "strict vs not"),
+    ("x < 3", "x > 3", False, "inequality", "direction"),
+    # intervals, unions
+    ("(2,\\infty)", "(2, \\infty)", True, "interval", "spacing"),
+    ("[2,\\infty)", "(2,\\infty)", False, "interval", "closed vs open end"),
+    ("(3,4]", "(3,4)", False, "interval", "closed right end"),
+    ("\\left(\\frac{3}{5},\\frac{8}{3}\\right]", "(0.6, 8/3]", True, "interval", "\\left( ... \\right]"),
+    ("(-\\infty, 0]", "(-\\infty,0]", True, "interval", "minus infinity"),
+    ("(-\\infty, 0]", "(\\infty,0]", False, "interval", "sign of infinity"),
+    ("(4,3)", "(3,4)", False, "interval", "order in an interval"),
+    ("(0,9) \\cup (9,36)", "(9,36) \\cup (0,9)", True, "union", "union order"),
+    ("(0,9) \\cup (9,36)", "(0,36)", False, "union", "missing hole"),
+    ("(-\\infty, 2) \\cup (3, \\infty)", "(-\\infty,2)\\cup(3,\\infty)", True, "union", "spacing"),
+    ("(-\\infty, 2] \\cup (3, \\infty)", "(-\\infty,2)\\cup(3,\\infty)", False, "union", "closed end"),
+    ("\\left[ \\frac{\\pi^2}{8}, \\frac{5 \\pi^2}{4} \\right]", "[\\pi^2/8, 1.25\\pi^2]", True, "interval", "irrational ends"),
+    # sets, tuples, lists
+    ("\\{1, 2, 3\\}", "\\{3, 2, 1\\}", True, "set", "order-insensitive"),
+    ("\\{1, 2\\}", "\\{1, 2, 3\\}", False, "set", "missing element"),
+    ("\\{1, 2\\}", "(1, 2)", False, "set", "set vs tuple"),
+    ("(6,31,-1)", "(6, 31, -1)", True, "tuple", "spacing"),
+    ("(31,6,-1)", "(6,31,-1)", False, "tuple", "order in a tuple"),
+    ("(6,31,1)", "(6,31,-1)", False, "tuple", "wrong sign"),
+    ("15, -29", "(15,-29)", True, "tuple", "bare pair against parenthesised"),
+    ("-29, 15", "(15,-29)", False, "tuple", "bare pair in the wrong order"),
+    ("(1,-16,-4,43)", "(1,-16,-4)", False, "tuple", "missing element"),
+    ("1,-2", "-2,1", True, "list", "all solutions in another order"),
+    ("1,-2", "1,-3", False, "list", "one wrong element"),
+    ("1", "1,-2", False, "list", "partial match of a list (known toolkit false positive)"),
+    ("1,-2,5", "1,-2", False, "list", "extra element"),
+    ("3, 5, 7", "3,5,7", True, "list", "spacing"),
+    ("x=1 \\text{ or } x=2", "1, 2", True, "list", "or between solutions"),
+    ("x=1 \\text{ and } x=3", "1, 2", False, "list", "and, one wrong"),
+    ("(1,2),(3,4)", "(3,4),(1,2)", True, "list", "list of pairs, other order"),
+    ("(1,2),(4,3)", "(3,4),(1,2)", False, "list", "list of pairs, one pair reversed"),
+    ("(2,2,2),(3,4,3)", "(3,4,3),(2,2,2)", True, "list", "olympiad tuple list"),
+    ("(2,2,2)", "(2,2,2),(3,4,3)", False, "list", "one of two tuples"),
+    ("\\frac{1}{3},-2,5", "5, \\frac13, -2", True, "list", "olympiad numeric list"),
+    ("\\frac{1}{3},-2", "\\frac{1}{3},-2,5", False, "list", "missing third"),
+    # matrices
+    ("\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}", "\\begin{pmatrix} 0.2 \\\\ -3.6 \\end{pmatrix}", True, "matrix", "decimal entries"),
+    ("\\begin{bmatrix} -1 & 0 \\\\ 0 & -1 \\end{bmatrix}", "\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}", True, "matrix", "bmatrix vs pmatrix"),
+    ("\\begin{pmatrix} -1 & 0 \\\\ 0 & 1 \\end{pmatrix}", "\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}", False, "matrix", "one entry"),
+    ("\\begin{pmatrix} 1 & 2 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False, "matrix", "row vs column"),
+    ("\\begin{pmatrix} -2 \\\\ -14 \\\\ -7 \\end{pmatrix}", "(-2,-14,-7)", True, "matrix", "column vector as tuple"),
+    ("\\begin{pmatrix} 16/49 \\\\ 48/49 \\\\ 24/49 \\end{pmatrix}", "\\begin{pmatrix} 16/49 \\\\ 24/49 \\\\ 48/49 \\end{pmatrix}", False, "matrix", "entry order"),
+    # multiple choice and text
+    ("B", "\\text{(B)}", True, "choice", "bare letter"),
+    ("(B)", "\\text{(B)}", True, "choice", "parenthesised letter"),
+    ("\\textbf{(B)}", "B", True, "choice", "bold letter"),
+    ("C", "\\text{(B)}", False, "choice", "other letter"),
+    ("\\text{Evelyn}", "Evelyn", True, "text", "text wrapper"),
+    ("\\text{evelyn}", "\\text{Evelyn}", True, "text", "case"),
+    ("\\text{Navin}", "\\text{Evelyn}", False, "text", "other name"),
+    ("\\text{even}", "\\text{odd}", False, "text", "other word"),
+    ("\\text{ellipse}", "\\text{ ellipse }", True, "text", "spaces"),
+    ("Evelny", "\\text{Evelyn}", False, "text", "letters are not commuting variables"),
+    # robustness: huge values decide or refuse, never hang
+    ("2^{2^{2^{100}}}", "2^{2^{2^{100}}}+1", False, "robust", "tower: undecidable, not equal"),
+    ("1000!", "1000!", True, "robust", "same string"),
+    ("1000!", "999!\\cdot 1000", True, "robust", "exact big factorial"),
+    ("1000!", "1000!+1", False, "robust", "big factorial plus one"),
+    ("10^{100}", "10^{100}+1", False, "robust", "exact big integers differ"),
+]
+for p, g, e, c, n in H:
+    add(p, g, e, c, n)
+
+with open(os.path.join(here, "grade_cases.jsonl"), "w") as f:
+    for c in cases:
+        f.write(json.dumps(c) + "\n")
+n_eq = sum(c["equal"] for c in cases)
+print(f"{len(cases)} cases ({n_eq} equal, {len(cases) - n_eq} unequal)")
