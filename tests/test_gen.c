@@ -13,6 +13,9 @@
 
 #include "gen/gen_sample.h"
 #include "mart/gen.h"
+#include "mart/tok.h"
+
+#include <cjson/cJSON.h>
 
 /* Logits of a random model are nearly flat; scaling the final norm spreads them so that
  * argmax ties (where rounding could flip a greedy choice) do not occur. */
@@ -462,6 +465,82 @@ static void the_kv_budget_limits_slots_and_rejects_what_cannot_fit(void **state)
     model_free(m);
 }
 
+/* The CLI contract: `mart generate` on a saved random model prints one line per sample in
+ * input order with tokens, text, logprobs and finish; greedy lines equal gen_generate's. */
+static void mart_generate_prints_one_line_per_sample_in_input_order(void **state) {
+    (void)state;
+    const char *bin = getenv("MART_BIN");
+    if (!bin) fail_msg("MART_BIN is not set (run through ctest)");
+    char dir[] = "/tmp/mart_gen_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    mart_err err = {0};
+    tok_tokenizer *tok = NULL;
+    assert_int_equal(tok_build_bytes(NULL, 0, 0, &tok, &err), MART_OK);
+    char path[512], cmd[2048];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    assert_int_equal(tok_save(tok, path, &err), MART_OK);
+    model *m = tiny_model(tok_vocab_size(tok), 8);
+    assert_int_equal(model_save(m, dir, &err), MART_OK);
+    snprintf(path, sizeof path, "%s/in.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"prompt\":\"hello\"}\n{\"tokens\":[1,2,3,4]}\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "%s generate --model %s --input %s --max-tokens 6 --temperature 0 --n 2 2>/dev/null",
+             bin, dir, path);
+    FILE *pp = popen(cmd, "r");
+    assert_non_null(pp);
+    char line[8192];
+    int32_t n_lines = 0;
+    int32_t p_hello[16], n_hello = 0;
+    for (const char *c = "hello"; *c; c++) {
+        int32_t *ids = NULL;
+        int64_t n = 0;
+        assert_int_equal(tok_encode(tok, c, 1, &ids, &n, &err), MART_OK);
+        p_hello[n_hello++] = ids[0];
+        free(ids);
+    }
+    int32_t p_ids[4] = {1, 2, 3, 4};
+    gen_engine *g = engine(m, 4, 64);
+    while (fgets(line, sizeof line, pp)) {
+        cJSON *o = cJSON_Parse(line);
+        assert_non_null(o);
+        const cJSON *toks = cJSON_GetObjectItem(o, "tokens"), *lps = cJSON_GetObjectItem(o, "logprobs");
+        assert_true(cJSON_IsArray(toks) && cJSON_IsArray(lps));
+        assert_true(cJSON_IsString(cJSON_GetObjectItem(o, "text")));
+        assert_true(cJSON_IsString(cJSON_GetObjectItem(o, "finish")));
+        gen_request req = {n_lines < 2 ? p_hello : p_ids, n_lines < 2 ? n_hello : 4, 0, NULL};
+        gen_params p;
+        gen_params_default(&p);
+        p.temperature = 0.0f;
+        p.max_new_tokens = 6;
+        int32_t stops[2] = {tok_special_id(tok, "<|im_end|>"), tok_special_id(tok, "<|endoftext|>")};
+        p.stop_ids = stops;
+        p.n_stop_ids = 2;
+        gen_result r;
+        assert_int_equal(gen_generate(g, &req, 1, &p, NULL, NULL, &r, &err), MART_OK);
+        assert_int_equal(cJSON_GetArraySize(toks), r.n_tokens);
+        assert_int_equal(cJSON_GetArraySize(lps), r.n_tokens);
+        for (int32_t i = 0; i < r.n_tokens; i++) {
+            assert_int_equal(cJSON_GetArrayItem(toks, i)->valueint, r.tokens[i]);
+            assert_float_equal(cJSON_GetArrayItem(lps, i)->valuedouble, r.logprobs[i], 1e-4);
+        }
+        assert_string_equal(cJSON_GetObjectItem(o, "finish")->valuestring,
+                            r.finish == GEN_FINISH_STOP ? "stop" : "length");
+        gen_result_free(&r);
+        cJSON_Delete(o);
+        n_lines++;
+    }
+    assert_int_equal(pclose(pp), 0);
+    assert_int_equal(n_lines, 4);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    gen_free(g);
+    model_free(m);
+    tok_free(tok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(greedy_decoding_equals_argmax_of_full_forward_passes),
@@ -472,6 +551,7 @@ int main(void) {
         cmocka_unit_test(top_k_and_top_p_keep_exactly_the_heaviest_tokens),
         cmocka_unit_test(budgets_stop_ids_and_callbacks_end_sequences),
         cmocka_unit_test(the_kv_budget_limits_slots_and_rejects_what_cannot_fit),
+        cmocka_unit_test(mart_generate_prints_one_line_per_sample_in_input_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
