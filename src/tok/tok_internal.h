@@ -13,10 +13,13 @@
 /* Open-addressing map from a byte string to an int32 (token string -> id). Keys point into
  * memory owned elsewhere (the tokenizer's arenas). */
 typedef struct {
-    const char **key;  /* (cap) */
-    uint32_t *key_len; /* (cap) */
-    int32_t *val;      /* (cap); -1 marks an empty slot */
-    uint64_t cap, n;   /* cap is a power of two */
+    const char *key;
+    uint32_t len;
+    int32_t val; /* -1 marks an empty slot */
+} tok_strmap_slot;
+typedef struct {
+    tok_strmap_slot *slot; /* (cap), one cache line holds 4 slots */
+    uint64_t cap, n;       /* cap is a power of two */
 } tok_strmap;
 
 void tok_strmap_init(tok_strmap *m, uint64_t expected);
@@ -82,7 +85,8 @@ struct tok_tokenizer {
     char *bytes_arena;      /* all decoded bytes, back to back */
     uint64_t *bytes_off;    /* (vocab_size + 1); bytes of id i are [off[i], off[i+1]) */
     bool *valid;            /* (vocab_size) id is defined */
-    char **vocab_str;       /* (vocab_size) model.vocab strings; NULL where absent */
+    char **vocab_str;       /* (vocab_size) model.vocab strings (in vocab_block); NULL where absent */
+    char *vocab_block;      /* all model.vocab strings, NUL-terminated, back to back */
     int32_t n_model_vocab;  /* entries in model.vocab */
     int32_t byte_id[256];   /* id of the single-byte token of each byte; -1 if missing */
 
@@ -99,7 +103,7 @@ struct tok_tokenizer {
     tok_pre_step *pre; /* (n_pre) */
     int32_t n_pre;
     bool ignore_merges; /* BPE.ignore_merges: a piece that is a vocab token is taken whole */
-    tok_strmap vocab_map; /* model.vocab string -> id, when ignore_merges */
+    tok_strmap vocab_map; /* token bytes -> id; built only when ignore_merges */
 
     tok_cache_shard cache[TOK_CACHE_SHARDS];
 };

@@ -89,15 +89,16 @@ void tok_build_bytes_table(tok_tokenizer *t) {
     free(added_len);
     for (int b8 = 0; b8 < 256; b8++) t->byte_id[b8] = -1;
     /* Single-byte tokens of model.vocab (not added tokens) are the BPE alphabet. */
+    bool *is_added = mart_xcalloc((size_t)V, sizeof *is_added);
+    for (int32_t i = 0; i < t->n_added; i++) is_added[t->added[i].id] = true;
     for (int32_t id = V - 1; id >= 0; id--)
-        if (t->vocab_str[id] && t->bytes_off[id + 1] - t->bytes_off[id] == 1) {
-            bool is_added = false;
-            for (int32_t i = 0; i < t->n_added; i++) is_added |= t->added[i].id == id;
-            if (!is_added) t->byte_id[(unsigned char)t->bytes_arena[t->bytes_off[id]]] = id;
-        }
+        if (t->vocab_str[id] && !is_added[id] && t->bytes_off[id + 1] - t->bytes_off[id] == 1)
+            t->byte_id[(unsigned char)t->bytes_arena[t->bytes_off[id]]] = id;
+    free(is_added);
     memset(t->added_first, 0, sizeof t->added_first);
     for (int32_t i = 0; i < t->n_added; i++)
         if (t->added[i].len) t->added_first[(unsigned char)t->added[i].content[0]] = 1;
+    if (!t->ignore_merges) return;
     tok_strmap_init(&t->vocab_map, (uint64_t)V);
     for (int32_t id = 0; id < V; id++)
         if (t->vocab_str[id])
@@ -107,8 +108,8 @@ void tok_build_bytes_table(tok_tokenizer *t) {
 
 void tok_free(tok_tokenizer *t) {
     if (!t) return;
-    for (int32_t i = 0; i < t->vocab_size; i++) free(t->vocab_str ? t->vocab_str[i] : NULL);
     free(t->vocab_str);
+    free(t->vocab_block);
     free(t->valid);
     free(t->bytes_arena);
     free(t->bytes_off);
@@ -275,8 +276,10 @@ static int load_json(tok_tokenizer *t, const cJSON *root, mart_err *err) {
 
     /* Sizes first: the largest id over model.vocab and added_tokens. */
     int64_t max_id = -1;
+    size_t block = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, vocab) {
+        block += strlen(it->string) + 1;
         if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 16777216.0 ||
             it->valuedouble != (double)(int64_t)it->valuedouble)
             return mart_fail(err, "model.vocab[\"%s\"]: id is not an integer in [0, 2^24]", it->string);
@@ -300,6 +303,8 @@ static int load_json(tok_tokenizer *t, const cJSON *root, mart_err *err) {
     t->vocab_size = (int32_t)(max_id + 1);
     t->vocab_str = mart_xcalloc((size_t)t->vocab_size, sizeof *t->vocab_str);
     t->valid = mart_xcalloc((size_t)t->vocab_size, sizeof *t->valid);
+    t->vocab_block = mart_xmalloc(block ? block : 1);
+    char *w = t->vocab_block;
     tok_strmap strs;
     tok_strmap_init(&strs, (uint64_t)cJSON_GetArraySize(vocab));
     cJSON_ArrayForEach(it, vocab) {
@@ -308,9 +313,12 @@ static int load_json(tok_tokenizer *t, const cJSON *root, mart_err *err) {
             tok_strmap_free(&strs);
             return mart_fail(err, "model.vocab[\"%s\"]: id %d is used twice", it->string, (int)id);
         }
-        t->vocab_str[id] = mart_xstrdup(it->string);
+        size_t l = strlen(it->string);
+        memcpy(w, it->string, l + 1);
+        t->vocab_str[id] = w;
+        w += l + 1;
         t->valid[id] = true;
-        tok_strmap_put(&strs, t->vocab_str[id], (uint32_t)strlen(it->string), id);
+        tok_strmap_put(&strs, t->vocab_str[id], (uint32_t)l, id);
         t->n_model_vocab++;
     }
     t->n_added = cJSON_GetArraySize(added);
@@ -333,6 +341,7 @@ static int load_json(tok_tokenizer *t, const cJSON *root, mart_err *err) {
     tok_merges_reserve(t, cJSON_GetArraySize(merges));
     i = 0;
     char tmp[1024], cat[2048];
+    int32_t guess = 0; /* files usually list merges in the order of the merged tokens' ids */
     cJSON_ArrayForEach(it, merges) {
         const char *a, *b;
         if (!merge_parts(it, tmp, sizeof tmp, &a, &b)) {
@@ -342,7 +351,9 @@ static int load_json(tok_tokenizer *t, const cJSON *root, mart_err *err) {
         size_t la = strlen(a), lb = strlen(b);
         int32_t ia = tok_strmap_get(&strs, a, (uint32_t)la), ib = tok_strmap_get(&strs, b, (uint32_t)lb);
         int32_t im = -1;
-        if (la + lb < sizeof cat) {
+        const char *g = guess < t->vocab_size ? t->vocab_str[guess] : NULL;
+        if (g && !strncmp(g, a, la) && !strcmp(g + la, b)) im = guess;
+        else if (la + lb < sizeof cat) {
             memcpy(cat, a, la);
             memcpy(cat + la, b, lb);
             im = tok_strmap_get(&strs, cat, (uint32_t)(la + lb));
@@ -353,6 +364,7 @@ static int load_json(tok_tokenizer *t, const cJSON *root, mart_err *err) {
                              ia < 0 ? "left part" : ib < 0 ? "right part" : "merged token");
         }
         tok_merge_add(t, ia, ib, im);
+        guess = im + 1;
         i++;
     }
     tok_strmap_free(&strs);

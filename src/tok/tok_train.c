@@ -169,9 +169,17 @@ int tok_build_bytes(const char *const *corpus, int64_t n_corpus, int32_t merges,
     t->n_model_vocab = n_tok;
     t->vocab_str = mart_xcalloc((size_t)t->vocab_size, sizeof *t->vocab_str);
     t->valid = mart_xcalloc((size_t)t->vocab_size, sizeof *t->valid);
+    size_t block = 0;
+    for (int32_t i = 0; i < n_tok; i++) block += strlen(strs[i]) + 1;
+    t->vocab_block = mart_xmalloc(block);
+    char *w = t->vocab_block;
     for (int32_t i = 0; i < n_tok; i++) {
-        t->vocab_str[i] = strs[i];
+        size_t l = strlen(strs[i]);
+        memcpy(w, strs[i], l + 1);
+        t->vocab_str[i] = w;
+        w += l + 1;
         t->valid[i] = true;
+        free(strs[i]);
     }
     free(strs);
     t->n_added = tok_n_chatml_specials;

@@ -31,38 +31,28 @@ void tok_strmap_init(tok_strmap *m, uint64_t expected) {
     while (cap < expected * 2) cap <<= 1;
     m->cap = cap;
     m->n = 0;
-    m->key = mart_xcalloc(cap, sizeof *m->key);
-    m->key_len = mart_xcalloc(cap, sizeof *m->key_len);
-    m->val = mart_xmalloc(cap * sizeof *m->val);
-    for (uint64_t i = 0; i < cap; i++) m->val[i] = -1;
+    m->slot = mart_xmalloc(cap * sizeof *m->slot);
+    for (uint64_t i = 0; i < cap; i++) m->slot[i] = (tok_strmap_slot){NULL, 0, -1};
 }
 
 void tok_strmap_free(tok_strmap *m) {
-    free(m->key);
-    free(m->key_len);
-    free(m->val);
+    free(m->slot);
     memset(m, 0, sizeof *m);
 }
 
-static void strmap_grow(tok_strmap *m) {
-    tok_strmap g;
-    tok_strmap_init(&g, m->cap);
-    for (uint64_t i = 0; i < m->cap; i++)
-        if (m->val[i] >= 0) tok_strmap_put(&g, m->key[i], m->key_len[i], m->val[i]);
-    tok_strmap_free(m);
-    *m = g;
-}
-
 int32_t tok_strmap_put(tok_strmap *m, const char *key, uint32_t len, int32_t val) {
-    if ((m->n + 1) * 2 > m->cap) strmap_grow(m);
-    uint64_t i = tok_hash_bytes(key, len) & (m->cap - 1);
-    while (m->val[i] >= 0) {
-        if (m->key_len[i] == len && !memcmp(m->key[i], key, len)) return m->val[i];
-        i = (i + 1) & (m->cap - 1);
+    if ((m->n + 1) * 2 > m->cap) {
+        tok_strmap g;
+        tok_strmap_init(&g, m->cap);
+        for (uint64_t i = 0; i < m->cap; i++)
+            if (m->slot[i].val >= 0) tok_strmap_put(&g, m->slot[i].key, m->slot[i].len, m->slot[i].val);
+        tok_strmap_free(m);
+        *m = g;
     }
-    m->key[i] = key;
-    m->key_len[i] = len;
-    m->val[i] = val;
+    uint64_t i = tok_hash_bytes(key, len) & (m->cap - 1);
+    for (tok_strmap_slot *s; (s = &m->slot[i])->val >= 0; i = (i + 1) & (m->cap - 1))
+        if (s->len == len && !memcmp(s->key, key, len)) return s->val;
+    m->slot[i] = (tok_strmap_slot){key, len, val};
     m->n++;
     return val;
 }
@@ -70,10 +60,8 @@ int32_t tok_strmap_put(tok_strmap *m, const char *key, uint32_t len, int32_t val
 int32_t tok_strmap_get(const tok_strmap *m, const char *key, uint32_t len) {
     if (!m->cap) return -1;
     uint64_t i = tok_hash_bytes(key, len) & (m->cap - 1);
-    while (m->val[i] >= 0) {
-        if (m->key_len[i] == len && !memcmp(m->key[i], key, len)) return m->val[i];
-        i = (i + 1) & (m->cap - 1);
-    }
+    for (const tok_strmap_slot *s; (s = &m->slot[i])->val >= 0; i = (i + 1) & (m->cap - 1))
+        if (s->len == len && !memcmp(s->key, key, len)) return s->val;
     return -1;
 }
 
@@ -136,21 +124,20 @@ static bool byte_is_printable(unsigned b) {
     return (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
 }
 
+/* The 68 non-printable bytes are 0x00-0x20, 0x7f-0xa0 and 0xad, mapped in that order. */
 uint32_t tok_byte_to_cp(uint8_t b) {
     if (byte_is_printable(b)) return b;
-    uint32_t k = 0;
-    for (unsigned c = 0; c < b; c++)
-        if (!byte_is_printable(c)) k++;
-    return 256 + k;
+    if (b <= 0x20) return 256u + b;
+    if (b <= 0xa0) return 256u + 33u + (b - 0x7fu);
+    return 256u + 67u; /* 0xad */
 }
 
 int tok_cp_to_byte(uint32_t cp) {
     if (cp < 256) return byte_is_printable(cp) ? (int)cp : -1;
-    if (cp >= 256 + 68) return -1;
-    uint32_t k = 0;
-    for (unsigned c = 0; c < 256; c++)
-        if (!byte_is_printable(c) && k++ == cp - 256) return (int)c;
-    return -1;
+    uint32_t k = cp - 256;
+    if (k < 33) return (int)k;
+    if (k < 67) return (int)(0x7f + k - 33);
+    return k == 67 ? 0xad : -1;
 }
 
 int tok_utf8_put(uint32_t cp, char *out) {
