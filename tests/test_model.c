@@ -99,6 +99,7 @@ static void rmsnorm_backward_matches_finite_differences(void **state) {
 
 typedef struct {
     float *x, *y, *r, *cs, *sn;
+    const int32_t *pos;
 } rope_ctx;
 
 enum { ROPE_M = 3, ROPE_LD = 20, ROPE_HEADS = 2, ROPE_HD = 8 };
@@ -106,20 +107,20 @@ enum { ROPE_M = 3, ROPE_LD = 20, ROPE_HEADS = 2, ROPE_HD = 8 };
 static double rope_loss(void *p) {
     rope_ctx *c = p;
     memcpy(c->y, c->x, sizeof(float) * ROPE_M * ROPE_LD);
-    kern_rope_forward(c->y, ROPE_LD, ROPE_M, ROPE_HEADS, ROPE_HD, c->cs, c->sn);
+    kern_rope_forward(c->y, ROPE_LD, ROPE_M, ROPE_HEADS, ROPE_HD, c->pos, c->cs, c->sn);
     return dot_d(c->y, c->r, ROPE_M * ROPE_LD);
 }
 
 static void rope_backward_matches_finite_differences_and_keeps_norms(void **state) {
     (void)state;
     float x[ROPE_M * ROPE_LD], y[ROPE_M * ROPE_LD], r[ROPE_M * ROPE_LD], dx[ROPE_M * ROPE_LD];
-    float cs[ROPE_M * ROPE_HD / 2], sn[ROPE_M * ROPE_HD / 2];
+    static float cs[1001 * ROPE_HD / 2], sn[1001 * ROPE_HD / 2];
     int32_t pos[ROPE_M] = {0, 7, 1000};
-    kern_rope_table(cs, sn, pos, ROPE_M, ROPE_HD, 10000.0);
+    kern_rope_table(cs, sn, 1001, ROPE_HD, 10000.0);
     assert_float_equal(cs[0], 1.0f, 1e-7);
     /* position 7, pair 1: angle 7 / 10000^(2/8) = 0.7 */
-    assert_float_equal(cs[ROPE_HD / 2 + 1], cosf(0.7f), 1e-6);
-    rope_ctx c = {x, y, r, cs, sn};
+    assert_float_equal(cs[7 * ROPE_HD / 2 + 1], cosf(0.7f), 1e-6);
+    rope_ctx c = {x, y, r, cs, sn, pos};
     fill_normal(x, ROPE_M * ROPE_LD, 1, 8), fill_normal(r, ROPE_M * ROPE_LD, 1, 9);
     rope_loss(&c);
     /* A rotation: each head keeps its norm; columns past the heads are untouched. */
@@ -129,7 +130,7 @@ static void rope_backward_matches_finite_differences_and_keeps_norms(void **stat
         assert_float_equal(x[t * ROPE_LD + 19], y[t * ROPE_LD + 19], 0);
     }
     memcpy(dx, r, sizeof r);
-    kern_rope_backward(dx, ROPE_LD, ROPE_M, ROPE_HEADS, ROPE_HD, cs, sn);
+    kern_rope_backward(dx, ROPE_LD, ROPE_M, ROPE_HEADS, ROPE_HD, pos, cs, sn);
     check_grad("rope dx", x, dx, ROPE_M * ROPE_LD, rope_loss, &c, 1e-2f, 1e-3);
 }
 

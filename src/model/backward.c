@@ -97,7 +97,7 @@ void model_backward(model *m, const float *d_logprobs, const float *d_entropy,
         }
         kern_attention_backward(dqkv, datt, q, ldqkv, ldqkv, w->seqs, S, c->n_heads,
                                 c->n_kv_heads, (int32_t)hd);
-        kern_rope_backward(dqkv, ldqkv, T, c->n_heads + c->n_kv_heads, (int32_t)hd,
+        kern_rope_backward(dqkv, ldqkv, T, c->n_heads + c->n_kv_heads, (int32_t)hd, w->pos,
                            w->rope_cos.p, w->rope_sin.p);
         kern_linear_backward(dxn, grad_of(m, ly->wq), ly->bq ? grad_of(m, ly->bq) : NULL, dqkv,
                              a1, ly->wq, T, ldqkv, d, false);

@@ -185,9 +185,16 @@ int model_forward(model *m, const model_batch *b, model_kv_cache *cache, model_o
     float *rstd2 = wbuf_get(&w->rstd2, (size_t)(nl * T));
     float *gu = wbuf_get(&w->gu, (size_t)(nl * T * 2 * f));
     float *hid = wbuf_get(&w->hid, (size_t)(nl * T * f));
-    float *rc = wbuf_get(&w->rope_cos, (size_t)(T * hd / 2));
-    float *rs = wbuf_get(&w->rope_sin, (size_t)(T * hd / 2));
-    kern_rope_table(rc, rs, w->pos, T, (int32_t)hd, c->rope_theta);
+    int64_t max_pos = 0;
+    for (int64_t t = 0; t < T; t++) max_pos = w->pos[t] > max_pos ? w->pos[t] : max_pos;
+    if (max_pos >= w->rope_n) {
+        int64_t n = max_pos + 1 > 2 * w->rope_n ? max_pos + 1 : 2 * w->rope_n;
+        kern_rope_table(wbuf_get(&w->rope_cos, (size_t)(n * hd / 2)),
+                        wbuf_get(&w->rope_sin, (size_t)(n * hd / 2)), n, (int32_t)hd,
+                        c->rope_theta);
+        w->rope_n = n;
+    }
+    const float *rc = w->rope_cos.p, *rs = w->rope_sin.p;
 
     /* Embedding. */
 #pragma omp parallel for schedule(static) if (T > 64)
@@ -208,7 +215,7 @@ int model_forward(model *m, const model_batch *b, model_kv_cache *cache, model_o
         /* Attention block. */
         kern_rmsnorm_forward(a1, rstd1 + li * T, x_in, ly->attn_norm, T, d, c->rms_norm_eps);
         kern_linear(q, a1, ly->wq, ly->bq, T, ldqkv, d, false);
-        kern_rope_forward(q, ldqkv, T, c->n_heads + c->n_kv_heads, (int32_t)hd, rc, rs);
+        kern_rope_forward(q, ldqkv, T, c->n_heads + c->n_kv_heads, (int32_t)hd, w->pos, rc, rs);
         float *pp = probs ? probs + l * p_total : NULL;
         for (int32_t i = 0; i < S; i++) {
             kern_attn_seq *sq = &w->seqs[i];

@@ -33,17 +33,17 @@ void kern_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x
 
 /* ---- rotary position embedding (Hugging Face rotate-half layout) ---- */
 
-/* cos, sin (M, hd/2) for positions pos (M), as transformers computes them in float32:
- * inv_freq[i] = 1 / theta^(2i/hd), angle = pos * inv_freq[i]. */
-void kern_rope_table(float *cos_t, float *sin_t, const int32_t *pos, int64_t M, int32_t hd,
-                     double theta);
+/* cos, sin (n_pos, hd/2) for positions 0 .. n_pos-1, as transformers computes them in
+ * float32: inv_freq[i] = 1 / theta^(2i/hd), angle = pos * inv_freq[i]. */
+void kern_rope_table(float *cos_t, float *sin_t, int64_t n_pos, int32_t hd, double theta);
 /* Rotates, in place, n_heads heads of width hd at the start of each of M rows of x (row
- * stride ld): (x1, x2) -> (x1 c - x2 s, x2 c + x1 s) with x1 = first half, x2 = second. */
+ * stride ld), row t at position pos[t]: (x1, x2) -> (x1 c - x2 s, x2 c + x1 s) with x1 the
+ * first half of the head, x2 the second. */
 void kern_rope_forward(float *x, int64_t ld, int64_t M, int32_t n_heads, int32_t hd,
-                       const float *cos_t, const float *sin_t);
+                       const int32_t *pos, const float *cos_t, const float *sin_t);
 /* The transpose rotation, in place on dx: the gradient w.r.t. the un-rotated input. */
 void kern_rope_backward(float *dx, int64_t ld, int64_t M, int32_t n_heads, int32_t hd,
-                        const float *cos_t, const float *sin_t);
+                        const int32_t *pos, const float *cos_t, const float *sin_t);
 
 /* ---- causal grouped-query attention over packed sequences ---- */
 

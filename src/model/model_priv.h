@@ -33,7 +33,8 @@ struct model_work {
     wbuf rstdf;   /* (rows) */
     wbuf lsm;     /* (T, vocab) log-softmax kept for backward, or a row chunk of logits */
     wbuf ent;     /* (T) entropies kept for backward */
-    wbuf rope_cos, rope_sin; /* (T, hd/2) */
+    wbuf rope_cos, rope_sin; /* (rope_n, hd/2) for positions 0 .. rope_n-1, grown on demand */
+    int64_t rope_n;
     wbuf gather;  /* (n_seqs, d) last rows for last_only */
     /* Backward scratch. */
     wbuf dres, dxn, dqkv, datt, dgu, dhid;
