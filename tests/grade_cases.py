@@ -242,6 +242,8 @@ H = [
     ("(4,3)", "(3,4)", False, "interval", "order in an interval"),
     ("(0,9) \\cup (9,36)", "(9,36) \\cup (0,9)", True, "union", "union order"),
     ("(0,9) \\cup (9,36)", "(0,36)", False, "union", "missing hole"),
+    ("(2, 12) \\cup (12, 102)", "(2,12) \\cup (12,102)", True, "union", "commas in brackets are not thousands separators"),
+    ("(2, 12) \\cup (12, 103)", "(2,12) \\cup (12,102)", False, "union", "one end off"),
     ("(-\\infty, 2) \\cup (3, \\infty)", "(-\\infty,2)\\cup(3,\\infty)", True, "union", "spacing"),
     ("(-\\infty, 2] \\cup (3, \\infty)", "(-\\infty,2)\\cup(3,\\infty)", False, "union", "closed end"),
     ("\\left[ \\frac{\\pi^2}{8}, \\frac{5 \\pi^2}{4} \\right]", "[\\pi^2/8, 1.25\\pi^2]", True, "interval", "irrational ends"),

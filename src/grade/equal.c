@@ -307,7 +307,8 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
         return true;
     }
     if (a->kind == GN_MATRIX || b->kind == GN_MATRIX) {
-        if (a->kind != b->kind || a->rows != b->rows || a->cols != b->cols) return false;
+        if (a->kind != b->kind || a->rows != b->rows || a->cols != b->cols || a->n != b->n)
+            return false;
         for (int32_t i = 0; i < a->n; i++)
             if (!node_equal(c, a->k[i], sa, b->k[i], sb)) return false;
         return true;

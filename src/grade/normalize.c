@@ -375,11 +375,15 @@ char *grade_normalize(garena *a, const char *s, size_t len, bool *is_text) {
         }
     }
 
-    /* thousands separators: 10,000 and 1,234,567 (groups of exactly three digits) */
+    /* thousands separators: 10,000 and 1,234,567 (groups of exactly three digits), only outside
+     * brackets: inside them a comma separates coordinates, (12,102) */
     char *out = garena_alloc(a, n + 1);
     size_t w = 0;
+    int depth = 0;
     for (size_t i = 0; i < n;) {
-        bool start = isdigit((unsigned char)t[i]) &&
+        if (t[i] == '(' || t[i] == '[' || t[i] == '{') depth++;
+        else if ((t[i] == ')' || t[i] == ']' || t[i] == '}') && depth > 0) depth--;
+        bool start = depth == 0 && isdigit((unsigned char)t[i]) &&
                      (i == 0 || !(isdigit((unsigned char)t[i - 1]) || t[i - 1] == '.' ||
                                   t[i - 1] == ','));
         if (start) {

@@ -272,7 +272,10 @@ static gnode *parse_matrix(gparser *p) {
     int32_t n = 0, rows = 0, cols = -1, c = 0;
     for (;;) {
         if (!step(p)) return NULL;
-        if (is_cmd(p, peek(p), "end")) break;
+        if (is_cmd(p, peek(p), "end")) {
+            if (c != 0) return fail(p); /* a dangling '&' */
+            break;
+        }
         gnode *x = parse_item(p);
         if (!x || n >= 4096) return fail(p);
         cells[n++] = x;
@@ -292,7 +295,7 @@ static gnode *parse_matrix(gparser *p) {
     }
     if (!accept_cmd(p, "end") || !accept_ch(p, '{')) return fail(p);
     while (peek(p)->type == T_SYM) p->i++;
-    if (!accept_ch(p, '}') || rows == 0) return fail(p);
+    if (!accept_ch(p, '}') || rows == 0 || n != rows * cols) return fail(p);
     gnode *m = mk(p, GN_MATRIX, n);
     memcpy(m->k, cells, sizeof(gnode *) * (size_t)n);
     m->rows = rows;
