@@ -294,6 +294,10 @@ H = [
     ("1000!", "999!\\cdot 1000", True, "robust", "exact big factorial"),
     ("1000!", "1000!+1", False, "robust", "big factorial plus one"),
     ("10^{100}", "10^{100}+1", False, "robust", "exact big integers differ"),
+    ("10^{10^6}", "10^{10^6}+1", False, "robust", "a million digits: too large to decide, never guessed equal"),
+    ("10^{100000}/10^{99999}", "10", True, "robust", "exact with 100,000-digit intermediates"),
+    ("\\binom{10^{9}}{3}", "166666666166666667000000000", True, "robust", "exact binomial of a huge n"),
+    ("0.1^{10^{9}}", "0", False, "robust", "underflow is not zero"),
 ]
 for p, g, e, c, n in H:
     add(p, g, e, c, n)

@@ -124,6 +124,7 @@ static bool values_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, u
         if (vars) set_point(c, pt);
         else c->point = -1;
         c->pm_signs = sa;
+        c->too_big = false;
         bool ea = grade_eval_exact(c, a, ar, ai);
         c->pm_signs = sb;
         bool eb = ea && grade_eval_exact(c, b, br, bi);
@@ -134,6 +135,11 @@ static bool values_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, u
         if (ea && eb) {
             eq = mpq_equal(ar, br) && mpq_equal(ai, bi);
             continue;
+        }
+        if (c->too_big) { /* rationals too large to decide exactly: no tolerance guess */
+            c->too_big = false;
+            eq = false;
+            break;
         }
         c->pm_signs = sa;
         bool na = grade_eval_num(c, a, fr, fi);

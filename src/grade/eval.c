@@ -7,8 +7,11 @@
 #include <ctype.h>
 #include <string.h>
 
-/* Largest exact intermediate, bits; beyond it exact evaluation gives way to numerics. */
-#define EXACT_MAX_BITS 40000
+/* Largest exact intermediate, bits (about 300,000 digits, a few ms of GMP). A rational
+ * beyond it is too large to decide: the comparison answers false rather than trust a
+ * relative tolerance (10^{10^6} and 10^{10^6}+1 are not equal). */
+#define EXACT_MAX_BITS (1 << 20)
+#define EXACT_MAX_EXP10 300000
 /* Largest factorial and binomial argument computed exactly. */
 #define EXACT_MAX_FACT 3000
 /* Largest integer power of a complex number computed by repeated squaring. */
@@ -30,8 +33,10 @@ static bool pm_minus(const gctx *c, const gnode *n) { return (c->pm_signs >> n->
 
 /* ---- exact ------------------------------------------------------------------------------- */
 
-static bool q_too_big(const mpq_t q) {
-    return mpz_sizeinbase(mpq_numref(q), 2) + mpz_sizeinbase(mpq_denref(q), 2) > EXACT_MAX_BITS;
+static bool q_too_big(gctx *c, const mpq_t q) {
+    bool big = mpz_sizeinbase(mpq_numref(q), 2) + mpz_sizeinbase(mpq_denref(q), 2) > EXACT_MAX_BITS;
+    if (big) c->too_big = true;
+    return big;
 }
 
 /* Value of a number literal: decimal with optional exponent, or an integer in another base. */
@@ -64,12 +69,12 @@ static bool num_exact(gctx *c, const gnode *n, mpq_t out) {
             bool neg = n->str[i + 1] == '-';
             const char *e = n->str + i + 1 + (n->str[i + 1] == '-' || n->str[i + 1] == '+');
             const char *end = n->str + n->len;
-            if (end - e > 6) ok = false; /* |exponent| beyond 10^6: leave to numerics */
+            if (end - e > 7) ok = false, c->too_big = true;
             for (; ok && e < end; e++) exp10 = exp10 * 10 + (*e - '0');
             if (neg) exp10 = -exp10;
         }
         exp10 -= frac;
-        if (ok && (exp10 > 4000 || exp10 < -4000)) ok = false;
+        if (ok && (exp10 > EXACT_MAX_EXP10 || exp10 < -EXACT_MAX_EXP10)) ok = false, c->too_big = true;
         if (ok && w == 0) buf[w++] = '0';
         buf[w] = 0;
         if (ok) {
@@ -137,7 +142,10 @@ static bool pow_exact(gctx *c, mpq_t re, mpq_t im, const mpq_t er, const mpq_t e
         bool unit = mpz_cmpabs_ui(mpq_numref(re), 1) == 0 && is_integer_q(re);
         double bits = (double)up * (double)(mpz_sizeinbase(mpq_numref(re), 2) +
                                              mpz_sizeinbase(mpq_denref(re), 2));
-        if (!unit && (up > MAX_INT_POW || bits > EXACT_MAX_BITS)) return false;
+        if (!unit && (up > MAX_INT_POW || bits > EXACT_MAX_BITS)) {
+            c->too_big = true;
+            return false;
+        }
         if (!spend(c, 1 + (int64_t)(bits / 4096))) return false;
         if (unit) {
             if (mpz_sgn(mpq_numref(re)) < 0 && up % 2 == 0) mpq_set_ui(re, 1, 1);
@@ -146,7 +154,10 @@ static bool pow_exact(gctx *c, mpq_t re, mpq_t im, const mpq_t er, const mpq_t e
             mpz_pow_ui(mpq_denref(re), mpq_denref(re), up);
         }
     } else {
-        if (up > 256) return false;
+        if (up > 256) {
+            c->too_big = true;
+            return false;
+        }
         mpq_t br, bi, rr, ri;
         mpq_inits(br, bi, rr, ri, NULL);
         mpq_set(br, re);
@@ -163,7 +174,7 @@ static bool pow_exact(gctx *c, mpq_t re, mpq_t im, const mpq_t er, const mpq_t e
                 cq_mul(br, bi, sr, si);
                 mpq_clears(sr, si, NULL);
             }
-            ok = !q_too_big(rr) && !q_too_big(ri) && !q_too_big(br) && spend(c, 1);
+            ok = !q_too_big(c, rr) && !q_too_big(c, ri) && !q_too_big(c, br) && spend(c, 1);
         }
         mpq_set(re, rr);
         mpq_set(im, ri);
@@ -255,19 +266,22 @@ bool grade_eval_exact(gctx *c, const gnode *n, mpq_t re, mpq_t im) {
                 break;
             }
             case GN_POW: ok = pow_exact(c, re, im, br, bi); break;
-            case GN_BINOM:
+            case GN_BINOM: /* integers: C(n, k) with k or n - k small */
                 ok = mpq_sgn(im) == 0 && mpq_sgn(bi) == 0 && is_integer_q(re) &&
-                     is_integer_q(br) && mpz_cmpabs_ui(mpq_numref(re), 100000) <= 0 &&
-                     mpz_sgn(mpq_numref(br)) >= 0 &&
-                     mpz_cmp_ui(mpq_numref(br), EXACT_MAX_FACT) <= 0 && spend(c, 10);
+                     is_integer_q(br) && mpz_fits_slong_p(mpq_numref(re)) &&
+                     mpz_fits_slong_p(mpq_numref(br));
                 if (ok) {
-                    unsigned long k = mpz_get_ui(mpq_numref(br));
-                    mpz_bin_ui(mpq_numref(re), mpq_numref(re), k);
+                    long nn = mpz_get_si(mpq_numref(re)), k = mpz_get_si(mpq_numref(br));
+                    if (nn >= 0 && k > nn - k) k = nn - k;
+                    if (k < 0) mpq_set_ui(re, 0, 1);
+                    else if (k > EXACT_MAX_FACT) ok = false, c->too_big = true;
+                    else if ((ok = spend(c, 1 + k / 64)))
+                        mpz_bin_ui(mpq_numref(re), mpq_numref(re), (unsigned long)k);
                 }
                 break;
             default: break;
             }
-        ok = ok && !q_too_big(re) && !q_too_big(im);
+        ok = ok && !q_too_big(c, re) && !q_too_big(c, im);
         mpq_clears(br, bi, NULL);
         return ok;
     }
@@ -289,9 +303,11 @@ bool grade_eval_exact(gctx *c, const gnode *n, mpq_t re, mpq_t im) {
         return true;
     case GN_FACT:
         if (!grade_eval_exact(c, n->k[0], re, im)) return false;
-        if (mpq_sgn(im) || !is_integer_q(re) || mpz_sgn(mpq_numref(re)) < 0 ||
-            mpz_cmp_ui(mpq_numref(re), EXACT_MAX_FACT) > 0)
+        if (mpq_sgn(im) || !is_integer_q(re) || mpz_sgn(mpq_numref(re)) < 0) return false;
+        if (mpz_cmp_ui(mpq_numref(re), EXACT_MAX_FACT) > 0) {
+            c->too_big = true;
             return false;
+        }
         if (!spend(c, 10)) return false;
         mpz_fac_ui(mpq_numref(re), mpz_get_ui(mpq_numref(re)));
         return true;
@@ -428,6 +444,7 @@ static bool cn_log(mpfr_t zr, mpfr_t zi) {
 static void cn_exp(mpfr_t zr, mpfr_t zi) {
     if (real_p(zi)) {
         mpfr_exp(zr, zr, MPFR_RNDN);
+        if (mpfr_zero_p(zr)) mpfr_set_nan(zr); /* underflow: too small to decide */
         return;
     }
     mpfr_t m;
@@ -444,7 +461,7 @@ static bool pow_num(gctx *c, mpfr_t zr, mpfr_t zi, mpfr_t er, mpfr_t ei) {
         if (mpfr_zero_p(zr)) return mpfr_sgn(er) > 0; /* 0^p = 0 for p > 0 */
         if (mpfr_sgn(zr) > 0 || mpfr_integer_p(er)) {
             mpfr_pow(zr, zr, er, MPFR_RNDN);
-            return true;
+            return !mpfr_zero_p(zr); /* underflow: too small to decide */
         }
     }
     if (real_p(ei) && mpfr_integer_p(er) && mpfr_cmpabs_ui(er, 64) <= 0) {
@@ -493,6 +510,9 @@ static bool num_value(gctx *c, const gnode *n, mpfr_t re) {
     if (ok) {
         mpfr_strtofr(re, buf, &end, n->base, MPFR_RNDN);
         ok = end && *end == 0;
+        if (ok && mpfr_zero_p(re)) /* 1e-9999999999 underflows; 0.000 does not */
+            for (int32_t i = 0; i < n->len && buf[i] != 'e' && buf[i] != 'E'; i++)
+                if (buf[i] >= '1' && buf[i] <= '9') ok = false;
     }
     if (buf != small) free(buf);
     return ok;

@@ -75,6 +75,7 @@ typedef struct gnode {
     int32_t rows, cols;  /* GN_MATRIX */
     int32_t base;        /* GN_NUM: 10 unless a base subscript (1011_2) */
     int32_t len;         /* GN_NUM / GN_SYM text length */
+    int32_t height;      /* 1 + the tallest child: bounds the recursion of every tree walk */
     const char *str;     /* GN_NUM / GN_SYM text (arena) */
     struct gnode **k;    /* children (n) */
 } gnode;
@@ -92,6 +93,7 @@ typedef struct {
     const grade_config *cfg;
     int64_t work;             /* steps spent; stop at cfg->work_limit */
     bool exhausted;           /* the work budget ran out: answer false */
+    bool too_big;             /* an exact value exceeded its size bound: answer false */
     uint32_t pm_signs;        /* bit j: sign of the j-th ± of the tree being evaluated */
     bool pct_ignore;          /* evaluate x% as x (unit) instead of x/100 */
     int n_syms;               /* variables seen in both trees */

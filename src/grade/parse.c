@@ -8,6 +8,9 @@
 #include <string.h>
 
 #define MAX_DEPTH 200 /* nesting of groups; deeper input is rejected, not recursed into */
+/* Tallest tree: a sum of 2000 terms is a chain 2000 deep, and every walk over the tree
+ * recurses along it, so taller trees are rejected to keep the stack small in worker threads. */
+#define MAX_HEIGHT 400
 
 typedef enum { T_END, T_NUM, T_SYM, T_CMD, T_CH } ttype;
 
@@ -141,7 +144,18 @@ static gnode *mk(gparser *p, gnode_kind kind, int32_t n) {
     gnode *x = garena_alloc(p->ar, sizeof *x);
     x->kind = (uint8_t)kind;
     x->n = n;
+    x->height = 1;
     if (n) x->k = garena_alloc(p->ar, sizeof(gnode *) * (size_t)n);
+    return x;
+}
+
+/* Sets x->height from its children; rejects the parse when the tree grows too tall. */
+static gnode *grow(gparser *p, gnode *x) {
+    int32_t h = 0;
+    for (int32_t i = 0; i < x->n; i++)
+        if (x->k[i] && x->k[i]->height > h) h = x->k[i]->height;
+    x->height = h + 1;
+    if (x->height > MAX_HEIGHT) p->fail = true;
     return x;
 }
 
@@ -149,13 +163,13 @@ static gnode *mk2(gparser *p, gnode_kind kind, gnode *a, gnode *b) {
     gnode *x = mk(p, kind, 2);
     x->k[0] = a;
     x->k[1] = b;
-    return x;
+    return grow(p, x);
 }
 
 static gnode *mk1(gparser *p, gnode_kind kind, gnode *a) {
     gnode *x = mk(p, kind, 1);
     x->k[0] = a;
-    return x;
+    return grow(p, x);
 }
 
 /* ---- grammar ----------------------------------------------------------------------------- */
@@ -300,7 +314,7 @@ static gnode *parse_matrix(gparser *p) {
     memcpy(m->k, cells, sizeof(gnode *) * (size_t)n);
     m->rows = rows;
     m->cols = cols;
-    return m;
+    return grow(p, m);
 }
 
 static gnode *parse_command(gparser *p) {
@@ -349,7 +363,7 @@ static gnode *parse_command(gparser *p) {
         gnode *set = mk(p, GN_SET, x->kind == GN_LIST ? x->n : 1);
         if (x->kind == GN_LIST) memcpy(set->k, x->k, sizeof(gnode *) * (size_t)x->n);
         else set->k[0] = x;
-        return set;
+        return grow(p, set);
     }
     if (IS("lfloor") || IS("lceil")) {
         bool floor = IS("lfloor");
@@ -415,7 +429,7 @@ static gnode *parse_bracket(gparser *p) {
     memcpy(tu->k, x->k, sizeof(gnode *) * (size_t)x->n);
     tu->open = open;
     tu->close = close;
-    return tu;
+    return grow(p, tu);
 }
 
 static bool is_int_tok(gparser *p, const gtok *t) {
@@ -641,7 +655,7 @@ static gnode *parse_union(gparser *p) {
     }
     gnode *u = mk(p, GN_UNION, n);
     memcpy(u->k, parts, sizeof(gnode *) * (size_t)n);
-    return u;
+    return grow(p, u);
 }
 
 static int rel_op(gparser *p) {
@@ -709,7 +723,7 @@ static gnode *parse_list(gparser *p, char close1, char close2, const char *close
     if (n == 1) return items[0];
     gnode *l = mk(p, GN_LIST, n);
     memcpy(l->k, items, sizeof(gnode *) * (size_t)n);
-    return l;
+    return grow(p, l);
 }
 
 gnode *grade_parse(garena *a, const char *s, int64_t *work, int64_t work_limit) {
