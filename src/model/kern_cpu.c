@@ -3,6 +3,7 @@
  * rows. Attention runs one (sequence, head) pair per task, its small products through
  * single-threaded sgemm calls (OpenBLAS runs on one thread inside a parallel region). */
 #include "model/kern.h"
+#include "model/kern_gemv.h"
 
 #include "mart/core.h"
 
@@ -51,6 +52,7 @@ static float *thread_scratch(size_t n) {
 void kern_linear(float *y, const float *x, const float *w, const float *b, int64_t M, int64_t N,
                  int64_t K, bool accumulate) {
     if (M <= 0 || N <= 0) return;
+    if (kern_gemv(y, x, w, b, M, N, K, accumulate)) return; /* decoding: M <= 4 */
     float beta = accumulate ? 1.0f : 0.0f;
     if (b) {
         if (!accumulate) {

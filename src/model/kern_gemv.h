@@ -1,0 +1,29 @@
+/* kern_gemv: the small-M path of kern_linear (decoding), and the registry of BF16 copies of
+ * weights it can read instead of the float32 ones. Private to src/model and src/gen. */
+#ifndef MART_MODEL_KERN_GEMV_H
+#define MART_MODEL_KERN_GEMV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Largest M (rows of x) the small-M path takes; above it sgemm is as fast. */
+#define KERN_GEMV_MAX_M 4
+
+/* y (M, N) = x (M, K) · w (N, K)^T + b (N) (or += with accumulate), as kern_linear. Returns
+ * false, doing nothing, when M > KERN_GEMV_MAX_M or the CPU lacks AVX-512 (the caller then
+ * uses sgemm). Reads w's BF16 copy when one is registered. */
+bool kern_gemv(float *y, const float *x, const float *w, const float *b, int64_t M, int64_t N,
+               int64_t K, bool accumulate);
+
+/* Makes a BF16 copy of the n weights at w when every one of them is exactly a bfloat16 value
+ * (as after loading a BF16 checkpoint), so that kern_gemv reads half the bytes with the same
+ * results. Returns whether a copy exists now. The copy is stale once w changes: whoever
+ * registers must unregister before the weights are updated. Not thread-safe (call outside
+ * parallel regions). */
+bool kern_gemv_register_bf16(const float *w, int64_t n);
+/* Drops one registration of w; the copy goes with the last one. */
+void kern_gemv_unregister(const float *w);
+/* Turns the small-M path on (default) or off (benchmarks compare it with sgemm). */
+void kern_gemv_enable(bool on);
+
+#endif
