@@ -42,7 +42,7 @@ static int teardown(void **state) {
 }
 
 /* The scripted policy: a problem with gold g is solved at attempt g%3 + 1 (numeric gold)
- * and answers "\boxed{x}" before that, so the accuracy within k attempts is known. */
+ * and answers "\boxed{-1}" before that, so the accuracy within k attempts is known. */
 static int scripted_runner(void *ctx, const tok_tokenizer *t, const env_config *cfg,
                            const env_problem *problems, const int32_t *attempts, int32_t n,
                            const gen_params *p, uint64_t stream_base, env_done_fn on_done,
@@ -57,7 +57,7 @@ static int scripted_runner(void *ctx, const tok_tokenizer *t, const env_config *
         while (st != ENV_STEP_DONE) {
             char text[128];
             snprintf(text, sizeof text, "so \\boxed{%s}",
-                     out[i].n_attempts + 1 >= need ? problems[i].gold : "x");
+                     out[i].n_attempts + 1 >= need ? problems[i].gold : "-1");
             int32_t *ids = NULL;
             int64_t m = 0;
             assert_int_equal(tok_encode(t, text, strlen(text), &ids, &m, err), MART_OK);
@@ -232,14 +232,14 @@ static void test_transcripts_hold_every_episode_with_its_attempts(void **state) 
     assert_string_equal(cJSON_GetObjectItem(third, "question")->valuestring,
                         "Problem 2: what is 2?");
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(third, "correct")));
-    assert_int_equal(cJSON_GetObjectItem(third, "tokens")->valueint, 3 * 12);
+    assert_int_equal(cJSON_GetObjectItem(third, "tokens")->valueint, 13 + 13 + 12);
     const cJSON *atts = cJSON_GetObjectItem(third, "attempts");
     assert_int_equal(cJSON_GetArraySize(atts), 3);
     const cJSON *a0 = cJSON_GetArrayItem(atts, 0);
-    assert_string_equal(cJSON_GetObjectItem(a0, "text")->valuestring, "so \\boxed{x}");
-    assert_string_equal(cJSON_GetObjectItem(a0, "answer")->valuestring, "x");
+    assert_string_equal(cJSON_GetObjectItem(a0, "text")->valuestring, "so \\boxed{-1}");
+    assert_string_equal(cJSON_GetObjectItem(a0, "answer")->valuestring, "-1");
     assert_string_equal(cJSON_GetObjectItem(a0, "status")->valuestring, "wrong");
-    assert_int_equal(cJSON_GetObjectItem(a0, "tokens")->valueint, 12);
+    assert_int_equal(cJSON_GetObjectItem(a0, "tokens")->valueint, 13);
     assert_string_equal(
         cJSON_GetObjectItem(cJSON_GetArrayItem(atts, 2), "status")->valuestring, "right");
     mart_jsonl_free(objs, n);
