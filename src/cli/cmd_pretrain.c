@@ -19,12 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Same text as SPEC §1 / env (the tokenizer's merges are learned on the full transcripts). */
+/* SPEC §1's system text. The environment encodes each turn's text ("system\n" + text,
+ * "user\n" + question, then the response) separately between the special tokens; the
+ * tokenizer's merges are learned on exactly these pieces, in the proportions the model
+ * will read them. */
 static const char *const SYSTEM_FMT =
-    "<|im_start|>system\nPlease reason step by step, and put your final answer within "
-    "\\boxed{}. You have %d attempts to answer the questions, and you should provide the full "
-    "reasoning steps in each attempt.<|im_end|>\n<|im_start|>user\n%s<|im_end|>\n"
-    "<|im_start|>assistant\n%s<|im_end|>";
+    "system\nPlease reason step by step, and put your final answer within \\boxed{}. You have "
+    "%d attempts to answer the questions, and you should provide the full reasoning steps in "
+    "each attempt.";
 
 #define PRETRAIN_WARMUP_FRAC 0.05 /* linear warmup over the first 5% of steps */
 #define PRETRAIN_MIN_LR_FRAC 0.1  /* cosine decays to 10% of the peak (as SPEC §3) */
@@ -76,7 +78,7 @@ static double lr_at(int64_t step, int64_t steps, double peak) {
 int cmd_pretrain(int argc, char **argv) {
     const char *data = NULL, *out = NULL, *config = "tiny";
     int64_t steps = 1200, seed = 0;
-    int32_t batch = 32, seq_len = 256, merges = 320, min_att = 1, max_att = 5;
+    int32_t batch = 32, seq_len = 256, merges = 512, min_att = 1, max_att = 5;
     float lr = 3e-3f, wd = 0.0f;
     cli_opt opts[] = {
         {"data", CLI_STR, &data, "JSONL with fields problem and solution (e.g. sft.jsonl)"},
@@ -115,13 +117,16 @@ int cmd_pretrain(int argc, char **argv) {
     if (load_examples(data, &ex, &n_ex, &err) != MART_OK) return cli_error("pretrain", &err);
 
     /* tokenizer: merges learned on the transcripts the model will read */
-    char **corpus = mart_xmalloc((size_t)n_ex * sizeof *corpus);
+    char **corpus = mart_xmalloc((size_t)(3 * n_ex) * sizeof *corpus);
     for (int64_t i = 0; i < n_ex; i++) {
-        int n = snprintf(NULL, 0, SYSTEM_FMT, 1 + (int)(i % max_att), ex[i].problem,
-                         ex[i].solution);
-        corpus[i] = mart_xmalloc((size_t)n + 1);
-        snprintf(corpus[i], (size_t)n + 1, SYSTEM_FMT, 1 + (int)(i % max_att), ex[i].problem,
-                 ex[i].solution);
+        int32_t att = min_att + (int32_t)(i % (max_att - min_att + 1));
+        int n = snprintf(NULL, 0, SYSTEM_FMT, att);
+        corpus[3 * i] = mart_xmalloc((size_t)n + 1);
+        snprintf(corpus[3 * i], (size_t)n + 1, SYSTEM_FMT, att);
+        n = snprintf(NULL, 0, "user\n%s", ex[i].problem);
+        corpus[3 * i + 1] = mart_xmalloc((size_t)n + 1);
+        snprintf(corpus[3 * i + 1], (size_t)n + 1, "user\n%s", ex[i].problem);
+        corpus[3 * i + 2] = mart_xstrdup(ex[i].solution);
     }
     tok_tokenizer *tok = NULL;
     model *m = NULL;
@@ -130,8 +135,8 @@ int cmd_pretrain(int argc, char **argv) {
     float *logprobs = NULL, *dlp = NULL;
     int32_t *order = NULL;
     adamw_state opt = {0};
-    rc = tok_build_bytes((const char *const *)corpus, n_ex, merges, &tok, &err);
-    for (int64_t i = 0; i < n_ex; i++) free(corpus[i]);
+    rc = tok_build_bytes((const char *const *)corpus, 3 * n_ex, merges, &tok, &err);
+    for (int64_t i = 0; i < 3 * n_ex; i++) free(corpus[i]);
     free(corpus);
     if (rc != MART_OK) goto done;
     int32_t im_end = tok_special_id(tok, "<|im_end|>");
