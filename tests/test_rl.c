@@ -6,10 +6,14 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "mart/rl.h"
+#include "mart/tok.h"
 
 #define TOL 1e-5
 
@@ -465,7 +469,228 @@ static void mini_batch_gradient_does_not_depend_on_the_micro_batch_split(void **
     model_free(actor);
 }
 
+/* ---- training runs ---- */
+
+/* Teaches the model the answer format: a few AdamW steps of supervised learning on
+ * "prompt \boxed{k}<|im_end|>" with k uniform in 1..3, so that RL starts from a policy that
+ * boxes a random digit (reward about 0) and must learn to always answer 1. */
+static void warm_start(model *m, const tok_tokenizer *tok) {
+    env_config ec;
+    env_config_default(&ec);
+    mart_err err;
+    int32_t *prompt = NULL, np = 0;
+    assert_int_equal(env_build_prompt(tok, &ec, "Say 1.", 1, &prompt, &np, &err), MART_OK);
+    enum { B = 3 };
+    int32_t *toks = malloc((size_t)B * (np + 16) * sizeof(int32_t)), *tg = NULL;
+    int32_t offs[B + 1] = {0};
+    tg = malloc((size_t)B * (np + 16) * sizeof(int32_t));
+    int32_t n = 0, n_ans = 0;
+    for (int b = 0; b < B; b++) {
+        char ans[32];
+        snprintf(ans, sizeof ans, "\\boxed{%d}<|im_end|>", b + 1);
+        int32_t *ids = NULL;
+        int64_t na = 0;
+        assert_int_equal(tok_encode(tok, ans, strlen(ans), &ids, &na, &err), MART_OK);
+        int32_t len = np + (int32_t)na;
+        for (int32_t i = 0; i < len; i++) toks[n + i] = i < np ? prompt[i] : ids[i - np];
+        for (int32_t i = 0; i < len; i++) tg[n + i] = i + 1 >= np && i + 1 < len ? toks[n + i + 1] : -1;
+        n_ans += (int32_t)na;
+        n += len;
+        offs[b + 1] = n;
+        free(ids);
+    }
+    float *lp = malloc((size_t)n * sizeof(float)), *d = malloc((size_t)n * sizeof(float));
+    for (int32_t i = 0; i < n; i++) d[i] = tg[i] >= 0 ? -1.0f / n_ans : 0.0f;
+    model_batch batch = {.n_seqs = B, .tokens = toks, .offsets = offs};
+    adamw_state st;
+    adamw_init(&st, m->n_params);
+    adamw_config ac = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f};
+    for (int it = 0; it < 60; it++) {
+        model_out out = {.targets = tg, .logprobs = lp};
+        assert_int_equal(model_forward(m, &batch, NULL, &out, true, &err), MART_OK);
+        model_zero_grads(m);
+        model_backward(m, d, NULL, NULL);
+        adamw_step(&st, m->params, m->grads, &ac);
+    }
+    adamw_free(&st);
+    free(lp);
+    free(d);
+    free(toks);
+    free(tg);
+    free(prompt);
+}
+
+/* A base model directory: a tiny random model over a byte tokenizer whose merges shorten
+ * the prompt, optionally warm-started on the answer format, and a JSONL of trivial problems
+ * (answer 1). */
+static void make_run_inputs(char *dir, size_t cap, int32_t n_problems, bool warm) {
+    char tmpl[] = "/tmp/mart_rl_XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    snprintf(dir, cap, "%s", tmpl);
+    const char *corpus[] = {
+        "Please reason step by step, and put your final answer within \\boxed{}. You have 1 "
+        "attempts to answer the questions, and you should provide the full reasoning steps in "
+        "each attempt.",
+        "Your answer is incorrect. You have 1 attempts left. Try an alternative.",
+        "system\nuser\nassistant\nSay 1.",
+    };
+    tok_tokenizer *tok;
+    mart_err err;
+    assert_int_equal(tok_build_bytes(corpus, 3, 120, &tok, &err), MART_OK);
+    model_config cfg = {.arch = MART_ARCH_QWEN2, .vocab_size = tok_vocab_size(tok),
+                        .hidden_size = 32, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1,
+                        .head_dim = 16, .intermediate_size = 64,
+                        .max_position_embeddings = 1024, .rms_norm_eps = 1e-6f,
+                        .rope_theta = 10000.0, .tie_word_embeddings = true,
+                        .attention_bias = true, .bos_token_id = -1, .eos_token_id = -1,
+                        .dtype = MART_DTYPE_F32};
+    model *m = model_create(&cfg, false, true);
+    model_init_random(m, 7);
+    if (warm) warm_start(m, tok);
+    char p[600];
+    snprintf(p, sizeof p, "%s/base", dir);
+    assert_int_equal(model_save(m, p, &err), MART_OK);
+    snprintf(p, sizeof p, "%s/base/tokenizer.json", dir);
+    assert_int_equal(tok_save(tok, p, &err), MART_OK);
+    model_free(m);
+    tok_free(tok);
+    snprintf(p, sizeof p, "%s/data.jsonl", dir);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    for (int i = 0; i < n_problems; i++) fprintf(f, "{\"problem\": \"Say 1.\", \"answer\": \"1\"}\n");
+    fclose(f);
+}
+
+static void run_config(rl_config *c, const char *dir, char *model_dir, char *data, char *out,
+                       const char *run) {
+    rl_config_default(c);
+    sprintf(model_dir, "%s/base", dir);
+    sprintf(data, "%s/data.jsonl", dir);
+    sprintf(out, "%s/%s", dir, run);
+    c->model_dir = model_dir;
+    c->data_path = data;
+    c->out_dir = out;
+    c->quiet = true;
+    c->seed = 5;
+    c->max_prompt = 320;
+    c->gen_batch = 16;
+}
+
+static bool same_file(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    mart_err err;
+    if (mart_read_file(a, &x, &nx, &err) || mart_read_file(b, &y, &ny, &err)) return false;
+    bool same = nx == ny && !memcmp(x, y, nx);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* The value of `key` on line `line` (1-based) of a metrics file. */
+static double metric(const char *path, int line, const char *key) {
+    mart_jsonl r;
+    mart_err err;
+    assert_int_equal(mart_jsonl_open(&r, path, &err), MART_OK);
+    struct cJSON *o = NULL;
+    double v = NAN;
+    for (int i = 1; i <= line; i++) {
+        if (o) cJSON_Delete(o);
+        o = NULL;
+        assert_int_equal(mart_jsonl_next(&r, &o, &err), 1);
+    }
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (cJSON_IsNumber(x)) v = x->valuedouble;
+    cJSON_Delete(o);
+    mart_jsonl_close(&r);
+    return v;
+}
+
+static void resumed_run_gives_bit_identical_weights_to_an_uninterrupted_run(void **state) {
+    (void)state;
+    char dir[256], md[300], data[300], out[300], p1[400], p2[400];
+    make_run_inputs(dir, sizeof dir, 5, false);
+    mart_err err = {{0}};
+    rl_config c;
+    /* PPO on the multi-attempt task: actor, critic, reference, optimiser states, data order
+     * wrapping around (5 problems, 3 per step). */
+    run_config(&c, dir, md, data, out, "straight");
+    c.steps = 4;
+    c.rollout_batch = 3;
+    c.mini_batch = 2;
+    c.micro_batch = 1;
+    c.max_tokens = 12;
+    c.max_attempts = 3;
+    c.actor_lr = c.critic_lr = 1e-3;
+    if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
+    run_config(&c, dir, md, data, out, "resumed");
+    c.steps = 4;
+    c.rollout_batch = 3;
+    c.mini_batch = 2;
+    c.micro_batch = 1;
+    c.max_tokens = 12;
+    c.max_attempts = 3;
+    c.actor_lr = c.critic_lr = 1e-3;
+    c.stop_after = 2; /* as if Ctrl-C came after step 2 */
+    if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
+    snprintf(p1, sizeof p1, "%s/resumed/final", dir);
+    assert_false(mart_path_exists(p1));
+    c.stop_after = 0;
+    c.resume = true;
+    if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
+    const char *files[] = {"final/model.safetensors", "checkpoint/model.safetensors",
+                           "checkpoint/critic/model.safetensors",
+                           "checkpoint/optimizer.safetensors", "checkpoint/state.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p1, sizeof p1, "%s/straight/%s", dir, files[i]);
+        snprintf(p2, sizeof p2, "%s/resumed/%s", dir, files[i]);
+        if (!same_file(p1, p2)) fail_msg("%s differs", files[i]);
+    }
+    snprintf(p1, sizeof p1, "%s/straight/metrics.jsonl", dir);
+    snprintf(p2, sizeof p2, "%s/resumed/metrics.jsonl", dir);
+    for (int line = 1; line <= 4; line++) {
+        assert_float_equal(metric(p2, line, "step"), line, 0);
+        assert_true(metric(p1, line, "reward_mean") == metric(p2, line, "reward_mean"));
+        assert_true(metric(p1, line, "policy_loss") == metric(p2, line, "policy_loss"));
+    }
+    /* The engine's sampling log-probs are the old log-probs: the ratio starts at 1. */
+    assert_true(metric(p1, 1, "ratio_dev0") < 1e-4);
+    mart_remove_tree(dir, &err);
+}
+
+static void grpo_on_a_trivial_task_raises_the_reward(void **state) {
+    (void)state;
+    char dir[256], md[300], data[300], out[300], path[400];
+    make_run_inputs(dir, sizeof dir, 4, true);
+    mart_err err = {{0}};
+    rl_config c;
+    run_config(&c, dir, md, data, out, "grpo");
+    c.algo = RL_ALGO_GRPO;
+    c.multi = false;
+    c.n_samples = 8;
+    c.rollout_batch = 4;
+    c.mini_batch = 16;
+    c.micro_batch = 16;
+    c.max_tokens = 16;
+    c.steps = 16;
+    c.actor_lr = 5e-3;
+    c.loss.kl_coef = 0;
+    if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
+    snprintf(path, sizeof path, "%s/grpo/metrics.jsonl", dir);
+    double first = 0, last = 0;
+    for (int i = 1; i <= 4; i++) {
+        first += metric(path, i, "reward_mean") / 4;
+        last += metric(path, c.steps - 4 + i, "reward_mean") / 4;
+    }
+    if (getenv("MART_RL_KEEP")) fprintf(stderr, "kept %s\n", dir);
+    if (!(last > first + 0.5)) fail_msg("reward %.3f -> %.3f", first, last);
+    if (!getenv("MART_RL_KEEP")) mart_remove_tree(dir, &err);
+}
+
 int main(void) {
+    /* The models here are tiny: threads only add synchronisation (and, on a loaded machine,
+     * seconds of waiting). Thread parity is the model module's test. */
+    omp_set_num_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(gae_passes_credit_straight_through_a_feedback_span),
         cmocka_unit_test(gae_equals_the_literal_feedback_rule_on_random_episodes),
@@ -478,6 +703,8 @@ int main(void) {
         cmocka_unit_test(feedback_and_prompt_tokens_receive_exactly_zero_gradient),
         cmocka_unit_test(ppo_loss_gradients_through_the_model_match_finite_differences),
         cmocka_unit_test(mini_batch_gradient_does_not_depend_on_the_micro_batch_split),
+        cmocka_unit_test(resumed_run_gives_bit_identical_weights_to_an_uninterrupted_run),
+        cmocka_unit_test(grpo_on_a_trivial_task_raises_the_reward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
