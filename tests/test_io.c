@@ -198,6 +198,64 @@ static void size_not_matching_shape_is_rejected_naming_the_tensor(void **state) 
     expect_st_error(p, "JSON");
 }
 
+/* Random corruptions of a valid file (bytes of the header flipped, the file cut anywhere)
+ * must never crash: st_open either rejects the file naming it, or accepts a file whose
+ * every tensor can be read (the sanitizer run checks the reads stay inside the mapping). */
+static void corrupted_files_are_rejected_or_read_safely_never_crash(void **state) {
+    (void)state;
+    float a[6] = {1, 2, 3, 4, 5, 6};
+    uint16_t b[4] = {1, 2, 3, 4};
+    st_view t[2] = {{"alpha", MART_DTYPE_F32, 2, {2, 3}, a}, {"beta", MART_DTYPE_BF16, 1, {4}, b}};
+    const char *good = tmp_path("good.safetensors"), *bad = tmp_path("bad.safetensors");
+    mart_err err;
+    assert_int_equal(st_save(good, t, 2, NULL, NULL, 0, &err), MART_OK);
+    char *orig;
+    size_t len;
+    assert_int_equal(mart_read_file(good, &orig, &len, &err), MART_OK);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | (unsigned char)orig[i];
+    char *buf = mart_xmalloc(len);
+    mart_rng rng;
+    mart_rng_seed(&rng, 42, 0);
+    int rejected = 0;
+    for (int iter = 0; iter < 400; iter++) {
+        memcpy(buf, orig, len);
+        size_t n = len;
+        if (iter % 4 == 0) {
+            n = (size_t)mart_rng_range(&rng, 0, (int64_t)len - 1);
+        } else {
+            int flips = (int)mart_rng_range(&rng, 1, 3);
+            for (int k = 0; k < flips; k++) {
+                size_t at = (size_t)mart_rng_range(&rng, 0, (int64_t)(8 + hlen) - 1);
+                /* digits, quotes and brackets are where the header's meaning lives */
+                static const char pool[] = "0123456789\"[]{},:-9e.FBI ";
+                buf[at] = pool[mart_rng_range(&rng, 0, (int64_t)sizeof pool - 2)];
+            }
+        }
+        assert_int_equal(mart_write_file_atomic(bad, buf, n, &err), MART_OK);
+        st_file *f = NULL;
+        mart_err e = {{0}};
+        if (st_open(bad, &f, &e) != MART_OK) {
+            assert_null(f);
+            assert_msg_has(e.msg, bad, NULL);
+            rejected++;
+            continue;
+        }
+        for (int32_t i = 0; i < st_count(f); i++) {
+            const st_view *v = st_get(f, i);
+            int64_t numel = 1;
+            for (int32_t k = 0; k < v->ndim; k++) numel *= v->shape[k];
+            float *out = mart_xmalloc((size_t)numel * sizeof *out + 4);
+            st_to_f32(v, out);
+            free(out);
+        }
+        st_close(f);
+    }
+    assert_true(rejected > 100); /* most corruptions must be caught */
+    free(buf);
+    free(orig);
+}
+
 /* ---- config.json ---- */
 
 static void assert_config_equal(const model_config *a, const model_config *b) {
@@ -323,6 +381,20 @@ static model *saved_model(const char *name, mart_arch arch, mart_dtype dtype, bo
     mart_err err;
     if (model_save(m, tmp_path(name), &err) != MART_OK) fail_msg("%s", err.msg);
     return m;
+}
+
+static void saving_where_the_directory_cannot_be_created_names_the_path(void **state) {
+    (void)state;
+    model_config c = test_config(MART_ARCH_LLAMA, MART_DTYPE_F32);
+    model *m = model_create(&c, false, false);
+    const char *blocker = tmp_path("blocker");
+    write_text(blocker, "a file, not a directory");
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/model", blocker);
+    mart_err err = {{0}};
+    assert_int_equal(model_save(m, dir, &err), MART_ERR);
+    assert_msg_has(err.msg, "blocker", NULL);
+    model_free(m);
 }
 
 static void f32_checkpoint_round_trip_gives_identical_weights(void **state) {
@@ -598,9 +670,11 @@ int main(void) {
         cmocka_unit_test(overlapping_offsets_are_rejected_naming_both_tensors),
         cmocka_unit_test(unknown_dtype_is_rejected_naming_the_tensor),
         cmocka_unit_test(size_not_matching_shape_is_rejected_naming_the_tensor),
+        cmocka_unit_test(corrupted_files_are_rejected_or_read_safely_never_crash),
         cmocka_unit_test(qwen2_config_loads_with_head_dim_and_bias_derived),
         cmocka_unit_test(llama_config_defaults_to_no_bias_and_saves_back_identically),
         cmocka_unit_test(config_missing_a_field_is_rejected_naming_file_and_field),
+        cmocka_unit_test(saving_where_the_directory_cannot_be_created_names_the_path),
         cmocka_unit_test(f32_checkpoint_round_trip_gives_identical_weights),
         cmocka_unit_test(bf16_checkpoint_round_trip_matches_rounding),
         cmocka_unit_test(f16_checkpoint_round_trip_matches_rounding),
