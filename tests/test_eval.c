@@ -417,6 +417,60 @@ static void test_env_run_episodes_are_the_same_alone_or_in_a_batch(void **state)
     model_free(m);
 }
 
+/* The command line: a saved model folder, a custom set, the table on stdout, and a rerun
+ * that generates nothing. */
+static void test_mart_eval_writes_its_outputs_and_resumes(void **state) {
+    (void)state;
+    const char *bin = getenv("MART_BIN");
+    if (!bin) skip();
+    model_config mc;
+    mart_err err = {0};
+    char dir[512], out[512], cmd[4096], path[600];
+    snprintf(dir, sizeof dir, "%s/cli_model", tmpdir);
+    snprintf(out, sizeof out, "%s/cli_out", tmpdir);
+    assert_int_equal(model_config_builtin("tiny", &mc, &err), MART_OK);
+    mc.vocab_size = tok_vocab_size(tok);
+    model *m = model_create(&mc, false, false);
+    model_init_random(m, 5);
+    assert_int_equal(model_save(m, dir, &err), MART_OK);
+    model_free(m);
+    assert_int_equal(tok_save(tok, mart_path_join(path, sizeof path, dir, "tokenizer.json"),
+                              &err),
+                     MART_OK);
+    snprintf(cmd, sizeof cmd,
+             "'%s' eval --model '%s' --bench '%s' --question-key q --answer-key a "
+             "--attempts 1-2 --limit 2 --max-tokens 6 --out '%s' --name tiny "
+             ">'%s/stdout' 2>'%s/stderr'",
+             bin, dir, custom, out, tmpdir, tmpdir);
+    assert_int_equal(system(cmd), 0);
+    char *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/stdout", tmpdir);
+    assert_int_equal(mart_read_file(path, &text, &len, &err), MART_OK);
+    assert_non_null(strstr(text, "custom"));
+    assert_non_null(strstr(text, "average"));
+    assert_non_null(strstr(text, "k=2"));
+    free(text);
+    assert_int_equal(count_lines(mart_path_join(path, sizeof path, out, "transcripts.jsonl")), 4);
+    eval_results r;
+    assert_int_equal(eval_results_load(mart_path_join(path, sizeof path, out, "results.json"),
+                                       &r, &err),
+                     MART_OK);
+    assert_string_equal(r.model, "tiny");
+    assert_int_equal(r.benches[0].n, 2);
+    eval_results_free(&r);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/stderr", tmpdir);
+    assert_int_equal(mart_read_file(path, &text, &len, &err), MART_OK);
+    assert_non_null(strstr(text, "0 episodes generated (4 resumed)"));
+    free(text);
+    /* Bad input: a clear message and a non-zero status. */
+    snprintf(cmd, sizeof cmd, "'%s' eval --model '%s' --attempts 0 2>/dev/null", bin, dir);
+    assert_int_not_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "'%s' eval --model '%s/none' 2>/dev/null", bin, tmpdir);
+    assert_int_not_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_defaults_follow_the_spec),
@@ -429,6 +483,7 @@ int main(void) {
         cmocka_unit_test(test_a_record_without_the_question_field_is_an_error_naming_the_line),
         cmocka_unit_test(test_eval_runs_through_the_generation_engine),
         cmocka_unit_test(test_env_run_episodes_are_the_same_alone_or_in_a_batch),
+        cmocka_unit_test(test_mart_eval_writes_its_outputs_and_resumes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
