@@ -264,6 +264,8 @@ H = [
     ("3, 5, 7", "3,5,7", True, "list", "spacing"),
     ("x=1 \\text{ or } x=2", "1, 2", True, "list", "or between solutions"),
     ("x=1 \\text{ and } x=3", "1, 2", False, "list", "and, one wrong"),
+    ("x = -1 or x = 2", "-1, 2", True, "list", "bare 'or'"),
+    ("-1 and 3", "-1, 2", False, "list", "bare 'and', one wrong"),
     ("(1,2),(3,4)", "(3,4),(1,2)", True, "list", "list of pairs, other order"),
     ("(1,2),(4,3)", "(3,4),(1,2)", False, "list", "list of pairs, one pair reversed"),
     ("(2,2,2),(3,4,3)", "(3,4,3),(2,2,2)", True, "list", "olympiad tuple list"),

@@ -142,6 +142,7 @@ static bool values_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, u
             break;
         }
         c->pm_signs = sa;
+        c->used_mpfr = true;
         bool na = grade_eval_num(c, a, fr, fi);
         c->pm_signs = sb;
         bool nb = na && grade_eval_num(c, b, gr, gi);
@@ -244,6 +245,7 @@ static bool equations_proportional(gctx *c, const gnode *a, const gnode *b) {
     mpfr_inits2(GRADE_PREC, ar, ai, br, bi, r0, (mpfr_ptr)0);
     bool ok = true;
     c->pm_signs = 0;
+    c->used_mpfr = true;
     for (int pt = 0; pt < GRADE_POINTS && ok; pt++) {
         set_point(c, pt);
         ok = grade_eval_num(c, &da, ar, ai) && grade_eval_num(c, &db, br, bi) && mpfr_zero_p(ai) &&
@@ -385,6 +387,9 @@ bool grade_equal(const char *pred, const char *gold, const grade_config *cfg) {
         mpq_clear(c.sym_q[k]);
         mpfr_clear(c.sym_f[k]);
     }
+    /* MPFR keeps constants (π, log 2) in per-thread caches that a worker thread would leak
+     * when it exits; they cost microseconds to recompute at GRADE_PREC */
+    if (c.used_mpfr) mpfr_free_cache2(MPFR_FREE_LOCAL_CACHE);
 done:
     garena_free(&ar);
     return eq;

@@ -94,6 +94,7 @@ typedef struct {
     int64_t work;             /* steps spent; stop at cfg->work_limit */
     bool exhausted;           /* the work budget ran out: answer false */
     bool too_big;             /* an exact value exceeded its size bound: answer false */
+    bool used_mpfr;           /* numeric evaluation ran (MPFR caches to release) */
     uint32_t pm_signs;        /* bit j: sign of the j-th ± of the tree being evaluated */
     bool pct_ignore;          /* evaluate x% as x (unit) instead of x/100 */
     int n_syms;               /* variables seen in both trees */

@@ -168,6 +168,17 @@ static void clean(mart_buf *o, const char *s, size_t len, int depth) {
             i += 3;
             continue;
         }
+        if (isalpha(ch)) { /* a word: "x = 1 or x = 2" separates solutions */
+            size_t j = i;
+            while (j < len && isalpha((unsigned char)s[j])) j++;
+            bool spaced = (i == 0 || s[i - 1] == ' ') && (j == len || s[j] == ' ');
+            if (spaced && ((j - i == 2 && !memcmp(s + i, "or", 2)) ||
+                           (j - i == 3 && !memcmp(s + i, "and", 3))))
+                mart_buf_append(o, ",", 1);
+            else mart_buf_append(o, s + i, j - i);
+            i = j;
+            continue;
+        }
         if (ch != '\\' || i + 1 >= len) {
             mart_buf_append(o, s + i++, 1);
             continue;
