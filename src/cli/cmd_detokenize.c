@@ -30,7 +30,8 @@ static void json_escape(mart_buf *o, const char *s, size_t n) {
 int cmd_detokenize(int argc, char **argv) {
     const char *tokenizer = NULL, *input = NULL;
     cli_opt opts[] = {
-        {"tokenizer", CLI_STR, &tokenizer, "tokenizer.json, or a model directory holding one (required)"},
+        {"tokenizer", CLI_STR, &tokenizer,
+         "tokenizer.json, or a model directory holding one (required)"},
         {"input", CLI_STR, &input, "JSONL file of {\"ids\": [...]} lines (default: stdin)"},
     };
     int pr = cli_parse("detokenize", "--tokenizer PATH [--input FILE.jsonl]",
@@ -67,7 +68,8 @@ int cmd_detokenize(int argc, char **argv) {
         bool ok = cJSON_IsArray(arr);
         const cJSON *it;
         cJSON_ArrayForEach(it, arr) {
-            if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int32_t)it->valuedouble) ok = false;
+            if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int32_t)it->valuedouble)
+                ok = false;
             if (n == cap) {
                 cap = cap ? cap * 2 : 256;
                 ids = mart_xrealloc(ids, (size_t)cap * sizeof *ids);

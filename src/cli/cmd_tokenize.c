@@ -10,7 +10,8 @@
 int cmd_tokenize(int argc, char **argv) {
     const char *tokenizer = NULL, *input = NULL;
     cli_opt opts[] = {
-        {"tokenizer", CLI_STR, &tokenizer, "tokenizer.json, or a model directory holding one (required)"},
+        {"tokenizer", CLI_STR, &tokenizer,
+         "tokenizer.json, or a model directory holding one (required)"},
         {"input", CLI_STR, &input, "JSONL file of {\"text\": ...} lines (default: stdin)"},
     };
     int pr = cli_parse("tokenize", "--tokenizer PATH [--input FILE.jsonl]",
@@ -45,7 +46,8 @@ int cmd_tokenize(int argc, char **argv) {
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(o, "text");
         if (!cJSON_IsString(text)) {
             cJSON_Delete(o);
-            mart_fail(&err, "%s:%lld: field \"text\" missing or not a string", r.path, (long long)r.line);
+            mart_fail(&err, "%s:%lld: field \"text\" missing or not a string", r.path,
+                      (long long)r.line);
             status = cli_error("tokenize", &err);
             break;
         }
@@ -59,7 +61,8 @@ int cmd_tokenize(int argc, char **argv) {
         }
         line.len = 0;
         mart_buf_append(&line, "{\"ids\":[", 8);
-        for (int64_t i = 0; i < n; i++) mart_buf_printf(&line, i ? ",%d" : "%d", (int)ids[i]);
+        for (int64_t i = 0; i < n; i++)
+            mart_buf_printf(&line, i ? ",%d" : "%d", (int)ids[i]);
         mart_buf_append(&line, "]}\n", 3);
         fwrite(line.data, 1, line.len, stdout);
     }

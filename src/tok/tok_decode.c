@@ -3,19 +3,22 @@
 
 #include <string.h>
 
-int tok_decode(const tok_tokenizer *t, const int32_t *ids, int64_t n, mart_buf *out, mart_err *err) {
+int tok_decode(const tok_tokenizer *t, const int32_t *ids, int64_t n, mart_buf *out,
+               mart_err *err) {
     for (int64_t i = 0; i < n; i++) {
         size_t len;
         const char *b = tok_token_bytes(t, ids[i], &len);
         if (!b)
-            return mart_fail(err, "ids[%lld] = %d: not a token id (vocabulary size %d)", (long long)i,
-                             (int)ids[i], (int)t->vocab_size);
+            return mart_fail(err, "ids[%lld] = %d: not a token id (vocabulary size %d)",
+                             (long long)i, (int)ids[i], (int)t->vocab_size);
         mart_buf_append(out, b, len);
     }
     return MART_OK;
 }
 
-void tok_stream_init(tok_stream *s) { memset(s, 0, sizeof *s); }
+void tok_stream_init(tok_stream *s) {
+    memset(s, 0, sizeof *s);
+}
 
 /* Length of the UTF-8 character a lead byte announces; 0 when c cannot start one. */
 static int utf8_lead_len(unsigned char c) {
@@ -41,7 +44,8 @@ static size_t incomplete_tail(const unsigned char *s, size_t n) {
         uint32_t cp;
         memcpy(probe, s + n - back, back);
         for (int fill = 0; fill < 2; fill++) {
-            for (size_t k = back; k < (size_t)need; k++) probe[k] = fill ? 0xbf : 0x80;
+            for (size_t k = back; k < (size_t)need; k++)
+                probe[k] = fill ? 0xbf : 0x80;
             if (tok_utf8_get((const char *)probe, (size_t)need, &cp)) return back;
         }
         return 0;

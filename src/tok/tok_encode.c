@@ -83,7 +83,8 @@ static int bpe_piece(const tok_tokenizer *t, const unsigned char *s, size_t n, i
         pv[i] = (int32_t)i - 1;
     }
     int32_t nh = 0;
-    for (size_t i = 0; i + 1 < n; i++) push_pair(t, id, h, &nh, (int32_t)i, (int32_t)i + 1);
+    for (size_t i = 0; i + 1 < n; i++)
+        push_pair(t, id, h, &nh, (int32_t)i, (int32_t)i + 1);
     /* The heap never holds more than 2n entries: n-1 at the start, at most 2 per merge, and
      * there are at most n-1 merges, each preceded by a pop. */
     while (nh > 0) {
@@ -98,7 +99,8 @@ static int bpe_piece(const tok_tokenizer *t, const unsigned char *s, size_t n, i
         if (pv[e.left] >= 0) push_pair(t, id, h, &nh, pv[e.left], e.left);
         if (nx[e.left] < (int32_t)n) push_pair(t, id, h, &nh, e.left, nx[e.left]);
     }
-    for (int32_t i = 0; i < (int32_t)n; i = nx[i]) ivec_push(out, id[i]);
+    for (int32_t i = 0; i < (int32_t)n; i = nx[i])
+        ivec_push(out, id[i]);
 done:
     if (big) {
         free(id);
@@ -159,7 +161,8 @@ static void cache_put(tok_tokenizer *tm, uint64_t hash, const char *s, size_t n,
         c->arena = mart_xrealloc(c->arena, c->arena_cap);
     }
     uint32_t i = (uint32_t)(hash >> 20) & (TOK_CACHE_SLOTS - 1);
-    while (c->hash[i]) i = (i + 1) & (TOK_CACHE_SLOTS - 1);
+    while (c->hash[i])
+        i = (i + 1) & (TOK_CACHE_SLOTS - 1);
     char *e = c->arena + c->arena_len;
     uint16_t kl = (uint16_t)n, nn = (uint16_t)ni;
     memcpy(e, &kl, 2);
@@ -262,7 +265,8 @@ static void split_piece(const tok_pre_step *st, pcre2_match_data *md, piece in, 
     }
     if (prev < L) svec_push(sp, prev, L, false);
     if (st->invert)
-        for (int64_t i = 0; i < sp->n; i++) sp->v[i].match = !sp->v[i].match;
+        for (int64_t i = 0; i < sp->n; i++)
+            sp->v[i].match = !sp->v[i].match;
     /* Reduce the spans by the behavior, in place (the same folds as tokenizers' Rust code). */
     int64_t k = 0;
     bool prev_match = false;
@@ -276,8 +280,10 @@ static void split_piece(const tok_pre_step *st, pcre2_match_data *md, piece in, 
         break;
     case TOK_SPLIT_MERGED_WITH_PREVIOUS:
         for (int64_t i = 0; i < sp->n; i++) {
-            if (sp->v[i].match && !prev_match && k > 0) sp->v[k - 1].b = sp->v[i].b;
-            else sp->v[k++] = sp->v[i];
+            if (sp->v[i].match && !prev_match && k > 0)
+                sp->v[k - 1].b = sp->v[i].b;
+            else
+                sp->v[k++] = sp->v[i];
             prev_match = sp->v[i].match;
         }
         break;
@@ -286,8 +292,10 @@ static void split_piece(const tok_pre_step *st, pcre2_match_data *md, piece in, 
         int64_t w = sp->n;
         for (int64_t i = sp->n - 1; i >= 0; i--) {
             span cur = sp->v[i];
-            if (cur.match && !prev_match && w < sp->n) sp->v[w].a = cur.a;
-            else sp->v[--w] = cur;
+            if (cur.match && !prev_match && w < sp->n)
+                sp->v[w].a = cur.a;
+            else
+                sp->v[--w] = cur;
             prev_match = cur.match;
         }
         memmove(sp->v, sp->v + w, (size_t)(sp->n - w) * sizeof *sp->v);
@@ -296,8 +304,10 @@ static void split_piece(const tok_pre_step *st, pcre2_match_data *md, piece in, 
     }
     case TOK_SPLIT_CONTIGUOUS:
         for (int64_t i = 0; i < sp->n; i++) {
-            if (k > 0 && sp->v[i].match == prev_match) sp->v[k - 1].b = sp->v[i].b;
-            else sp->v[k++] = sp->v[i];
+            if (k > 0 && sp->v[i].match == prev_match)
+                sp->v[k - 1].b = sp->v[i].b;
+            else
+                sp->v[k++] = sp->v[i];
             prev_match = sp->v[i].match;
         }
         break;
@@ -325,7 +335,8 @@ static void enc_free(enc_state *e) {
     free(e->a.v);
     free(e->b.v);
     free(e->sp.v);
-    for (int64_t k = 0; k < e->scr.n; k++) free(e->scr.v[k]);
+    for (int64_t k = 0; k < e->scr.n; k++)
+        free(e->scr.v[k]);
     free(e->scr.v);
     mart_buf_free(&e->norm);
 }
@@ -356,7 +367,8 @@ static void pretokenize_section(const tok_tokenizer *t, const char *s, size_t n,
             }
         if (!st->re) continue;
         e->b.n = 0;
-        for (int64_t i = 0; i < e->a.n; i++) split_piece(st, e->md, e->a.v[i], &e->b, &e->sp);
+        for (int64_t i = 0; i < e->a.n; i++)
+            split_piece(st, e->md, e->a.v[i], &e->b, &e->sp);
         pvec tmp = e->a;
         e->a = e->b;
         e->b = tmp;
@@ -376,7 +388,8 @@ void tok_pretokenize(const tok_tokenizer *t, const char *text, size_t len,
     enc_state e;
     enc_init(&e);
     pretokenize_section(t, text, len, &e);
-    for (int64_t i = 0; i < e.a.n; i++) fn(ctx, e.a.v[i].p, e.a.v[i].n);
+    for (int64_t i = 0; i < e.a.n; i++)
+        fn(ctx, e.a.v[i].p, e.a.v[i].n);
     enc_free(&e);
 }
 
@@ -395,7 +408,8 @@ static size_t space_before(const char *s, size_t n) {
     size_t k = n;
     while (k > 0) {
         size_t j = k - 1, l;
-        while (j > 0 && k - j < 4 && ((unsigned char)s[j] & 0xc0) == 0x80) j--;
+        while (j > 0 && k - j < 4 && ((unsigned char)s[j] & 0xc0) == 0x80)
+            j--;
         if (!is_space_at(s + j, k - j, &l) || j + l != k) break;
         k = j;
     }
@@ -403,7 +417,8 @@ static size_t space_before(const char *s, size_t n) {
 }
 
 static bool is_word_byte(unsigned char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+           c >= 0x80;
 }
 
 /* The longest added token starting at s[i], or NULL. */
@@ -411,7 +426,8 @@ static const tok_added *added_at(const tok_tokenizer *t, const char *s, size_t n
     const tok_added *best = NULL;
     for (int32_t k = 0; k < t->n_added; k++) {
         const tok_added *a = &t->added[k];
-        if (a->len > n - i || (best && a->len <= best->len) || memcmp(a->content, s + i, a->len)) continue;
+        if (a->len > n - i || (best && a->len <= best->len) || memcmp(a->content, s + i, a->len))
+            continue;
         if (a->single_word && ((i > 0 && is_word_byte((unsigned char)s[i - 1])) ||
                                (i + a->len < n && is_word_byte((unsigned char)s[i + a->len]))))
             continue;
@@ -428,7 +444,8 @@ int tok_encode(const tok_tokenizer *t, const char *text, size_t len, int32_t **i
     int rc = MART_OK;
     size_t start = 0, i = 0;
     while (i < len && rc == MART_OK) {
-        const tok_added *ad = t->added_first[(unsigned char)text[i]] ? added_at(t, text, len, i) : NULL;
+        const tok_added *ad =
+            t->added_first[(unsigned char)text[i]] ? added_at(t, text, len, i) : NULL;
         if (!ad) {
             i++;
             continue;
@@ -440,7 +457,8 @@ int tok_encode(const tok_tokenizer *t, const char *text, size_t len, int32_t **i
         i += ad->len;
         if (ad->rstrip) {
             size_t l;
-            while (i < len && is_space_at(text + i, len - i, &l)) i += l;
+            while (i < len && is_space_at(text + i, len - i, &l))
+                i += l;
         }
         start = i;
     }

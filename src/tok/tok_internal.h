@@ -37,11 +37,11 @@ typedef struct {
 } tok_merge_slot;
 
 typedef enum {
-    TOK_SPLIT_ISOLATED,            /* matches and the text between them become pieces */
-    TOK_SPLIT_REMOVED,             /* matches are dropped */
+    TOK_SPLIT_ISOLATED,             /* matches and the text between them become pieces */
+    TOK_SPLIT_REMOVED,              /* matches are dropped */
     TOK_SPLIT_MERGED_WITH_PREVIOUS, /* each match is glued to the piece before it */
-    TOK_SPLIT_MERGED_WITH_NEXT,    /* each match is glued to the piece after it */
-    TOK_SPLIT_CONTIGUOUS,          /* runs of adjacent matches become one piece */
+    TOK_SPLIT_MERGED_WITH_NEXT,     /* each match is glued to the piece after it */
+    TOK_SPLIT_CONTIGUOUS,           /* runs of adjacent matches become one piece */
 } tok_split_behavior;
 
 /* One pre-tokenizer step, in order. ByteLevel needs no work on raw bytes except its optional
@@ -67,13 +67,13 @@ typedef struct {
 /* Cache of pre-token bytes -> ids, shared by all threads. Sharded: each shard has its own
  * lock, so concurrent encodes rarely wait. */
 #define TOK_CACHE_SHARDS 64
-#define TOK_CACHE_SLOTS 4096 /* per shard; a full shard is cleared */
+#define TOK_CACHE_SLOTS 4096   /* per shard; a full shard is cleared */
 #define TOK_CACHE_MAX_PIECE 48 /* longer pieces are not cached */
 typedef struct {
     pthread_mutex_t lock;
-    uint64_t *hash;      /* (TOK_CACHE_SLOTS) 0 = empty */
-    uint32_t *off;       /* (TOK_CACHE_SLOTS) entry offset in arena */
-    char *arena;         /* entries: u16 key_len, u16 n_ids, key bytes, int32 ids (packed) */
+    uint64_t *hash; /* (TOK_CACHE_SLOTS) 0 = empty */
+    uint32_t *off;  /* (TOK_CACHE_SLOTS) entry offset in arena */
+    char *arena;    /* entries: u16 key_len, u16 n_ids, key bytes, int32 ids (packed) */
     size_t arena_len, arena_cap;
     uint32_t n;
 } tok_cache_shard;
@@ -82,13 +82,13 @@ struct tok_tokenizer {
     int32_t vocab_size; /* largest id + 1 */
     /* Per id: the raw bytes the token stands for, and the token's string as written in
      * tokenizer.json (ByteLevel form; NULL for ids not in model.vocab). */
-    char *bytes_arena;      /* all decoded bytes, back to back */
-    uint64_t *bytes_off;    /* (vocab_size + 1); bytes of id i are [off[i], off[i+1]) */
-    bool *valid;            /* (vocab_size) id is defined */
-    char **vocab_str;       /* (vocab_size) model.vocab strings (in vocab_block); NULL where absent */
-    char *vocab_block;      /* all model.vocab strings, NUL-terminated, back to back */
-    int32_t n_model_vocab;  /* entries in model.vocab */
-    int32_t byte_id[256];   /* id of the single-byte token of each byte; -1 if missing */
+    char *bytes_arena;   /* all decoded bytes, back to back */
+    uint64_t *bytes_off; /* (vocab_size + 1); bytes of id i are [off[i], off[i+1]) */
+    bool *valid;         /* (vocab_size) id is defined */
+    char **vocab_str;    /* (vocab_size) model.vocab strings (in vocab_block); NULL where absent */
+    char *vocab_block;   /* all model.vocab strings, NUL-terminated, back to back */
+    int32_t n_model_vocab; /* entries in model.vocab */
+    int32_t byte_id[256];  /* id of the single-byte token of each byte; -1 if missing */
 
     tok_merge_slot *merges; /* (merge_cap) open addressing */
     uint64_t merge_cap;
@@ -99,10 +99,10 @@ struct tok_tokenizer {
     int32_t n_added;
     uint8_t added_first[256]; /* 1 if some added token starts with this byte */
 
-    bool nfc; /* normalizer is NFC */
+    bool nfc;          /* normalizer is NFC */
     tok_pre_step *pre; /* (n_pre) */
     int32_t n_pre;
-    bool ignore_merges; /* BPE.ignore_merges: a piece that is a vocab token is taken whole */
+    bool ignore_merges;   /* BPE.ignore_merges: a piece that is a vocab token is taken whole */
     tok_strmap vocab_map; /* token bytes -> id; built only when ignore_merges */
 
     tok_cache_shard cache[TOK_CACHE_SHARDS];

@@ -6,9 +6,9 @@
 #include <string.h>
 
 /* The pre-tokenizer regex of Qwen2/2.5/3 (as in their tokenizer.json). */
-const char tok_qwen_pattern[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const char tok_qwen_pattern[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"
+                                " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                                "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 /* ByteLevel's built-in regex (GPT-2), used when a ByteLevel step has use_regex = true. */
 const char tok_gpt2_pattern[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
@@ -17,7 +17,8 @@ const char *const tok_chatml_specials[] = {"<|endoftext|>", "<|im_start|>", "<|i
 const int tok_n_chatml_specials = 3;
 
 void tok_init_common(tok_tokenizer *t) {
-    for (int i = 0; i < TOK_CACHE_SHARDS; i++) pthread_mutex_init(&t->cache[i].lock, NULL);
+    for (int i = 0; i < TOK_CACHE_SHARDS; i++)
+        pthread_mutex_init(&t->cache[i].lock, NULL);
 }
 
 int tok_compile_pre(tok_tokenizer *t, mart_err *err) {
@@ -30,7 +31,8 @@ int tok_compile_pre(tok_tokenizer *t, mart_err *err) {
         if (s->pattern_literal) opts |= PCRE2_LITERAL;
         int code;
         PCRE2_SIZE off;
-        s->re = pcre2_compile((PCRE2_SPTR)s->pattern, PCRE2_ZERO_TERMINATED, opts, &code, &off, NULL);
+        s->re =
+            pcre2_compile((PCRE2_SPTR)s->pattern, PCRE2_ZERO_TERMINATED, opts, &code, &off, NULL);
         if (!s->re) {
             char msg[256];
             pcre2_get_error_message(code, (PCRE2_UCHAR *)msg, sizeof msg);
@@ -87,10 +89,12 @@ void tok_build_bytes_table(tok_tokenizer *t) {
     t->bytes_arena = b.data;
     free(added_of);
     free(added_len);
-    for (int b8 = 0; b8 < 256; b8++) t->byte_id[b8] = -1;
+    for (int b8 = 0; b8 < 256; b8++)
+        t->byte_id[b8] = -1;
     /* Single-byte tokens of model.vocab (not added tokens) are the BPE alphabet. */
     bool *is_added = mart_xcalloc((size_t)V, sizeof *is_added);
-    for (int32_t i = 0; i < t->n_added; i++) is_added[t->added[i].id] = true;
+    for (int32_t i = 0; i < t->n_added; i++)
+        is_added[t->added[i].id] = true;
     for (int32_t id = V - 1; id >= 0; id--)
         if (t->vocab_str[id] && !is_added[id] && t->bytes_off[id + 1] - t->bytes_off[id] == 1)
             t->byte_id[(unsigned char)t->bytes_arena[t->bytes_off[id]]] = id;
@@ -115,7 +119,8 @@ void tok_free(tok_tokenizer *t) {
     free(t->bytes_off);
     free(t->merges);
     free(t->merge_list);
-    for (int32_t i = 0; i < t->n_added; i++) free(t->added[i].content);
+    for (int32_t i = 0; i < t->n_added; i++)
+        free(t->added[i].content);
     free(t->added);
     for (int32_t i = 0; i < t->n_pre; i++) {
         free(t->pre[i].pattern);
@@ -159,7 +164,8 @@ static int load_pre(tok_tokenizer *t, const cJSON *p, const char *field, bool *h
     if (!type) return mart_fail(err, "%s.type: missing or not a string", field);
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
-        if (!cJSON_IsArray(list)) return mart_fail(err, "%s.pretokenizers: missing or not an array", field);
+        if (!cJSON_IsArray(list))
+            return mart_fail(err, "%s.pretokenizers: missing or not an array", field);
         int i = 0;
         const cJSON *it;
         cJSON_ArrayForEach(it, list) {
@@ -185,13 +191,15 @@ static int load_pre(tok_tokenizer *t, const cJSON *p, const char *field, bool *h
         if (!cJSON_IsString(re) && !cJSON_IsString(str))
             return mart_fail(err, "%s.pattern: needs a \"Regex\" or \"String\" string", field);
         const cJSON *beh = cJSON_GetObjectItemCaseSensitive(p, "behavior");
-        if (!cJSON_IsString(beh)) return mart_fail(err, "%s.behavior: missing or not a string", field);
+        if (!cJSON_IsString(beh))
+            return mart_fail(err, "%s.behavior: missing or not a string", field);
         static const char *const names[] = {"Isolated", "Removed", "MergedWithPrevious",
                                             "MergedWithNext", "Contiguous"};
         int b = -1;
         for (int k = 0; k < 5; k++)
             if (!strcmp(beh->valuestring, names[k])) b = k;
-        if (b < 0) return mart_fail(err, "%s.behavior: unknown value \"%s\"", field, beh->valuestring);
+        if (b < 0)
+            return mart_fail(err, "%s.behavior: unknown value \"%s\"", field, beh->valuestring);
         tok_pre_step *s = pre_push(t);
         s->pattern = mart_xstrdup(cJSON_IsString(re) ? re->valuestring : str->valuestring);
         s->pattern_literal = !cJSON_IsString(re);
@@ -199,8 +207,10 @@ static int load_pre(tok_tokenizer *t, const cJSON *p, const char *field, bool *h
         s->invert = json_flag(p, "invert", false);
         return MART_OK;
     }
-    return mart_fail(err, "%s.type: pre-tokenizer \"%s\" is not supported (mart reads byte-level "
-                     "BPE tokenizers: Sequence, Split, ByteLevel)", field, type);
+    return mart_fail(err,
+                     "%s.type: pre-tokenizer \"%s\" is not supported (mart reads byte-level "
+                     "BPE tokenizers: Sequence, Split, ByteLevel)",
+                     field, type);
 }
 
 static int load_normalizer(tok_tokenizer *t, const cJSON *n, const char *field, mart_err *err) {
@@ -213,7 +223,8 @@ static int load_normalizer(tok_tokenizer *t, const cJSON *n, const char *field, 
     }
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-        if (!cJSON_IsArray(list)) return mart_fail(err, "%s.normalizers: missing or not an array", field);
+        if (!cJSON_IsArray(list))
+            return mart_fail(err, "%s.normalizers: missing or not an array", field);
         int i = 0;
         const cJSON *it;
         cJSON_ArrayForEach(it, list) {
@@ -256,22 +267,27 @@ static int load_json(tok_tokenizer *t, const cJSON *root, mart_err *err) {
     if (!cJSON_IsObject(model)) return mart_fail(err, "missing field \"model\" (or not an object)");
     const char *mtype = json_type(model);
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
-    if (mtype && (!strcmp(mtype, "Unigram") || !strcmp(mtype, "WordPiece") || !strcmp(mtype, "WordLevel")))
-        return mart_fail(err, "model.type: \"%s\" tokenizers are not supported (%s); mart reads "
-                         "byte-level BPE tokenizers only", mtype,
-                         !strcmp(mtype, "Unigram") ? "SentencePiece Unigram" : "not BPE");
-    if (mtype && strcmp(mtype, "BPE")) return mart_fail(err, "model.type: unknown model type \"%s\"", mtype);
+    if (mtype &&
+        (!strcmp(mtype, "Unigram") || !strcmp(mtype, "WordPiece") || !strcmp(mtype, "WordLevel")))
+        return mart_fail(err,
+                         "model.type: \"%s\" tokenizers are not supported (%s); mart reads "
+                         "byte-level BPE tokenizers only",
+                         mtype, !strcmp(mtype, "Unigram") ? "SentencePiece Unigram" : "not BPE");
+    if (mtype && strcmp(mtype, "BPE"))
+        return mart_fail(err, "model.type: unknown model type \"%s\"", mtype);
     if (!mtype && !merges)
-        return mart_fail(err, "model.type: missing, and no model.merges: not a BPE model (mart reads "
+        return mart_fail(err,
+                         "model.type: missing, and no model.merges: not a BPE model (mart reads "
                          "byte-level BPE tokenizers only)");
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
     if (!cJSON_IsObject(vocab)) return mart_fail(err, "model.vocab: missing or not an object");
     if (!cJSON_IsArray(merges)) return mart_fail(err, "model.merges: missing or not an array");
     const cJSON *pfx = cJSON_GetObjectItemCaseSensitive(model, "continuing_subword_prefix");
     const cJSON *sfx = cJSON_GetObjectItemCaseSensitive(model, "end_of_word_suffix");
-    if ((cJSON_IsString(pfx) && pfx->valuestring[0]) || (cJSON_IsString(sfx) && sfx->valuestring[0]))
+    if ((cJSON_IsString(pfx) && pfx->valuestring[0]) ||
+        (cJSON_IsString(sfx) && sfx->valuestring[0]))
         return mart_fail(err, "model.continuing_subword_prefix/end_of_word_suffix: not supported "
-                         "(not a byte-level BPE)");
+                              "(not a byte-level BPE)");
     t->ignore_merges = json_flag(model, "ignore_merges", false);
 
     /* Sizes first: the largest id over model.vocab and added_tokens. */
@@ -282,7 +298,8 @@ static int load_json(tok_tokenizer *t, const cJSON *root, mart_err *err) {
         block += strlen(it->string) + 1;
         if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 16777216.0 ||
             it->valuedouble != (double)(int64_t)it->valuedouble)
-            return mart_fail(err, "model.vocab[\"%s\"]: id is not an integer in [0, 2^24]", it->string);
+            return mart_fail(err, "model.vocab[\"%s\"]: id is not an integer in [0, 2^24]",
+                             it->string);
         if ((int64_t)it->valuedouble > max_id) max_id = (int64_t)it->valuedouble;
     }
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
@@ -346,13 +363,16 @@ static int load_json(tok_tokenizer *t, const cJSON *root, mart_err *err) {
         const char *a, *b;
         if (!merge_parts(it, tmp, sizeof tmp, &a, &b)) {
             tok_strmap_free(&strs);
-            return mart_fail(err, "model.merges[%d]: malformed (expected \"a b\" or [\"a\", \"b\"])", i);
+            return mart_fail(err,
+                             "model.merges[%d]: malformed (expected \"a b\" or [\"a\", \"b\"])", i);
         }
         size_t la = strlen(a), lb = strlen(b);
-        int32_t ia = tok_strmap_get(&strs, a, (uint32_t)la), ib = tok_strmap_get(&strs, b, (uint32_t)lb);
+        int32_t ia = tok_strmap_get(&strs, a, (uint32_t)la),
+                ib = tok_strmap_get(&strs, b, (uint32_t)lb);
         int32_t im = -1;
         const char *g = guess < t->vocab_size ? t->vocab_str[guess] : NULL;
-        if (g && !strncmp(g, a, la) && !strcmp(g + la, b)) im = guess;
+        if (g && !strncmp(g, a, la) && !strcmp(g + la, b))
+            im = guess;
         else if (la + lb < sizeof cat) {
             memcpy(cat, a, la);
             memcpy(cat + la, b, lb);
@@ -360,8 +380,11 @@ static int load_json(tok_tokenizer *t, const cJSON *root, mart_err *err) {
         }
         if (ia < 0 || ib < 0 || im < 0) {
             tok_strmap_free(&strs);
-            return mart_fail(err, "model.merges[%d]: \"%s\" + \"%s\": %s not in model.vocab", i, a, b,
-                             ia < 0 ? "left part" : ib < 0 ? "right part" : "merged token");
+            return mart_fail(err, "model.merges[%d]: \"%s\" + \"%s\": %s not in model.vocab", i, a,
+                             b,
+                             ia < 0   ? "left part"
+                             : ib < 0 ? "right part"
+                                      : "merged token");
         }
         tok_merge_add(t, ia, ib, im);
         guess = im + 1;
@@ -369,7 +392,8 @@ static int load_json(tok_tokenizer *t, const cJSON *root, mart_err *err) {
     }
     tok_strmap_free(&strs);
 
-    if (load_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer", err) != MART_OK)
+    if (load_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer",
+                        err) != MART_OK)
         return MART_ERR;
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
     bool byte_level = false;
@@ -377,12 +401,13 @@ static int load_json(tok_tokenizer *t, const cJSON *root, mart_err *err) {
         return MART_ERR;
     if (!byte_level)
         return mart_fail(err, "pre_tokenizer: no ByteLevel step, so this is not a byte-level BPE "
-                         "tokenizer (SentencePiece-style BPE is not supported)");
+                              "tokenizer (SentencePiece-style BPE is not supported)");
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
     if (dec && !cJSON_IsNull(dec)) {
         const char *dt = json_type(dec);
         if (!dt || strcmp(dt, "ByteLevel"))
-            return mart_fail(err, "decoder.type: \"%s\" is not supported (only ByteLevel)", dt ? dt : "?");
+            return mart_fail(err, "decoder.type: \"%s\" is not supported (only ByteLevel)",
+                             dt ? dt : "?");
     }
     if (tok_compile_pre(t, err) != MART_OK) return MART_ERR;
     tok_build_bytes_table(t);
@@ -392,8 +417,10 @@ static int load_json(tok_tokenizer *t, const cJSON *root, mart_err *err) {
 int tok_load(const char *path, tok_tokenizer **out, mart_err *err) {
     *out = NULL;
     char file[4096];
-    if (mart_is_dir(path)) mart_path_join(file, sizeof file, path, "tokenizer.json");
-    else snprintf(file, sizeof file, "%s", path);
+    if (mart_is_dir(path))
+        mart_path_join(file, sizeof file, path, "tokenizer.json");
+    else
+        snprintf(file, sizeof file, "%s", path);
     char *data;
     size_t len;
     if (mart_read_file(file, &data, &len, err) != MART_OK) return MART_ERR;
@@ -418,7 +445,9 @@ int tok_load(const char *path, tok_tokenizer **out, mart_err *err) {
     return MART_OK;
 }
 
-int32_t tok_vocab_size(const tok_tokenizer *t) { return t->vocab_size; }
+int32_t tok_vocab_size(const tok_tokenizer *t) {
+    return t->vocab_size;
+}
 
 const char *tok_token_bytes(const tok_tokenizer *t, int32_t id, size_t *len) {
     if (id < 0 || id >= t->vocab_size || !t->valid[id]) return NULL;

@@ -11,16 +11,27 @@
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Hangul syllables compose and decompose algorithmically (Unicode ch. 3.12). */
-enum { SBASE = 0xAC00, LBASE = 0x1100, VBASE = 0x1161, TBASE = 0x11A7, LCOUNT = 19, VCOUNT = 21,
-       TCOUNT = 28, NCOUNT = VCOUNT * TCOUNT, SCOUNT = LCOUNT * NCOUNT };
+enum {
+    SBASE = 0xAC00,
+    LBASE = 0x1100,
+    VBASE = 0x1161,
+    TBASE = 0x11A7,
+    LCOUNT = 19,
+    VCOUNT = 21,
+    TCOUNT = 28,
+    NCOUNT = VCOUNT * TCOUNT,
+    SCOUNT = LCOUNT * NCOUNT
+};
 
 static int ccc_of(uint32_t cp) {
     if (cp < 0x300) return 0;
     size_t lo = 0, hi = N_OF(nfc_ccc);
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (nfc_ccc[mid][0] < cp) lo = mid + 1;
-        else hi = mid;
+        if (nfc_ccc[mid][0] < cp)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo < N_OF(nfc_ccc) && nfc_ccc[lo][0] == cp ? (int)nfc_ccc[lo][1] : 0;
 }
@@ -29,8 +40,10 @@ static bool not_yes(uint32_t cp) {
     size_t lo = 0, hi = N_OF(nfc_not_yes);
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (nfc_not_yes[mid][1] < cp) lo = mid + 1;
-        else hi = mid;
+        if (nfc_not_yes[mid][1] < cp)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo < N_OF(nfc_not_yes) && nfc_not_yes[lo][0] <= cp;
 }
@@ -79,11 +92,14 @@ static void decompose(uint32_t cp, cpvec *out) {
     size_t lo = 0, hi = N_OF(nfc_decomp);
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (nfc_decomp[mid][0] < cp) lo = mid + 1;
-        else hi = mid;
+        if (nfc_decomp[mid][0] < cp)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     if (lo < N_OF(nfc_decomp) && nfc_decomp[lo][0] == cp) {
-        for (uint32_t k = 0; k < nfc_decomp[lo][2]; k++) cp_push(out, nfc_decomp_data[nfc_decomp[lo][1] + k]);
+        for (uint32_t k = 0; k < nfc_decomp[lo][2]; k++)
+            cp_push(out, nfc_decomp_data[nfc_decomp[lo][1] + k]);
         return;
     }
     cp_push(out, cp);
@@ -93,14 +109,17 @@ static void decompose(uint32_t cp, cpvec *out) {
 static uint32_t compose(uint32_t a, uint32_t b) {
     if (a >= LBASE && a < LBASE + LCOUNT && b >= VBASE && b < VBASE + VCOUNT)
         return SBASE + ((a - LBASE) * VCOUNT + (b - VBASE)) * TCOUNT;
-    if (a >= SBASE && a < SBASE + SCOUNT && (a - SBASE) % TCOUNT == 0 && b > TBASE && b < TBASE + TCOUNT)
+    if (a >= SBASE && a < SBASE + SCOUNT && (a - SBASE) % TCOUNT == 0 && b > TBASE &&
+        b < TBASE + TCOUNT)
         return a + (b - TBASE);
     uint64_t key = ((uint64_t)a << 21) | b;
     size_t lo = 0, hi = N_OF(nfc_comp_key);
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (nfc_comp_key[mid] < key) lo = mid + 1;
-        else hi = mid;
+        if (nfc_comp_key[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo < N_OF(nfc_comp_key) && nfc_comp_key[lo] == key ? nfc_comp_val[lo] : 0;
 }
@@ -138,7 +157,8 @@ static void nfc_run(cpvec *d, mart_buf *out) {
         d->n = w;
     }
     char u[4];
-    for (size_t i = 0; i < d->n; i++) mart_buf_append(out, u, (size_t)tok_utf8_put(d->v[i], u));
+    for (size_t i = 0; i < d->n; i++)
+        mart_buf_append(out, u, (size_t)tok_utf8_put(d->v[i], u));
     d->n = 0;
 }
 

@@ -39,7 +39,8 @@ static void collect_piece(void *ctx, const char *p, size_t n) {
     c->keys[c->n] = key;
     train_word *w = &c->words[c->n];
     w->sym = mart_xmalloc(n * sizeof *w->sym);
-    for (size_t i = 0; i < n; i++) w->sym[i] = (unsigned char)p[i]; /* byte b has id b */
+    for (size_t i = 0; i < n; i++)
+        w->sym[i] = (unsigned char)p[i]; /* byte b has id b */
     w->n = (int32_t)n;
     w->freq = 1;
     tok_strmap_put(&c->index, key, (uint32_t)n, (int32_t)c->n);
@@ -53,16 +54,20 @@ typedef struct {
 
 /* Counts adjacent pairs over all words (weighted by frequency) and returns the most frequent
  * (ties: the smallest pair, so training is deterministic). Returns false if none occurs twice. */
-static bool best_pair(const train_corpus *c, pair_count **tab, uint64_t *cap, int32_t *l, int32_t *r) {
+static bool best_pair(const train_corpus *c, pair_count **tab, uint64_t *cap, int32_t *l,
+                      int32_t *r) {
     int64_t total = 0;
-    for (int64_t i = 0; i < c->n; i++) total += c->words[i].n;
+    for (int64_t i = 0; i < c->n; i++)
+        total += c->words[i].n;
     uint64_t want = 64;
-    while (want < (uint64_t)total * 2) want <<= 1;
+    while (want < (uint64_t)total * 2)
+        want <<= 1;
     if (want > *cap) {
         *tab = mart_xrealloc(*tab, want * sizeof **tab);
         *cap = want;
     }
-    for (uint64_t i = 0; i < *cap; i++) (*tab)[i] = (pair_count){UINT64_MAX, 0};
+    for (uint64_t i = 0; i < *cap; i++)
+        (*tab)[i] = (pair_count){UINT64_MAX, 0};
     uint64_t best = UINT64_MAX;
     int64_t best_n = 1;
     for (int64_t i = 0; i < c->n; i++) {
@@ -70,7 +75,8 @@ static bool best_pair(const train_corpus *c, pair_count **tab, uint64_t *cap, in
         for (int32_t k = 0; k + 1 < w->n; k++) {
             uint64_t key = ((uint64_t)(uint32_t)w->sym[k] << 32) | (uint32_t)w->sym[k + 1];
             uint64_t h = (key * 0x9e3779b97f4a7c15ULL) >> 20 & (*cap - 1);
-            while ((*tab)[h].key != UINT64_MAX && (*tab)[h].key != key) h = (h + 1) & (*cap - 1);
+            while ((*tab)[h].key != UINT64_MAX && (*tab)[h].key != key)
+                h = (h + 1) & (*cap - 1);
             (*tab)[h].key = key;
             int64_t cnt = ((*tab)[h].count += w->freq);
             if (cnt > best_n || (cnt == best_n && key < best)) {
@@ -93,8 +99,8 @@ static char *str_cat(const char *a, const char *b) {
     return s;
 }
 
-int tok_build_bytes(const char *const *corpus, int64_t n_corpus, int32_t merges, tok_tokenizer **out,
-                    mart_err *err) {
+int tok_build_bytes(const char *const *corpus, int64_t n_corpus, int32_t merges,
+                    tok_tokenizer **out, mart_err *err) {
     *out = NULL;
     if (merges < 0) return mart_fail(err, "tok_build_bytes: merges = %d is negative", (int)merges);
     tok_tokenizer *t = mart_xcalloc(1, sizeof *t);
@@ -119,7 +125,8 @@ int tok_build_bytes(const char *const *corpus, int64_t n_corpus, int32_t merges,
     int32_t n_tok = 256;
     tok_strmap by_str;
     tok_strmap_init(&by_str, (uint64_t)cap);
-    for (int32_t i = 0; i < 256; i++) tok_strmap_put(&by_str, strs[i], (uint32_t)strlen(strs[i]), i);
+    for (int32_t i = 0; i < 256; i++)
+        tok_strmap_put(&by_str, strs[i], (uint32_t)strlen(strs[i]), i);
     tok_merges_reserve(t, merges);
 
     train_corpus c = {0};
@@ -170,7 +177,8 @@ int tok_build_bytes(const char *const *corpus, int64_t n_corpus, int32_t merges,
     t->vocab_str = mart_xcalloc((size_t)t->vocab_size, sizeof *t->vocab_str);
     t->valid = mart_xcalloc((size_t)t->vocab_size, sizeof *t->valid);
     size_t block = 0;
-    for (int32_t i = 0; i < n_tok; i++) block += strlen(strs[i]) + 1;
+    for (int32_t i = 0; i < n_tok; i++)
+        block += strlen(strs[i]) + 1;
     t->vocab_block = mart_xmalloc(block);
     char *w = t->vocab_block;
     for (int32_t i = 0; i < n_tok; i++) {
@@ -264,10 +272,12 @@ int tok_save(const tok_tokenizer *t, const char *path, mart_err *err) {
     cJSON_AddBoolToObject(model, "ignore_merges", t->ignore_merges);
     cJSON *vocab = cJSON_AddObjectToObject(model, "vocab");
     for (int32_t id = 0; id < t->vocab_size; id++)
-        if (t->vocab_str[id]) cJSON_AddItemToObject(vocab, t->vocab_str[id], cJSON_CreateNumber(id));
+        if (t->vocab_str[id])
+            cJSON_AddItemToObject(vocab, t->vocab_str[id], cJSON_CreateNumber(id));
     cJSON *merges = cJSON_AddArrayToObject(model, "merges");
     for (int32_t i = 0; i < t->n_merges; i++) {
-        const char *pair[2] = {t->vocab_str[t->merge_list[i][0]], t->vocab_str[t->merge_list[i][1]]};
+        const char *pair[2] = {t->vocab_str[t->merge_list[i][0]],
+                               t->vocab_str[t->merge_list[i][1]]};
         cJSON_AddItemToArray(merges, cJSON_CreateStringArray(pair, 2));
     }
     char *text = cJSON_PrintUnformatted(root);

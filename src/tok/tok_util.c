@@ -28,11 +28,13 @@ uint64_t tok_hash_bytes(const void *p, size_t n) {
 
 void tok_strmap_init(tok_strmap *m, uint64_t expected) {
     uint64_t cap = 16;
-    while (cap < expected * 2) cap <<= 1;
+    while (cap < expected * 2)
+        cap <<= 1;
     m->cap = cap;
     m->n = 0;
     m->slot = mart_xmalloc(cap * sizeof *m->slot);
-    for (uint64_t i = 0; i < cap; i++) m->slot[i] = (tok_strmap_slot){NULL, 0, -1};
+    for (uint64_t i = 0; i < cap; i++)
+        m->slot[i] = (tok_strmap_slot){NULL, 0, -1};
 }
 
 void tok_strmap_free(tok_strmap *m) {
@@ -45,7 +47,8 @@ int32_t tok_strmap_put(tok_strmap *m, const char *key, uint32_t len, int32_t val
         tok_strmap g;
         tok_strmap_init(&g, m->cap);
         for (uint64_t i = 0; i < m->cap; i++)
-            if (m->slot[i].val >= 0) tok_strmap_put(&g, m->slot[i].key, m->slot[i].len, m->slot[i].val);
+            if (m->slot[i].val >= 0)
+                tok_strmap_put(&g, m->slot[i].key, m->slot[i].len, m->slot[i].val);
         tok_strmap_free(m);
         *m = g;
     }
@@ -74,17 +77,20 @@ static uint64_t merge_slot_of(uint64_t key, uint64_t cap) {
 
 void tok_merges_reserve(tok_tokenizer *t, int64_t n) {
     uint64_t cap = 64;
-    while (cap < (uint64_t)n * 2 + 2) cap <<= 1;
+    while (cap < (uint64_t)n * 2 + 2)
+        cap <<= 1;
     if (cap <= t->merge_cap) return;
     tok_merge_slot *old = t->merges;
     uint64_t old_cap = t->merge_cap;
     t->merges = mart_xmalloc(cap * sizeof *t->merges);
-    for (uint64_t i = 0; i < cap; i++) t->merges[i].key = UINT64_MAX;
+    for (uint64_t i = 0; i < cap; i++)
+        t->merges[i].key = UINT64_MAX;
     t->merge_cap = cap;
     for (uint64_t i = 0; i < old_cap; i++) {
         if (old[i].key == UINT64_MAX) continue;
         uint64_t j = merge_slot_of(old[i].key, cap);
-        while (t->merges[j].key != UINT64_MAX) j = (j + 1) & (cap - 1);
+        while (t->merges[j].key != UINT64_MAX)
+            j = (j + 1) & (cap - 1);
         t->merges[j] = old[i];
     }
     free(old);
@@ -92,7 +98,8 @@ void tok_merges_reserve(tok_tokenizer *t, int64_t n) {
 }
 
 void tok_merge_add(tok_tokenizer *t, int32_t left, int32_t right, int32_t merged) {
-    if ((uint64_t)(t->n_merges + 1) * 2 + 2 > t->merge_cap) tok_merges_reserve(t, (int64_t)t->n_merges * 2 + 16);
+    if ((uint64_t)(t->n_merges + 1) * 2 + 2 > t->merge_cap)
+        tok_merges_reserve(t, (int64_t)t->n_merges * 2 + 16);
     uint64_t key = ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
     uint64_t j = merge_slot_of(key, t->merge_cap);
     while (t->merges[j].key != UINT64_MAX) {
@@ -174,10 +181,14 @@ int tok_utf8_get(const char *str, size_t n, uint32_t *cp) {
     }
     int len;
     uint32_t v, min;
-    if (c >= 0xc2 && c <= 0xdf) len = 2, v = c & 0x1f, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef) len = 3, v = c & 0x0f, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, v = c & 0x07, min = 0x10000;
-    else return 0;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, v = c & 0x1f, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, v = c & 0x0f, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, v = c & 0x07, min = 0x10000;
+    else
+        return 0;
     if (n < (size_t)len) return 0;
     for (int i = 1; i < len; i++) {
         if ((s[i] & 0xc0) != 0x80) return 0;
