@@ -9,6 +9,10 @@
 
 /* Tolerance for numeric closeness (relative), as in the Qwen2.5-Math evaluation toolkit. */
 #define GRADE_REL_TOL 1e-4
+/* Tolerance at random points for formulas with variables and no decimals: they are exact
+ * expressions evaluated at 128 bits, so only rounding may differ (x + 1000 vs x + 1000.1 must
+ * not pass as a 1e-4 match). */
+#define GRADE_SYMBOLIC_TOL 1e-20
 /* Steps of parsing and evaluation per comparison: a 10 kB answer needs about 2·10^4. */
 #define GRADE_WORK_LIMIT 200000
 /* Most items of a list, set or ± expansion compared element-wise. */
@@ -83,6 +87,23 @@ static bool has_kind(const gnode *n, gnode_kind kind) {
     return false;
 }
 
+static bool has_decimal(const gnode *n) {
+    if (!n) return false;
+    if (n->kind == GN_NUM && (memchr(n->str, '.', (size_t)n->len) || memchr(n->str, 'e', (size_t)n->len) ||
+                              memchr(n->str, 'E', (size_t)n->len)))
+        return true;
+    for (int32_t i = 0; i < n->n; i++)
+        if (has_decimal(n->k[i])) return true;
+    return false;
+}
+
+/* The tolerance for comparing a and b numerically: relative rel_tol for numbers and for
+ * formulas with decimals, GRADE_SYMBOLIC_TOL for exact formulas with variables. */
+static double tolerance(const gctx *c, const gnode *a, const gnode *b, bool vars) {
+    if (vars && !has_decimal(a) && !has_decimal(b)) return GRADE_SYMBOLIC_TOL;
+    return c->cfg->rel_tol;
+}
+
 static bool has_syms(const gnode *n) {
     if (!n) return false;
     if (n->kind == GN_SYM && n->op == GC_VAR) return true;
@@ -92,7 +113,7 @@ static bool has_syms(const gnode *n) {
 }
 
 /* |a - b| <= tol · max(|a|, |b|); infinities equal only themselves. */
-static bool close_enough(const gctx *c, mpfr_t ar, mpfr_t ai, mpfr_t br, mpfr_t bi) {
+static bool close_enough(double tol, mpfr_t ar, mpfr_t ai, mpfr_t br, mpfr_t bi) {
     if (mpfr_inf_p(ar) || mpfr_inf_p(br) || mpfr_inf_p(ai) || mpfr_inf_p(bi))
         return mpfr_equal_p(ar, br) && mpfr_equal_p(ai, bi) && !mpfr_inf_p(ai);
     mpfr_t d, t, m;
@@ -103,7 +124,7 @@ static bool close_enough(const gctx *c, mpfr_t ar, mpfr_t ai, mpfr_t br, mpfr_t 
     mpfr_hypot(m, ar, ai, MPFR_RNDN);
     mpfr_hypot(t, br, bi, MPFR_RNDN);
     mpfr_max(m, m, t, MPFR_RNDN);
-    mpfr_mul_d(m, m, c->cfg->rel_tol, MPFR_RNDN);
+    mpfr_mul_d(m, m, tol, MPFR_RNDN);
     /* an answer that should be 0 must come out as 0 to working precision */
     bool ok = mpfr_zero_p(d) || mpfr_cmp(d, m) <= 0;
     if (ok && mpfr_sgn(m) == 0) ok = mpfr_zero_p(d);
@@ -146,7 +167,7 @@ static bool values_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, u
         bool na = grade_eval_num(c, a, fr, fi);
         c->pm_signs = sb;
         bool nb = na && grade_eval_num(c, b, gr, gi);
-        eq = na && nb && close_enough(c, fr, fi, gr, gi);
+        eq = na && nb && close_enough(tolerance(c, a, b, vars), fr, fi, gr, gi);
     }
     mpq_clears(ar, ai, br, bi, NULL);
     mpfr_clears(fr, fi, gr, gi, (mpfr_ptr)0);
@@ -255,7 +276,7 @@ static bool equations_proportional(gctx *c, const gnode *a, const gnode *b) {
         if (pt == 0) mpfr_set(r0, ar, MPFR_RNDN);
         else {
             mpfr_set_zero(ai, 1);
-            ok = close_enough(c, ar, ai, r0, ai);
+            ok = close_enough(tolerance(c, a, b, true), ar, ai, r0, ai);
         }
     }
     mpfr_clears(ar, ai, br, bi, r0, (mpfr_ptr)0);
