@@ -19,6 +19,7 @@ typedef struct {
     bool x_integer;        /* ticks at integers only (e.g. number of attempts) */
     bool y_percent;        /* y values are fractions; tick labels read "45%" */
     double y_min, y_max;   /* fixed y range when y_min < y_max; otherwise from the data */
+    bool y_from_zero;      /* data range: the y axis starts at 0 (accuracies) */
 } plot_spec;
 
 void plot_spec_default(plot_spec *s);

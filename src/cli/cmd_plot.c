@@ -62,6 +62,7 @@ static int plot_results(char **files, int32_t n, char **labels, int32_t n_labels
         spec.ylabel = "accuracy";
         spec.x_integer = true;
         spec.y_percent = true;
+        spec.y_from_zero = true;
         rc = plot_write_svg_png(&spec, ss, n, base, err);
     }
     for (int32_t i = 0; i < loaded; i++) {

@@ -626,7 +626,11 @@ int eval_results_load(const char *path, eval_results *r, mart_err *err) {
 
 void eval_print_table(const eval_results *r, FILE *f) {
     fprintf(f, "%-16s %6s", "benchmark", "n");
-    for (int32_t j = 0; j < r->n_ks; j++) fprintf(f, "  k=%-4d", r->ks[j]);
+    for (int32_t j = 0; j < r->n_ks; j++) {
+        char h[16];
+        snprintf(h, sizeof h, "k=%d", r->ks[j]);
+        fprintf(f, "  %6s", h);
+    }
     fprintf(f, "\n");
     for (int32_t b = 0; b < r->n_benches; b++) {
         fprintf(f, "%-16s %6d", r->benches[b].name, r->benches[b].n);
@@ -656,6 +660,7 @@ int eval_plot_attempts(const eval_results *r, const char *base, mart_err *err) {
     spec.ylabel = "accuracy";
     spec.x_integer = true;
     spec.y_percent = true;
+    spec.y_from_zero = true;
     int rc = plot_write_svg_png(&spec, s, n, base, err);
     free(s);
     free(x);

@@ -227,10 +227,16 @@ static int data_range(const plot_spec *s, const plot_series *series, int32_t n, 
     if (!(x0 <= x1)) return MART_ERR;
     if (s->y_min < s->y_max) y0 = s->y_min, y1 = s->y_max;
     if (x1 - x0 < 1e-12) x0 -= 0.5, x1 += 0.5;
+    bool from_zero = !(s->y_min < s->y_max) && s->y_from_zero && y0 >= 0;
+    if (from_zero) {
+        y0 = 0;
+        if (y1 < 1e-12) y1 = 0.05;
+    }
     if (y1 - y0 < 1e-12) y0 -= 0.05 * (fabs(y0) + 1), y1 += 0.05 * (fabs(y1) + 1);
     if (!(s->y_min < s->y_max)) {
         double pad = 0.06 * (y1 - y0);
-        y0 -= pad, y1 += pad;
+        y1 += pad;
+        if (!from_zero) y0 -= pad;
     }
     if (s->x_integer) {
         x0 -= 0.3, x1 += 0.3;
