@@ -451,24 +451,30 @@ static void f16_checkpoint_round_trip_matches_rounding(void **state) {
 /* Rewrites DIR/model.safetensors through an editor that may drop or reshape tensors. */
 typedef bool (*tensor_edit)(st_view *v);
 
-static void rewrite_weights(const char *dir, tensor_edit edit) {
+/* ... and appends `extra` when not NULL (edit NULL keeps every tensor as it is). */
+static void rewrite_weights_plus(const char *dir, tensor_edit edit, const st_view *extra) {
     char path[512];
     mart_path_join(path, sizeof path, dir, "model.safetensors");
     st_file *f;
     mart_err err;
     assert_int_equal(st_open(path, &f, &err), MART_OK);
     int32_t n = st_count(f), k = 0;
-    st_view *v = calloc((size_t)n, sizeof *v);
+    st_view *v = calloc((size_t)n + 1, sizeof *v);
     for (int32_t i = 0; i < n; i++) {
         v[k] = *st_get(f, i);
-        if (edit(&v[k])) k++;
+        if (!edit || edit(&v[k])) k++;
     }
+    if (extra) v[k++] = *extra;
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.new", path);
     assert_int_equal(st_save(tmp, v, k, NULL, NULL, 0, &err), MART_OK);
     st_close(f);
     free(v);
     assert_int_equal(rename(tmp, path), 0);
+}
+
+static void rewrite_weights(const char *dir, tensor_edit edit) {
+    rewrite_weights_plus(dir, edit, NULL);
 }
 
 static bool drop_up_proj_1(st_view *v) {
@@ -505,6 +511,21 @@ static void tensor_of_wrong_shape_is_rejected_naming_file_and_tensor(void **stat
     assert_int_equal(model_load(tmp_path("shape"), false, &m, &err), MART_ERR);
     assert_msg_has(err.msg, "shape/model.safetensors", "\"model.layers.0.self_attn.k_proj.weight\"");
     assert_msg_has(err.msg, "[32, 16]", "[16, 32]");
+}
+
+static void tensor_the_config_does_not_describe_is_rejected(void **state) {
+    (void)state;
+    model_free(saved_model("extra", MART_ARCH_LLAMA, MART_DTYPE_F32, false));
+    /* a q_proj bias in a Llama checkpoint whose config says attention_bias: false */
+    static const float zeros[32];
+    st_view bias = {"model.layers.0.self_attn.q_proj.bias", MART_DTYPE_F32, 1, {32}, zeros};
+    rewrite_weights_plus(tmp_path("extra"), NULL, &bias);
+    model *m = NULL;
+    mart_err err = {{0}};
+    assert_int_equal(model_load(tmp_path("extra"), false, &m, &err), MART_ERR);
+    assert_null(m);
+    assert_msg_has(err.msg, "extra/model.safetensors", "\"model.layers.0.self_attn.q_proj.bias\"");
+    assert_msg_has(err.msg, "unexpected", NULL);
 }
 
 static void sharded_checkpoint_loads_and_a_shard_missing_its_tensor_is_named(void **state) {
@@ -680,6 +701,7 @@ int main(void) {
         cmocka_unit_test(f16_checkpoint_round_trip_matches_rounding),
         cmocka_unit_test(missing_tensor_is_rejected_naming_file_and_tensor),
         cmocka_unit_test(tensor_of_wrong_shape_is_rejected_naming_file_and_tensor),
+        cmocka_unit_test(tensor_the_config_does_not_describe_is_rejected),
         cmocka_unit_test(sharded_checkpoint_loads_and_a_shard_missing_its_tensor_is_named),
         cmocka_unit_test(score_prints_n_minus_1_logprobs_per_line_the_same_in_any_batching),
         cmocka_unit_test(score_token_outside_the_vocabulary_names_the_line),

@@ -122,6 +122,16 @@ static bool is_tied_head(const model *m, const model_tensor *t) {
     return m->cfg.tie_word_embeddings && !strcmp(t->name, "lm_head.weight");
 }
 
+/* Tensors transformers itself skips when loading: the LM head of a tied model, and the
+ * rotary frequency buffers older Llama checkpoints stored. */
+static bool is_ignorable(const model *m, const char *name) {
+    size_t n = strlen(name);
+    const char *suffix = ".rotary_emb.inv_freq";
+    size_t k = strlen(suffix);
+    if (n >= k && !strcmp(name + n - k, suffix)) return true;
+    return m->cfg.tie_word_embeddings && !strcmp(name, "lm_head.weight");
+}
+
 int model_load(const char *dir, bool trainable, model **out, mart_err *err) {
     *out = NULL;
     char cfg_path[4096];
@@ -165,6 +175,17 @@ int model_load(const char *dir, bool trainable, model **out, mart_err *err) {
         st_to_f32(v, m->params + t->offset);
         st_release(f, v);
     }
+    /* A tensor the config does not explain (say biases in a checkpoint whose config.json
+     * says attention_bias: false) means the model would silently compute something else. */
+    for (int32_t i = 0; i < c.n_files; i++)
+        for (int32_t k = 0; k < st_count(c.files[i]); k++) {
+            const char *name = st_get(c.files[i], k)->name;
+            if (model_find_tensor(m, name) || is_ignorable(m, name)) continue;
+            mart_fail(err, "%s: unexpected tensor \"%s\" (config.json describes no such "
+                           "parameter)",
+                      st_path(c.files[i]), name);
+            goto fail;
+        }
     ckpt_close(&c);
     *out = m;
     return MART_OK;
