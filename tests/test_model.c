@@ -184,6 +184,37 @@ static void attention_backward_matches_finite_differences(void **state) {
     for (int i = 0; i < AT_T * AT_H * AT_HD; i++) assert_float_equal(out[i], out2[i], 1e-6);
 }
 
+/* One sequence of 150 rows (three query blocks), 2 heads sharing 1 kv head. */
+enum { AL_T = 150, AL_H = 2, AL_HD = 4, AL_LD = (AL_H + 2) * AL_HD };
+typedef struct {
+    float *qkv, *out, *r;
+    kern_attn_seq seq;
+} attn_long_ctx;
+
+static double attn_long_loss(void *p) {
+    attn_long_ctx *c = p;
+    kern_attention_forward(c->out, c->qkv, AL_LD, AL_LD, &c->seq, 1, AL_H, 1, AL_HD);
+    return dot_d(c->out, c->r, AL_T * AL_H * AL_HD);
+}
+
+static void attention_backward_over_several_query_blocks_matches_finite_differences(void **s) {
+    (void)s;
+    float *qkv = malloc(sizeof(float) * AL_T * AL_LD), *dqkv = malloc(sizeof(float) * AL_T * AL_LD);
+    float *out = malloc(sizeof(float) * AL_T * AL_H * AL_HD), *r = malloc(sizeof(float) * AL_T * AL_H * AL_HD);
+    float *probs = malloc(sizeof(float) * AL_H * AL_T * AL_T);
+    fill_normal(qkv, AL_T * AL_LD, 1, 30), fill_normal(r, AL_T * AL_H * AL_HD, 1, 31);
+    attn_long_ctx c = {qkv, out, r, {0, AL_T, AL_T, qkv + AL_H * AL_HD, qkv + (AL_H + 1) * AL_HD,
+                                     dqkv + AL_H * AL_HD, dqkv + (AL_H + 1) * AL_HD, probs}};
+    attn_long_loss(&c);
+    kern_attention_backward(dqkv, r, qkv, AL_LD, AL_LD, &c.seq, 1, AL_H, 1, AL_HD);
+    /* Every column of a few rows spread over the blocks. */
+    int rows[] = {0, 63, 64, 100, 149};
+    for (int i = 0; i < 5; i++)
+        check_grad("attention dqkv (long)", qkv + rows[i] * AL_LD, dqkv + rows[i] * AL_LD, AL_LD,
+                   attn_long_loss, &c, 1e-2f, 5e-3);
+    free(qkv), free(dqkv), free(out), free(r), free(probs);
+}
+
 typedef struct {
     float *gu, *h, *r;
 } swi_ctx;
@@ -552,6 +583,7 @@ int main(void) {
         cmocka_unit_test(rmsnorm_backward_matches_finite_differences),
         cmocka_unit_test(rope_backward_matches_finite_differences_and_keeps_norms),
         cmocka_unit_test(attention_backward_matches_finite_differences),
+        cmocka_unit_test(attention_backward_over_several_query_blocks_matches_finite_differences),
         cmocka_unit_test(swiglu_backward_matches_finite_differences),
         cmocka_unit_test(logprob_and_entropy_backward_match_finite_differences),
         cmocka_unit_test(qwen2_model_gradient_with_bias_and_tied_head_matches_finite_differences),

@@ -27,7 +27,7 @@ void adamw_step(adamw_state *s, float *params, const float *grads, const adamw_c
     float bc2 = (float)(1.0 - pow((double)c->beta2, (double)s->step));
     float lr = c->lr, b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = c->weight_decay;
     float *m = s->m, *v = s->v;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (s->n > 32768)
     for (int64_t i = 0; i < s->n; i++) {
         float g = grads[i];
         m[i] = b1 * m[i] + (1.0f - b1) * g;
@@ -47,13 +47,13 @@ float model_clip_grad_norm(model *m, float max_norm) {
     assert(m->grads);
     double ss = 0.0;
     const float *g = m->grads;
-#pragma omp parallel for simd reduction(+ : ss) schedule(static)
+#pragma omp parallel for simd reduction(+ : ss) schedule(static) if (m->n_params > 32768)
     for (int64_t i = 0; i < m->n_params; i++) ss += (double)g[i] * g[i];
     float norm = (float)sqrt(ss);
     if (max_norm > 0.0f && norm > max_norm) {
         float scale = max_norm / (norm + 1e-6f);
         float *gw = m->grads;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (m->n_params > 32768)
         for (int64_t i = 0; i < m->n_params; i++) gw[i] *= scale;
     }
     return norm;

@@ -29,6 +29,7 @@ void model_backward(model *m, const float *d_logprobs, const float *d_entropy,
 
     /* LM head: dz overwrites the saved log-softmax, then flows into xf and lm_head. */
     if (d_logprobs || d_entropy) {
+        assert(w->has_lsm && "the forward pass asked for no log-probabilities or entropy");
         float *z = w->lsm.p;
         kern_logsoftmax_backward(z, z, w->ent.p, T, V, w->temperature,
                                  w->has_targets ? w->targets : NULL, d_logprobs, d_entropy);
@@ -39,7 +40,7 @@ void model_backward(model *m, const float *d_logprobs, const float *d_entropy,
         assert(m->has_value_head);
         const float *vh = m->value_head;
         float *dvh = grad_of(m, vh);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T * d > 32768)
         for (int64_t t = 0; t < T; t++)
             for (int64_t j = 0; j < d; j++) dxf[t * d + j] += d_values[t] * vh[j];
         for (int64_t t = 0; t < T; t++)
@@ -108,7 +109,7 @@ void model_backward(model *m, const float *d_logprobs, const float *d_entropy,
     /* Embedding rows: columns are split between threads, so repeated tokens never race. */
     float *dE = grad_of(m, m->embed);
     const int32_t *tok = w->tokens;
-#pragma omp parallel
+#pragma omp parallel if (T * d > 32768)
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         int64_t c0 = d * t / nt, c1 = d * (t + 1) / nt;

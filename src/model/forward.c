@@ -119,7 +119,7 @@ static void head_outputs(model *m, const float *xf, int64_t rows, const int32_t 
     const int64_t V = m->cfg.vocab_size, d = m->cfg.hidden_size;
     if (out->values) {
         const float *vh = m->value_head;
-#pragma omp parallel for schedule(static) if (rows > 64)
+#pragma omp parallel for schedule(static) if (rows * d > 32768)
         for (int64_t r = 0; r < rows; r++) {
             float s = 0.0f;
 #pragma omp simd reduction(+ : s)
@@ -127,7 +127,8 @@ static void head_outputs(model *m, const float *xf, int64_t rows, const int32_t 
             out->values[r] = s;
         }
     }
-    if (for_backward) {
+    w->has_lsm = false;
+    if (for_backward && (out->targets || out->logprobs || out->entropy || out->logits)) {
         float *lsm = wbuf_get(&w->lsm, (size_t)(rows * V));
         float *ent = wbuf_get(&w->ent, (size_t)rows);
         kern_linear(lsm, xf, m->lm_head, NULL, rows, V, d, false);
@@ -135,6 +136,7 @@ static void head_outputs(model *m, const float *xf, int64_t rows, const int32_t 
         kern_logsoftmax_forward(lsm, lsm, rows, V, out->temperature, row_targets, out->logprobs,
                                 ent);
         if (out->entropy) memcpy(out->entropy, ent, (size_t)rows * sizeof(float));
+        w->has_lsm = true;
         return;
     }
     if (!out->logprobs && !out->entropy && !out->logits) return;
@@ -197,7 +199,7 @@ int model_forward(model *m, const model_batch *b, model_kv_cache *cache, model_o
     const float *rc = w->rope_cos.p, *rs = w->rope_sin.p;
 
     /* Embedding. */
-#pragma omp parallel for schedule(static) if (T > 64)
+#pragma omp parallel for schedule(static) if (T * d > 32768)
     for (int64_t t = 0; t < T; t++)
         memcpy(res + t * d, m->embed + (int64_t)b->tokens[t] * d, (size_t)d * sizeof(float));
 

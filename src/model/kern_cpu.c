@@ -30,6 +30,9 @@ static inline float fast_expf(float x) {
     return p * scale.f;
 }
 
+/* Loops over fewer elements than this run on the calling thread: waking the pool costs more. */
+#define PAR_MIN 32768
+
 /* ---- per-thread scratch, allocated once and grown (page faults are costly here) ---- */
 
 #define KERN_MAX_THREADS 256
@@ -56,10 +59,10 @@ void kern_linear(float *y, const float *x, const float *w, const float *b, int64
     float beta = accumulate ? 1.0f : 0.0f;
     if (b) {
         if (!accumulate) {
-#pragma omp parallel for schedule(static) if (M * N > 65536)
+#pragma omp parallel for schedule(static) if (M * N > PAR_MIN)
             for (int64_t i = 0; i < M; i++) memcpy(y + i * N, b, (size_t)N * sizeof(float));
         } else {
-#pragma omp parallel for schedule(static) if (M * N > 65536)
+#pragma omp parallel for schedule(static) if (M * N > PAR_MIN)
             for (int64_t i = 0; i < M; i++)
                 for (int64_t j = 0; j < N; j++) y[i * N + j] += b[j];
         }
@@ -71,7 +74,7 @@ void kern_linear(float *y, const float *x, const float *w, const float *b, int64
 
 /* db (N) += column sums of dy (M, N), columns split between threads. */
 static void colsum_add(float *db, const float *dy, int64_t M, int64_t N) {
-#pragma omp parallel
+#pragma omp parallel if (M * N > PAR_MIN)
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         int64_t c0 = N * t / nt, c1 = N * (t + 1) / nt;
@@ -100,7 +103,7 @@ void kern_linear_backward(float *dx, float *dw, float *db, const float *dy, cons
 
 void kern_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int64_t M,
                           int64_t d, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (M * d > PAR_MIN)
     for (int64_t i = 0; i < M; i++) {
         const float *xi = x + i * d;
         float *yi = y + i * d;
@@ -116,7 +119,7 @@ void kern_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w,
 
 void kern_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
                            const float *rstd, int64_t M, int64_t d) {
-#pragma omp parallel
+#pragma omp parallel if (M * d > PAR_MIN)
     {
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < M; i++) {
@@ -160,7 +163,7 @@ void kern_rope_table(float *cos_t, float *sin_t, int64_t n_pos, int32_t hd, doub
 static void rope_apply(float *x, int64_t ld, int64_t M, int32_t n_heads, int32_t hd,
                        const int32_t *pos, const float *cos_t, const float *sin_t, float sign) {
     int32_t half = hd / 2;
-#pragma omp parallel for schedule(static) if (M > 16)
+#pragma omp parallel for schedule(static) if (M * n_heads * hd > PAR_MIN)
     for (int64_t t = 0; t < M; t++) {
         const float *c = cos_t + (int64_t)pos[t] * half, *s = sin_t + (int64_t)pos[t] * half;
         for (int32_t h = 0; h < n_heads; h++) {
@@ -197,8 +200,9 @@ void kern_attention_forward(float *out, const float *q, int64_t ld_q, int64_t ld
     int32_t group = n_heads / n_kv;
     int64_t ld_o = (int64_t)n_heads * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    int64_t n_items = (int64_t)n_seqs * n_heads;
-#pragma omp parallel for schedule(dynamic, 1)
+    int64_t n_items = (int64_t)n_seqs * n_heads, work = 0;
+    for (int32_t i = 0; i < n_seqs; i++) work += (int64_t)seqs[i].n_q * seqs[i].n_k;
+#pragma omp parallel for schedule(dynamic, 1) if (work * n_heads * hd > PAR_MIN)
     for (int64_t item = 0; item < n_items; item++) {
         const kern_attn_seq *s = &seqs[item / n_heads];
         int32_t h = (int32_t)(item % n_heads), g = h / group;
@@ -242,46 +246,55 @@ void kern_attention_backward(float *dq, const float *dout, const float *q, int64
     int32_t group = n_heads / n_kv;
     int64_t ld_o = (int64_t)n_heads * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    int64_t n_items = (int64_t)n_seqs * n_kv;
+    int64_t n_items = (int64_t)n_seqs * n_kv, work = 0;
+    for (int32_t i = 0; i < n_seqs; i++) work += (int64_t)seqs[i].n_q * seqs[i].n_k;
     /* One task per (sequence, kv head): the heads sharing a kv head add into the same dk/dv
-     * rows, so they run in one task, one after another. */
-#pragma omp parallel for schedule(dynamic, 1)
+     * rows, so they run in one task, one after another. Query rows go in blocks that touch
+     * only the keys they can see, as in the forward pass. */
+#pragma omp parallel for schedule(dynamic, 1) if (work * n_heads * hd > PAR_MIN)
     for (int64_t item = 0; item < n_items; item++) {
         const kern_attn_seq *s = &seqs[item / n_kv];
         int32_t g = (int32_t)(item % n_kv);
         int32_t nq = s->n_q, nk = s->n_k, p0 = nk - nq;
         const float *kg = s->k + (int64_t)g * hd, *vg = s->v + (int64_t)g * hd;
         float *dkg = s->dk + (int64_t)g * hd, *dvg = s->dv + (int64_t)g * hd;
-        float *dS = thread_scratch((size_t)nq * (size_t)nk);
+        for (int32_t j = 0; j < nk; j++) {
+            memset(dkg + j * ld_kv, 0, (size_t)hd * sizeof(float));
+            memset(dvg + j * ld_kv, 0, (size_t)hd * sizeof(float));
+        }
+        float *dS = thread_scratch((size_t)ATTN_BLOCK * (size_t)nk);
         for (int32_t hh = 0; hh < group; hh++) {
             int32_t h = g * group + hh;
-            const float *P = s->probs + (int64_t)h * nq * nk;
-            const float *dO = dout + s->q_row * ld_o + (int64_t)h * hd;
-            const float *qh = q + s->q_row * ld_q + (int64_t)h * hd;
-            float beta = hh == 0 ? 0.0f : 1.0f;
-            /* dV += P^T dO */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, nq, 1.0f, P, nk, dO,
-                        (blasint)ld_o, beta, dvg, (blasint)ld_kv);
-            /* dP = dO V^T, then dS = P * (dP - rowsum(P * dP)) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, 1.0f, dO,
-                        (blasint)ld_o, vg, (blasint)ld_kv, 0.0f, dS, nk);
-            for (int32_t i = 0; i < nq; i++) {
-                float *ds = dS + (int64_t)i * nk;
-                const float *p = P + (int64_t)i * nk;
-                int32_t nv = p0 + i + 1;
-                float dot = 0.0f;
+            for (int32_t r0 = 0; r0 < nq; r0 += ATTN_BLOCK) {
+                int32_t nr = nq - r0 < ATTN_BLOCK ? nq - r0 : ATTN_BLOCK;
+                int32_t kk = p0 + r0 + nr; /* keys visible to the block */
+                const float *P = s->probs + ((int64_t)h * nq + r0) * nk;
+                const float *dO = dout + (s->q_row + r0) * ld_o + (int64_t)h * hd;
+                const float *qb = q + (s->q_row + r0) * ld_q + (int64_t)h * hd;
+                /* dV += P^T dO */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, hd, nr, 1.0f, P, nk,
+                            dO, (blasint)ld_o, 1.0f, dvg, (blasint)ld_kv);
+                /* dP = dO V^T, then dS = P * (dP - rowsum(P * dP)) */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, kk, hd, 1.0f, dO,
+                            (blasint)ld_o, vg, (blasint)ld_kv, 0.0f, dS, kk);
+                for (int32_t i = 0; i < nr; i++) {
+                    float *ds = dS + (int64_t)i * kk;
+                    const float *p = P + (int64_t)i * nk;
+                    int32_t nv = p0 + r0 + i + 1;
+                    float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-                for (int32_t j = 0; j < nv; j++) dot += p[j] * ds[j];
+                    for (int32_t j = 0; j < nv; j++) dot += p[j] * ds[j];
 #pragma omp simd
-                for (int32_t j = 0; j < nv; j++) ds[j] = p[j] * (ds[j] - dot);
-                for (int32_t j = nv; j < nk; j++) ds[j] = 0.0f;
+                    for (int32_t j = 0; j < nv; j++) ds[j] = p[j] * (ds[j] - dot);
+                    for (int32_t j = nv; j < kk; j++) ds[j] = 0.0f;
+                }
+                /* dQ = scale dS K ; dK += scale dS^T Q */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, kk, scale, dS, kk,
+                            kg, (blasint)ld_kv, 0.0f,
+                            dq + (s->q_row + r0) * ld_q + (int64_t)h * hd, (blasint)ld_q);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, hd, nr, scale, dS, kk,
+                            qb, (blasint)ld_q, 1.0f, dkg, (blasint)ld_kv);
             }
-            /* dQ = scale dS K ; dK += scale dS^T Q */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, scale, dS, nk, kg,
-                        (blasint)ld_kv, 0.0f, dq + s->q_row * ld_q + (int64_t)h * hd,
-                        (blasint)ld_q);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, nq, scale, dS, nk, qh,
-                        (blasint)ld_q, beta, dkg, (blasint)ld_kv);
         }
     }
 }
@@ -289,7 +302,7 @@ void kern_attention_backward(float *dq, const float *dout, const float *q, int64
 /* ---- SwiGLU ---- */
 
 void kern_swiglu_forward(float *h, const float *gu, int64_t M, int64_t f) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (M * f > PAR_MIN)
     for (int64_t i = 0; i < M; i++) {
         const float *g = gu + i * 2 * f, *u = g + f;
         float *hi = h + i * f;
@@ -299,7 +312,7 @@ void kern_swiglu_forward(float *h, const float *gu, int64_t M, int64_t f) {
 }
 
 void kern_swiglu_backward(float *dgu, const float *dh, const float *gu, int64_t M, int64_t f) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (M * f > PAR_MIN)
     for (int64_t i = 0; i < M; i++) {
         const float *g = gu + i * 2 * f, *u = g + f, *dhi = dh + i * f;
         float *dg = dgu + i * 2 * f, *du = dg + f;
@@ -317,7 +330,7 @@ void kern_swiglu_backward(float *dgu, const float *dh, const float *gu, int64_t 
 void kern_logsoftmax_forward(float *lsm, const float *z, int64_t M, int64_t V, float temp,
                              const int32_t *targets, float *lp, float *ent) {
     float it = 1.0f / (temp > 0.0f ? temp : 1.0f);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (M * V > PAR_MIN)
     for (int64_t i = 0; i < M; i++) {
         const float *zi = z + i * V;
         float *li = lsm + i * V;
@@ -346,7 +359,7 @@ void kern_logsoftmax_backward(float *dz, const float *lsm, const float *ent, int
                               float temp, const int32_t *targets, const float *dlp,
                               const float *dent) {
     float it = 1.0f / (temp > 0.0f ? temp : 1.0f);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (M * V > PAR_MIN)
     for (int64_t i = 0; i < M; i++) {
         const float *li = lsm + i * V;
         float *di = dz + i * V;

@@ -49,6 +49,7 @@ struct model_work {
     int32_t n_seqs;
     float temperature;
     bool has_targets;
+    bool has_lsm; /* lsm/ent hold the whole (T, vocab) log-softmax (not a value-only pass) */
 };
 
 struct model_work *model_work_create(void);
