@@ -21,7 +21,10 @@ int32_t tok_vocab_size(const tok_tokenizer *t); /* largest id + 1, added tokens 
 int tok_encode(const tok_tokenizer *t, const char *text, size_t len, int32_t **ids,
                int64_t *n, mart_err *err);
 /* Appends the bytes of ids to out (decode(encode(s)) == s for every byte string).
- * Errors on an id outside the vocabulary. */
+ * Errors on an id outside the vocabulary. Exception, as in Hugging Face: a tokenizer.json with
+ * an NFC normalizer (Qwen's) encodes NFC(s), so there decode(encode(s)) == NFC(s), which is s
+ * for text already in NFC; invalid UTF-8 bytes pass through NFC untouched. The built-in byte
+ * tokenizer has no normalizer. */
 int tok_decode(const tok_tokenizer *t, const int32_t *ids, int64_t n, mart_buf *out,
                mart_err *err);
 /* The raw bytes a token stands for (ByteLevel-decoded); NULL for an invalid id. */
