@@ -283,6 +283,61 @@ static bool equations_proportional(gctx *c, const gnode *a, const gnode *b) {
     return ok;
 }
 
+/* An inequality in one variable as the interval it describes: x > 2 → (2, \infty),
+ * -1 \le x < 3 → [-1, 3). Fills iv (its two ends point into ends[], infinities into inf[]);
+ * false when r is not such an inequality. */
+typedef struct {
+    gnode iv, inf, ninf;
+    gnode *ends[2], *inf_kid[1];
+} interval_buf;
+
+static bool is_var(const gnode *n) { return n->kind == GN_SYM && n->op == GC_VAR; }
+
+static bool rel_interval(const gnode *r, interval_buf *ib) {
+    if (r->kind != GN_REL) return false;
+    ib->inf = (gnode){.kind = GN_INF, .height = 1};
+    ib->inf_kid[0] = &ib->inf;
+    ib->ninf = (gnode){.kind = GN_NEG, .n = 1, .k = ib->inf_kid, .height = 2};
+    ib->iv = (gnode){.kind = GN_TUPLE, .n = 2, .k = ib->ends, .height = 3};
+    int op = r->op;
+    const gnode *lo = NULL, *hi = NULL;
+    bool lo_closed = false, hi_closed = false;
+    const gnode *l = r->k[0], *rt = r->k[1];
+    if (l->kind == GN_REL && is_var(l->k[1])) { /* a < x < b, a > x > b */
+        int op1 = l->op;
+        bool up = (op1 == GR_LT || op1 == GR_LE) && (op == GR_LT || op == GR_LE);
+        bool down = (op1 == GR_GT || op1 == GR_GE) && (op == GR_GT || op == GR_GE);
+        if (!up && !down) return false;
+        lo = up ? l->k[0] : rt;
+        hi = up ? rt : l->k[0];
+        lo_closed = up ? op1 == GR_LE : op == GR_GE;
+        hi_closed = up ? op == GR_LE : op1 == GR_GE;
+    } else {
+        if (is_var(rt) && !is_var(l)) { /* 2 < x is x > 2 */
+            const gnode *t = l;
+            l = rt;
+            rt = t;
+            op = flip_rel(op);
+        }
+        if (!is_var(l) || op == GR_EQ || op == GR_NE) return false;
+        if (op == GR_LT || op == GR_LE) {
+            lo = &ib->ninf;
+            hi = rt;
+            hi_closed = op == GR_LE;
+        } else {
+            lo = rt;
+            hi = &ib->inf;
+            lo_closed = op == GR_GE;
+        }
+    }
+    if (has_syms(lo) || has_syms(hi)) return false;
+    ib->ends[0] = (gnode *)lo;
+    ib->ends[1] = (gnode *)hi;
+    ib->iv.open = lo_closed ? '[' : '(';
+    ib->iv.close = hi_closed ? ']' : ')';
+    return true;
+}
+
 static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uint32_t sb) {
     if (++c->work > c->cfg->work_limit) c->exhausted = true;
     if (c->exhausted) return false;
@@ -320,6 +375,13 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
         ok = ok && items_match(c, A, na, B, nb);
         free(A);
         return ok;
+    }
+    if ((a->kind == GN_REL && b->kind == GN_TUPLE) || (b->kind == GN_REL && a->kind == GN_TUPLE)) {
+        /* x > 2 against (2, \infty) */
+        const gnode *r = a->kind == GN_REL ? a : b, *t = r == a ? b : a;
+        interval_buf ib;
+        if (t->n != 2 || !rel_interval(r, &ib)) return false;
+        return node_equal(c, &ib.iv, 0, t, 0);
     }
     if (a->kind == GN_TUPLE || b->kind == GN_TUPLE) {
         if (a->kind == GN_MATRIX || b->kind == GN_MATRIX) { /* column vector as a tuple */

@@ -463,6 +463,34 @@ static gnode *parse_frac_numeric(gparser *p) {
     return NULL;
 }
 
+static gnode *num_text(gparser *p, const char *text) {
+    gnode *x = mk(p, GN_NUM, 0);
+    x->len = (int32_t)strlen(text);
+    x->str = garena_strndup(p->ar, text, (size_t)x->len);
+    x->base = 10;
+    return x;
+}
+
+/* After a decimal a: "\overline{r}" makes it the repeating decimal a + r / (10^k (10^|r| - 1))
+ * where k counts the decimals of a (0.1\overline{6} = 1/6). Returns x unchanged otherwise. */
+static gnode *repeating_decimal(gparser *p, gnode *x) {
+    const gtok *t = &p->t[p->i];
+    const char *dot = memchr(x->str, '.', (size_t)x->len);
+    if (!dot || memchr(x->str, 'e', (size_t)x->len) || !is_cmd(p, t, "overline") ||
+        p->i + 4 > p->n || !is_ch(&t[1], '{') || !is_int_tok(p, &t[2]) || !is_ch(&t[3], '}') ||
+        t[2].len > 50)
+        return x;
+    p->i += 4;
+    char k[16], r[16];
+    snprintf(k, sizeof k, "%d", (int)(x->str + x->len - dot - 1));
+    snprintf(r, sizeof r, "%d", (int)t[2].len);
+    gnode *ten_k = mk2(p, GN_POW, num_text(p, "10"), num_text(p, k));
+    gnode *nines = mk2(p, GN_SUB, mk2(p, GN_POW, num_text(p, "10"), num_text(p, r)),
+                       num_text(p, "1"));
+    gnode *frac = mk2(p, GN_DIV, num_node(p, t[2].pos, t[2].len), mk2(p, GN_MUL, ten_k, nines));
+    return mk2(p, GN_ADD, x, frac);
+}
+
 static gnode *parse_primary(gparser *p) {
     if (!enter(p)) return NULL;
     gnode *x = NULL;
@@ -474,7 +502,8 @@ static gnode *parse_primary(gparser *p) {
         x->len = t->len;
         x->base = 10;
         p->i++;
-        if (is_ch(peek(p), '_')) { /* base subscript: 1011_2, 2012_{3} */
+        if (is_cmd(p, peek(p), "overline")) x = repeating_decimal(p, x);
+        else if (is_ch(peek(p), '_')) { /* base subscript: 1011_2, 2012_{3} */
             p->i++;
             bool braced = accept_ch(p, '{');
             const gtok *b = peek(p);
