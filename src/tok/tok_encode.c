@@ -243,14 +243,20 @@ typedef struct {
     int64_t n;
 } scratch;
 
-/* Splits one piece with a step's regex following Hugging Face's Split semantics. */
-static void split_piece(const tok_pre_step *st, pcre2_match_data *md, piece in, pvec *out,
-                        svec *sp) {
+/* Splits one piece with a step's regex following Hugging Face's Split semantics. Fails only
+ * if PCRE2 gives up (match or JIT stack limit), which these patterns do not reach in practice. */
+static int split_piece(const tok_pre_step *st, pcre2_match_data *md, piece in, pvec *out, svec *sp,
+                       mart_err *err) {
     sp->n = 0;
     size_t pos = 0, prev = 0, L = in.n;
     while (pos <= L) {
         int rc = pcre2_match(st->re, (PCRE2_SPTR)in.p, L, pos, 0, md, NULL);
-        if (rc < 0) break;
+        if (rc == PCRE2_ERROR_NOMATCH) break;
+        if (rc < 0) {
+            char msg[256];
+            pcre2_get_error_message(rc, (PCRE2_UCHAR *)msg, sizeof msg);
+            return mart_fail(err, "pre-tokenizer regex failed on a %zu-byte piece: %s", L, msg);
+        }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t m0 = ov[0], m1 = ov[1];
         if (m1 == m0) { /* empty match: step over one character */
@@ -314,6 +320,7 @@ static void split_piece(const tok_pre_step *st, pcre2_match_data *md, piece in, 
     }
     for (int64_t i = 0; i < k; i++)
         if (sp->v[i].b > sp->v[i].a) pvec_push(out, in.p + sp->v[i].a, sp->v[i].b - sp->v[i].a);
+    return MART_OK;
 }
 
 /* Scratch state of one encode call. */
@@ -342,9 +349,10 @@ static void enc_free(enc_state *e) {
 }
 
 /* Normalizes and pre-tokenizes one section (text between added tokens) into e->a. */
-static void pretokenize_section(const tok_tokenizer *t, const char *s, size_t n, enc_state *e) {
+static int pretokenize_section(const tok_tokenizer *t, const char *s, size_t n, enc_state *e,
+                               mart_err *err) {
     e->a.n = 0;
-    if (n == 0) return;
+    if (n == 0) return MART_OK;
     if (t->nfc && !tok_nfc_quick(s, n)) {
         e->norm.len = 0;
         tok_nfc(s, n, &e->norm);
@@ -368,29 +376,31 @@ static void pretokenize_section(const tok_tokenizer *t, const char *s, size_t n,
         if (!st->re) continue;
         e->b.n = 0;
         for (int64_t i = 0; i < e->a.n; i++)
-            split_piece(st, e->md, e->a.v[i], &e->b, &e->sp);
+            if (split_piece(st, e->md, e->a.v[i], &e->b, &e->sp, err) != MART_OK) return MART_ERR;
         pvec tmp = e->a;
         e->a = e->b;
         e->b = tmp;
     }
+    return MART_OK;
 }
 
 static int encode_section(const tok_tokenizer *t, const char *s, size_t n, enc_state *e, ivec *out,
                           mart_err *err) {
-    pretokenize_section(t, s, n, e);
+    if (pretokenize_section(t, s, n, e, err) != MART_OK) return MART_ERR;
     for (int64_t i = 0; i < e->a.n; i++)
         if (encode_piece(t, e->a.v[i].p, e->a.v[i].n, out, err) != MART_OK) return MART_ERR;
     return MART_OK;
 }
 
-void tok_pretokenize(const tok_tokenizer *t, const char *text, size_t len,
-                     void (*fn)(void *ctx, const char *piece, size_t n), void *ctx) {
+int tok_pretokenize(const tok_tokenizer *t, const char *text, size_t len,
+                    void (*fn)(void *ctx, const char *piece, size_t n), void *ctx, mart_err *err) {
     enc_state e;
     enc_init(&e);
-    pretokenize_section(t, text, len, &e);
-    for (int64_t i = 0; i < e.a.n; i++)
+    int rc = pretokenize_section(t, text, len, &e, err);
+    for (int64_t i = 0; rc == MART_OK && i < e.a.n; i++)
         fn(ctx, e.a.v[i].p, e.a.v[i].n);
     enc_free(&e);
+    return rc;
 }
 
 static bool is_space_at(const char *s, size_t n, size_t *len) {

@@ -134,8 +134,8 @@ extern const char tok_gpt2_pattern[];
 
 /* Runs the normalizer and pre-tokenizer over text (no added-token matching) and calls fn on
  * each piece, as BPE would see it. Used by the trainer. */
-void tok_pretokenize(const tok_tokenizer *t, const char *text, size_t len,
-                     void (*fn)(void *ctx, const char *piece, size_t n), void *ctx);
+int tok_pretokenize(const tok_tokenizer *t, const char *text, size_t len,
+                    void (*fn)(void *ctx, const char *piece, size_t n), void *ctx, mart_err *err);
 
 /* NFC normalization of UTF-8 text; invalid bytes pass through unchanged. Appends to out. */
 void tok_nfc(const char *s, size_t n, mart_buf *out);

@@ -131,11 +131,12 @@ int tok_build_bytes(const char *const *corpus, int64_t n_corpus, int32_t merges,
 
     train_corpus c = {0};
     tok_strmap_init(&c.index, 1024);
-    for (int64_t i = 0; i < n_corpus && merges > 0; i++)
-        tok_pretokenize(t, corpus[i], strlen(corpus[i]), collect_piece, &c);
+    int rc = MART_OK;
+    for (int64_t i = 0; i < n_corpus && merges > 0 && rc == MART_OK; i++)
+        rc = tok_pretokenize(t, corpus[i], strlen(corpus[i]), collect_piece, &c, err);
     pair_count *tab = NULL;
     uint64_t tab_cap = 0;
-    for (int32_t m = 0; m < merges; m++) {
+    for (int32_t m = 0; m < merges && rc == MART_OK; m++) {
         int32_t l, r;
         if (!best_pair(&c, &tab, &tab_cap, &l, &r)) break; /* no pair occurs twice: stop early */
         char *s = str_cat(strs[l], strs[r]);
@@ -171,6 +172,13 @@ int tok_build_bytes(const char *const *corpus, int64_t n_corpus, int32_t merges,
     free(c.keys);
     tok_strmap_free(&c.index);
     tok_strmap_free(&by_str);
+    if (rc != MART_OK) {
+        for (int32_t i = 0; i < n_tok; i++)
+            free(strs[i]);
+        free(strs);
+        tok_free(t);
+        return mart_fail_wrap(err, "tok_build_bytes: corpus");
+    }
 
     t->vocab_size = n_tok + tok_n_chatml_specials;
     t->n_model_vocab = n_tok;
