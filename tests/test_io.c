@@ -45,7 +45,8 @@ static void write_raw_st(const char *path, const char *header, const void *data,
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     unsigned char len[8];
-    for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)h >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        len[i] = (unsigned char)((uint64_t)h >> (8 * i));
     fwrite(len, 1, 8, f);
     fwrite(header, 1, h, f);
     if (data_len) fwrite(data, 1, data_len, f);
@@ -213,7 +214,8 @@ static void corrupted_files_are_rejected_or_read_safely_never_crash(void **state
     size_t len;
     assert_int_equal(mart_read_file(good, &orig, &len, &err), MART_OK);
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | (unsigned char)orig[i];
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | (unsigned char)orig[i];
     char *buf = mart_xmalloc(len);
     mart_rng rng;
     mart_rng_seed(&rng, 42, 0);
@@ -244,7 +246,8 @@ static void corrupted_files_are_rejected_or_read_safely_never_crash(void **state
         for (int32_t i = 0; i < st_count(f); i++) {
             const st_view *v = st_get(f, i);
             int64_t numel = 1;
-            for (int32_t k = 0; k < v->ndim; k++) numel *= v->shape[k];
+            for (int32_t k = 0; k < v->ndim; k++)
+                numel *= v->shape[k];
             float *out = mart_xmalloc((size_t)numel * sizeof *out + 4);
             st_to_f32(v, out);
             free(out);
@@ -276,7 +279,6 @@ static void assert_config_equal(const model_config *a, const model_config *b) {
     assert_int_equal(a->eos_token_id, b->eos_token_id);
     assert_int_equal(a->dtype, b->dtype);
 }
-
 
 static const char *qwen_cfg =
     "{\"architectures\":[\"Qwen2ForCausalLM\"],\"model_type\":\"qwen2\",\"vocab_size\":151936,"
@@ -362,12 +364,22 @@ static void config_missing_a_field_is_rejected_naming_file_and_field(void **stat
 /* ---- checkpoints ---- */
 
 static model_config test_config(mart_arch arch, mart_dtype dtype) {
-    model_config c = {
-        .arch = arch, .vocab_size = 64, .hidden_size = 32, .n_layers = 2, .n_heads = 4,
-        .n_kv_heads = 2, .head_dim = 8, .intermediate_size = 48, .max_position_embeddings = 256,
-        .rms_norm_eps = 1e-6f, .rope_theta = 10000.0, .tie_word_embeddings = arch == MART_ARCH_QWEN2,
-        .attention_bias = arch == MART_ARCH_QWEN2, .bos_token_id = -1, .eos_token_id = 1,
-        .dtype = dtype};
+    model_config c = {.arch = arch,
+                      .vocab_size = 64,
+                      .hidden_size = 32,
+                      .n_layers = 2,
+                      .n_heads = 4,
+                      .n_kv_heads = 2,
+                      .head_dim = 8,
+                      .intermediate_size = 48,
+                      .max_position_embeddings = 256,
+                      .rms_norm_eps = 1e-6f,
+                      .rope_theta = 10000.0,
+                      .tie_word_embeddings = arch == MART_ARCH_QWEN2,
+                      .attention_bias = arch == MART_ARCH_QWEN2,
+                      .bos_token_id = -1,
+                      .eos_token_id = 1,
+                      .dtype = dtype};
     return c;
 }
 
@@ -377,7 +389,8 @@ static model *saved_model(const char *name, mart_arch arch, mart_dtype dtype, bo
     model *m = model_create(&c, value_head, false);
     model_init_random(m, 7);
     if (value_head) /* make the head non-zero so that a lost head would show */
-        for (int64_t i = 0; i < c.hidden_size; i++) m->value_head[i] = 0.01f * (float)i;
+        for (int64_t i = 0; i < c.hidden_size; i++)
+            m->value_head[i] = 0.01f * (float)i;
     mart_err err;
     if (model_save(m, tmp_path(name), &err) != MART_OK) fail_msg("%s", err.msg);
     return m;
@@ -509,7 +522,8 @@ static void tensor_of_wrong_shape_is_rejected_naming_file_and_tensor(void **stat
     model *m = NULL;
     mart_err err = {{0}};
     assert_int_equal(model_load(tmp_path("shape"), false, &m, &err), MART_ERR);
-    assert_msg_has(err.msg, "shape/model.safetensors", "\"model.layers.0.self_attn.k_proj.weight\"");
+    assert_msg_has(err.msg, "shape/model.safetensors",
+                   "\"model.layers.0.self_attn.k_proj.weight\"");
     assert_msg_has(err.msg, "[32, 16]", "[16, 32]");
 }
 
@@ -551,8 +565,8 @@ static void sharded_checkpoint_loads_and_a_shard_missing_its_tensor_is_named(voi
     assert_int_equal(st_save(mart_path_join(shard, sizeof shard, dir, "part-1.safetensors"), v, 5,
                              NULL, NULL, 0, &err),
                      MART_OK);
-    assert_int_equal(st_save(mart_path_join(shard, sizeof shard, dir, "part-2.safetensors"),
-                             v + 5, n - 5, NULL, NULL, 0, &err),
+    assert_int_equal(st_save(mart_path_join(shard, sizeof shard, dir, "part-2.safetensors"), v + 5,
+                             n - 5, NULL, NULL, 0, &err),
                      MART_OK);
     write_text(mart_path_join(shard, sizeof shard, dir, "model.safetensors.index.json"), idx.data);
     /* f stays open (v points into it); unlinking keeps the mapping valid */
@@ -562,8 +576,8 @@ static void sharded_checkpoint_loads_and_a_shard_missing_its_tensor_is_named(voi
     assert_memory_equal(a->params, b->params, (size_t)a->n_params * sizeof(float));
     model_free(b);
     /* part-2 without its last tensor, though the index still lists it there */
-    assert_int_equal(st_save(mart_path_join(shard, sizeof shard, dir, "part-2.safetensors"),
-                             v + 5, n - 6, NULL, NULL, 0, &err),
+    assert_int_equal(st_save(mart_path_join(shard, sizeof shard, dir, "part-2.safetensors"), v + 5,
+                             n - 6, NULL, NULL, 0, &err),
                      MART_OK);
     assert_int_equal(model_load(dir, false, &b, &err), MART_ERR);
     assert_msg_has(err.msg, "part-2.safetensors", v[n - 1].name);
@@ -585,8 +599,8 @@ static int run_score(const char *dir, const char *input_text, const char *extra,
                *e = tmp_path("score_err.txt");
     write_text(in, input_text);
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' score --model '%s' --input '%s' %s >'%s' 2>'%s'", bin, dir,
-             in, extra, o, e);
+    snprintf(cmd, sizeof cmd, "'%s' score --model '%s' --input '%s' %s >'%s' 2>'%s'", bin, dir, in,
+             extra, o, e);
     int st = system(cmd);
     mart_err err;
     assert_int_equal(mart_read_file(o, out, NULL, &err), MART_OK);
@@ -656,7 +670,8 @@ static void score_prints_n_minus_1_logprobs_per_line_the_same_in_any_batching(vo
 
 static void score_token_outside_the_vocabulary_names_the_line(void **state) {
     (void)state;
-    expect_score_error("{\"tokens\":[1,2]}\n{\"tokens\":[3,64]}\n", "score_in.jsonl:2", "vocabulary");
+    expect_score_error("{\"tokens\":[1,2]}\n{\"tokens\":[3,64]}\n", "score_in.jsonl:2",
+                       "vocabulary");
     expect_score_error("{\"tokens\":[-1]}\n", "score_in.jsonl:1", "vocabulary");
 }
 
@@ -676,7 +691,8 @@ static void score_malformed_or_incomplete_lines_name_the_line(void **state) {
 static void score_missing_model_directory_is_an_error(void **state) {
     (void)state;
     char *out, *err;
-    assert_int_not_equal(run_score(tmp_path("no_such_model"), "{\"tokens\":[1]}\n", "", &out, &err), 0);
+    assert_int_not_equal(run_score(tmp_path("no_such_model"), "{\"tokens\":[1]}\n", "", &out, &err),
+                         0);
     assert_msg_has(err, "no_such_model", "config.json");
     free(out);
     free(err);

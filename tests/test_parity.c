@@ -3,7 +3,8 @@
  * files, at a tiny and a small size, are loaded with model_load; per-token log-probs and
  * entropies, and the gradients of the weighted objectives sum_t w_t * logprob_t and
  * sum_t u_t * entropy_t must match the float64 reference (entropy is held to the same
- * absolute tolerance as log-probs). Skipped, with the reason printed, only when /usr/bin/python3 has no torch. */
+ * absolute tolerance as log-probs). Skipped, with the reason printed, only when /usr/bin/python3
+ * has no torch. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -65,7 +66,8 @@ static int32_t *json_ints(const cJSON *a, int32_t *n) {
     *n = cJSON_GetArraySize(a);
     int32_t *v = mart_xmalloc((size_t)*n * sizeof *v + 1);
     int32_t i = 0;
-    for (const cJSON *e = a->child; e; e = e->next) v[i++] = (int32_t)e->valuedouble;
+    for (const cJSON *e = a->child; e; e = e->next)
+        v[i++] = (int32_t)e->valuedouble;
     return v;
 }
 
@@ -73,16 +75,17 @@ static float *json_floats(const cJSON *a, int32_t n) {
     assert_int_equal(cJSON_GetArraySize(a), n);
     float *v = mart_xmalloc((size_t)n * sizeof *v + 1);
     int32_t i = 0;
-    for (const cJSON *e = a->child; e; e = e->next) v[i++] = (float)e->valuedouble;
+    for (const cJSON *e = a->child; e; e = e->next)
+        v[i++] = (float)e->valuedouble;
     return v;
 }
 
 static void load_batch(const char *dir, parity_batch *b) {
     char path[512], *text;
     mart_err err;
-    assert_int_equal(mart_read_file(mart_path_join(path, sizeof path, dir, "batch.json"), &text,
-                                    NULL, &err),
-                     MART_OK);
+    assert_int_equal(
+        mart_read_file(mart_path_join(path, sizeof path, dir, "batch.json"), &text, NULL, &err),
+        MART_OK);
     cJSON *root = cJSON_Parse(text);
     free(text);
     assert_non_null(root);
@@ -112,7 +115,8 @@ static float *ref_tensor(const st_file *ref, const char *name, int64_t numel) {
     const st_view *v = st_find(ref, name);
     if (!v) fail_msg("reference has no tensor \"%s\"", name);
     int64_t n = 1;
-    for (int32_t i = 0; i < v->ndim; i++) n *= v->shape[i];
+    for (int32_t i = 0; i < v->ndim; i++)
+        n *= v->shape[i];
     assert_int_equal(n, numel);
     float *out = mart_xmalloc((size_t)n * sizeof *out);
     st_to_f32(v, out);

@@ -23,7 +23,8 @@ typedef struct {
 
 static void batch_add(score_batch *b, const int32_t *tok, int32_t n) {
     if (b->n_tokens + n > b->cap_tokens) {
-        while (b->n_tokens + n > b->cap_tokens) b->cap_tokens = b->cap_tokens ? 2 * b->cap_tokens : 1024;
+        while (b->n_tokens + n > b->cap_tokens)
+            b->cap_tokens = b->cap_tokens ? 2 * b->cap_tokens : 1024;
         b->tokens = mart_xrealloc(b->tokens, (size_t)b->cap_tokens * sizeof *b->tokens);
         b->targets = mart_xrealloc(b->targets, (size_t)b->cap_tokens * sizeof *b->targets);
         b->logprobs = mart_xrealloc(b->logprobs, (size_t)b->cap_tokens * sizeof *b->logprobs);
@@ -116,7 +117,8 @@ static int score_stream(model *m, const char *input, int32_t batch_tokens, int64
         *n_tok += n;
     }
     /* Lines before a bad one are still scored, so the output lines up with the input. */
-    if (rc == MART_OK) rc = batch_flush(m, &b, stdout, err);
+    if (rc == MART_OK)
+        rc = batch_flush(m, &b, stdout, err);
     else {
         mart_err flush_err;
         batch_flush(m, &b, stdout, &flush_err);
@@ -132,10 +134,14 @@ static int score_stream(model *m, const char *input, int32_t batch_tokens, int64
 }
 
 static int parse_dtype(const char *s, mart_dtype *d) {
-    if (!strcmp(s, "f32")) *d = MART_DTYPE_F32;
-    else if (!strcmp(s, "bf16")) *d = MART_DTYPE_BF16;
-    else if (!strcmp(s, "f16")) *d = MART_DTYPE_F16;
-    else return MART_ERR;
+    if (!strcmp(s, "f32"))
+        *d = MART_DTYPE_F32;
+    else if (!strcmp(s, "bf16"))
+        *d = MART_DTYPE_BF16;
+    else if (!strcmp(s, "f16"))
+        *d = MART_DTYPE_F16;
+    else
+        return MART_ERR;
     return MART_OK;
 }
 

@@ -22,10 +22,10 @@
 
 struct st_file {
     char *path;
-    void *map;        /* whole file, read-only; NULL when the file is empty */
+    void *map; /* whole file, read-only; NULL when the file is empty */
     size_t map_len;
-    st_view *views;   /* (n) in file order */
-    char **names;     /* (n) owned copies of the tensor names */
+    st_view *views; /* (n) in file order */
+    char **names;   /* (n) owned copies of the tensor names */
     int32_t n;
     char **meta_keys, **meta_values; /* (n_meta) */
     int32_t n_meta;
@@ -33,9 +33,12 @@ struct st_file {
 
 size_t st_dtype_size(mart_dtype d) {
     switch (d) {
-    case MART_DTYPE_F32: return 4;
-    case MART_DTYPE_BF16: return 2;
-    case MART_DTYPE_F16: return 2;
+    case MART_DTYPE_F32:
+        return 4;
+    case MART_DTYPE_BF16:
+        return 2;
+    case MART_DTYPE_F16:
+        return 2;
     }
     assert(0 && "unknown dtype");
     return 0;
@@ -43,25 +46,32 @@ size_t st_dtype_size(mart_dtype d) {
 
 static const char *dtype_name(mart_dtype d) {
     switch (d) {
-    case MART_DTYPE_F32: return "F32";
-    case MART_DTYPE_BF16: return "BF16";
-    case MART_DTYPE_F16: return "F16";
+    case MART_DTYPE_F32:
+        return "F32";
+    case MART_DTYPE_BF16:
+        return "BF16";
+    case MART_DTYPE_F16:
+        return "F16";
     }
     return "?";
 }
 
 static int dtype_parse(const char *s, mart_dtype *d) {
-    if (!strcmp(s, "F32")) *d = MART_DTYPE_F32;
-    else if (!strcmp(s, "BF16")) *d = MART_DTYPE_BF16;
-    else if (!strcmp(s, "F16")) *d = MART_DTYPE_F16;
-    else return MART_ERR;
+    if (!strcmp(s, "F32"))
+        *d = MART_DTYPE_F32;
+    else if (!strcmp(s, "BF16"))
+        *d = MART_DTYPE_BF16;
+    else if (!strcmp(s, "F16"))
+        *d = MART_DTYPE_F16;
+    else
+        return MART_ERR;
     return MART_OK;
 }
 
 /* Other dtypes of the format: valid files, but not weights mart can use. */
 static bool dtype_is_other_known(const char *s) {
-    static const char *const other[] = {"F64", "I64", "I32", "I16", "I8", "U8", "U16", "U32",
-                                        "U64", "BOOL", "F8_E4M3", "F8_E5M2"};
+    static const char *const other[] = {"F64", "I64", "I32", "I16",  "I8",      "U8",
+                                        "U16", "U32", "U64", "BOOL", "F8_E4M3", "F8_E5M2"};
     for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
         if (!strcmp(s, other[i])) return true;
     return false;
@@ -69,14 +79,16 @@ static bool dtype_is_other_known(const char *s) {
 
 static int64_t view_numel(const st_view *v) {
     int64_t n = 1;
-    for (int32_t i = 0; i < v->ndim; i++) n *= v->shape[i];
+    for (int32_t i = 0; i < v->ndim; i++)
+        n *= v->shape[i];
     return n;
 }
 
 void st_close(st_file *f) {
     if (!f) return;
     if (f->map) munmap(f->map, f->map_len);
-    for (int32_t i = 0; i < f->n; i++) free(f->names[i]);
+    for (int32_t i = 0; i < f->n; i++)
+        free(f->names[i]);
     for (int32_t i = 0; i < f->n_meta; i++) {
         free(f->meta_keys[i]);
         free(f->meta_values[i]);
@@ -116,8 +128,8 @@ static int parse_metadata(st_file *f, const cJSON *meta, mart_err *err) {
 }
 
 /* Fills v (name excepted) from one header entry; data_begin/end are relative offsets. */
-static int parse_entry(const st_file *f, const cJSON *e, st_view *v, int64_t *begin,
-                       int64_t *end, mart_err *err) {
+static int parse_entry(const st_file *f, const cJSON *e, st_view *v, int64_t *begin, int64_t *end,
+                       mart_err *err) {
     const char *name = e->string;
     if (!cJSON_IsObject(e))
         return mart_fail(err, "%s: tensor \"%s\": header entry is not an object", f->path, name);
@@ -151,7 +163,8 @@ static int parse_entry(const st_file *f, const cJSON *e, st_view *v, int64_t *be
             return mart_fail(err, "%s: tensor \"%s\": shape too large", f->path, name);
         numel *= s;
     }
-    for (int32_t i = nd; i < 4; i++) v->shape[i] = 1;
+    for (int32_t i = nd; i < 4; i++)
+        v->shape[i] = 1;
     if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 ||
         !json_to_i64(cJSON_GetArrayItem(off, 0), begin) ||
         !json_to_i64(cJSON_GetArrayItem(off, 1), end))
@@ -187,8 +200,8 @@ static int parse_header(st_file *f, const char *json, size_t json_len, size_t da
     cJSON *root = cJSON_ParseWithLengthOpts(json, json_len, &end, 0);
     if (!root) {
         long at = end ? (long)(end - json) : 0;
-        return mart_fail(err, "%s: header is not valid JSON (near byte %ld of the header)",
-                         f->path, at + 8);
+        return mart_fail(err, "%s: header is not valid JSON (near byte %ld of the header)", f->path,
+                         at + 8);
     }
     int rc = MART_OK;
     span *spans = NULL;
@@ -233,8 +246,7 @@ static int parse_header(st_file *f, const char *json, size_t json_len, size_t da
         const span *q = &spans[i];
         if (q->end == q->begin) continue; /* empty tensors occupy no bytes */
         if (p && q->begin < p->end) {
-            rc = mart_fail(err,
-                           "%s: tensors \"%s\" [%lld, %lld] and \"%s\" [%lld, %lld] overlap",
+            rc = mart_fail(err, "%s: tensors \"%s\" [%lld, %lld] and \"%s\" [%lld, %lld] overlap",
                            f->path, f->names[p->index], (long long)p->begin, (long long)p->end,
                            f->names[q->index], (long long)q->begin, (long long)q->end);
             goto done;
@@ -242,7 +254,8 @@ static int parse_header(st_file *f, const char *json, size_t json_len, size_t da
         if (!p || q->end > p->end) p = q;
     }
     const char *data = (const char *)f->map + 8 + json_len;
-    for (int32_t i = 0; i < f->n; i++) f->views[spans[i].index].data = data + spans[i].begin;
+    for (int32_t i = 0; i < f->n; i++)
+        f->views[spans[i].index].data = data + spans[i].begin;
 done:
     free(spans);
     cJSON_Delete(root);
@@ -285,7 +298,8 @@ int st_open(const char *path, st_file **out, mart_err *err) {
     f->map_len = size;
     const unsigned char *p = map;
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | p[i];
     if (hlen > (uint64_t)ST_MAX_HEADER_BYTES) {
         mart_fail(err, "%s: header length %llu is implausible (not a safetensors file?)", path,
                   (unsigned long long)hlen);
@@ -420,7 +434,8 @@ void st_from_f32(const float *src, int64_t n, mart_dtype d, void *dst) {
     uint16_t *o = dst;
     bool bf = d == MART_DTYPE_BF16;
 #pragma omp parallel for schedule(static) if (n > (1 << 16))
-    for (int64_t i = 0; i < n; i++) o[i] = bf ? st_f32_to_bf16(src[i]) : st_f32_to_f16(src[i]);
+    for (int64_t i = 0; i < n; i++)
+        o[i] = bf ? st_f32_to_bf16(src[i]) : st_f32_to_f16(src[i]);
 }
 
 /* ---- writing ---- */
@@ -451,7 +466,8 @@ int st_save_with(const char *path, const st_view *tensors, int32_t n, const char
     cJSON *root = cJSON_CreateObject();
     if (n_meta > 0) {
         cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
-        for (int32_t i = 0; i < n_meta; i++) cJSON_AddStringToObject(meta, meta_keys[i], meta_values[i]);
+        for (int32_t i = 0; i < n_meta; i++)
+            cJSON_AddStringToObject(meta, meta_keys[i], meta_values[i]);
     }
     int64_t off = 0, max_bytes = 0;
     for (int32_t i = 0; i < n; i++) {
@@ -474,7 +490,8 @@ int st_save_with(const char *path, const st_view *tensors, int32_t n, const char
     /* Pad the header with spaces to a multiple of 8 so that the data is aligned. */
     size_t jlen = strlen(json), hlen = (jlen + 7) / 8 * 8;
     unsigned char *head = mart_xmalloc(8 + hlen);
-    for (int i = 0; i < 8; i++) head[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        head[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
     memcpy(head + 8, json, jlen);
     memset(head + 8 + jlen, ' ', hlen - jlen);
     cJSON_free(json);

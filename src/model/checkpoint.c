@@ -27,7 +27,8 @@ typedef struct {
 } ckpt_files;
 
 static void ckpt_close(ckpt_files *c) {
-    for (int32_t i = 0; i < c->n_files; i++) st_close(c->files[i]);
+    for (int32_t i = 0; i < c->n_files; i++)
+        st_close(c->files[i]);
     free(c->files);
     cJSON_Delete(c->index_root);
     memset(c, 0, sizeof *c);
@@ -49,11 +50,12 @@ static int open_index(ckpt_files *c, const char *dir, mart_err *err) {
     c->files = mart_xcalloc((size_t)cap + 1, sizeof *c->files);
     for (const cJSON *e = c->weight_map->child; e; e = e->next) {
         if (!cJSON_IsString(e))
-            return mart_fail(err, "%s: weight_map entry \"%s\" is not a file name",
-                             c->index_path, e->string);
+            return mart_fail(err, "%s: weight_map entry \"%s\" is not a file name", c->index_path,
+                             e->string);
         if (strchr(e->valuestring, '/'))
-            return mart_fail(err, "%s: weight_map entry \"%s\": shard \"%s\" is not a plain "
-                                  "file name",
+            return mart_fail(err,
+                             "%s: weight_map entry \"%s\": shard \"%s\" is not a plain "
+                             "file name",
                              c->index_path, e->string, e->valuestring);
         char path[4096];
         mart_path_join(path, sizeof path, dir, e->valuestring);
@@ -163,7 +165,8 @@ int model_load(const char *dir, bool trainable, model **out, mart_err *err) {
             goto fail;
         }
         bool same = v->ndim == t->ndim;
-        for (int32_t k = 0; same && k < t->ndim; k++) same = v->shape[k] == t->shape[k];
+        for (int32_t k = 0; same && k < t->ndim; k++)
+            same = v->shape[k] == t->shape[k];
         if (!same) {
             char got[96], want[96];
             shape_str(got, sizeof got, v->ndim, v->shape);
@@ -181,8 +184,9 @@ int model_load(const char *dir, bool trainable, model **out, mart_err *err) {
         for (int32_t k = 0; k < st_count(c.files[i]); k++) {
             const char *name = st_get(c.files[i], k)->name;
             if (model_find_tensor(m, name) || is_ignorable(m, name)) continue;
-            mart_fail(err, "%s: unexpected tensor \"%s\" (config.json describes no such "
-                           "parameter)",
+            mart_fail(err,
+                      "%s: unexpected tensor \"%s\" (config.json describes no such "
+                      "parameter)",
                       st_path(c.files[i]), name);
             goto fail;
         }
@@ -222,14 +226,15 @@ int model_save(const model *m, const char *dir, mart_err *err) {
         v->name = t->name;
         v->dtype = m->cfg.dtype;
         v->ndim = t->ndim;
-        for (int32_t k = 0; k < t->ndim; k++) v->shape[k] = t->shape[k];
+        for (int32_t k = 0; k < t->ndim; k++)
+            v->shape[k] = t->shape[k];
         idx[n++] = i;
     }
     /* transformers refuses safetensors files without format metadata. */
     const char *keys[] = {"format"}, *values[] = {"pt"};
     save_ctx ctx = {m, idx};
-    int rc = st_save_with(mart_path_join(path, sizeof path, dir, ST_SINGLE), views, n, keys,
-                          values, 1, fill_converted, &ctx, err);
+    int rc = st_save_with(mart_path_join(path, sizeof path, dir, ST_SINGLE), views, n, keys, values,
+                          1, fill_converted, &ctx, err);
     free(views);
     free(idx);
     if (rc != MART_OK) return MART_ERR;

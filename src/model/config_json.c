@@ -83,8 +83,10 @@ static int parse_arch(const cfg_reader *r, mart_arch *arch) {
         if (!cJSON_IsString(first))
             return mart_fail(r->err, "%s: field \"architectures\" must be a list of names",
                              r->path);
-        if (!strcmp(first->valuestring, "Qwen2ForCausalLM")) *arch = MART_ARCH_QWEN2;
-        else if (!strcmp(first->valuestring, "LlamaForCausalLM")) *arch = MART_ARCH_LLAMA;
+        if (!strcmp(first->valuestring, "Qwen2ForCausalLM"))
+            *arch = MART_ARCH_QWEN2;
+        else if (!strcmp(first->valuestring, "LlamaForCausalLM"))
+            *arch = MART_ARCH_LLAMA;
         else
             return mart_fail(r->err,
                              "%s: field \"architectures\": \"%s\" is not supported "
@@ -96,8 +98,10 @@ static int parse_arch(const cfg_reader *r, mart_arch *arch) {
     if (!t)
         return mart_fail(r->err, "%s: field \"architectures\" (or \"model_type\") is missing",
                          r->path);
-    if (cJSON_IsString(t) && !strcmp(t->valuestring, "qwen2")) *arch = MART_ARCH_QWEN2;
-    else if (cJSON_IsString(t) && !strcmp(t->valuestring, "llama")) *arch = MART_ARCH_LLAMA;
+    if (cJSON_IsString(t) && !strcmp(t->valuestring, "qwen2"))
+        *arch = MART_ARCH_QWEN2;
+    else if (cJSON_IsString(t) && !strcmp(t->valuestring, "llama"))
+        *arch = MART_ARCH_LLAMA;
     else
         return mart_fail(r->err, "%s: field \"model_type\" must be \"qwen2\" or \"llama\"",
                          r->path);
@@ -113,12 +117,16 @@ static int parse_dtype(const cfg_reader *r, mart_dtype *d) {
         return MART_OK;
     }
     const char *s = cJSON_IsString(j) ? j->valuestring : "";
-    if (!strcmp(s, "float32")) *d = MART_DTYPE_F32;
-    else if (!strcmp(s, "bfloat16")) *d = MART_DTYPE_BF16;
-    else if (!strcmp(s, "float16")) *d = MART_DTYPE_F16;
+    if (!strcmp(s, "float32"))
+        *d = MART_DTYPE_F32;
+    else if (!strcmp(s, "bfloat16"))
+        *d = MART_DTYPE_BF16;
+    else if (!strcmp(s, "float16"))
+        *d = MART_DTYPE_F16;
     else
-        return mart_fail(r->err, "%s: field \"%s\" must be \"float32\", \"bfloat16\" or "
-                                 "\"float16\"",
+        return mart_fail(r->err,
+                         "%s: field \"%s\" must be \"float32\", \"bfloat16\" or "
+                         "\"float16\"",
                          r->path, name);
     return MART_OK;
 }
@@ -134,11 +142,13 @@ static int refuse_unsupported(const cfg_reader *r) {
     bool on = false;
     if (get_bool(r, "use_sliding_window", false, &on) != MART_OK) return MART_ERR;
     if (on)
-        return mart_fail(r->err, "%s: field \"use_sliding_window\": sliding-window attention "
-                                 "is not supported",
+        return mart_fail(r->err,
+                         "%s: field \"use_sliding_window\": sliding-window attention "
+                         "is not supported",
                          r->path);
     if (get_bool(r, "mlp_bias", false, &on) != MART_OK) return MART_ERR;
-    if (on) return mart_fail(r->err, "%s: field \"mlp_bias\": MLP biases are not supported", r->path);
+    if (on)
+        return mart_fail(r->err, "%s: field \"mlp_bias\": MLP biases are not supported", r->path);
     return MART_OK;
 }
 
@@ -186,16 +196,18 @@ int model_config_load(const char *path, model_config *cfg, mart_err *err) {
         goto done;
     }
     if (c.n_heads % c.n_kv_heads != 0) {
-        mart_fail(err, "%s: field \"num_key_value_heads\" (%d) must divide "
-                       "\"num_attention_heads\" (%d)",
+        mart_fail(err,
+                  "%s: field \"num_key_value_heads\" (%d) must divide "
+                  "\"num_attention_heads\" (%d)",
                   path, c.n_kv_heads, c.n_heads);
         goto done;
     }
     if (field(&r, "head_dim")) {
         if (get_int(&r, "head_dim", true, 0, false, &c.head_dim) != MART_OK) goto done;
     } else if (c.hidden_size % c.n_heads != 0) {
-        mart_fail(err, "%s: field \"hidden_size\" (%d) is not a multiple of "
-                       "\"num_attention_heads\" (%d) and \"head_dim\" is missing",
+        mart_fail(err,
+                  "%s: field \"hidden_size\" (%d) is not a multiple of "
+                  "\"num_attention_heads\" (%d) and \"head_dim\" is missing",
                   path, c.hidden_size, c.n_heads);
         goto done;
     } else {
@@ -215,9 +227,12 @@ done:
 
 static const char *dtype_torch_name(mart_dtype d) {
     switch (d) {
-    case MART_DTYPE_F32: return "float32";
-    case MART_DTYPE_BF16: return "bfloat16";
-    case MART_DTYPE_F16: return "float16";
+    case MART_DTYPE_F32:
+        return "float32";
+    case MART_DTYPE_BF16:
+        return "bfloat16";
+    case MART_DTYPE_F16:
+        return "float16";
     }
     return "float32";
 }
