@@ -465,6 +465,32 @@ static void test_attempts_are_drawn_uniformly_in_the_configured_range(void **sta
     for (int k = 1; k <= 5; k++) assert_true(counts[k] > 850 && counts[k] < 1150);
 }
 
+static void test_a_bare_box_counts_once_its_word_ends_or_the_turn_ends(void **state) {
+    (void)state;
+    env_config c = defaults();
+    env_episode ep;
+    /* "\boxed 6" is complete only when something follows the word... */
+    assert_int_equal(run_script(&c, Q, "6", 2, "so \\boxed 6 is it", &ep, NULL), 12);
+    assert_int_equal(ep.attempts[0].status, ENV_ATTEMPT_RIGHT);
+    env_episode_free(&ep);
+    /* ...or when the turn ends right after it. */
+    assert_int_equal(run_script(&c, Q, "6", 2, "so \\boxed 6<|im_end|>", &ep, NULL), 12);
+    assert_int_equal(ep.attempts[0].status, ENV_ATTEMPT_RIGHT);
+    env_episode_free(&ep);
+}
+
+static void test_only_boxed_answers_count_even_with_the_graders_fallback_on(void **state) {
+    (void)state;
+    env_config c = defaults();
+    c.grade.fallback_extract = true;
+    env_episode ep;
+    run_script(&c, Q, "6", 1, "the box: the answer is 6.<|im_end|>", &ep, NULL);
+    assert_int_equal(ep.attempts[0].status, ENV_ATTEMPT_NO_BOX);
+    assert_null(ep.attempts[0].answer);
+    assert_true(ep.reward == -1.0f);
+    env_episode_free(&ep);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_defaults_are_the_papers),
@@ -479,6 +505,8 @@ int main(void) {
         cmocka_unit_test(test_box_closed_in_the_very_last_token_counts),
         cmocka_unit_test(test_box_split_across_tokens_is_seen_only_when_complete),
         cmocka_unit_test(test_chunked_checking_reproduces_the_reference),
+        cmocka_unit_test(test_a_bare_box_counts_once_its_word_ends_or_the_turn_ends),
+        cmocka_unit_test(test_only_boxed_answers_count_even_with_the_graders_fallback_on),
         cmocka_unit_test(test_feedback_ids_are_never_trainable_and_sampled_ids_always_are),
         cmocka_unit_test(test_reward_is_discounted_by_attempts_used),
         cmocka_unit_test(test_cancelled_feedback_leaves_no_trace_and_ends_the_episode),

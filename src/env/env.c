@@ -270,12 +270,28 @@ static void close_attempt(env_session *s, env_attempt_status st, char *answer) {
     s->attempt_tokens = 0;
 }
 
-/* Whether the current attempt holds a complete box; the grader sees the text from just
- * before the first "box" (a backslash and some slack), since nothing earlier can matter. */
+/* The grader sees the attempt from just before its first "box" (room for the backslash and
+ * "\frame"): nothing earlier can be part of a box. */
+static size_t box_scan_from(const env_session *s) {
+    return s->box_from >= 8 ? (size_t)s->box_from - 8 : 0;
+}
+
+/* Mid-attempt: whether a complete box is there (a bare `\boxed 5` counts once a space
+ * follows the word). */
 static bool has_box(const env_session *s) {
     if (s->box_from < 0) return false;
-    int64_t from = s->box_from >= 8 ? s->box_from - 8 : 0;
-    return grade_has_boxed(s->text.data + from, s->text.len - (size_t)from);
+    size_t from = box_scan_from(s);
+    return grade_has_boxed(s->text.data + from, s->text.len - from);
+}
+
+/* The attempt's boxed answer (malloc'd) or NULL. Only boxes count in the environment, so
+ * the grader's evaluation-only "the answer is" fallback is off here. */
+static char *extract_box(const env_session *s) {
+    if (s->box_from < 0) return NULL;
+    grade_config gc = s->cfg->grade;
+    gc.fallback_extract = false;
+    size_t from = box_scan_from(s);
+    return grade_extract(s->text.data + from, s->text.len - from, &gc);
 }
 
 static env_step finish(env_session *s) {
@@ -305,9 +321,9 @@ env_step env_episode_on_token(env_session *s, int32_t id, float logprob, bool ou
     bool budget_end = out_of_room || (cfg->max_tokens > 0 && e->n_sampled >= cfg->max_tokens);
     int32_t chunk = cfg->chunk > 0 ? cfg->chunk : 1;
     bool check = turn_end || budget_end || s->attempt_tokens % chunk == 0;
+    /* At the end of the turn or budget the text is final: a trailing `\boxed 5` counts. */
     char *answer = NULL;
-    if (check && has_box(s))
-        answer = grade_extract(s->text.data, s->text.len, &cfg->grade);
+    if (turn_end || budget_end || (check && has_box(s))) answer = extract_box(s);
     env_attempt_status st;
     if (answer) st = grade_equal(answer, s->gold, &cfg->grade) ? ENV_ATTEMPT_RIGHT : ENV_ATTEMPT_WRONG;
     else if (turn_end) st = ENV_ATTEMPT_NO_BOX;
@@ -341,9 +357,7 @@ void env_episode_cancel_feedback(env_session *s) {
 void env_episode_force_end(env_session *s) {
     if (s->done) return;
     if (s->attempt_tokens > 0 || s->ep->n_attempts == 0) {
-        char *answer = has_box(s)
-                           ? grade_extract(s->text.data, s->text.len, &s->cfg->grade)
-                           : NULL;
+        char *answer = extract_box(s);
         env_attempt_status st = !answer ? ENV_ATTEMPT_BUDGET
                                 : grade_equal(answer, s->gold, &s->cfg->grade)
                                     ? ENV_ATTEMPT_RIGHT
