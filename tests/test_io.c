@@ -359,6 +359,11 @@ static void config_missing_a_field_is_rejected_naming_file_and_field(void **stat
                   "\"intermediate_size\":8,\"rope_scaling\":{\"rope_type\":\"llama3\"}}");
     assert_int_equal(model_config_load(p, &c, &err), MART_ERR);
     assert_msg_has(err.msg, p, "\"rope_scaling\"");
+    write_text(p, "{\"architectures\":[\"LlamaForCausalLM\"],\"vocab_size\":2000000000,"
+                  "\"hidden_size\":2000000000,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
+                  "\"intermediate_size\":8}");
+    assert_int_equal(model_config_load(p, &c, &err), MART_ERR);
+    assert_msg_has(err.msg, p, "parameters");
 }
 
 /* ---- checkpoints ---- */
@@ -668,6 +673,24 @@ static void score_prints_n_minus_1_logprobs_per_line_the_same_in_any_batching(vo
     free(err2);
 }
 
+static void score_reads_standard_input_without_input_option(void **state) {
+    (void)state;
+    const char *bin = getenv("MART_BIN");
+    if (!bin) fail_msg("MART_BIN is not set (run through ctest)");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "printf '{\"tokens\":[3,1,4]}\\n' | '%s' score --model '%s'", bin,
+             score_model_dir());
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    char line[512] = "";
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_int_equal(pclose(f), 0);
+    cJSON *j = cJSON_Parse(line);
+    assert_non_null(j);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "logprobs")), 2);
+    cJSON_Delete(j);
+}
+
 static void score_token_outside_the_vocabulary_names_the_line(void **state) {
     (void)state;
     expect_score_error("{\"tokens\":[1,2]}\n{\"tokens\":[3,64]}\n", "score_in.jsonl:2",
@@ -720,6 +743,7 @@ int main(void) {
         cmocka_unit_test(tensor_the_config_does_not_describe_is_rejected),
         cmocka_unit_test(sharded_checkpoint_loads_and_a_shard_missing_its_tensor_is_named),
         cmocka_unit_test(score_prints_n_minus_1_logprobs_per_line_the_same_in_any_batching),
+        cmocka_unit_test(score_reads_standard_input_without_input_option),
         cmocka_unit_test(score_token_outside_the_vocabulary_names_the_line),
         cmocka_unit_test(score_empty_input_line_names_the_line),
         cmocka_unit_test(score_malformed_or_incomplete_lines_name_the_line),

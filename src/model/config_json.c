@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Far beyond any model that fits in memory (4 TB of F32 parameters). */
+#define MODEL_MAX_PARAMS 1e12
+
 typedef struct {
     const char *path;
     const cJSON *root;
@@ -216,6 +219,17 @@ int model_config_load(const char *path, model_config *cfg, mart_err *err) {
     if (c.head_dim % 2 != 0) {
         mart_fail(err, "%s: field \"head_dim\" (%d) must be even for rotary embeddings", path,
                   c.head_dim);
+        goto done;
+    }
+    /* Sizes whose product cannot be allocated would abort in the allocator: refuse them
+     * here, with the file named, instead. */
+    double d = c.hidden_size, q = (double)c.n_heads * c.head_dim,
+           kv = (double)c.n_kv_heads * c.head_dim;
+    double per_layer = d * (q + 2 * kv) + q * d + 3 * d * c.intermediate_size;
+    double n_params = 2 * (double)c.vocab_size * d + c.n_layers * per_layer;
+    if (n_params > MODEL_MAX_PARAMS) {
+        mart_fail(err, "%s: sizes describe %.3g parameters, more than mart supports (%.0e)", path,
+                  n_params, MODEL_MAX_PARAMS);
         goto done;
     }
     *cfg = c;
