@@ -205,6 +205,57 @@ static void huge_or_long_answers_return_promptly(void **state) {
     assert_true(dt < 2.0); /* milliseconds each in a release build; generous for sanitizers */
 }
 
+/* The deepest inputs the parser accepts, graded on a thread with a 512 kB stack (worker
+ * threads may have small stacks; OpenMP's default is the 8 MB of the main thread or less):
+ * nesting and tree height are bounded, so the stack is too. */
+static void *grade_deep_inputs(void *arg) {
+    bool *ok = arg;
+    mart_buf b = {0};
+    for (int i = 0; i < 95; i++) mart_buf_append(&b, "(1+", 3);
+    mart_buf_append(&b, "x", 1);
+    for (int i = 0; i < 95; i++) mart_buf_append(&b, ")", 1);
+    mart_buf_append(&b, "", 1);
+    bool deep_parens = grade_equal(b.data, b.data, NULL); /* same string: fast path */
+    char *other = mart_xstrdup(b.data);
+    other[strlen(other) - 96] = 'y';
+    bool differs = !grade_equal(b.data, other, NULL);
+    free(other);
+    b.len = 0;
+    for (int i = 0; i < 290; i++) mart_buf_append(&b, "x+", 2);
+    mart_buf_append(&b, "1", 2);
+    mart_buf tall = {0};
+    mart_buf_printf(&tall, "290x+1");
+    bool tall_sum = grade_equal(b.data, tall.data, NULL);
+    b.len = 0;
+    for (int i = 0; i < 99; i++) mart_buf_printf(&b, "\\begin{pmatrix}");
+    mart_buf_printf(&b, "1");
+    for (int i = 0; i < 99; i++) mart_buf_printf(&b, "\\end{pmatrix}");
+    mart_buf_append(&b, "", 1);
+    (void)grade_equal(b.data, "2", NULL); /* must only return */
+    mart_buf_free(&b);
+    mart_buf_free(&tall);
+    *ok = deep_parens && differs && tall_sum;
+    return NULL;
+}
+
+static void deep_inputs_fit_a_small_thread_stack(void **state) {
+    (void)state;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+#if defined(__SANITIZE_ADDRESS__)
+    size_t stack = 4 * 512 * 1024; /* AddressSanitizer frames are several times larger */
+#else
+    size_t stack = 512 * 1024;
+#endif
+    pthread_attr_setstacksize(&attr, stack);
+    pthread_t th;
+    bool ok = false;
+    assert_int_equal(pthread_create(&th, &attr, grade_deep_inputs, &ok), 0);
+    pthread_join(th, NULL);
+    pthread_attr_destroy(&attr);
+    assert_true(ok);
+}
+
 static void work_limit_bounds_a_comparison(void **state) {
     (void)state;
     grade_config c;
@@ -264,6 +315,7 @@ int main(void) {
         cmocka_unit_test(labelled_cases_are_all_graded_correctly),
         cmocka_unit_test(equality_is_symmetric_on_the_labelled_cases),
         cmocka_unit_test(huge_or_long_answers_return_promptly),
+        cmocka_unit_test(deep_inputs_fit_a_small_thread_stack),
         cmocka_unit_test(work_limit_bounds_a_comparison),
         cmocka_unit_test(concurrent_grading_gives_the_same_answers),
     };

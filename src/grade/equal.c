@@ -406,13 +406,15 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
     }
     if (a->kind == GN_UNION || b->kind == GN_UNION) {
         if (a->kind != b->kind || a->n != b->n) return false;
-        gitem A[MAX_ITEMS], B[MAX_ITEMS];
         if (a->n > MAX_ITEMS) return false;
+        gitem *A = mart_xmalloc(sizeof(gitem) * (size_t)a->n * 2), *B = A + a->n;
         for (int32_t i = 0; i < a->n; i++) {
             A[i] = (gitem){a->k[i], sa};
             B[i] = (gitem){b->k[i], sb};
         }
-        return items_match(c, A, a->n, B, b->n);
+        bool ok = items_match(c, A, a->n, B, b->n);
+        free(A);
+        return ok;
     }
     if (a->kind == GN_REL || b->kind == GN_REL) {
         if (a->kind != b->kind) return false;

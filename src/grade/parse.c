@@ -7,10 +7,10 @@
 #include <ctype.h>
 #include <string.h>
 
-#define MAX_DEPTH 200 /* nesting of groups; deeper input is rejected, not recursed into */
+#define MAX_DEPTH 100 /* nesting of groups; deeper input is rejected, not recursed into */
 /* Tallest tree: a sum of 2000 terms is a chain 2000 deep, and every walk over the tree
  * recurses along it, so taller trees are rejected to keep the stack small in worker threads. */
-#define MAX_HEIGHT 400
+#define MAX_HEIGHT 300
 
 typedef enum { T_END, T_NUM, T_SYM, T_CMD, T_CH } ttype;
 
@@ -282,8 +282,8 @@ static gnode *parse_matrix(gparser *p) {
         while (peek(p)->type != T_END && !is_ch(peek(p), '}')) p->i++;
         if (!accept_ch(p, '}')) return fail(p);
     }
-    gnode *cells[4096];
-    int32_t n = 0, rows = 0, cols = -1, c = 0;
+    int32_t cap = 16, n = 0, rows = 0, cols = -1, c = 0;
+    gnode **cells = garena_alloc(p->ar, sizeof(gnode *) * (size_t)cap);
     for (;;) {
         if (!step(p)) return NULL;
         if (is_cmd(p, peek(p), "end")) {
@@ -291,7 +291,13 @@ static gnode *parse_matrix(gparser *p) {
             break;
         }
         gnode *x = parse_item(p);
-        if (!x || n >= 4096) return fail(p);
+        if (!x) return fail(p);
+        if (n == cap) { /* arena arrays keep deep nesting off the stack */
+            gnode **bigger = garena_alloc(p->ar, sizeof(gnode *) * (size_t)cap * 2);
+            memcpy(bigger, cells, sizeof(gnode *) * (size_t)cap);
+            cells = bigger;
+            cap *= 2;
+        }
         cells[n++] = x;
         c++;
         if (accept_ch(p, '&')) continue;
@@ -674,12 +680,13 @@ static gnode *parse_sum(gparser *p) {
 static gnode *parse_union(gparser *p) {
     gnode *x = parse_sum(p);
     if (!x || !is_cmd(p, peek(p), "cup")) return x;
-    gnode *parts[256];
+    enum { MAX_PARTS = 256 };
+    gnode **parts = garena_alloc(p->ar, sizeof(gnode *) * MAX_PARTS);
     int32_t n = 0;
     parts[n++] = x;
     while (accept_cmd(p, "cup")) {
         gnode *y = parse_sum(p);
-        if (!y || n >= 256) return fail(p);
+        if (!y || n >= MAX_PARTS) return fail(p);
         parts[n++] = y;
     }
     gnode *u = mk(p, GN_UNION, n);
