@@ -312,24 +312,30 @@ static void saved_tokenizer_loads_back_with_identical_ids(void **state) {
     mart_remove_tree(dir, &err);
 }
 
-/* The transformers.js reference reads the tokenizer.json mart writes and gives the same ids. */
-static void saved_byte_tokenizer_matches_the_js_reference(void **state) {
-    (void)state;
+static bool have_js_reference(void) {
     char mod[4200];
     snprintf(mod, sizeof mod, "%s/tests/ref/tok/node_modules/@lenml/tokenizers", src_dir());
-    if (!mart_is_dir(mod) || system("node --version >/dev/null 2>&1") != 0) skip();
-    char dir[] = "/tmp/mart_tokjs_XXXXXX", tj[4200], in[4200], out[4200], cmd[16384];
-    assert_non_null(mkdtemp(dir));
+    return mart_is_dir(mod) && system("node --version >/dev/null 2>&1") == 0;
+}
+
+/* Encodes the corpus and some extra strings with the tokenizer.json at `tj`, both with mart
+ * and with the transformers.js reference, and asserts identical ids. */
+static void assert_js_parity(const char *dir, const char *tj) {
+    static const char *const extra[] = {"<|im_start|>user\nhi<|im_end|>",
+                                        "<|im_start",
+                                        "a  b \n\n c",
+                                        "don't DON'T",
+                                        "12345 x1234567",
+                                        "\xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80"};
+    int64_t n_extra = (int64_t)(sizeof extra / sizeof extra[0]), total = n_corpus + n_extra;
+    char in[4200], out[4200], cmd[16384];
     mart_err err;
-    mart_path_join(tj, sizeof tj, dir, "tokenizer.json");
     mart_path_join(in, sizeof in, dir, "in.jsonl");
     mart_path_join(out, sizeof out, dir, "out.jsonl");
-    assert_int_equal(tok_save(bytes, tj, &err), MART_OK);
+    tok_tokenizer *t;
+    if (tok_load(tj, &t, &err) != MART_OK) fail_msg("%s", err.msg);
     mart_buf b = {0};
-    static const char *const extra[] = {"<|im_start|>user\nhi<|im_end|>", "<|im_start",
-                                        "a  b \n\n c", "don't DON'T",
-                                        "\xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80"};
-    for (int64_t i = 0; i < n_corpus + 5; i++) {
+    for (int64_t i = 0; i < total; i++) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "text", i < n_corpus ? corpus[i] : extra[i - n_corpus]);
         char *line = cJSON_PrintUnformatted(o);
@@ -344,15 +350,17 @@ static void saved_byte_tokenizer_matches_the_js_reference(void **state) {
     assert_int_equal(system(cmd), 0);
     mart_jsonl r;
     assert_int_equal(mart_jsonl_open(&r, out, &err), MART_OK);
-    for (int64_t i = 0; i < n_corpus + 5; i++) {
+    for (int64_t i = 0; i < total; i++) {
         cJSON *o;
         assert_int_equal(mart_jsonl_next(&r, &o, &err), 1);
         const char *text = i < n_corpus ? corpus[i] : extra[i - n_corpus];
         int32_t *ids;
         int64_t n;
-        encode_ok(bytes, text, strlen(text), &ids, &n);
+        encode_ok(t, text, strlen(text), &ids, &n);
         const cJSON *arr = cJSON_GetObjectItem(o, "ids");
-        assert_int_equal(cJSON_GetArraySize(arr), n);
+        if (cJSON_GetArraySize(arr) != n)
+            fail_msg("%s: text %lld: %d ids from js, %lld from mart", tj, (long long)i,
+                     cJSON_GetArraySize(arr), (long long)n);
         int64_t j = 0;
         const cJSON *it;
         cJSON_ArrayForEach(it, arr) assert_int_equal((int32_t)it->valuedouble, ids[j++]);
@@ -360,6 +368,71 @@ static void saved_byte_tokenizer_matches_the_js_reference(void **state) {
         cJSON_Delete(o);
     }
     mart_jsonl_close(&r);
+    tok_free(t);
+}
+
+/* The transformers.js reference reads the tokenizer.json mart writes and gives the same ids. */
+static void saved_byte_tokenizer_matches_the_js_reference(void **state) {
+    (void)state;
+    if (!have_js_reference()) skip();
+    char dir[] = "/tmp/mart_tokjs_XXXXXX", tj[4200];
+    assert_non_null(mkdtemp(dir));
+    mart_err err;
+    mart_path_join(tj, sizeof tj, dir, "tokenizer.json");
+    assert_int_equal(tok_save(bytes, tj, &err), MART_OK);
+    assert_js_parity(dir, tj);
+    mart_remove_tree(dir, &err);
+}
+
+/* Other byte-level BPE layouts than Qwen's, built by editing the saved tokenizer.json: GPT-2's
+ * (ByteLevel with its own regex, optionally a prefix space) and Llama 3's (digit triples,
+ * ignore_merges). Each must match the reference. */
+static void gpt2_and_llama3_style_tokenizers_match_the_js_reference(void **state) {
+    (void)state;
+    if (!have_js_reference() || quick) skip();
+    char dir[] = "/tmp/mart_tokjs2_XXXXXX", tj[4200];
+    assert_non_null(mkdtemp(dir));
+    mart_err err;
+    mart_path_join(tj, sizeof tj, dir, "tokenizer.json");
+    assert_int_equal(tok_save(bytes, tj, &err), MART_OK);
+    char *text;
+    size_t len;
+    assert_int_equal(mart_read_file(tj, &text, &len, &err), MART_OK);
+    cJSON *base = cJSON_Parse(text);
+    free(text);
+    /* Llama 3's regex, escaped twice: once for C, once for JSON. */
+    static const char *const llama3 =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| "
+        "?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+";
+    char llama_pre[2048];
+    snprintf(llama_pre, sizeof llama_pre,
+             "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":"
+             "\"%s\"},\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\","
+             "\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":false}]}",
+             llama3);
+    const char *variants[3][2] = {
+        {"{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":"
+         "true}",
+         "false"},
+        {"{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"trim_offsets\":true,\"use_regex\":"
+         "true}",
+         "false"},
+        {llama_pre, "true"},
+    };
+    for (int v = 0; v < 3; v++) {
+        cJSON *root = cJSON_Duplicate(base, 1);
+        cJSON *pre = cJSON_Parse(variants[v][0]);
+        assert_non_null(pre);
+        cJSON_ReplaceItemInObject(root, "pre_tokenizer", pre);
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(root, "model"), "ignore_merges",
+                                  cJSON_CreateBool(!strcmp(variants[v][1], "true")));
+        char *out = cJSON_PrintUnformatted(root);
+        assert_int_equal(mart_write_file_atomic(tj, out, strlen(out), &err), MART_OK);
+        free(out);
+        cJSON_Delete(root);
+        assert_js_parity(dir, tj);
+    }
+    cJSON_Delete(base);
     mart_remove_tree(dir, &err);
 }
 
@@ -496,7 +569,7 @@ static void both_merge_formats_give_the_same_tokenizer(void **state) {
         char json[1024], dir[] = "/tmp/mart_tokm_XXXXXX", path[4200];
         snprintf(json, sizeof json,
                  "{" PRE ",\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2,\"aba\":"
-                         "3,\"\\u0120\":4},%s}}",
+                 "3,\"\\u0120\":4},%s}}",
                  fmt[k]);
         assert_non_null(mkdtemp(dir));
         mart_err err;
@@ -620,6 +693,7 @@ int main(void) {
         cmocka_unit_test(byte_tokenizer_round_trips_every_byte_string),
         cmocka_unit_test(saved_tokenizer_loads_back_with_identical_ids),
         cmocka_unit_test(saved_byte_tokenizer_matches_the_js_reference),
+        cmocka_unit_test(gpt2_and_llama3_style_tokenizers_match_the_js_reference),
         cmocka_unit_test(stream_decoder_emits_whole_characters_and_concatenates_to_the_decode),
         cmocka_unit_test(malformed_and_unsupported_files_are_refused_naming_the_field),
         cmocka_unit_test(both_merge_formats_give_the_same_tokenizer),
