@@ -8,9 +8,9 @@
  *   4. renormalise over what is kept and draw by inverse CDF with one uniform number.
  *
  * The log-prob returned is that of the sampled token under this final, renormalised
- * distribution: it is the probability with which the token was actually drawn, which is what
- * PPO's importance ratio needs. Without truncation (top-k 0, top-p 1) it is computed with the
- * same formula as the model's log-softmax at that temperature (kern_logsoftmax_forward), so
+ * distribution: the probability with which the token was actually drawn, which is what PPO's
+ * importance ratio needs. Without truncation (top-k 0, top-p 1) that is the model's
+ * log-softmax at that temperature (max-shifted log-sum-exp, as kern_logsoftmax_forward), so
  * at temperature 1 the first PPO ratio is 1 up to the forward passes' rounding. Greedy
  * decoding (temperature 0) is deterministic; its log-prob is reported as the model's plain
  * log-softmax (temperature 1) of the chosen token, since log 1 = 0 would carry nothing. */

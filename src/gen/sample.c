@@ -20,17 +20,13 @@ static int cand_cmp(const void *pa, const void *pb) {
     return cand_before(a, b) ? -1 : cand_before(b, a) ? 1 : 0;
 }
 
-/* log-sum-exp of z / temp, computed exactly as kern_logsoftmax_forward computes it. */
-static float row_lse(const float *z, int32_t V, float temp, float *mx_out) {
-    float it = 1.0f / (temp > 0.0f ? temp : 1.0f);
+/* log-sum-exp of z (max-shifted, as the model's log-softmax computes it). */
+static double row_lse(const float *z, int32_t V) {
     float mx = -INFINITY;
     for (int32_t j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-    mx *= it;
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int32_t j = 0; j < V; j++) sum += expf(z[j] * it - mx);
-    if (mx_out) *mx_out = mx;
-    return mx + logf(sum);
+    double sum = 0.0;
+    for (int32_t j = 0; j < V; j++) sum += expf(z[j] - mx);
+    return mx + log(sum);
 }
 
 static int32_t row_argmax(const float *z, int32_t V) {
@@ -72,13 +68,13 @@ static void select_top_k(gen_cand *c, int32_t n, int32_t k) {
 }
 
 /* Fills c with the kept candidates, in the order the inverse CDF walks them, and returns
- * their number; *kept_sum receives the sum of their weights. *truncated tells whether any
- * token with positive weight was dropped. */
+ * their number; *kept_sum receives the sum of their weights exp(z / temperature - *shift). */
 static int32_t kept_candidates(const float *z, int32_t V, const gen_params *p, gen_cand *c,
-                               double *kept_sum, bool *truncated) {
+                               double *kept_sum, float *shift) {
     float it = 1.0f / p->temperature, mx = -INFINITY;
     for (int32_t j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
     mx *= it;
+    *shift = mx;
     double total = 0.0;
     for (int32_t j = 0; j < V; j++) {
         c[j].w = expf(z[j] * it - mx);
@@ -86,7 +82,6 @@ static int32_t kept_candidates(const float *z, int32_t V, const gen_params *p, g
         total += c[j].w;
     }
     bool use_k = p->top_k > 0 && p->top_k < V, use_p = p->top_p < 1.0f;
-    *truncated = use_k || use_p;
     if (!use_k && !use_p) {
         *kept_sum = total;
         return V;
@@ -133,12 +128,12 @@ int32_t gen_sample_row(const float *z, int32_t V, const gen_params *p, double u,
     assert(V > 0 && u >= 0.0 && u < 1.0);
     if (p->temperature <= 0.0f) {
         int32_t a = row_argmax(z, V);
-        *logprob = z[a] - row_lse(z, V, 1.0f, NULL);
+        *logprob = (float)((double)z[a] - row_lse(z, V));
         return a;
     }
     double sum;
-    bool truncated;
-    int32_t n = kept_candidates(z, V, p, scratch, &sum, &truncated);
+    float shift;
+    int32_t n = kept_candidates(z, V, p, scratch, &sum, &shift);
     double target = u * sum, cum = 0.0;
     int32_t pick = -1;
     for (int32_t j = 0; j < n; j++) {
@@ -149,10 +144,8 @@ int32_t gen_sample_row(const float *z, int32_t V, const gen_params *p, double u,
     }
     assert(pick >= 0); /* the maximum has weight 1 and is always kept */
     int32_t tok = scratch[pick].id;
-    if (truncated)
-        *logprob = (float)log((double)scratch[pick].w / sum);
-    else
-        *logprob = z[tok] * (1.0f / p->temperature) - row_lse(z, V, p->temperature, NULL);
+    /* log(w / sum) with w = exp(s - shift), kept exact for unlikely tokens whose w is 0 */
+    *logprob = (float)((double)(z[tok] * (1.0f / p->temperature) - shift) - log(sum));
     return tok;
 }
 
@@ -164,7 +157,7 @@ void gen_sample_dist(const float *z, int32_t V, const gen_params *p, gen_cand *s
         return;
     }
     double sum;
-    bool truncated;
-    int32_t n = kept_candidates(z, V, p, scratch, &sum, &truncated);
+    float shift;
+    int32_t n = kept_candidates(z, V, p, scratch, &sum, &shift);
     for (int32_t j = 0; j < n; j++) probs[scratch[j].id] = (double)scratch[j].w / sum;
 }
