@@ -183,6 +183,21 @@ static void qwen_applies_nfc_like_hugging_face(void **state) {
     mart_buf_free(&o);
 }
 
+/* A known, deliberate difference from transformers.js: JavaScript's \s includes U+FEFF (byte
+ * order mark), Unicode's White_Space (PCRE2, and Rust's regex in Hugging Face tokenizers) does
+ * not. So " \ufeffz" is " \ufeff" + "z" here; transformers.js gives " " + "\ufeff" + "z". */
+static void byte_order_mark_is_not_whitespace_as_in_unicode(void **state) {
+    (void)state;
+    if (!qwen) skip();
+    int32_t *ids;
+    int64_t n;
+    encode_ok(qwen, " \xef\xbb\xbfz", 5, &ids, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], 75780);
+    assert_int_equal(ids[1], 89);
+    free(ids);
+}
+
 static void special_tokens_are_single_ids_and_look_alikes_are_text(void **state) {
     (void)state;
     const tok_tokenizer *ts[2] = {bytes, qwen};
@@ -688,6 +703,7 @@ int main(void) {
         cmocka_unit_test(qwen_encodes_known_text_to_known_ids),
         cmocka_unit_test(qwen_round_trips_random_bytes_up_to_nfc),
         cmocka_unit_test(qwen_applies_nfc_like_hugging_face),
+        cmocka_unit_test(byte_order_mark_is_not_whitespace_as_in_unicode),
         cmocka_unit_test(special_tokens_are_single_ids_and_look_alikes_are_text),
         cmocka_unit_test(byte_tokenizer_has_bytes_then_merges_then_chatml_specials),
         cmocka_unit_test(byte_tokenizer_round_trips_every_byte_string),
