@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -300,10 +301,13 @@ static void sampling_frequencies_match_the_target_distribution(void **state) {
     model *m = tiny_model(8, 4);
     for (int32_t i = 0; i < m->cfg.hidden_size; i++) m->final_norm[i] = 8.0f;
     int32_t n = quick() ? 2000 : 8000;
+    /* two threads here: the per-thread sampler scratch is exercised (see main) */
+    omp_set_num_threads(2);
     gen_params p;
     gen_params_default(&p);
     p.seed = 5;
     check_chi_square(m, &p, n);
+    omp_set_num_threads(1);
     p.temperature = 0.7f;
     p.top_k = 6;
     check_chi_square(m, &p, n);
@@ -553,7 +557,8 @@ static void mart_generate_prints_one_line_per_sample_in_input_order(void **state
     fprintf(f, "{\"prompt\":\"hello\"}\n{\"tokens\":[1,2,3,4]}\n");
     fclose(f);
     snprintf(cmd, sizeof cmd,
-             "%s generate --model %s --input %s --max-tokens 6 --temperature 0 --n 2 2>/dev/null",
+             "OMP_NUM_THREADS=1 %s generate --model %s --input %s --max-tokens 6 --temperature 0 "
+             "--n 2 2>/dev/null",
              bin, dir, path);
     FILE *pp = popen(cmd, "r");
     assert_non_null(pp);
@@ -608,6 +613,9 @@ static void mart_generate_prints_one_line_per_sample_in_input_order(void **state
 }
 
 int main(void) {
+    /* One thread: on the shared 2-core machine, OpenMP barriers of two threads make these
+     * many small forward passes ten times slower under load; results do not depend on it. */
+    omp_set_num_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(greedy_decoding_equals_argmax_of_full_forward_passes),
         cmocka_unit_test(a_sequence_decodes_identically_alone_or_in_a_batch_of_64),
