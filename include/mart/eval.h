@@ -4,9 +4,10 @@
  * benchmarks' accuracies. Writes results.json, transcripts.jsonl (resumable) and the
  * attempts.svg/.png figure. Callable in-process (trainer's periodic evaluation, demo).
  *
- * No work is shared across k: the system prompt states k, so the k runs' prompts differ
- * (only by that digit) and greedy decoding diverges from the first sampled token on. Within
- * one generation call, episodes with identical prompts share their prefill (gen). */
+ * Sharing across k: the system prompt states k, so the k runs' prompts differ (only by that
+ * digit) and greedy decoding may diverge from the first sampled token on; nothing is shared
+ * beyond that. A problem's k runs are batched together, so where the prompts are identical
+ * (the baseline prompt, which does not state k) the engine prefills them once. */
 #ifndef MART_EVAL_H
 #define MART_EVAL_H
 
@@ -24,8 +25,8 @@ typedef struct {
     const env_problem *problems; /* alternative to benches: one in-memory set (n_problems) */
     int32_t n_problems;
     const char *problems_name;   /* its name in the results ("custom" when NULL) */
-    const char *data_dir;        /* where <name>.jsonl lives; NULL: $MART_SOURCE_DIR/data/bench,
-                                    else the source tree's data/bench */
+    const char *data_dir;        /* where <name>.jsonl lives; NULL: $MART_DATA_DIR, else
+                                    $MART_SOURCE_DIR/data/bench, else the source tree's */
     const char *question_key;    /* NULL: the benchmark's own ("problem"/"question") */
     const char *answer_key;      /* for .jsonl files; NULL = "answer" */
     const int32_t *ks;           /* (n_ks) numbers of attempts to evaluate, e.g. 1..7 */

@@ -35,7 +35,7 @@ int cmd_eval(int argc, char **argv) {
          "comma-separated benchmarks: aime24, amc23, math500, minerva_math, olympiadbench, "
          "gsm8k, or FILE.jsonl"},
         {"data-dir", CLI_STR, &cfg.data_dir,
-         "folder holding <bench>.jsonl (default: the source tree's data/bench)"},
+         "folder holding <bench>.jsonl (default: $MART_DATA_DIR, else the source tree's data/bench)"},
         {"question-key", CLI_STR, &cfg.question_key, "question field of FILE.jsonl records"},
         {"answer-key", CLI_STR, &cfg.answer_key, "gold-answer field of FILE.jsonl (default answer)"},
         {"attempts", CLI_STR, &attempts, "numbers of attempts k to evaluate: 1-7, 1,2,5 or 3"},

@@ -99,6 +99,11 @@ static bool has_suffix(const char *s, const char *suf) {
 }
 
 static void default_data_dir(char *buf, size_t cap) {
+    const char *data = getenv("MART_DATA_DIR");
+    if (data && *data) {
+        snprintf(buf, cap, "%s", data);
+        return;
+    }
     const char *src = getenv("MART_SOURCE_DIR");
     if (src && *src) {
         snprintf(buf, cap, "%s/data/bench", src);
@@ -372,12 +377,14 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok,
             rc = mart_fail(err, "%s: cannot open for appending: %s", tpath, strerror(errno));
     }
 
-    /* The work list: every (benchmark, k, problem) not yet done, k-major per benchmark. */
+    /* The work list: every (benchmark, problem, k) not yet done. A problem's k runs sit side
+     * by side, so where their prompts are identical (the baseline prompt does not state k)
+     * they land in one batch and the engine prefills the prompt once. */
     work_item *work = NULL;
     int64_t n_work = 0;
     for (int32_t b = 0; rc == MART_OK && b < n_sets; b++)
-        for (int32_t j = 0; j < cfg->n_ks; j++)
-            for (int32_t i = 0; i < sets[b].n; i++)
+        for (int32_t i = 0; i < sets[b].n; i++)
+            for (int32_t j = 0; j < cfg->n_ks; j++)
                 if (state[b][(int64_t)j * sets[b].n + i] < 0) {
                     work = mart_xrealloc(work, (size_t)(n_work + 1) * sizeof *work);
                     work[n_work++] = (work_item){b, j, i};
