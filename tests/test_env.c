@@ -20,7 +20,8 @@ static int setup(void **state) {
         fprintf(stderr, "tok_build_bytes: %s\n", err.msg);
         return -1;
     }
-    for (int b = 0; b < 256; b++) byte_id[b] = -1;
+    for (int b = 0; b < 256; b++)
+        byte_id[b] = -1;
     for (int32_t id = 0; id < tok_vocab_size(tok); id++) {
         size_t len = 0;
         const char *s = tok_token_bytes(tok, id, &len);
@@ -237,9 +238,11 @@ static void test_wrong_then_right_gets_feedback_and_full_reward(void **state) {
     /* The whole sequence: prompt, attempt, our feedback (turn not closed by the model). */
     char *all = decode(ep.tokens, ep.n_tokens);
     mart_buf want = {0};
-    mart_buf_printf(&want, "%s\\boxed{5}<|im_end|>\n<|im_start|>system\nYour answer is "
-                           "incorrect. You have 2 attempts left. Try an alternative.<|im_end|>\n"
-                           "<|im_start|>assistant\n retry: \\boxed{6}", PROMPT3);
+    mart_buf_printf(&want,
+                    "%s\\boxed{5}<|im_end|>\n<|im_start|>system\nYour answer is "
+                    "incorrect. You have 2 attempts left. Try an alternative.<|im_end|>\n"
+                    "<|im_start|>assistant\n retry: \\boxed{6}",
+                    PROMPT3);
     mart_buf_append(&want, "", 1);
     assert_string_equal(all, want.data);
     mart_buf_free(&want);
@@ -298,8 +301,8 @@ static void test_token_budget_ends_the_episode_across_attempts(void **state) {
     env_config c = defaults();
     c.max_tokens = 20;
     env_episode ep;
-    int32_t used = run_script(&c, Q, "6", 3, "\\boxed{5}then a long text with no box at all", &ep,
-                              NULL);
+    int32_t used =
+        run_script(&c, Q, "6", 3, "\\boxed{5}then a long text with no box at all", &ep, NULL);
     assert_int_equal(used, 20); /* feedback tokens do not count against the budget */
     assert_int_equal(ep.n_sampled, 20);
     assert_int_equal(ep.n_attempts, 2);
@@ -379,7 +382,8 @@ static void test_feedback_ids_are_never_trainable_and_sampled_ids_always_are(voi
     assert_int_equal(used, 20);
     assert_int_equal(fb, 2);
     int32_t n_train = 0;
-    for (int32_t t = 0; t < ep.n_prompt; t++) assert_int_equal(ep.trainable[t], 0);
+    for (int32_t t = 0; t < ep.n_prompt; t++)
+        assert_int_equal(ep.trainable[t], 0);
     for (int32_t t = 0; t < ep.n_tokens; t++) {
         n_train += ep.trainable[t];
         if (!ep.trainable[t]) assert_true(ep.logprobs[t] == 0.0f);
@@ -462,7 +466,8 @@ static void test_attempts_are_drawn_uniformly_in_the_configured_range(void **sta
         assert_true(k >= 1 && k <= 5);
         counts[k]++;
     }
-    for (int k = 1; k <= 5; k++) assert_true(counts[k] > 850 && counts[k] < 1150);
+    for (int k = 1; k <= 5; k++)
+        assert_true(counts[k] > 850 && counts[k] < 1150);
 }
 
 static void test_a_bare_box_counts_once_its_word_ends_or_the_turn_ends(void **state) {

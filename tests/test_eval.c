@@ -15,7 +15,7 @@
 
 static tok_tokenizer *tok;
 static char tmpdir[256];
-static char custom[512]; /* a .jsonl set of 6 problems, fields "q" and "a" */
+static char custom[512];  /* a .jsonl set of 6 problems, fields "q" and "a" */
 static int64_t generated; /* episodes produced by the scripted runner */
 
 static int setup(void **state) {
@@ -101,7 +101,8 @@ static int64_t count_lines(const char *path) {
     mart_err err;
     if (mart_read_file(path, &d, &len, &err) != MART_OK) return -1;
     int64_t n = 0;
-    for (size_t i = 0; i < len; i++) n += d[i] == '\n';
+    for (size_t i = 0; i < len; i++)
+        n += d[i] == '\n';
     free(d);
     return n;
 }
@@ -178,9 +179,9 @@ static void test_results_json_has_the_documented_shape(void **state) {
     snprintf(out, sizeof out, "%s/shape", tmpdir);
     assert_int_equal(eval_run_with(scripted_runner, NULL, tok, &c, out, &r, &err), MART_OK);
     eval_results_free(&r);
-    assert_int_equal(mart_read_file(mart_path_join(path, sizeof path, out, "results.json"), &d,
-                                    &len, &err),
-                     MART_OK);
+    assert_int_equal(
+        mart_read_file(mart_path_join(path, sizeof path, out, "results.json"), &d, &len, &err),
+        MART_OK);
     cJSON *o = cJSON_Parse(d);
     free(d);
     assert_non_null(o);
@@ -240,8 +241,8 @@ static void test_transcripts_hold_every_episode_with_its_attempts(void **state) 
     assert_string_equal(cJSON_GetObjectItem(a0, "answer")->valuestring, "-1");
     assert_string_equal(cJSON_GetObjectItem(a0, "status")->valuestring, "wrong");
     assert_int_equal(cJSON_GetObjectItem(a0, "tokens")->valueint, 13);
-    assert_string_equal(
-        cJSON_GetObjectItem(cJSON_GetArrayItem(atts, 2), "status")->valuestring, "right");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(atts, 2), "status")->valuestring,
+                        "right");
     mart_jsonl_free(objs, n);
 }
 
@@ -394,20 +395,20 @@ static void test_env_run_episodes_are_the_same_alone_or_in_a_batch(void **state)
     assert_int_equal(env_run(g, tok, &ec, probs, atts, 3, &gp, 100, NULL, all, &err), MART_OK);
     for (int i = 0; i < 3; i++) {
         int32_t *prompt = NULL, np = 0, n_train = 0;
-        assert_int_equal(env_build_prompt(tok, &ec, probs[i].question, atts[i], &prompt, &np,
-                                          &err),
+        assert_int_equal(env_build_prompt(tok, &ec, probs[i].question, atts[i], &prompt, &np, &err),
                          MART_OK);
         assert_int_equal(all[i].n_prompt, np);
         assert_memory_equal(all[i].tokens, prompt, (size_t)np * sizeof *prompt);
         free(prompt);
-        for (int32_t t = 0; t < all[i].n_tokens; t++) n_train += all[i].trainable[t];
+        for (int32_t t = 0; t < all[i].n_tokens; t++)
+            n_train += all[i].trainable[t];
         assert_int_equal(n_train, all[i].n_sampled);
         assert_true(all[i].n_sampled >= 1 && all[i].n_sampled <= 16);
         assert_true(all[i].n_attempts >= 1 && all[i].n_attempts <= atts[i]);
         /* The same request alone (same stream) samples the same tokens. */
-        assert_int_equal(env_run(g, tok, &ec, &probs[i], &atts[i], 1, &gp, 100 + (uint64_t)i,
-                                 NULL, &one, &err),
-                         MART_OK);
+        assert_int_equal(
+            env_run(g, tok, &ec, &probs[i], &atts[i], 1, &gp, 100 + (uint64_t)i, NULL, &one, &err),
+            MART_OK);
         assert_int_equal(one.n_tokens, all[i].n_tokens);
         assert_memory_equal(one.tokens, all[i].tokens, (size_t)one.n_tokens * sizeof(int32_t));
         env_episode_free(&one);
@@ -434,8 +435,7 @@ static void test_mart_eval_writes_its_outputs_and_resumes(void **state) {
     model_init_random(m, 5);
     assert_int_equal(model_save(m, dir, &err), MART_OK);
     model_free(m);
-    assert_int_equal(tok_save(tok, mart_path_join(path, sizeof path, dir, "tokenizer.json"),
-                              &err),
+    assert_int_equal(tok_save(tok, mart_path_join(path, sizeof path, dir, "tokenizer.json"), &err),
                      MART_OK);
     snprintf(cmd, sizeof cmd,
              "'%s' eval --model '%s' --bench '%s' --question-key q --answer-key a "
@@ -453,9 +453,9 @@ static void test_mart_eval_writes_its_outputs_and_resumes(void **state) {
     free(text);
     assert_int_equal(count_lines(mart_path_join(path, sizeof path, out, "transcripts.jsonl")), 4);
     eval_results r;
-    assert_int_equal(eval_results_load(mart_path_join(path, sizeof path, out, "results.json"),
-                                       &r, &err),
-                     MART_OK);
+    assert_int_equal(
+        eval_results_load(mart_path_join(path, sizeof path, out, "results.json"), &r, &err),
+        MART_OK);
     assert_string_equal(r.model, "tiny");
     assert_int_equal(r.benches[0].n, 2);
     eval_results_free(&r);

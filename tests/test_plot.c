@@ -52,11 +52,13 @@ static int count_series(const char *svg, int *subpaths) {
             char c[64];
             snprintf(c, sizeof c, "%.*s", (int)strcspn(st, ");"), st);
             bool seen = false;
-            for (int i = 0; i < n; i++) seen |= !strcmp(colours[i], c);
+            for (int i = 0; i < n; i++)
+                seen |= !strcmp(colours[i], c);
             if (!seen && n < 32) snprintf(colours[n++], sizeof colours[0], "%s", c);
             const char *d = strstr(el, " d=\"");
             if (d)
-                for (const char *q = d + 4; *q && *q != '"'; q++) moves += *q == 'M';
+                for (const char *q = d + 4; *q && *q != '"'; q++)
+                    moves += *q == 'M';
         }
         free(el);
     }
@@ -169,8 +171,7 @@ static void write_metrics(const char *dir, int steps, bool with_eval) {
         mart_buf_printf(&b, "}\n");
     }
     char path[600];
-    assert_int_equal(mart_write_file_atomic(mart_path_join(path, sizeof path, dir,
-                                                           "metrics.jsonl"),
+    assert_int_equal(mart_write_file_atomic(mart_path_join(path, sizeof path, dir, "metrics.jsonl"),
                                             b.data, b.len, &err),
                      MART_OK);
     mart_buf_free(&b);
@@ -239,15 +240,14 @@ static void test_mart_plot_overlays_results_files_one_line_per_model(void **stat
     mart_write_file_atomic(a, json[0], strlen(json[0]), &err);
     mart_write_file_atomic(b, json[1], strlen(json[1]), &err);
     snprintf(out, sizeof out, "%s/cmp", tmpdir);
-    snprintf(cmd, sizeof cmd, "'%s' plot --results '%s,%s' --out '%s' >/dev/null", bin, a, b,
-             out);
+    snprintf(cmd, sizeof cmd, "'%s' plot --results '%s,%s' --out '%s' >/dev/null", bin, a, b, out);
     assert_int_equal(system(cmd), 0);
     snprintf(svg, sizeof svg, "%s.svg", out);
     assert_int_equal(series_in(svg), 2);
     snprintf(svg, sizeof svg, "%s.png", out);
     check_png(svg, 760, 480);
-    snprintf(cmd, sizeof cmd, "'%s' plot --results '%s' --bench nope --out '%s' 2>/dev/null",
-             bin, a, out);
+    snprintf(cmd, sizeof cmd, "'%s' plot --results '%s' --bench nope --out '%s' 2>/dev/null", bin,
+             a, out);
     assert_int_not_equal(system(cmd), 0);
 }
 

@@ -11,14 +11,14 @@
 
 typedef struct {
     int32_t min_attempts, max_attempts; /* N drawn uniformly in training; paper: 1..5 */
-    int32_t max_tokens;      /* sampled tokens per episode, all attempts: 3000 (SPEC §3) */
-    int32_t chunk;           /* check for a box every `chunk` tokens; 1 = every token (mart),
-                                64 = the reference's token_per_step */
-    double discount;         /* reward for a correct answer = discount^attempts_used (SPEC §2);
-                                1 = no discount (paper) */
-    bool repeat_question;    /* the "repeat question" prompt/feedback variant */
-    bool baseline_prompt;    /* single-turn: the plain Qwen math system prompt */
-    const char *system_template;   /* NULL = SPEC's; "{N}" = attempts allowed */
+    int32_t max_tokens;          /* sampled tokens per episode, all attempts: 3000 (SPEC §3) */
+    int32_t chunk;               /* check for a box every `chunk` tokens; 1 = every token (mart),
+                                    64 = the reference's token_per_step */
+    double discount;             /* reward for a correct answer = discount^attempts_used (SPEC §2);
+                                    1 = no discount (paper) */
+    bool repeat_question;        /* the "repeat question" prompt/feedback variant */
+    bool baseline_prompt;        /* single-turn: the plain Qwen math system prompt */
+    const char *system_template; /* NULL = SPEC's; "{N}" = attempts allowed */
     const char *feedback_template; /* NULL = SPEC's system text of the feedback turn;
                                       "{n}" = attempts left */
     grade_config grade;
@@ -32,30 +32,30 @@ typedef struct {
 } env_problem;
 
 typedef enum {
-    ENV_ATTEMPT_WRONG = 1,   /* boxed answer, wrong */
-    ENV_ATTEMPT_RIGHT = 2,   /* boxed answer, right */
-    ENV_ATTEMPT_NO_BOX = 3,  /* turn ended without a boxed answer */
-    ENV_ATTEMPT_BUDGET = 4,  /* token budget ran out */
+    ENV_ATTEMPT_WRONG = 1,  /* boxed answer, wrong */
+    ENV_ATTEMPT_RIGHT = 2,  /* boxed answer, right */
+    ENV_ATTEMPT_NO_BOX = 3, /* turn ended without a boxed answer */
+    ENV_ATTEMPT_BUDGET = 4, /* token budget ran out */
 } env_attempt_status;
 
 typedef struct {
-    char *text;              /* the model's text of this attempt */
-    char *answer;            /* extracted answer or NULL */
+    char *text;   /* the model's text of this attempt */
+    char *answer; /* extracted answer or NULL */
     env_attempt_status status;
-    int32_t n_tokens;        /* sampled tokens in this attempt */
+    int32_t n_tokens; /* sampled tokens in this attempt */
 } env_attempt;
 
 typedef struct {
     int32_t attempts_allowed;
-    int32_t *tokens;         /* (n_tokens) prompt, then every model and feedback token */
+    int32_t *tokens; /* (n_tokens) prompt, then every model and feedback token */
     int32_t n_tokens;
     int32_t n_prompt;
-    uint8_t *trainable;      /* (n_tokens) 1 iff the model sampled the token */
-    float *logprobs;         /* (n_tokens) sampling log-probs; 0 where not trainable */
-    env_attempt *attempts;   /* (n_attempts) */
+    uint8_t *trainable;    /* (n_tokens) 1 iff the model sampled the token */
+    float *logprobs;       /* (n_tokens) sampling log-probs; 0 where not trainable */
+    env_attempt *attempts; /* (n_attempts) */
     int32_t n_attempts;
     bool correct;
-    float reward;            /* SPEC §2 */
+    float reward; /* SPEC §2 */
     int32_t n_sampled;
 } env_episode;
 
@@ -81,20 +81,20 @@ typedef enum {
 } env_step;
 
 typedef struct {
-    const tok_tokenizer *tok;  /* not owned */
-    const env_config *cfg;     /* not owned */
+    const tok_tokenizer *tok;    /* not owned */
+    const env_config *cfg;       /* not owned */
     const char *question, *gold; /* not owned */
-    env_episode *ep;           /* the episode being written (owned by the caller) */
-    int32_t remaining;         /* attempts left, the current one included */
-    int32_t attempt_tokens;    /* sampled tokens in the current attempt */
-    mart_buf text;             /* bytes of the current attempt (for grading only) */
-    int64_t box_from;          /* offset of the first "box" in text, -1 when none: every box
-                                  form contains it, so the check starts there (O(1) per token
-                                  until a box begins) */
-    int32_t *feedback;         /* (n_feedback) the last feedback turn's ids */
+    env_episode *ep;             /* the episode being written (owned by the caller) */
+    int32_t remaining;           /* attempts left, the current one included */
+    int32_t attempt_tokens;      /* sampled tokens in the current attempt */
+    mart_buf text;               /* bytes of the current attempt (for grading only) */
+    int64_t box_from;            /* offset of the first "box" in text, -1 when none: every box
+                                    form contains it, so the check starts there (O(1) per token
+                                    until a box begins) */
+    int32_t *feedback;           /* (n_feedback) the last feedback turn's ids */
     int32_t n_feedback;
     int32_t id_im_start, id_im_end, id_eot; /* ChatML specials; id_eot may be -1 */
-    int32_t cap;               /* capacity of ep->tokens/trainable/logprobs */
+    int32_t cap;                            /* capacity of ep->tokens/trainable/logprobs */
     bool done;
 } env_session;
 
@@ -122,8 +122,7 @@ int env_build_prompt(const tok_tokenizer *tok, const env_config *cfg, const char
 /* The feedback turn's ids with `left` attempts left; `turn_closed` = the model already
  * sampled <|im_end|> (the turn then starts with "\n"). malloc'd into *ids. */
 int env_build_feedback(const tok_tokenizer *tok, const env_config *cfg, const char *question,
-                       int32_t left, bool turn_closed, int32_t **ids, int32_t *n,
-                       mart_err *err);
+                       int32_t left, bool turn_closed, int32_t **ids, int32_t *n, mart_err *err);
 /* SPEC §2's reward of a finished episode (from its attempts). */
 float env_episode_reward(const env_episode *e, const env_config *cfg);
 /* "wrong", "right", "no_box", "budget". */
@@ -136,16 +135,15 @@ int32_t env_draw_attempts(const env_config *cfg, mart_rng *r);
  * from p (its max_new_tokens is replaced by cfg->max_tokens). Episodes are returned in input
  * order. `progress_label` may be NULL (no bar). */
 int env_run(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
-            const env_problem *problems, const int32_t *attempts, int32_t n,
-            const gen_params *p, uint64_t stream_base, const char *progress_label,
-            env_episode *out, mart_err *err);
+            const env_problem *problems, const int32_t *attempts, int32_t n, const gen_params *p,
+            uint64_t stream_base, const char *progress_label, env_episode *out, mart_err *err);
 
 /* Called when episode i is complete (from the generation loop; serialised). */
 typedef void (*env_done_fn)(void *ctx, int32_t i, const env_episode *ep);
 /* env_run with a completion hook instead of the built-in progress bar (on_done may be NULL). */
 int env_run_ex(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
-               const env_problem *problems, const int32_t *attempts, int32_t n,
-               const gen_params *p, uint64_t stream_base, env_done_fn on_done, void *ctx,
-               env_episode *out, mart_err *err);
+               const env_problem *problems, const int32_t *attempts, int32_t n, const gen_params *p,
+               uint64_t stream_base, env_done_fn on_done, void *ctx, env_episode *out,
+               mart_err *err);
 
 #endif

@@ -7,19 +7,19 @@
 #include "mart/core.h"
 
 typedef struct {
-    const char *label;  /* legend text (NULL = not in the legend) */
-    const double *x;    /* (n) */
-    const double *y;    /* (n) a NaN leaves a gap in the line */
+    const char *label; /* legend text (NULL = not in the legend) */
+    const double *x;   /* (n) */
+    const double *y;   /* (n) a NaN leaves a gap in the line */
     int32_t n;
 } plot_series;
 
 typedef struct {
     const char *title, *xlabel, *ylabel; /* may be NULL */
-    int32_t width, height; /* pixels (PNG) or points (SVG); default 760 x 480 */
-    bool x_integer;        /* ticks at integers only (e.g. number of attempts) */
-    bool y_percent;        /* y values are fractions; tick labels read "45%" */
-    double y_min, y_max;   /* fixed y range when y_min < y_max; otherwise from the data */
-    bool y_from_zero;      /* data range: the y axis starts at 0 (accuracies) */
+    int32_t width, height;               /* pixels (PNG) or points (SVG); default 760 x 480 */
+    bool x_integer;                      /* ticks at integers only (e.g. number of attempts) */
+    bool y_percent;                      /* y values are fractions; tick labels read "45%" */
+    double y_min, y_max; /* fixed y range when y_min < y_max; otherwise from the data */
+    bool y_from_zero;    /* data range: the y axis starts at 0 (accuracies) */
 } plot_spec;
 
 void plot_spec_default(plot_spec *s);
@@ -30,8 +30,8 @@ void plot_spec_default(plot_spec *s);
 
 /* Renders the chart to `path`, SVG or PNG by its extension (".svg" / ".png"), atomically.
  * Errors: unknown extension, no drawable point, cairo or file failures (message names path). */
-int plot_write(const plot_spec *spec, const plot_series *series, int32_t n_series,
-               const char *path, mart_err *err);
+int plot_write(const plot_spec *spec, const plot_series *series, int32_t n_series, const char *path,
+               mart_err *err);
 /* Writes BASE.svg and BASE.png. */
 int plot_write_svg_png(const plot_spec *spec, const plot_series *series, int32_t n_series,
                        const char *base, mart_err *err);

@@ -10,7 +10,8 @@ static const char **split_commas(char *s, int32_t *n) {
     const char **a = NULL;
     *n = 0;
     for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
-        while (*tok == ' ') tok++;
+        while (*tok == ' ')
+            tok++;
         if (!*tok) continue;
         a = mart_xrealloc(a, (size_t)(*n + 1) * sizeof *a);
         a[(*n)++] = tok;
@@ -21,8 +22,9 @@ static const char **split_commas(char *s, int32_t *n) {
 int cmd_eval(int argc, char **argv) {
     eval_config cfg;
     eval_config_default(&cfg);
-    const char *model_dir = NULL, *tok_path = NULL, *bench = "aime24,amc23,math500,minerva_math,"
-                                                             "olympiadbench";
+    const char *model_dir = NULL, *tok_path = NULL,
+               *bench = "aime24,amc23,math500,minerva_math,"
+                        "olympiadbench";
     const char *attempts = "1-7", *out = "eval-out", *name = NULL;
     int32_t max_tokens = cfg.env.max_tokens, limit = 0, batch = cfg.batch, chunk = cfg.env.chunk;
     int64_t kv_mb = 0, seed = 0;
@@ -35,9 +37,11 @@ int cmd_eval(int argc, char **argv) {
          "comma-separated benchmarks: aime24, amc23, math500, minerva_math, olympiadbench, "
          "gsm8k, or FILE.jsonl"},
         {"data-dir", CLI_STR, &cfg.data_dir,
-         "folder holding <bench>.jsonl (default: $MART_DATA_DIR, else the source tree's data/bench)"},
+         "folder holding <bench>.jsonl (default: $MART_DATA_DIR, else the source tree's "
+         "data/bench)"},
         {"question-key", CLI_STR, &cfg.question_key, "question field of FILE.jsonl records"},
-        {"answer-key", CLI_STR, &cfg.answer_key, "gold-answer field of FILE.jsonl (default answer)"},
+        {"answer-key", CLI_STR, &cfg.answer_key,
+         "gold-answer field of FILE.jsonl (default answer)"},
         {"attempts", CLI_STR, &attempts, "numbers of attempts k to evaluate: 1-7, 1,2,5 or 3"},
         {"out", CLI_STR, &out,
          "output folder: results.json, transcripts.jsonl, attempts.svg/.png (resumable)"},
@@ -76,9 +80,11 @@ int cmd_eval(int argc, char **argv) {
     char model_name[512];
     if (!name) {
         size_t l = strlen(model_dir);
-        while (l > 1 && model_dir[l - 1] == '/') l--;
+        while (l > 1 && model_dir[l - 1] == '/')
+            l--;
         const char *b = model_dir + l;
-        while (b > model_dir && b[-1] != '/') b--;
+        while (b > model_dir && b[-1] != '/')
+            b--;
         snprintf(model_name, sizeof model_name, "%.*s", (int)(model_dir + l - b), b);
         name = model_name;
     }
@@ -108,8 +114,9 @@ int cmd_eval(int argc, char **argv) {
         eval_run(m, tok, &cfg, out, &res, &err) != MART_OK) {
         status = cli_error("eval", &err);
     } else {
-        fprintf(stderr, "mart eval: %lld episodes generated (%lld resumed), %lld tokens in "
-                        "%.1f s; results in %s/results.json\n",
+        fprintf(stderr,
+                "mart eval: %lld episodes generated (%lld resumed), %lld tokens in "
+                "%.1f s; results in %s/results.json\n",
                 (long long)res.episodes_run, (long long)res.episodes_resumed,
                 (long long)res.tokens_sampled, res.seconds, out);
         eval_results_free(&res);

@@ -22,13 +22,14 @@ static char **split_list(const char *s, int32_t *n) {
 }
 
 static void free_list(char **a, int32_t n) {
-    for (int32_t i = 0; i < n; i++) free(a[i]);
+    for (int32_t i = 0; i < n; i++)
+        free(a[i]);
     free(a);
 }
 
 /* One line per results file: the average (or one benchmark's accuracy) against k. */
-static int plot_results(char **files, int32_t n, char **labels, int32_t n_labels,
-                        const char *bench, const char *title, const char *base, mart_err *err) {
+static int plot_results(char **files, int32_t n, char **labels, int32_t n_labels, const char *bench,
+                        const char *title, const char *base, mart_err *err) {
     eval_results *rs = mart_xcalloc((size_t)n, sizeof *rs);
     plot_series *ss = mart_xcalloc((size_t)n, sizeof *ss);
     double **xs = mart_xcalloc((size_t)n, sizeof *xs);
@@ -49,7 +50,8 @@ static int plot_results(char **files, int32_t n, char **labels, int32_t n_labels
             }
         }
         xs[i] = mart_xcalloc((size_t)rs[i].n_ks + 1, sizeof *xs[i]);
-        for (int32_t j = 0; j < rs[i].n_ks; j++) xs[i][j] = rs[i].ks[j];
+        for (int32_t j = 0; j < rs[i].n_ks; j++)
+            xs[i][j] = rs[i].ks[j];
         ss[i] = (plot_series){i < n_labels ? labels[i] : rs[i].model, xs[i], y, rs[i].n_ks};
     }
     if (rc == MART_OK) {
@@ -109,7 +111,8 @@ int cmd_plot(int argc, char **argv) {
         const char *base = out ? out : "attempts_compare";
         if (n == 0 || plot_results(files, n, labs, nl, bench, title, base, &err) != MART_OK)
             status = cli_error("plot", n ? &err : &(mart_err){"--results: empty list"});
-        else printf("wrote %s.svg and %s.png\n", base, base);
+        else
+            printf("wrote %s.svg and %s.png\n", base, base);
         free_list(files, n);
         free_list(labs, nl);
     }
@@ -121,13 +124,15 @@ int cmd_plot(int argc, char **argv) {
             mart_path_join(base, sizeof base, dirs[i], "curves");
             if (plot_learning_curves((const char *const *)&dirs[i], 1, base, &err) != MART_OK)
                 status = cli_error("plot", &err);
-            else printf("wrote %s.svg and %s.png\n", base, base);
+            else
+                printf("wrote %s.svg and %s.png\n", base, base);
         }
         if (status == 0 && n > 1) {
             const char *base = out ? out : "curves_compare";
             if (plot_learning_curves((const char *const *)dirs, n, base, &err) != MART_OK)
                 status = cli_error("plot", &err);
-            else printf("wrote %s.svg and %s.png\n", base, base);
+            else
+                printf("wrote %s.svg and %s.png\n", base, base);
         }
         free_list(dirs, n);
     }

@@ -42,10 +42,14 @@ void env_config_default(env_config *c) {
 
 const char *env_attempt_status_name(env_attempt_status s) {
     switch (s) {
-    case ENV_ATTEMPT_WRONG: return "wrong";
-    case ENV_ATTEMPT_RIGHT: return "right";
-    case ENV_ATTEMPT_NO_BOX: return "no_box";
-    case ENV_ATTEMPT_BUDGET: return "budget";
+    case ENV_ATTEMPT_WRONG:
+        return "wrong";
+    case ENV_ATTEMPT_RIGHT:
+        return "right";
+    case ENV_ATTEMPT_NO_BOX:
+        return "no_box";
+    case ENV_ATTEMPT_BUDGET:
+        return "budget";
     }
     return "?";
 }
@@ -88,8 +92,8 @@ static int push_text(idvec *v, const tok_tokenizer *tok, const char *text, size_
     return tok_encode(tok, text, len, &v->ids, &v->n, err);
 }
 
-static int special_ids(const tok_tokenizer *tok, int32_t *im_start, int32_t *im_end,
-                       int32_t *eot, mart_err *err) {
+static int special_ids(const tok_tokenizer *tok, int32_t *im_start, int32_t *im_end, int32_t *eot,
+                       mart_err *err) {
     *im_start = tok_special_id(tok, "<|im_start|>");
     *im_end = tok_special_id(tok, "<|im_end|>");
     if (eot) *eot = tok_special_id(tok, "<|endoftext|>");
@@ -99,9 +103,8 @@ static int special_ids(const tok_tokenizer *tok, int32_t *im_start, int32_t *im_
 }
 
 /* One ChatML turn without its closing <|im_end|>: <|im_start|> role "\n" body. */
-static int push_turn_open(idvec *v, const tok_tokenizer *tok, int32_t im_start,
-                          const char *role, const char *body, size_t body_len,
-                          mart_err *err) {
+static int push_turn_open(idvec *v, const tok_tokenizer *tok, int32_t im_start, const char *role,
+                          const char *body, size_t body_len, mart_err *err) {
     push_id(v, im_start);
     mart_buf b = {0};
     mart_buf_printf(&b, "%s\n", role);
@@ -121,7 +124,7 @@ int env_build_prompt(const tok_tokenizer *tok, const env_config *cfg, const char
                      int32_t attempts, int32_t **ids, int32_t *n, mart_err *err) {
     int32_t im_start, im_end;
     if (special_ids(tok, &im_start, &im_end, NULL, err) != MART_OK) return MART_ERR;
-    const char *tmpl = cfg->system_template ? cfg->system_template
+    const char *tmpl = cfg->system_template   ? cfg->system_template
                        : cfg->baseline_prompt ? SYSTEM_BASELINE
                        : cfg->repeat_question ? SYSTEM_REPEAT
                                               : SYSTEM_MULTI;
@@ -145,8 +148,7 @@ int env_build_prompt(const tok_tokenizer *tok, const env_config *cfg, const char
 }
 
 int env_build_feedback(const tok_tokenizer *tok, const env_config *cfg, const char *question,
-                       int32_t left, bool turn_closed, int32_t **ids, int32_t *n,
-                       mart_err *err) {
+                       int32_t left, bool turn_closed, int32_t **ids, int32_t *n, mart_err *err) {
     int32_t im_start, im_end;
     if (special_ids(tok, &im_start, &im_end, NULL, err) != MART_OK) return MART_ERR;
     const char *tmpl = cfg->feedback_template ? cfg->feedback_template
@@ -204,15 +206,15 @@ static void ep_reserve(env_session *s, int32_t extra) {
     env_episode *e = s->ep;
     if (e->n_tokens + extra <= s->cap) return;
     int32_t cap = s->cap ? s->cap : 256;
-    while (cap < e->n_tokens + extra) cap *= 2;
+    while (cap < e->n_tokens + extra)
+        cap *= 2;
     e->tokens = mart_xrealloc(e->tokens, (size_t)cap * sizeof *e->tokens);
     e->trainable = mart_xrealloc(e->trainable, (size_t)cap * sizeof *e->trainable);
     e->logprobs = mart_xrealloc(e->logprobs, (size_t)cap * sizeof *e->logprobs);
     s->cap = cap;
 }
 
-static void ep_push(env_session *s, const int32_t *ids, int32_t n, bool trainable,
-                    float logprob) {
+static void ep_push(env_session *s, const int32_t *ids, int32_t n, bool trainable, float logprob) {
     ep_reserve(s, n);
     env_episode *e = s->ep;
     for (int32_t i = 0; i < n; i++) {
@@ -325,10 +327,14 @@ env_step env_episode_on_token(env_session *s, int32_t id, float logprob, bool ou
     char *answer = NULL;
     if (turn_end || budget_end || (check && has_box(s))) answer = extract_box(s);
     env_attempt_status st;
-    if (answer) st = grade_equal(answer, s->gold, &cfg->grade) ? ENV_ATTEMPT_RIGHT : ENV_ATTEMPT_WRONG;
-    else if (turn_end) st = ENV_ATTEMPT_NO_BOX;
-    else if (budget_end) st = ENV_ATTEMPT_BUDGET;
-    else return ENV_STEP_CONTINUE;
+    if (answer)
+        st = grade_equal(answer, s->gold, &cfg->grade) ? ENV_ATTEMPT_RIGHT : ENV_ATTEMPT_WRONG;
+    else if (turn_end)
+        st = ENV_ATTEMPT_NO_BOX;
+    else if (budget_end)
+        st = ENV_ATTEMPT_BUDGET;
+    else
+        return ENV_STEP_CONTINUE;
 
     close_attempt(s, st, answer);
     if (st == ENV_ATTEMPT_RIGHT || st == ENV_ATTEMPT_BUDGET || s->remaining <= 1 || budget_end)
@@ -340,8 +346,8 @@ env_step env_episode_on_token(env_session *s, int32_t id, float logprob, bool ou
     s->feedback = NULL;
     s->n_feedback = 0;
     mart_err err;
-    if (env_build_feedback(s->tok, cfg, s->question, s->remaining, id == s->id_im_end,
-                           &s->feedback, &s->n_feedback, &err) != MART_OK)
+    if (env_build_feedback(s->tok, cfg, s->question, s->remaining, id == s->id_im_end, &s->feedback,
+                           &s->n_feedback, &err) != MART_OK)
         return finish(s); /* the prompt encoded, so this cannot fail on input */
     ep_push(s, s->feedback, s->n_feedback, false, 0);
     return ENV_STEP_FEEDBACK;
@@ -358,10 +364,9 @@ void env_episode_force_end(env_session *s) {
     if (s->done) return;
     if (s->attempt_tokens > 0 || s->ep->n_attempts == 0) {
         char *answer = extract_box(s);
-        env_attempt_status st = !answer ? ENV_ATTEMPT_BUDGET
-                                : grade_equal(answer, s->gold, &s->cfg->grade)
-                                    ? ENV_ATTEMPT_RIGHT
-                                    : ENV_ATTEMPT_WRONG;
+        env_attempt_status st = !answer                                        ? ENV_ATTEMPT_BUDGET
+                                : grade_equal(answer, s->gold, &s->cfg->grade) ? ENV_ATTEMPT_RIGHT
+                                                                               : ENV_ATTEMPT_WRONG;
         close_attempt(s, st, answer);
     }
     finish(s);
@@ -375,8 +380,8 @@ typedef struct {
     env_session *sessions;
 } run_ctx;
 
-static gen_action on_gen_token(void *ctx, gen_seq *seq, void *user, int32_t token,
-                               float logprob, gen_finish fin) {
+static gen_action on_gen_token(void *ctx, gen_seq *seq, void *user, int32_t token, float logprob,
+                               gen_finish fin) {
     run_ctx *rc = ctx;
     env_session *s = user;
     if (s->done) return GEN_STOP;
@@ -394,9 +399,9 @@ static gen_action on_gen_token(void *ctx, gen_seq *seq, void *user, int32_t toke
 }
 
 int env_run_ex(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
-               const env_problem *problems, const int32_t *attempts, int32_t n,
-               const gen_params *p, uint64_t stream_base, env_done_fn on_done, void *ctx,
-               env_episode *out, mart_err *err) {
+               const env_problem *problems, const int32_t *attempts, int32_t n, const gen_params *p,
+               uint64_t stream_base, env_done_fn on_done, void *ctx, env_episode *out,
+               mart_err *err) {
     if (n <= 0) return MART_OK;
     env_session *ss = mart_xcalloc((size_t)n, sizeof *ss);
     gen_request *reqs = mart_xcalloc((size_t)n, sizeof *reqs);
@@ -441,9 +446,11 @@ int env_run_ex(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
         }
         free(prompts);
     }
-    for (int32_t i = 0; i < begun; i++) env_session_free(&ss[i]);
+    for (int32_t i = 0; i < begun; i++)
+        env_session_free(&ss[i]);
     if (rc != MART_OK)
-        for (int32_t i = 0; i < n; i++) env_episode_free(&out[i]);
+        for (int32_t i = 0; i < n; i++)
+            env_episode_free(&out[i]);
     free(ss);
     free(reqs);
     free(res);
@@ -462,22 +469,21 @@ static void progress_done(void *ctx, int32_t i, const env_episode *ep) {
     rp->sampled += ep->n_sampled;
     double el = mart_now() - rp->bar.t_start;
     char extra[96];
-    snprintf(extra, sizeof extra, "acc %.1f%% | %.0f tok/s", 100.0 * (double)rp->correct / (double)rp->done,
+    snprintf(extra, sizeof extra, "acc %.1f%% | %.0f tok/s",
+             100.0 * (double)rp->correct / (double)rp->done,
              el > 0 ? (double)rp->sampled / el : 0.0);
     mart_progress_update(&rp->bar, rp->done, extra);
 }
 
 int env_run(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
-            const env_problem *problems, const int32_t *attempts, int32_t n,
-            const gen_params *p, uint64_t stream_base, const char *progress_label,
-            env_episode *out, mart_err *err) {
+            const env_problem *problems, const int32_t *attempts, int32_t n, const gen_params *p,
+            uint64_t stream_base, const char *progress_label, env_episode *out, mart_err *err) {
     if (!progress_label)
-        return env_run_ex(g, tok, cfg, problems, attempts, n, p, stream_base, NULL, NULL, out,
-                          err);
+        return env_run_ex(g, tok, cfg, problems, attempts, n, p, stream_base, NULL, NULL, out, err);
     run_progress rp = {0};
     mart_progress_start(&rp.bar, progress_label, n);
-    int rc = env_run_ex(g, tok, cfg, problems, attempts, n, p, stream_base, progress_done, &rp,
-                        out, err);
+    int rc = env_run_ex(g, tok, cfg, problems, attempts, n, p, stream_base, progress_done, &rp, out,
+                        err);
     mart_progress_finish(&rp.bar);
     return rc;
 }

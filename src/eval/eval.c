@@ -61,8 +61,10 @@ int eval_parse_ks(const char *spec, int32_t **ks, int32_t *n, mart_err *err) {
             a = mart_xrealloc(a, (size_t)(cnt + 1) * sizeof *a);
             a[cnt++] = (int32_t)k;
         }
-        if (*end == ',') end++;
-        else if (*end) goto bad;
+        if (*end == ',')
+            end++;
+        else if (*end)
+            goto bad;
         s = end;
     }
     if (!cnt) goto bad;
@@ -123,14 +125,17 @@ static int load_set(const eval_config *cfg, const char *spec, eval_set *set, mar
         set->name = mart_xstrdup(base);
         if (has_suffix(set->name, ".jsonl")) set->name[strlen(set->name) - 6] = 0;
     } else {
-        if (cfg->data_dir) snprintf(dir, sizeof dir, "%s", cfg->data_dir);
-        else default_data_dir(dir, sizeof dir);
+        if (cfg->data_dir)
+            snprintf(dir, sizeof dir, "%s", cfg->data_dir);
+        else
+            default_data_dir(dir, sizeof dir);
         snprintf(path, sizeof path, "%s/%s.jsonl", dir, spec);
         if (!mart_path_exists(path)) {
             set->name = NULL;
-            return mart_fail(err, "benchmark '%s': %s not found (known: aime24, amc23, "
-                                  "math500, minerva_math, olympiadbench, gsm8k; or give a "
-                                  "FILE.jsonl; --data-dir sets the folder)",
+            return mart_fail(err,
+                             "benchmark '%s': %s not found (known: aime24, amc23, "
+                             "math500, minerva_math, olympiadbench, gsm8k; or give a "
+                             "FILE.jsonl; --data-dir sets the folder)",
                              spec, path);
         }
         set->name = mart_xstrdup(spec);
@@ -161,8 +166,8 @@ static int load_set(const eval_config *cfg, const char *spec, eval_set *set, mar
         if (!cJSON_IsString(q) && keys[1]) q = cJSON_GetObjectItemCaseSensitive(rec, keys[1]);
         char *gold = NULL;
         if (!cJSON_IsString(q))
-            rc = mart_fail(err, "%s:%lld: no string field \"%s\"", path, (long long)r.line,
-                           keys[0]);
+            rc =
+                mart_fail(err, "%s:%lld: no string field \"%s\"", path, (long long)r.line, keys[0]);
         else if (grade_gold_answer(rec, bench, cfg->answer_key, &gold, err) != MART_OK)
             rc = mart_fail_wrap(err, "%s:%lld", path, (long long)r.line);
         if (rc == MART_OK) {
@@ -199,7 +204,8 @@ static int load_sets(const eval_config *cfg, eval_set **out, int32_t *n_out, mar
     } else {
         for (int32_t b = 0; b < n; b++)
             if (load_set(cfg, cfg->benches[b], &sets[b], err) != MART_OK) {
-                for (int32_t j = 0; j < b; j++) set_free(&sets[j]);
+                for (int32_t j = 0; j < b; j++)
+                    set_free(&sets[j]);
                 free(sets);
                 return MART_ERR;
             }
@@ -207,7 +213,8 @@ static int load_sets(const eval_config *cfg, eval_set **out, int32_t *n_out, mar
             for (int32_t j = 0; j < b; j++)
                 if (!strcmp(sets[b].name, sets[j].name)) {
                     mart_fail(err, "benchmark '%s' given twice", sets[b].name);
-                    for (int32_t k = 0; k < n; k++) set_free(&sets[k]);
+                    for (int32_t k = 0; k < n; k++)
+                        set_free(&sets[k]);
                     free(sets);
                     return MART_ERR;
                 }
@@ -227,16 +234,16 @@ static int32_t k_index(const eval_config *cfg, int64_t k) {
 
 /* state[b][j*n + i]: -1 not done, 0 wrong, 1 solved. Reads path (if any), keeps lines that
  * match this configuration, and cuts a torn last line (a crash mid-write) off the file. */
-static int resume_read(const char *path, const eval_config *cfg, eval_set *sets,
-                       int32_t n_sets, int8_t **state, int64_t *n_resumed, int64_t *n_correct,
-                       mart_err *err) {
+static int resume_read(const char *path, const eval_config *cfg, eval_set *sets, int32_t n_sets,
+                       int8_t **state, int64_t *n_resumed, int64_t *n_correct, mart_err *err) {
     *n_resumed = *n_correct = 0;
     if (!mart_path_exists(path)) return MART_OK;
     char *data = NULL;
     size_t len = 0;
     if (mart_read_file(path, &data, &len, err) != MART_OK) return MART_ERR;
     size_t keep = len;
-    while (keep > 0 && data[keep - 1] != '\n') keep--;
+    while (keep > 0 && data[keep - 1] != '\n')
+        keep--;
     if (keep < len && truncate(path, (off_t)keep) != 0) {
         free(data);
         return mart_fail(err, "%s: cannot cut the torn last line: %s", path, strerror(errno));
@@ -268,8 +275,8 @@ static int resume_read(const char *path, const eval_config *cfg, eval_set *sets,
         for (int32_t t = 0; cJSON_IsString(bench) && t < n_sets; t++)
             if (!strcmp(sets[t].name, bench->valuestring)) b = t;
         /* Only episodes of this very configuration count: same problem text, same budget. */
-        if (b >= 0 && j >= 0 && cJSON_IsNumber(idx) && cJSON_IsNumber(mt) &&
-            cJSON_IsString(q) && cJSON_IsBool(ok) && (int32_t)mt->valuedouble == cfg->env.max_tokens) {
+        if (b >= 0 && j >= 0 && cJSON_IsNumber(idx) && cJSON_IsNumber(mt) && cJSON_IsString(q) &&
+            cJSON_IsBool(ok) && (int32_t)mt->valuedouble == cfg->env.max_tokens) {
             int64_t i = (int64_t)idx->valuedouble;
             if (i >= 0 && i < sets[b].n && !strcmp(sets[b].problems[i].question, q->valuestring)) {
                 int8_t *st = &state[b][(int64_t)j * sets[b].n + i];
@@ -286,8 +293,8 @@ static int resume_read(const char *path, const eval_config *cfg, eval_set *sets,
     return MART_OK;
 }
 
-static cJSON *transcript_line(const eval_set *set, int32_t index, int32_t k,
-                              const env_episode *ep, int32_t max_tokens) {
+static cJSON *transcript_line(const eval_set *set, int32_t index, int32_t k, const env_episode *ep,
+                              int32_t max_tokens) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "bench", set->name);
     cJSON_AddNumberToObject(o, "index", index);
@@ -299,8 +306,10 @@ static cJSON *transcript_line(const eval_set *set, int32_t index, int32_t k,
         const env_attempt *at = &ep->attempts[a];
         cJSON *x = cJSON_CreateObject();
         cJSON_AddStringToObject(x, "text", at->text);
-        if (at->answer) cJSON_AddStringToObject(x, "answer", at->answer);
-        else cJSON_AddNullToObject(x, "answer");
+        if (at->answer)
+            cJSON_AddStringToObject(x, "answer", at->answer);
+        else
+            cJSON_AddNullToObject(x, "answer");
         cJSON_AddStringToObject(x, "status", env_attempt_status_name(at->status));
         cJSON_AddBoolToObject(x, "correct", at->status == ENV_ATTEMPT_RIGHT);
         cJSON_AddNumberToObject(x, "tokens", at->n_tokens);
@@ -348,9 +357,8 @@ static int fsync_file(FILE *f, const char *path, mart_err *err) {
     return MART_OK;
 }
 
-int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok,
-                  const eval_config *cfg, const char *out_dir, eval_results *res,
-                  mart_err *err) {
+int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, const eval_config *cfg,
+                  const char *out_dir, eval_results *res, mart_err *err) {
     memset(res, 0, sizeof *res);
     if (cfg->n_ks <= 0) return mart_fail(err, "no number of attempts to evaluate");
     double t0 = mart_now();
@@ -371,8 +379,8 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok,
         rc = mart_mkdirs(out_dir, err);
         mart_path_join(tpath, sizeof tpath, out_dir, "transcripts.jsonl");
         if (rc == MART_OK)
-            rc = resume_read(tpath, cfg, sets, n_sets, state, &prog.prior, &prog.prior_correct,
-                             err);
+            rc =
+                resume_read(tpath, cfg, sets, n_sets, state, &prog.prior, &prog.prior_correct, err);
         if (rc == MART_OK && !(tf = fopen(tpath, "ab")))
             rc = mart_fail(err, "%s: cannot open for appending: %s", tpath, strerror(errno));
     }
@@ -398,8 +406,9 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok,
     if (prog.on) mart_progress_start(&prog.bar, "eval", n_work);
     for (int64_t w = 0; rc == MART_OK && w < n_work; w += batch) {
         if (mart_stop_requested()) {
-            rc = mart_fail(err, "interrupted after %lld of %lld episodes; rerun the same "
-                                "command to resume",
+            rc = mart_fail(err,
+                           "interrupted after %lld of %lld episodes; rerun the same "
+                           "command to resume",
                            (long long)w, (long long)n_work);
             break;
         }
@@ -481,8 +490,8 @@ static int engine_runner(void *ctx, const tok_tokenizer *tok, const env_config *
                          const env_problem *problems, const int32_t *attempts, int32_t n,
                          const gen_params *p, uint64_t stream_base, env_done_fn on_done,
                          void *done_ctx, env_episode *out, mart_err *err) {
-    return env_run_ex(ctx, tok, cfg, problems, attempts, n, p, stream_base, on_done, done_ctx,
-                      out, err);
+    return env_run_ex(ctx, tok, cfg, problems, attempts, n, p, stream_base, on_done, done_ctx, out,
+                      err);
 }
 
 int eval_run_engine(gen_engine *g, const tok_tokenizer *tok, const eval_config *cfg,
@@ -512,7 +521,8 @@ static int longest_episode(const tok_tokenizer *tok, const eval_config *cfg, int
             int32_t len = np + (kmax - 1) * nf;
             if (len > longest) longest = len;
         }
-    for (int32_t b = 0; b < n_sets; b++) set_free(&sets[b]);
+    for (int32_t b = 0; b < n_sets; b++)
+        set_free(&sets[b]);
     free(sets);
     *out = longest + cfg->env.max_tokens;
     return rc;
@@ -646,7 +656,8 @@ void eval_print_table(const eval_results *r, FILE *f) {
         fprintf(f, "\n");
     }
     fprintf(f, "%-16s %6s", "average", "");
-    for (int32_t j = 0; j < r->n_ks; j++) fprintf(f, "  %5.1f%%", 100 * r->average[j]);
+    for (int32_t j = 0; j < r->n_ks; j++)
+        fprintf(f, "  %5.1f%%", 100 * r->average[j]);
     fprintf(f, "\n");
 }
 
@@ -654,14 +665,16 @@ int eval_plot_attempts(const eval_results *r, const char *base, mart_err *err) {
     int32_t n = r->n_benches + (r->n_benches > 1);
     plot_series *s = mart_xcalloc((size_t)n, sizeof *s);
     double *x = mart_xcalloc((size_t)r->n_ks, sizeof *x);
-    for (int32_t j = 0; j < r->n_ks; j++) x[j] = r->ks[j];
+    for (int32_t j = 0; j < r->n_ks; j++)
+        x[j] = r->ks[j];
     for (int32_t b = 0; b < r->n_benches; b++)
         s[b] = (plot_series){r->benches[b].name, x, r->benches[b].accuracy, r->n_ks};
     if (r->n_benches > 1) s[n - 1] = (plot_series){"average", x, r->average, r->n_ks};
     plot_spec spec;
     plot_spec_default(&spec);
     char title[256];
-    snprintf(title, sizeof title, "%s: accuracy by number of attempts", r->model ? r->model : "model");
+    snprintf(title, sizeof title, "%s: accuracy by number of attempts",
+             r->model ? r->model : "model");
     spec.title = title;
     spec.xlabel = "attempts allowed (k)";
     spec.ylabel = "accuracy";

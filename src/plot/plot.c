@@ -26,8 +26,8 @@ static const double PALETTE[10][3] = {
 };
 
 typedef struct {
-    double x0, x1, y0, y1;         /* data range */
-    double px0, px1, py0, py1;     /* plot area in surface units (py0 = top) */
+    double x0, x1, y0, y1;     /* data range */
+    double px0, px1, py0, py1; /* plot area in surface units (py0 = top) */
 } frame;
 
 static double fx(const frame *f, double x) {
@@ -45,8 +45,13 @@ static double nice_step(double span, int target) {
 
 static void marker(cairo_t *cr, int kind, double x, double y, double r) {
     switch (kind % 5) {
-    case 0: cairo_new_sub_path(cr); cairo_arc(cr, x, y, r, 0, 2 * M_PI); break;
-    case 1: cairo_rectangle(cr, x - r, y - r, 2 * r, 2 * r); break;
+    case 0:
+        cairo_new_sub_path(cr);
+        cairo_arc(cr, x, y, r, 0, 2 * M_PI);
+        break;
+    case 1:
+        cairo_rectangle(cr, x - r, y - r, 2 * r, 2 * r);
+        break;
     case 2:
         cairo_move_to(cr, x, y - 1.2 * r);
         cairo_line_to(cr, x + 1.1 * r, y + 0.8 * r);
@@ -176,8 +181,10 @@ static void draw(cairo_t *cr, const plot_spec *s, const plot_series *series, int
                 pen = false;
                 continue;
             }
-            if (pen) cairo_line_to(cr, fx(&f, ps->x[k]), fy(&f, ps->y[k]));
-            else cairo_move_to(cr, fx(&f, ps->x[k]), fy(&f, ps->y[k]));
+            if (pen)
+                cairo_line_to(cr, fx(&f, ps->x[k]), fy(&f, ps->y[k]));
+            else
+                cairo_move_to(cr, fx(&f, ps->x[k]), fy(&f, ps->y[k]));
             pen = true;
         }
         cairo_stroke(cr);
@@ -186,8 +193,10 @@ static void draw(cairo_t *cr, const plot_spec *s, const plot_series *series, int
             for (int32_t k = 0; k < ps->n; k++)
                 if (isfinite(ps->x[k]) && isfinite(ps->y[k])) {
                     marker(cr, i, fx(&f, ps->x[k]), fy(&f, ps->y[k]), 3.5);
-                    if (i % 5 == 4) cairo_stroke(cr);
-                    else cairo_fill(cr);
+                    if (i % 5 == 4)
+                        cairo_stroke(cr);
+                    else
+                        cairo_fill(cr);
                 }
         }
     }
@@ -207,8 +216,10 @@ static void draw(cairo_t *cr, const plot_spec *s, const plot_series *series, int
         cairo_stroke(cr);
         cairo_set_line_width(cr, 1.5);
         marker(cr, i, lx + 13, ly, 3.5);
-        if (i % 5 == 4) cairo_stroke(cr);
-        else cairo_fill(cr);
+        if (i % 5 == 4)
+            cairo_stroke(cr);
+        else
+            cairo_fill(cr);
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
         text_at(cr, series[i].label, lx + 32, ly, 0, 0.5);
         ly += 20;
@@ -267,8 +278,8 @@ static bool ends_with(const char *s, const char *suf) {
     return a >= b && !strcasecmp(s + a - b, suf);
 }
 
-int plot_write(const plot_spec *spec, const plot_series *series, int32_t n_series,
-               const char *path, mart_err *err) {
+int plot_write(const plot_spec *spec, const plot_series *series, int32_t n_series, const char *path,
+               mart_err *err) {
     plot_spec s = *spec;
     if (s.width <= 0) s.width = 760;
     if (s.height <= 0) s.height = 480;
@@ -295,7 +306,8 @@ int plot_write(const plot_spec *spec, const plot_series *series, int32_t n_serie
     int rc = MART_OK;
     if (st != CAIRO_STATUS_SUCCESS)
         rc = mart_fail(err, "%s: cairo: %s", path, cairo_status_to_string(st));
-    else rc = mart_write_file_atomic(path, out.data, out.len, err);
+    else
+        rc = mart_write_file_atomic(path, out.data, out.len, err);
     mart_buf_free(&out);
     return rc;
 }
@@ -330,9 +342,11 @@ static void curve_push(curve *c, double x, double y) {
 
 static const char *run_name(const char *dir, char *buf, size_t cap) {
     size_t l = strlen(dir);
-    while (l > 1 && dir[l - 1] == '/') l--;
+    while (l > 1 && dir[l - 1] == '/')
+        l--;
     const char *b = dir + l;
-    while (b > dir && b[-1] != '/') b--;
+    while (b > dir && b[-1] != '/')
+        b--;
     snprintf(buf, cap, "%.*s", (int)(dir + l - b), b);
     return buf;
 }
@@ -348,8 +362,10 @@ int plot_learning_curves(const char *const *run_dirs, int32_t n_runs, const char
         run_name(run_dirs[r], name, sizeof name);
         for (int k = 0; k < N_CURVE_KEYS; k++) {
             curve *c = &cs[r * N_CURVE_KEYS + k];
-            if (n_runs > 1) snprintf(c->label, sizeof c->label, "%s: %s", name, CURVE_KEYS[k]);
-            else snprintf(c->label, sizeof c->label, "%s", CURVE_KEYS[k]);
+            if (n_runs > 1)
+                snprintf(c->label, sizeof c->label, "%s: %s", name, CURVE_KEYS[k]);
+            else
+                snprintf(c->label, sizeof c->label, "%s", CURVE_KEYS[k]);
         }
         mart_jsonl jr;
         if ((rc = mart_jsonl_open(&jr, path, err)) != MART_OK) break;
@@ -386,8 +402,10 @@ int plot_learning_curves(const char *const *run_dirs, int32_t n_runs, const char
         spec.title = "Learning curves";
         spec.xlabel = "step";
         spec.ylabel = "reward / accuracy";
-        if (n == 0) rc = mart_fail(err, "%s: no metrics to plot", run_dirs[0]);
-        else rc = plot_write_svg_png(&spec, ss, n, base, err);
+        if (n == 0)
+            rc = mart_fail(err, "%s: no metrics to plot", run_dirs[0]);
+        else
+            rc = plot_write_svg_png(&spec, ss, n, base, err);
         free(ss);
     }
     for (int32_t i = 0; i < n_curves; i++) {
