@@ -744,10 +744,14 @@ int rl_train(const rl_config *cfg, mart_err *err) {
             fprintf(stderr,
                     "step %d/%d | reward %+.3f acc %.1f%% | len %.0f | pl %+.4f vl %.4f kl %.4f "
                     "ent %.3f clip %.3f | gn %.3f lr %.2e | gen %.1fs (%.0f tok/s) score %.1fs "
-                    "upd %.1fs (%.0f tok/s)\n",
+                    "upd %.1fs (%.0f tok/s)",
                     t.step, t.c.steps, m.reward_mean, 100 * m.accuracy, m.response_length,
                     m.policy_loss, m.value_loss, m.kl, m.entropy, m.clip_frac, m.grad_norm, m.lr,
                     m.gen_s, m.rollout_tok_s, m.score_s, m.update_s, m.train_tok_s);
+        if (!cfg->quiet && m.eval_s >= 0)
+            fprintf(stderr, " | eval %.1f%% (%d att., %.0fs)", 100 * m.eval_accuracy,
+                    cfg->eval_attempts, m.eval_s);
+        if (!cfg->quiet) fputc('\n', stderr);
         stopped = mart_stop_requested() || (cfg->stop_after > 0 && t.step >= cfg->stop_after);
         bool save = stopped || (cfg->save_every > 0 && t.step % cfg->save_every == 0);
         if (save) {
