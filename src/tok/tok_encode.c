@@ -250,7 +250,8 @@ static int split_piece(const tok_pre_step *st, pcre2_match_data *md, piece in, p
     sp->n = 0;
     size_t pos = 0, prev = 0, L = in.n;
     while (pos <= L) {
-        int rc = pcre2_match(st->re, (PCRE2_SPTR)in.p, L, pos, 0, md, NULL);
+        int rc = st->jit ? pcre2_jit_match(st->re, (PCRE2_SPTR)in.p, L, pos, 0, md, NULL)
+                         : pcre2_match(st->re, (PCRE2_SPTR)in.p, L, pos, 0, md, NULL);
         if (rc == PCRE2_ERROR_NOMATCH) break;
         if (rc < 0) {
             char msg[256];

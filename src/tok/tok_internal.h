@@ -49,7 +49,8 @@ typedef enum {
 typedef struct {
     char *pattern;        /* regex source as written in tokenizer.json (NULL: none) */
     bool pattern_literal; /* pattern is a plain String, not a Regex */
-    pcre2_code *re;       /* compiled, JIT'd; NULL when pattern is NULL */
+    pcre2_code *re;       /* compiled; NULL when pattern is NULL */
+    bool jit;             /* re is JIT-compiled: matched with pcre2_jit_match (fewer checks) */
     tok_split_behavior behavior;
     bool invert;
     bool byte_level;       /* this is a ByteLevel step */

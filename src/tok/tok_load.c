@@ -39,7 +39,8 @@ int tok_compile_pre(tok_tokenizer *t, mart_err *err) {
             return mart_fail(err, "pre_tokenizer step %d: regex does not compile at offset %zu: %s",
                              (int)i, (size_t)off, msg);
         }
-        pcre2_jit_compile(s->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter if no JIT */
+        /* Without JIT (unsupported CPU) the interpreter is used. */
+        s->jit = pcre2_jit_compile(s->re, PCRE2_JIT_COMPLETE) == 0;
     }
     return MART_OK;
 }
