@@ -140,6 +140,7 @@ typedef struct {
     int32_t max_prompt;      /* prompt tokens; longer questions are skipped */
     int32_t min_attempts, max_attempts;
     int32_t gen_batch;       /* sequences decoded together */
+    int64_t kv_budget_mb;    /* KV-cache memory of the rollout engine (0 = gen's default) */
     float temperature;
     double actor_lr, critic_lr;
     rl_loss_config loss;

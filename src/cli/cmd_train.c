@@ -32,6 +32,7 @@ int cmd_train(int argc, char **argv) {
         {"max-attempts", CLI_INT, &c.max_attempts, "most attempts per question (--task multi)"},
         {"baseline-prompt", CLI_FLAG, &c.baseline_prompt, "single: the plain Qwen math system prompt instead of the multi-attempt one with N = 1"},
         {"gen-batch", CLI_INT, &c.gen_batch, "sequences decoded together"},
+        {"kv-budget-mb", CLI_INT64, &c.kv_budget_mb, "KV-cache memory of the rollout engine, MiB (0 = the engine's default, 4096)"},
         {"temperature", CLI_DOUBLE, &temp, "sampling temperature"},
         {"actor-lr", CLI_DOUBLE, &c.actor_lr, "actor peak learning rate (3% warm-up, cosine to 10%)"},
         {"critic-lr", CLI_DOUBLE, &c.critic_lr, "critic peak learning rate"},

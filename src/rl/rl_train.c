@@ -563,6 +563,7 @@ static int train_step(trainer *t, step_metrics *m, mart_err *err) {
     gen_config gc;
     gen_config_default(&gc);
     gc.max_batch = c->gen_batch < n ? c->gen_batch : n;
+    if (c->kv_budget_mb > 0) gc.kv_budget_mb = c->kv_budget_mb;
     gc.max_len = c->max_prompt + c->max_tokens + (t->env.max_attempts - 1) * t->feedback_room;
     gen_engine *gen = NULL;
     env_episode *eps = mart_xcalloc((size_t)n, sizeof *eps);
