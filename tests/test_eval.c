@@ -286,6 +286,13 @@ static void test_rerun_skips_finished_problems_and_gives_the_same_accuracy(void 
     assert_int_equal(eval_run_with(scripted_runner, NULL, tok, &c, out, &r, &err), MART_OK);
     assert_int_equal(generated, 12);
     eval_results_free(&r);
+    /* Nor is another prompt variant. */
+    c.env.max_tokens = EVAL_MAX_TOKENS;
+    c.env.baseline_prompt = true;
+    generated = 0;
+    assert_int_equal(eval_run_with(scripted_runner, NULL, tok, &c, out, &r, &err), MART_OK);
+    assert_int_equal(generated, 12);
+    eval_results_free(&r);
 }
 
 static void test_named_benchmarks_resolve_in_the_data_folder(void **state) {

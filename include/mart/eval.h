@@ -75,11 +75,12 @@ typedef int (*eval_runner)(void *ctx, const tok_tokenizer *tok, const env_config
 
 /* Evaluates model m (not modified) with a generation engine sized for the longest episode.
  * out_dir (created) receives results.json, transcripts.jsonl, attempts.svg/.png; rerunning
- * with the same out_dir skips the (problem, k) pairs already in transcripts.jsonl. out_dir
- * NULL: nothing is written and nothing resumed. res is filled (free with
- * eval_results_free). Errors: missing benchmark file, bad record (names file:line), engine
- * creation, I/O; an interrupt (mart_stop_requested) stops after the current batch with an
- * error saying the run can be resumed. */
+ * with the same out_dir skips the (problem, k) pairs already in transcripts.jsonl with the
+ * same setting (model name, prompt variant, token budget, chunk, temperature, seed; the
+ * question text must match too). out_dir NULL: nothing is written and nothing resumed. res is
+ * filled (free with eval_results_free). Errors: missing benchmark file, bad record (names
+ * file:line), engine creation, I/O; an interrupt (mart_stop_requested) stops after the current
+ * batch with an error saying the run can be resumed. */
 int eval_run(model *m, const tok_tokenizer *tok, const eval_config *cfg, const char *out_dir,
              eval_results *res, mart_err *err);
 /* The same on an existing engine (its max_len bounds the episodes). */

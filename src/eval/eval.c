@@ -232,10 +232,23 @@ static int32_t k_index(const eval_config *cfg, int64_t k) {
     return -1;
 }
 
+/* What makes two evaluations of the same (problem, k) interchangeable. */
+static void setting_key(const eval_config *cfg, char *buf, size_t cap) {
+    const env_config *e = &cfg->env;
+    const char *prompt = e->system_template || e->feedback_template ? "custom"
+                         : e->baseline_prompt                       ? "baseline"
+                         : e->repeat_question                       ? "repeat"
+                                                                    : "multi";
+    snprintf(buf, cap, "model=%s;prompt=%s;max_tokens=%d;chunk=%d;temperature=%g;seed=%llu",
+             cfg->model_name ? cfg->model_name : "model", prompt, e->max_tokens, e->chunk,
+             (double)cfg->sampling.temperature, (unsigned long long)cfg->sampling.seed);
+}
+
 /* state[b][j*n + i]: -1 not done, 0 wrong, 1 solved. Reads path (if any), keeps lines that
  * match this configuration, and cuts a torn last line (a crash mid-write) off the file. */
-static int resume_read(const char *path, const eval_config *cfg, eval_set *sets, int32_t n_sets,
-                       int8_t **state, int64_t *n_resumed, int64_t *n_correct, mart_err *err) {
+static int resume_read(const char *path, const eval_config *cfg, const char *setting,
+                       eval_set *sets, int32_t n_sets, int8_t **state, int64_t *n_resumed,
+                       int64_t *n_correct, mart_err *err) {
     *n_resumed = *n_correct = 0;
     if (!mart_path_exists(path)) return MART_OK;
     char *data = NULL;
@@ -268,15 +281,15 @@ static int resume_read(const char *path, const eval_config *cfg, eval_set *sets,
         const cJSON *bench = cJSON_GetObjectItemCaseSensitive(o, "bench");
         const cJSON *idx = cJSON_GetObjectItemCaseSensitive(o, "index");
         const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "k");
-        const cJSON *mt = cJSON_GetObjectItemCaseSensitive(o, "max_tokens");
+        const cJSON *set = cJSON_GetObjectItemCaseSensitive(o, "setting");
         const cJSON *q = cJSON_GetObjectItemCaseSensitive(o, "question");
         const cJSON *ok = cJSON_GetObjectItemCaseSensitive(o, "correct");
         int32_t b = -1, j = cJSON_IsNumber(k) ? k_index(cfg, (int64_t)k->valuedouble) : -1;
         for (int32_t t = 0; cJSON_IsString(bench) && t < n_sets; t++)
             if (!strcmp(sets[t].name, bench->valuestring)) b = t;
-        /* Only episodes of this very configuration count: same problem text, same budget. */
-        if (b >= 0 && j >= 0 && cJSON_IsNumber(idx) && cJSON_IsNumber(mt) && cJSON_IsString(q) &&
-            cJSON_IsBool(ok) && (int32_t)mt->valuedouble == cfg->env.max_tokens) {
+        /* Only episodes of this very evaluation count: same problem text, same setting. */
+        if (b >= 0 && j >= 0 && cJSON_IsNumber(idx) && cJSON_IsString(set) && cJSON_IsString(q) &&
+            cJSON_IsBool(ok) && !strcmp(set->valuestring, setting)) {
             int64_t i = (int64_t)idx->valuedouble;
             if (i >= 0 && i < sets[b].n && !strcmp(sets[b].problems[i].question, q->valuestring)) {
                 int8_t *st = &state[b][(int64_t)j * sets[b].n + i];
@@ -294,7 +307,7 @@ static int resume_read(const char *path, const eval_config *cfg, eval_set *sets,
 }
 
 static cJSON *transcript_line(const eval_set *set, int32_t index, int32_t k, const env_episode *ep,
-                              int32_t max_tokens) {
+                              const eval_config *cfg, const char *setting) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "bench", set->name);
     cJSON_AddNumberToObject(o, "index", index);
@@ -319,7 +332,8 @@ static cJSON *transcript_line(const eval_set *set, int32_t index, int32_t k, con
     cJSON_AddBoolToObject(o, "correct", ep->correct);
     cJSON_AddNumberToObject(o, "reward", ep->reward);
     cJSON_AddNumberToObject(o, "tokens", ep->n_sampled);
-    cJSON_AddNumberToObject(o, "max_tokens", max_tokens);
+    cJSON_AddNumberToObject(o, "max_tokens", cfg->env.max_tokens);
+    cJSON_AddStringToObject(o, "setting", setting);
     return o;
 }
 
@@ -373,14 +387,15 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, cons
     }
     int rc = MART_OK;
     FILE *tf = NULL;
-    char tpath[4096] = "";
+    char tpath[4096] = "", setting[1024];
+    setting_key(cfg, setting, sizeof setting);
     eval_progress prog = {0};
     if (out_dir) {
         rc = mart_mkdirs(out_dir, err);
         mart_path_join(tpath, sizeof tpath, out_dir, "transcripts.jsonl");
         if (rc == MART_OK)
-            rc =
-                resume_read(tpath, cfg, sets, n_sets, state, &prog.prior, &prog.prior_correct, err);
+            rc = resume_read(tpath, cfg, setting, sets, n_sets, state, &prog.prior,
+                             &prog.prior_correct, err);
         if (rc == MART_OK && !(tf = fopen(tpath, "ab")))
             rc = mart_fail(err, "%s: cannot open for appending: %s", tpath, strerror(errno));
     }
@@ -426,8 +441,8 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, cons
             res->episodes_run++;
             res->tokens_sampled += eps[t].n_sampled;
             if (tf) {
-                cJSON *o = transcript_line(&sets[it->set], it->index, atts[t], &eps[t],
-                                           cfg->env.max_tokens);
+                cJSON *o =
+                    transcript_line(&sets[it->set], it->index, atts[t], &eps[t], cfg, setting);
                 mart_json_print_line(tf, o);
                 cJSON_Delete(o);
             }
