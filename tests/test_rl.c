@@ -687,6 +687,44 @@ static void grpo_on_a_trivial_task_raises_the_reward(void **state) {
     if (!getenv("MART_RL_KEEP")) mart_remove_tree(dir, &err);
 }
 
+static void bad_training_data_is_an_error_naming_the_file_and_line(void **state) {
+    (void)state;
+    char dir[256], md[300], data[300], out[300];
+    make_run_inputs(dir, sizeof dir, 2, false);
+    rl_config c;
+    run_config(&c, dir, md, data, out, "bad");
+    FILE *f = fopen(data, "a");
+    assert_non_null(f);
+    fprintf(f, "{\"question\": \"Say 1.\", \"answer\": \"1\"}\n");
+    fclose(f);
+    mart_err err = {{0}};
+    assert_int_equal(rl_train(&c, &err), MART_ERR);
+    assert_non_null(strstr(err.msg, "data.jsonl:3"));
+    assert_non_null(strstr(err.msg, "'problem'"));
+    mart_remove_tree(dir, &err);
+}
+
+static void resuming_with_another_seed_is_refused(void **state) {
+    (void)state;
+    char dir[256], md[300], data[300], out[300];
+    make_run_inputs(dir, sizeof dir, 2, false);
+    rl_config c;
+    run_config(&c, dir, md, data, out, "seeded");
+    c.algo = RL_ALGO_GRPO;
+    c.n_samples = 2;
+    c.rollout_batch = 1;
+    c.max_tokens = 4;
+    c.steps = 1;
+    mart_err err = {{0}};
+    if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
+    c.steps = 2;
+    c.resume = true;
+    c.seed = 6;
+    assert_int_equal(rl_train(&c, &err), MART_ERR);
+    assert_non_null(strstr(err.msg, "--seed"));
+    mart_remove_tree(dir, &err);
+}
+
 int main(void) {
     /* The models here are tiny: threads only add synchronisation (and, on a loaded machine,
      * seconds of waiting). Thread parity is the model module's test. */
@@ -705,6 +743,8 @@ int main(void) {
         cmocka_unit_test(mini_batch_gradient_does_not_depend_on_the_micro_batch_split),
         cmocka_unit_test(resumed_run_gives_bit_identical_weights_to_an_uninterrupted_run),
         cmocka_unit_test(grpo_on_a_trivial_task_raises_the_reward),
+        cmocka_unit_test(bad_training_data_is_an_error_naming_the_file_and_line),
+        cmocka_unit_test(resuming_with_another_seed_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
