@@ -725,6 +725,64 @@ static void resuming_with_another_seed_is_refused(void **state) {
     mart_remove_tree(dir, &err);
 }
 
+static void environment_episodes_train_exactly_the_sampled_tokens(void **state) {
+    (void)state;
+    char dir[256], p[400];
+    make_run_inputs(dir, sizeof dir, 1, true);
+    mart_err err;
+    model *m;
+    tok_tokenizer *tok;
+    snprintf(p, sizeof p, "%s/base", dir);
+    assert_int_equal(model_load(p, false, &m, &err), MART_OK);
+    assert_int_equal(tok_load(p, &tok, &err), MART_OK);
+    gen_config gc;
+    gen_config_default(&gc);
+    gc.max_batch = 8;
+    gc.max_len = 600;
+    gen_engine *g;
+    assert_int_equal(gen_create(m, &gc, &g, &err), MART_OK);
+    env_config ec;
+    env_config_default(&ec);
+    ec.max_tokens = 24;
+    enum { N = 8 };
+    env_problem pr[N];
+    int32_t att[N];
+    for (int i = 0; i < N; i++) {
+        pr[i] = (env_problem){"Say 1.", "1"};
+        att[i] = 3;
+    }
+    gen_params gp;
+    gen_params_default(&gp);
+    gp.seed = 3;
+    env_episode ep[N];
+    assert_int_equal(env_run(g, tok, &ec, pr, att, N, &gp, 0, NULL, ep, &err), MART_OK);
+    int with_feedback = 0;
+    for (int i = 0; i < N; i++) {
+        rl_sample s;
+        rl_sample_from_episode(&s, &ep[i]);
+        assert_int_equal(s.n_trainable, ep[i].n_sampled);
+        with_feedback += ep[i].n_attempts > 1;
+        /* GAE leaves every prompt and feedback token at exactly zero */
+        float *r = calloc((size_t)s.n_tokens, sizeof(float));
+        for (int32_t k = 0; k < s.n_tokens; k++) s.old_values[k] = 0.5f;
+        r[s.n_tokens - 1] = s.reward;
+        rl_gae(s.n_tokens, s.trainable, r, s.old_values, 1.0f, 0.99f, s.advantages, s.returns);
+        for (int32_t k = 0; k < s.n_tokens; k++)
+            if (k < s.n_prompt || !ep[i].trainable[k]) {
+                assert_true(s.advantages[k] == 0.0f);
+                assert_true(s.returns[k] == 0.0f);
+            }
+        free(r);
+        rl_sample_free(&s);
+        env_episode_free(&ep[i]);
+    }
+    assert_true(with_feedback > 0); /* the warm model answers 2 or 3 often enough */
+    gen_free(g);
+    model_free(m);
+    tok_free(tok);
+    mart_remove_tree(dir, &err);
+}
+
 int main(void) {
     /* The models here are tiny: threads only add synchronisation (and, on a loaded machine,
      * seconds of waiting). Thread parity is the model module's test. */
@@ -743,6 +801,7 @@ int main(void) {
         cmocka_unit_test(mini_batch_gradient_does_not_depend_on_the_micro_batch_split),
         cmocka_unit_test(resumed_run_gives_bit_identical_weights_to_an_uninterrupted_run),
         cmocka_unit_test(grpo_on_a_trivial_task_raises_the_reward),
+        cmocka_unit_test(environment_episodes_train_exactly_the_sampled_tokens),
         cmocka_unit_test(bad_training_data_is_an_error_naming_the_file_and_line),
         cmocka_unit_test(resuming_with_another_seed_is_refused),
     };
