@@ -32,7 +32,7 @@ typedef struct {
     const int32_t *ks;         /* (n_ks) numbers of attempts to evaluate, e.g. 1..7 */
     int32_t n_ks;
     int32_t limit;          /* first `limit` problems of each benchmark; 0 = all */
-    int32_t batch;          /* episodes per generation call (and per transcript flush) */
+    int32_t batch;          /* sequences decoded together; runner calls take 8 batches */
     int64_t kv_budget_mb;   /* eval_run's engine; 0 = gen's default */
     env_config env;         /* max_tokens = EVAL_MAX_TOKENS, chunk 1, templates, grader */
     gen_params sampling;    /* temperature 0 (greedy), seed 0; with temperature > 0 the
@@ -80,7 +80,8 @@ typedef int (*eval_runner)(void *ctx, const tok_tokenizer *tok, const env_config
  * question text must match too). out_dir NULL: nothing is written and nothing resumed. res is
  * filled (free with eval_results_free). Errors: missing benchmark file, bad record (names
  * file:line), engine creation, I/O; an interrupt (mart_stop_requested) stops after the current
- * batch with an error saying the run can be resumed. */
+ * wave of 8 batches with an error saying the run can be resumed (episodes are written to
+ * transcripts.jsonl as each finishes, so a hard kill loses only those still running). */
 int eval_run(model *m, const tok_tokenizer *tok, const eval_config *cfg, const char *out_dir,
              eval_results *res, mart_err *err);
 /* The same on an existing engine (its max_len bounds the episodes). */

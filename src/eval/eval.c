@@ -12,9 +12,11 @@
 
 #include "mart/plot.h"
 
-/* Episodes per generation call: enough to keep the batch full, small enough that an
- * interrupted run loses little (transcripts are flushed per batch). */
+/* Sequences decoded together (the engine's slots), and batches per runner call. Episodes
+ * are written to transcripts.jsonl as they finish, so the wave size only bounds how long a
+ * stop request (Ctrl-C) waits and how much memory finished episodes hold. */
 #define EVAL_BATCH 32
+#define EVAL_WAVE 8
 
 void eval_config_default(eval_config *c) {
     memset(c, 0, sizeof *c);
@@ -340,35 +342,71 @@ static cJSON *transcript_line(const eval_set *set, int32_t index, int32_t k, con
 /* ---- the run ---- */
 
 typedef struct {
-    mart_progress bar;
-    bool on;
-    int64_t done, correct, tokens; /* this call */
-    int64_t prior, prior_correct;  /* resumed */
-} eval_progress;
-
-static void on_episode_done(void *ctx, int32_t i, const env_episode *ep) {
-    eval_progress *p = ctx;
-    p->done++;
-    p->correct += ep->correct;
-    p->tokens += ep->n_sampled;
-    if (!p->on) return;
-    double el = mart_now() - p->bar.t_start;
-    int64_t all = p->done + p->prior;
-    char extra[128];
-    snprintf(extra, sizeof extra, "acc %.1f%% | %.0f tok/s",
-             all ? 100.0 * (double)(p->correct + p->prior_correct) / (double)all : 0.0,
-             el > 0 ? (double)p->tokens / el : 0.0);
-    mart_progress_update(&p->bar, p->done, extra);
-}
-
-typedef struct {
     int32_t set, kj, index;
 } work_item;
 
-static int fsync_file(FILE *f, const char *path, mart_err *err) {
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-        return mart_fail(err, "%s: write failed: %s", path, strerror(errno));
-    return MART_OK;
+/* Everything an episode's completion touches: the resume state, the transcript, the counts
+ * and the progress bar. Episodes are recorded as they finish, so an interrupted wave loses
+ * only the episodes still running. */
+typedef struct {
+    const eval_config *cfg;
+    const char *setting;
+    eval_set *sets;
+    int8_t **state;
+    const work_item *wave; /* the items of the runner call in progress */
+    bool *recorded;        /* (wave size) */
+    eval_results *res;
+    FILE *tf; /* transcripts.jsonl or NULL */
+    const char *tpath;
+    double last_sync;
+    int io_rc;
+    mart_err io_err;
+    mart_progress bar;
+    bool bar_on;
+    int64_t correct;              /* this call */
+    int64_t prior, prior_correct; /* resumed */
+} eval_ctx;
+
+/* Transcript lines are flushed at once and synced to disk at most every few seconds. */
+#define EVAL_SYNC_SECONDS 2.0
+
+static int sync_transcripts(eval_ctx *c) {
+    if (!c->tf || c->io_rc != MART_OK) return c->io_rc;
+    if (fflush(c->tf) != 0 || fsync(fileno(c->tf)) != 0)
+        c->io_rc = mart_fail(&c->io_err, "%s: write failed: %s", c->tpath, strerror(errno));
+    c->last_sync = mart_now();
+    return c->io_rc;
+}
+
+static void record_episode(eval_ctx *c, int32_t i, const env_episode *ep) {
+    const work_item *it = &c->wave[i];
+    const eval_set *set = &c->sets[it->set];
+    c->recorded[i] = true;
+    c->state[it->set][(int64_t)it->kj * set->n + it->index] = ep->correct;
+    c->res->episodes_run++;
+    c->res->tokens_sampled += ep->n_sampled;
+    c->correct += ep->correct;
+    if (c->tf && c->io_rc == MART_OK) {
+        cJSON *o = transcript_line(set, it->index, c->cfg->ks[it->kj], ep, c->cfg, c->setting);
+        mart_json_print_line(c->tf, o);
+        cJSON_Delete(o);
+        if (fflush(c->tf) != 0)
+            c->io_rc = mart_fail(&c->io_err, "%s: write failed: %s", c->tpath, strerror(errno));
+        else if (mart_now() - c->last_sync > EVAL_SYNC_SECONDS)
+            sync_transcripts(c);
+    }
+    if (!c->bar_on) return;
+    double el = mart_now() - c->bar.t_start;
+    int64_t done = c->res->episodes_run, all = done + c->prior;
+    char extra[128];
+    snprintf(extra, sizeof extra, "acc %.1f%% | %.0f tok/s",
+             all ? 100.0 * (double)(c->correct + c->prior_correct) / (double)all : 0.0,
+             el > 0 ? (double)c->res->tokens_sampled / el : 0.0);
+    mart_progress_update(&c->bar, done, extra);
+}
+
+static void on_episode_done(void *ctx, int32_t i, const env_episode *ep) {
+    record_episode(ctx, i, ep);
 }
 
 int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, const eval_config *cfg,
@@ -386,17 +424,22 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, cons
         memset(state[b], 0xff, cells);
     }
     int rc = MART_OK;
-    FILE *tf = NULL;
     char tpath[4096] = "", setting[1024];
     setting_key(cfg, setting, sizeof setting);
-    eval_progress prog = {0};
+    eval_ctx c = {.cfg = cfg,
+                  .setting = setting,
+                  .sets = sets,
+                  .state = state,
+                  .res = res,
+                  .tpath = tpath,
+                  .last_sync = mart_now()};
     if (out_dir) {
         rc = mart_mkdirs(out_dir, err);
         mart_path_join(tpath, sizeof tpath, out_dir, "transcripts.jsonl");
         if (rc == MART_OK)
-            rc = resume_read(tpath, cfg, setting, sets, n_sets, state, &prog.prior,
-                             &prog.prior_correct, err);
-        if (rc == MART_OK && !(tf = fopen(tpath, "ab")))
+            rc = resume_read(tpath, cfg, setting, sets, n_sets, state, &c.prior, &c.prior_correct,
+                             err);
+        if (rc == MART_OK && !(c.tf = fopen(tpath, "ab")))
             rc = mart_fail(err, "%s: cannot open for appending: %s", tpath, strerror(errno));
     }
 
@@ -413,49 +456,46 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, cons
                     work[n_work++] = (work_item){b, j, i};
                 }
 
-    int32_t batch = cfg->batch > 0 ? cfg->batch : EVAL_BATCH;
-    env_problem *probs = mart_xcalloc((size_t)batch, sizeof *probs);
-    int32_t *atts = mart_xcalloc((size_t)batch, sizeof *atts);
-    env_episode *eps = mart_xcalloc((size_t)batch, sizeof *eps);
-    prog.on = cfg->progress && n_work > 0;
-    if (prog.on) mart_progress_start(&prog.bar, "eval", n_work);
-    for (int64_t w = 0; rc == MART_OK && w < n_work; w += batch) {
+    /* Each runner call gets a wave of several batches: the engine refills a finished
+     * episode's slot at once, so only the wave's tail runs below full batch. */
+    int32_t wave = (cfg->batch > 0 ? cfg->batch : EVAL_BATCH) * EVAL_WAVE;
+    env_problem *probs = mart_xcalloc((size_t)wave, sizeof *probs);
+    int32_t *atts = mart_xcalloc((size_t)wave, sizeof *atts);
+    env_episode *eps = mart_xcalloc((size_t)wave, sizeof *eps);
+    c.recorded = mart_xcalloc((size_t)wave, sizeof *c.recorded);
+    c.bar_on = cfg->progress && n_work > 0;
+    if (c.bar_on) mart_progress_start(&c.bar, "eval", n_work);
+    for (int64_t w = 0; rc == MART_OK && w < n_work; w += wave) {
         if (mart_stop_requested()) {
             rc = mart_fail(err,
                            "interrupted after %lld of %lld episodes; rerun the same "
                            "command to resume",
-                           (long long)w, (long long)n_work);
+                           (long long)res->episodes_run, (long long)n_work);
             break;
         }
-        int32_t m = (int32_t)(n_work - w < batch ? n_work - w : batch);
+        int32_t m = (int32_t)(n_work - w < wave ? n_work - w : wave);
         for (int32_t t = 0; t < m; t++) {
             probs[t] = sets[work[w + t].set].problems[work[w + t].index];
             atts[t] = cfg->ks[work[w + t].kj];
+            c.recorded[t] = false;
         }
+        c.wave = &work[w];
         rc = run(run_ctx, tok, &cfg->env, probs, atts, m, &cfg->sampling, (uint64_t)w,
-                 on_episode_done, &prog, eps, err);
+                 on_episode_done, &c, eps, err);
         if (rc != MART_OK) break;
         for (int32_t t = 0; t < m; t++) {
-            const work_item *it = &work[w + t];
-            state[it->set][(int64_t)it->kj * sets[it->set].n + it->index] = eps[t].correct;
-            res->episodes_run++;
-            res->tokens_sampled += eps[t].n_sampled;
-            if (tf) {
-                cJSON *o =
-                    transcript_line(&sets[it->set], it->index, atts[t], &eps[t], cfg, setting);
-                mart_json_print_line(tf, o);
-                cJSON_Delete(o);
-            }
+            if (!c.recorded[t]) record_episode(&c, t, &eps[t]);
             env_episode_free(&eps[t]);
         }
-        if (tf) rc = fsync_file(tf, tpath, err);
+        if (sync_transcripts(&c) != MART_OK) rc = mart_fail(err, "%s", c.io_err.msg);
     }
-    if (prog.on) mart_progress_finish(&prog.bar);
+    if (c.bar_on) mart_progress_finish(&c.bar);
     free(probs);
     free(atts);
     free(eps);
+    free(c.recorded);
     free(work);
-    if (tf && fclose(tf) != 0 && rc == MART_OK)
+    if (c.tf && fclose(c.tf) != 0 && rc == MART_OK)
         rc = mart_fail(err, "%s: close failed: %s", tpath, strerror(errno));
 
     if (rc == MART_OK) {
@@ -479,7 +519,7 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, cons
                 res->average[j] += eb->accuracy[j] / n_sets;
             }
         }
-        res->episodes_resumed = prog.prior;
+        res->episodes_resumed = c.prior;
         res->seconds = mart_now() - t0;
         if (out_dir) {
             char path[4096];
