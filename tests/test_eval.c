@@ -425,6 +425,81 @@ static void test_env_run_episodes_are_the_same_alone_or_in_a_batch(void **state)
     model_free(m);
 }
 
+/* A model that always says <|im_end|>: every layer's weights are zero (the residual stream
+ * is the token's embedding), the embeddings all point one way and <|im_end|>'s is the
+ * longest, so greedy decoding picks it after any token. Through the real engine, each
+ * attempt is then a bare <|im_end|> and the feedback turn follows it with "\n". */
+static void test_env_run_appends_feedback_after_the_models_own_im_end(void **state) {
+    (void)state;
+    model_config mc;
+    mart_err err = {0};
+    assert_int_equal(model_config_builtin("tiny", &mc, &err), MART_OK);
+    mc.vocab_size = tok_vocab_size(tok);
+    model *m = model_create(&mc, false, false);
+    int32_t d = mc.hidden_size, im_end = tok_special_id(tok, "<|im_end|>");
+    for (int32_t i = 0; i < d; i++) {
+        m->final_norm[i] = 1;
+        for (int32_t l = 0; l < mc.n_layers; l++)
+            m->layers[l].attn_norm[i] = 1, m->layers[l].mlp_norm[i] = 1;
+    }
+    for (int32_t t = 0; t < mc.vocab_size; t++)
+        for (int32_t i = 0; i < d; i++)
+            m->embed[(int64_t)t * d + i] = t == im_end ? 0.2f : 0.1f;
+    gen_config gc;
+    gen_config_default(&gc);
+    gc.max_batch = 2;
+    gc.max_len = 512;
+    gen_engine *g = NULL;
+    assert_int_equal(gen_create(m, &gc, &g, &err), MART_OK);
+    env_config ec;
+    env_config_default(&ec);
+    ec.max_tokens = 16;
+    gen_params gp;
+    gen_params_default(&gp);
+    gp.temperature = 0;
+    env_problem probs[2] = {{"What is 1+1?", "2"}, {"What is 2+2?", "4"}};
+    int32_t atts[2] = {3, 1};
+    env_episode eps[2];
+    assert_int_equal(env_run(g, tok, &ec, probs, atts, 2, &gp, 0, NULL, eps, &err), MART_OK);
+    /* prompt, then (<|im_end|>, feedback with 2 left), (<|im_end|>, feedback with 1 left),
+     * <|im_end|>. */
+    int32_t *want = NULL, n_want = 0, *fb = NULL, nfb = 0;
+    assert_int_equal(env_build_prompt(tok, &ec, probs[0].question, 3, &want, &n_want, &err),
+                     MART_OK);
+    for (int32_t left = 2; left >= 0; left--) {
+        want = realloc(want, (size_t)(n_want + 1) * sizeof *want);
+        want[n_want++] = im_end;
+        if (left == 0) break;
+        assert_int_equal(
+            env_build_feedback(tok, &ec, probs[0].question, left, true, &fb, &nfb, &err), MART_OK);
+        want = realloc(want, (size_t)(n_want + nfb) * sizeof *want);
+        memcpy(want + n_want, fb, (size_t)nfb * sizeof *fb);
+        n_want += nfb;
+        free(fb);
+    }
+    assert_int_equal(eps[0].n_tokens, n_want);
+    assert_memory_equal(eps[0].tokens, want, (size_t)n_want * sizeof *want);
+    assert_int_equal(eps[0].n_attempts, 3);
+    assert_int_equal(eps[0].n_sampled, 3);
+    for (int a = 0; a < 3; a++)
+        assert_int_equal(eps[0].attempts[a].status, ENV_ATTEMPT_NO_BOX);
+    assert_true(eps[0].reward == -1.0f);
+    int32_t n_train = 0;
+    for (int32_t t = 0; t < eps[0].n_tokens; t++) {
+        n_train += eps[0].trainable[t];
+        if (eps[0].trainable[t]) assert_int_equal(eps[0].tokens[t], im_end);
+    }
+    assert_int_equal(n_train, 3);
+    /* One attempt: the episode ends at the model's <|im_end|>, no feedback. */
+    assert_int_equal(eps[1].n_tokens, eps[1].n_prompt + 1);
+    assert_int_equal(eps[1].n_attempts, 1);
+    free(want);
+    env_episode_free(&eps[0]);
+    env_episode_free(&eps[1]);
+    gen_free(g);
+    model_free(m);
+}
+
 /* The command line: a saved model folder, a custom set, the table on stdout, and a rerun
  * that generates nothing. */
 static void test_mart_eval_writes_its_outputs_and_resumes(void **state) {
@@ -490,6 +565,7 @@ int main(void) {
         cmocka_unit_test(test_a_record_without_the_question_field_is_an_error_naming_the_line),
         cmocka_unit_test(test_eval_runs_through_the_generation_engine),
         cmocka_unit_test(test_env_run_episodes_are_the_same_alone_or_in_a_batch),
+        cmocka_unit_test(test_env_run_appends_feedback_after_the_models_own_im_end),
         cmocka_unit_test(test_mart_eval_writes_its_outputs_and_resumes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
