@@ -296,6 +296,11 @@ static char *extract_box(const env_session *s) {
     return grade_extract(s->text.data + from, s->text.len - from, &gc);
 }
 
+/* A problem without a gold answer (NULL) can never be solved. */
+static bool is_right(const env_session *s, const char *answer) {
+    return s->gold && grade_equal(answer, s->gold, &s->cfg->grade);
+}
+
 static env_step finish(env_session *s) {
     s->done = true;
     s->ep->reward = env_episode_reward(s->ep, s->cfg);
@@ -328,7 +333,7 @@ env_step env_episode_on_token(env_session *s, int32_t id, float logprob, bool ou
     if (turn_end || budget_end || (check && has_box(s))) answer = extract_box(s);
     env_attempt_status st;
     if (answer)
-        st = grade_equal(answer, s->gold, &cfg->grade) ? ENV_ATTEMPT_RIGHT : ENV_ATTEMPT_WRONG;
+        st = is_right(s, answer) ? ENV_ATTEMPT_RIGHT : ENV_ATTEMPT_WRONG;
     else if (turn_end)
         st = ENV_ATTEMPT_NO_BOX;
     else if (budget_end)
@@ -364,9 +369,9 @@ void env_episode_force_end(env_session *s) {
     if (s->done) return;
     if (s->attempt_tokens > 0 || s->ep->n_attempts == 0) {
         char *answer = extract_box(s);
-        env_attempt_status st = !answer                                        ? ENV_ATTEMPT_BUDGET
-                                : grade_equal(answer, s->gold, &s->cfg->grade) ? ENV_ATTEMPT_RIGHT
-                                                                               : ENV_ATTEMPT_WRONG;
+        env_attempt_status st = !answer               ? ENV_ATTEMPT_BUDGET
+                                : is_right(s, answer) ? ENV_ATTEMPT_RIGHT
+                                                      : ENV_ATTEMPT_WRONG;
         close_attempt(s, st, answer);
     }
     finish(s);
