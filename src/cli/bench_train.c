@@ -108,16 +108,15 @@ int bench_train(int argc, char **argv) {
         fprintf(stderr, "mart bench train: --steps must be at least 1\n");
         return 2;
     }
-    int n = (int)(sizeof shapes / sizeof shapes[0]), ran = 0;
-    printf("threads %d\n", mart_threads());
-    for (int i = 0; i < n; i++)
-        if (!strcmp(config, "all") || !strcmp(config, shapes[i].config)) {
-            if (run_shape(&shapes[i], steps, (uint64_t)seed)) return 1;
-            ran++;
-        }
-    if (!ran) {
+    int n = (int)(sizeof shapes / sizeof shapes[0]), known = !strcmp(config, "all");
+    for (int i = 0; i < n; i++) known |= !strcmp(config, shapes[i].config);
+    if (!known) {
         fprintf(stderr, "mart bench train: unknown --config \"%s\" (small, 40m or all)\n", config);
         return 2;
     }
+    printf("threads %d\n", mart_threads());
+    for (int i = 0; i < n; i++)
+        if (!strcmp(config, "all") || !strcmp(config, shapes[i].config))
+            if (run_shape(&shapes[i], steps, (uint64_t)seed)) return 1;
     return 0;
 }
