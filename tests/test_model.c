@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -541,6 +542,32 @@ static void tensor_table_uses_hugging_face_names_and_covers_params_once(void **s
     model_free(m);
 }
 
+static void random_init_is_seeded_normal_and_independent_of_thread_count(void **state) {
+    (void)state;
+    model_config c = tiny_config(MART_ARCH_QWEN2);
+    c.vocab_size = 5000; /* embedding over several random streams */
+    model *a = model_create(&c, true, false), *b = model_create(&c, true, false);
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    model_init_random(a, 7);
+    omp_set_num_threads(threads > 1 ? threads : 2);
+    model_init_random(b, 7);
+    omp_set_num_threads(threads);
+    assert_int_equal(memcmp(a->params, b->params, sizeof(float) * (size_t)a->n_params), 0);
+    double s = 0, s2 = 0;
+    int64_t n = 5000 * 16;
+    for (int64_t j = 0; j < n; j++) s += a->embed[j], s2 += (double)a->embed[j] * a->embed[j];
+    assert_true(fabs(s / n) < 1e-3);
+    assert_float_equal(sqrt(s2 / n), 0.02, 5e-4);
+    assert_float_equal(a->final_norm[3], 1.0f, 0);
+    assert_float_equal(a->layers[1].bk[2], 0.0f, 0);
+    assert_float_equal(a->value_head[0], 0.0f, 0);
+    model_init_random(b, 8);
+    assert_true(a->embed[0] != b->embed[0]);
+    model_free(a);
+    model_free(b);
+}
+
 static void adamw_step_matches_a_hand_computed_update(void **state) {
     (void)state;
     adamw_state s;
@@ -593,6 +620,7 @@ int main(void) {
         cmocka_unit_test(temperature_divides_logits_for_logprobs_and_entropy),
         cmocka_unit_test(token_outside_the_vocabulary_is_an_error_naming_the_position),
         cmocka_unit_test(tensor_table_uses_hugging_face_names_and_covers_params_once),
+        cmocka_unit_test(random_init_is_seeded_normal_and_independent_of_thread_count),
         cmocka_unit_test(adamw_step_matches_a_hand_computed_update),
         cmocka_unit_test(clip_grad_norm_scales_to_the_limit_and_reports_the_old_norm),
     };

@@ -4,6 +4,7 @@
  * so forward/backward can run each group as one fused matrix product. */
 #include "model/model_priv.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,8 +118,29 @@ void model_free(model *m) {
     free(m);
 }
 
+/* Elements per random stream in model_init_random: chunks are filled in parallel, and the
+ * values depend only on (seed, tensor, chunk), never on the number of threads. */
+#define INIT_CHUNK 65536
+
+/* p[0..n) ~ N(0, std^2) from one stream: Box-Muller, both outputs of each pair used. */
+static void fill_normal(float *p, int64_t n, float std, uint64_t seed, uint64_t stream) {
+    mart_rng r;
+    mart_rng_seed(&r, seed, stream);
+    const float two_pi = 6.28318530717958647692f;
+    for (int64_t j = 0; j < n; j += 2) {
+        /* 24-bit uniforms; u1 in (0, 1] so the log is finite. */
+        uint64_t bits = mart_rng_u64(&r);
+        float u1 = ((float)(bits >> 40) + 1.0f) * (1.0f / 16777216.0f);
+        float u2 = (float)((bits >> 16) & 0xffffff) * (1.0f / 16777216.0f);
+        float rad = std * sqrtf(-2.0f * logf(u1)), s, c;
+        sincosf(two_pi * u2, &s, &c);
+        p[j] = rad * c;
+        if (j + 1 < n) p[j + 1] = rad * s;
+    }
+}
+
 void model_init_random(model *m, uint64_t seed) {
-    /* Each tensor draws from its own stream, so adding a tensor (value head) leaves the
+    /* Each tensor draws from its own streams, so adding a tensor (value head) leaves the
      * others unchanged. Norm weights are 1, biases and the value head 0 (as in HF init). */
     for (int32_t i = 0; i < m->n_tensors; i++) {
         const model_tensor *t = &m->tensors[i];
@@ -128,9 +150,12 @@ void model_init_random(model *m, uint64_t seed) {
         } else if (t->ndim == 1 || !strcmp(t->name, "value_head.weight")) {
             memset(p, 0, (size_t)t->numel * sizeof(float));
         } else {
-            mart_rng r;
-            mart_rng_seed(&r, seed, (uint64_t)i);
-            for (int64_t j = 0; j < t->numel; j++) p[j] = 0.02f * mart_rng_normal(&r);
+            int64_t n_chunks = (t->numel + INIT_CHUNK - 1) / INIT_CHUNK;
+#pragma omp parallel for schedule(dynamic, 4) if (n_chunks > 1)
+            for (int64_t c = 0; c < n_chunks; c++) {
+                int64_t j0 = c * INIT_CHUNK, n = t->numel - j0 < INIT_CHUNK ? t->numel - j0 : INIT_CHUNK;
+                fill_normal(p + j0, n, 0.02f, seed, ((uint64_t)i << 32) | (uint64_t)c);
+            }
         }
     }
 }
