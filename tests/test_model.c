@@ -360,6 +360,15 @@ static void check_model_gradient(mart_arch arch) {
             assert_true(e <= 1e-2);
         }
     }
+    /* An empty micro-batch adds nothing. */
+    float *before = malloc(sizeof(float) * (size_t)c.m->n_params);
+    memcpy(before, c.m->grads, sizeof(float) * (size_t)c.m->n_params);
+    int32_t zero = 0;
+    model_batch empty = {0, g_tokens, &zero, NULL};
+    assert_int_equal(model_forward(c.m, &empty, NULL, &out, true, &err), MART_OK);
+    model_backward(c.m, c.a, c.b, c.cv);
+    assert_int_equal(memcmp(before, c.m->grads, sizeof(float) * (size_t)c.m->n_params), 0);
+    free(before);
     model_free(c.m);
 }
 

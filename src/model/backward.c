@@ -22,6 +22,7 @@ void model_backward(model *m, const float *d_logprobs, const float *d_entropy,
                   f = c->intermediate_size;
     const int32_t L = c->n_layers, S = w->n_seqs;
     w->saved = false; /* the log-softmax buffer is overwritten below */
+    if (T == 0) return;
 
     float *dxf = wbuf_get(&w->dxn, (size_t)(T * d));
     float *xf = w->xf.p;

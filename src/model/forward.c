@@ -168,7 +168,12 @@ int model_forward(model *m, const model_batch *b, model_kv_cache *cache, model_o
     w->saved = false;
     work_reserve_ints(w, T, S);
     if (check_batch(m, b, cache, out, for_backward, err)) return MART_ERR;
-    if (T == 0) return MART_OK;
+    if (T == 0) {
+        /* An empty micro-batch: backward then adds nothing. */
+        w->saved = for_backward;
+        w->n_tokens = 0;
+        return MART_OK;
+    }
 
     /* Layer-indexed views: one copy per layer when keeping activations for backward. */
     const int64_t nl = for_backward ? L : 1;
