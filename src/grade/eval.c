@@ -7,6 +7,9 @@
 #include <ctype.h>
 #include <string.h>
 
+/* Work charged for big-number arithmetic: one step per this many bits of the operands
+ * (a step is ~1 µs; GMP handles ~256 bits per µs in these multiplications and powers). */
+#define BITS_PER_STEP 256
 /* Largest exact intermediate, bits (about 300,000 digits, a few ms of GMP). A rational
  * beyond it is too large to decide: the comparison answers false rather than trust a
  * relative tolerance (10^{10^6} and 10^{10^6}+1 are not equal). */
@@ -14,6 +17,8 @@
 #define EXACT_MAX_EXP10 300000
 /* Largest factorial and binomial argument computed exactly. */
 #define EXACT_MAX_FACT 3000
+/* Largest binary exponent of a trigonometric argument (|x| < 2^4096). */
+#define MAX_TRIG_EXP 4096
 /* Largest integer power of a complex number computed by repeated squaring. */
 #define MAX_INT_POW 1000000
 
@@ -146,7 +151,7 @@ static bool pow_exact(gctx *c, mpq_t re, mpq_t im, const mpq_t er, const mpq_t e
             c->too_big = true;
             return false;
         }
-        if (!spend(c, 1 + (int64_t)(bits / 4096))) return false;
+        if (!spend(c, 1 + (int64_t)(bits / BITS_PER_STEP))) return false;
         if (unit) {
             if (mpz_sgn(mpq_numref(re)) < 0 && up % 2 == 0) mpq_set_ui(re, 1, 1);
         } else {
@@ -229,6 +234,11 @@ bool grade_eval_exact(gctx *c, const gnode *n, mpq_t re, mpq_t im) {
         if (n->k[0]) ok = grade_eval_exact(c, n->k[0], re, im);
         else mpq_set_ui(re, 0, 1);
         ok = ok && grade_eval_exact(c, n->k[1], br, bi);
+        if (ok) {
+            size_t bits = mpz_sizeinbase(mpq_numref(re), 2) + mpz_sizeinbase(mpq_denref(re), 2) +
+                          mpz_sizeinbase(mpq_numref(br), 2) + mpz_sizeinbase(mpq_denref(br), 2);
+            ok = spend(c, (int64_t)(bits / BITS_PER_STEP));
+        }
         if (ok) switch ((gnode_kind)n->kind) {
             case GN_ADD:
                 mpq_add(re, re, br);
@@ -679,6 +689,12 @@ bool grade_eval_num(gctx *c, const gnode *n, mpfr_t re, mpfr_t im) {
         }
         default:
             if (!real) {
+                ok = false;
+                break;
+            }
+            /* periodic functions reduce their argument modulo π with as many bits as its
+             * exponent: sin(e^{11!}) would take minutes, so huge arguments are undecidable */
+            if (n->op <= GF_CSC && mpfr_regular_p(re) && mpfr_get_exp(re) > MAX_TRIG_EXP) {
                 ok = false;
                 break;
             }
