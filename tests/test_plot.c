@@ -35,26 +35,27 @@ static char *read_all(const char *path, size_t *len) {
     return d;
 }
 
-/* Number of distinct stroke colours among <path> elements drawn with the data-line width;
- * *subpaths receives the number of "M" (move-to) commands in those paths. */
-static int count_series(const char *svg, int *subpaths) {
+/* Number of data lines: <path> elements stroked with the data-line width (one per series).
+ * *colours receives the number of distinct colours among them, *subpaths the number of "M"
+ * (move-to) commands in them (either may be NULL). */
+static int count_lines(const char *svg, int *n_colours, int *subpaths) {
     char colours[32][64];
-    int n = 0, moves = 0;
+    int n = 0, nc = 0, moves = 0;
     char width[32];
     snprintf(width, sizeof width, "stroke-width:%g;", PLOT_LINE_WIDTH);
     for (const char *p = strstr(svg, "<path"); p; p = strstr(p + 1, "<path")) {
         const char *end = strchr(p, '>');
         assert_non_null(end);
-        size_t len = (size_t)(end - p);
-        char *el = strndup(p, len);
+        char *el = strndup(p, (size_t)(end - p));
         const char *st = strstr(el, "stroke:rgb(");
         if (strstr(el, width) && st) {
+            n++;
             char c[64];
             snprintf(c, sizeof c, "%.*s", (int)strcspn(st, ");"), st);
             bool seen = false;
-            for (int i = 0; i < n; i++)
+            for (int i = 0; i < nc; i++)
                 seen |= !strcmp(colours[i], c);
-            if (!seen && n < 32) snprintf(colours[n++], sizeof colours[0], "%s", c);
+            if (!seen && nc < 32) snprintf(colours[nc++], sizeof colours[0], "%s", c);
             const char *d = strstr(el, " d=\"");
             if (d)
                 for (const char *q = d + 4; *q && *q != '"'; q++)
@@ -62,6 +63,7 @@ static int count_series(const char *svg, int *subpaths) {
         }
         free(el);
     }
+    if (n_colours) *n_colours = nc;
     if (subpaths) *subpaths = moves;
     return n;
 }
@@ -101,8 +103,9 @@ static void test_svg_has_one_data_line_per_series(void **state) {
     char *svg = read_all(path, &len);
     assert_non_null(strstr(svg, "<svg"));
     assert_non_null(strstr(svg, "</svg>"));
-    int moves = 0;
-    assert_int_equal(count_series(svg, &moves), 3);
+    int moves = 0, colours = 0;
+    assert_int_equal(count_lines(svg, &colours, &moves), 3);
+    assert_int_equal(colours, 3);
     assert_int_equal(moves, 3);
     free(svg);
     snprintf(path, sizeof path, "%s.png", base);
@@ -137,7 +140,7 @@ static void test_nan_points_leave_a_gap_in_the_line(void **state) {
     size_t len;
     char *svg = read_all(path, &len);
     int moves = 0;
-    assert_int_equal(count_series(svg, &moves), 1);
+    assert_int_equal(count_lines(svg, NULL, &moves), 1);
     assert_int_equal(moves, 2);
     free(svg);
 }
@@ -177,10 +180,10 @@ static void write_metrics(const char *dir, int steps, bool with_eval) {
     mart_buf_free(&b);
 }
 
-static int series_in(const char *svg_path) {
+static int series_in(const char *svg_path, int *colours) {
     size_t len;
     char *svg = read_all(svg_path, &len);
-    int n = count_series(svg, NULL);
+    int n = count_lines(svg, colours, NULL);
     free(svg);
     return n;
 }
@@ -197,16 +200,18 @@ static void test_learning_curves_draw_each_metric_that_has_points(void **state) 
     snprintf(base, sizeof base, "%s/curves", run1);
     assert_int_equal(plot_learning_curves(one, 1, base, &err), MART_OK);
     snprintf(svg, sizeof svg, "%s.svg", base);
-    assert_int_equal(series_in(svg), 3);
+    assert_int_equal(series_in(svg, NULL), 3);
     snprintf(base, sizeof base, "%s/curves", run2);
     const char *two[1] = {run2};
     assert_int_equal(plot_learning_curves(two, 1, base, &err), MART_OK);
     snprintf(svg, sizeof svg, "%s.svg", base);
-    assert_int_equal(series_in(svg), 2); /* no eval_accuracy in run2 */
+    assert_int_equal(series_in(svg, NULL), 2); /* no eval_accuracy in run2 */
     snprintf(base, sizeof base, "%s/both", tmpdir);
     assert_int_equal(plot_learning_curves(both, 2, base, &err), MART_OK);
     snprintf(svg, sizeof svg, "%s.svg", base);
-    assert_int_equal(series_in(svg), 5);
+    int colours = 0;
+    assert_int_equal(series_in(svg, &colours), 5);
+    assert_int_equal(colours, 3); /* one colour per metric across runs */
 }
 
 static void test_learning_curves_name_the_bad_line(void **state) {
@@ -243,7 +248,7 @@ static void test_mart_plot_overlays_results_files_one_line_per_model(void **stat
     snprintf(cmd, sizeof cmd, "'%s' plot --results '%s,%s' --out '%s' >/dev/null", bin, a, b, out);
     assert_int_equal(system(cmd), 0);
     snprintf(svg, sizeof svg, "%s.svg", out);
-    assert_int_equal(series_in(svg), 2);
+    assert_int_equal(series_in(svg, NULL), 2);
     snprintf(svg, sizeof svg, "%s.png", out);
     check_png(svg, 760, 480);
     snprintf(cmd, sizeof cmd, "'%s' plot --results '%s' --bench nope --out '%s' 2>/dev/null", bin,

@@ -13,13 +13,21 @@ typedef struct {
     int32_t n;
 } plot_series;
 
+/* A series' look; 0 fields mean "by the series' place" (palette colour, marker shape). */
+typedef struct plot_style {
+    int32_t colour; /* k > 0: palette entry k-1 */
+    int32_t marker; /* k > 0: marker shape k-1 */
+    bool dashed;
+} plot_style;
+
 typedef struct {
     const char *title, *xlabel, *ylabel; /* may be NULL */
     int32_t width, height;               /* pixels (PNG) or points (SVG); default 760 x 480 */
     bool x_integer;                      /* ticks at integers only (e.g. number of attempts) */
     bool y_percent;                      /* y values are fractions; tick labels read "45%" */
-    double y_min, y_max; /* fixed y range when y_min < y_max; otherwise from the data */
-    bool y_from_zero;    /* data range: the y axis starts at 0 (accuracies) */
+    double y_min, y_max;             /* fixed y range when y_min < y_max; otherwise from the data */
+    bool y_from_zero;                /* data range: the y axis starts at 0 (accuracies) */
+    const struct plot_style *styles; /* (n_series) each series' look; NULL = by its place */
 } plot_spec;
 
 void plot_spec_default(plot_spec *s);

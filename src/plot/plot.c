@@ -74,6 +74,22 @@ static void marker(cairo_t *cr, int kind, double x, double y, double r) {
     }
 }
 
+static const plot_style NO_STYLE = {0, 0, false};
+
+static const plot_style *series_style(const plot_spec *s, int32_t i) {
+    return s->styles ? &s->styles[i] : &NO_STYLE;
+}
+
+static const double *series_colour(const plot_spec *s, int32_t i) {
+    const plot_style *st = series_style(s, i);
+    return PALETTE[(st->colour > 0 ? st->colour - 1 : i) % 10];
+}
+
+static int series_marker(const plot_spec *s, int32_t i) {
+    const plot_style *st = series_style(s, i);
+    return st->marker > 0 ? st->marker - 1 : i;
+}
+
 static void text_at(cairo_t *cr, const char *s, double x, double y, double ax, double ay) {
     cairo_text_extents_t e;
     cairo_text_extents(cr, s, &e);
@@ -170,9 +186,12 @@ static void draw(cairo_t *cr, const plot_spec *s, const plot_series *series, int
     cairo_clip(cr);
     for (int32_t i = 0; i < n; i++) {
         const plot_series *ps = &series[i];
-        const double *c = PALETTE[i % 10];
+        const double *c = series_colour(s, i);
+        int mk = series_marker(s, i);
         cairo_set_source_rgb(cr, c[0], c[1], c[2]);
         cairo_set_line_width(cr, PLOT_LINE_WIDTH);
+        static const double dash[2] = {7, 4};
+        cairo_set_dash(cr, dash, series_style(s, i)->dashed ? 2 : 0, 0);
         cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
         bool pen = false;
         cairo_new_path(cr);
@@ -188,12 +207,13 @@ static void draw(cairo_t *cr, const plot_spec *s, const plot_series *series, int
             pen = true;
         }
         cairo_stroke(cr);
+        cairo_set_dash(cr, NULL, 0, 0);
         if (ps->n <= 60) {
             cairo_set_line_width(cr, 1.5);
             for (int32_t k = 0; k < ps->n; k++)
                 if (isfinite(ps->x[k]) && isfinite(ps->y[k])) {
-                    marker(cr, i, fx(&f, ps->x[k]), fy(&f, ps->y[k]), 3.5);
-                    if (i % 5 == 4)
+                    marker(cr, mk, fx(&f, ps->x[k]), fy(&f, ps->y[k]), 3.5);
+                    if (mk % 5 == 4)
                         cairo_stroke(cr);
                     else
                         cairo_fill(cr);
@@ -207,16 +227,20 @@ static void draw(cairo_t *cr, const plot_spec *s, const plot_series *series, int
     double ly = f.py0 + 8;
     for (int32_t i = 0; i < n; i++) {
         if (!series[i].label) continue;
-        const double *c = PALETTE[i % 10];
+        const double *c = series_colour(s, i);
+        int mk = series_marker(s, i);
         double lx = f.px1 + 14;
         cairo_set_source_rgb(cr, c[0], c[1], c[2]);
         cairo_set_line_width(cr, 2);
+        static const double dash[2] = {5, 3};
+        cairo_set_dash(cr, dash, series_style(s, i)->dashed ? 2 : 0, 0);
         cairo_move_to(cr, lx, ly);
         cairo_line_to(cr, lx + 26, ly);
         cairo_stroke(cr);
+        cairo_set_dash(cr, NULL, 0, 0);
         cairo_set_line_width(cr, 1.5);
-        marker(cr, i, lx + 13, ly, 3.5);
-        if (i % 5 == 4)
+        marker(cr, mk, lx + 13, ly, 3.5);
+        if (mk % 5 == 4)
             cairo_stroke(cr);
         else
             cairo_fill(cr);
@@ -394,19 +418,28 @@ int plot_learning_curves(const char *const *run_dirs, int32_t n_runs, const char
     if (rc == MART_OK) {
         /* Only curves with points appear (eval_accuracy exists only when evaluation ran). */
         plot_series *ss = mart_xcalloc((size_t)n_curves + 1, sizeof *ss);
+        plot_style *styles = mart_xcalloc((size_t)n_curves + 1, sizeof *styles);
         int32_t n = 0;
         for (int32_t i = 0; i < n_curves; i++)
-            if (cs[i].n) ss[n++] = (plot_series){cs[i].label, cs[i].x, cs[i].y, cs[i].n};
+            if (cs[i].n) {
+                /* Several runs: a metric keeps its colour, runs differ by marker and dash. */
+                int32_t run = i / N_CURVE_KEYS, key = i % N_CURVE_KEYS;
+                ss[n] = (plot_series){cs[i].label, cs[i].x, cs[i].y, cs[i].n};
+                styles[n] = (plot_style){key + 1, run + 1, run % 2 == 1};
+                n++;
+            }
         plot_spec spec;
         plot_spec_default(&spec);
         spec.title = "Learning curves";
         spec.xlabel = "step";
         spec.ylabel = "reward / accuracy";
+        if (n_runs > 1) spec.styles = styles;
         if (n == 0)
             rc = mart_fail(err, "%s: no metrics to plot", run_dirs[0]);
         else
             rc = plot_write_svg_png(&spec, ss, n, base, err);
         free(ss);
+        free(styles);
     }
     for (int32_t i = 0; i < n_curves; i++) {
         free(cs[i].x);
