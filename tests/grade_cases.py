@@ -263,6 +263,8 @@ H = [
     ("\\{1, 2, 3\\}", "\\{3, 2, 1\\}", True, "set", "order-insensitive"),
     ("\\{1, 2\\}", "\\{1, 2, 3\\}", False, "set", "missing element"),
     ("\\{1, 2\\}", "(1, 2)", False, "set", "set vs tuple"),
+    ("\\{1, 1, 2\\}", "\\{2, 1\\}", True, "set", "repetition does not count in a set"),
+    ("\\{1, 1\\}", "\\{1, 2\\}", False, "set", "same size, other members"),
     ("(6,31,-1)", "(6, 31, -1)", True, "tuple", "spacing"),
     ("(31,6,-1)", "(6,31,-1)", False, "tuple", "order in a tuple"),
     ("(6,31,1)", "(6,31,-1)", False, "tuple", "wrong sign"),

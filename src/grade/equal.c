@@ -229,6 +229,17 @@ static bool add_items(const gnode *n, gitem *items, int *count) {
 
 static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uint32_t sb);
 
+/* Every member of A equals some member of B (sets: repetition does not count). */
+static bool items_covered(gctx *c, const gitem *A, int na, const gitem *B, int nb) {
+    for (int i = 0; i < na; i++) {
+        bool found = false;
+        for (int j = 0; j < nb && !found; j++)
+            found = node_equal(c, A[i].n, A[i].signs, B[j].n, B[j].signs);
+        if (!found || c->exhausted) return false;
+    }
+    return true;
+}
+
 /* Every member of A matches a distinct member of B and none is left over. */
 static bool items_match(gctx *c, const gitem *A, int na, const gitem *B, int nb) {
     if (na != nb) return false;
@@ -372,7 +383,9 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
         gitem *A = mart_xmalloc(sizeof(gitem) * MAX_ITEMS * 2), *B = A + MAX_ITEMS;
         int na = 0, nb = 0;
         bool ok = add_items(a, A, &na) && add_items(b, B, &nb);
-        ok = ok && items_match(c, A, na, B, nb);
+        if (a->kind == GN_SET && b->kind == GN_SET) /* {1, 1} = {1} */
+            ok = ok && items_covered(c, A, na, B, nb) && items_covered(c, B, nb, A, na);
+        else ok = ok && items_match(c, A, na, B, nb);
         free(A);
         return ok;
     }
