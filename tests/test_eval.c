@@ -246,6 +246,54 @@ static void test_transcripts_hold_every_episode_with_its_attempts(void **state) 
     mart_jsonl_free(objs, n);
 }
 
+/* A policy whose attempt starts in the middle of a UTF-8 character (as a sampled token can). */
+static int partial_char_runner(void *ctx, const tok_tokenizer *t, const env_config *cfg,
+                               const env_problem *problems, const int32_t *attempts, int32_t n,
+                               const gen_params *p, uint64_t stream_base, env_done_fn on_done,
+                               void *done_ctx, env_episode *out, mart_err *err) {
+    (void)ctx, (void)p, (void)stream_base;
+    static const char text[] = "\xe4\xbd so \\boxed{1}";
+    for (int32_t i = 0; i < n; i++) {
+        env_session s;
+        if (env_episode_begin(&s, t, cfg, &problems[i], attempts[i], &out[i], err) != MART_OK)
+            return MART_ERR;
+        env_step st = ENV_STEP_CONTINUE;
+        for (size_t k = 0; k < strlen(text) && st != ENV_STEP_DONE; k++) {
+            int32_t *ids = NULL;
+            int64_t m = 0;
+            assert_int_equal(tok_encode(t, text + k, 1, &ids, &m, err), MART_OK);
+            st = env_episode_on_token(&s, ids[0], 0, false);
+            free(ids);
+        }
+        env_session_free(&s);
+        if (on_done) on_done(done_ctx, i, &out[i]);
+    }
+    return MART_OK;
+}
+
+static void test_transcripts_are_valid_utf8_when_the_model_splits_a_character(void **state) {
+    (void)state;
+    static const int32_t ks[1] = {1};
+    eval_config c = custom_config(ks, 1, 2);
+    eval_results r;
+    mart_err err = {0};
+    char out[512], path[600];
+    snprintf(out, sizeof out, "%s/utf8", tmpdir);
+    assert_int_equal(eval_run_with(partial_char_runner, NULL, tok, &c, out, &r, &err), MART_OK);
+    assert_float_equal(r.benches[0].accuracy[0], 0.5, 1e-12); /* gold "1" is problem 1 */
+    eval_results_free(&r);
+    cJSON **objs = NULL;
+    int64_t n = 0;
+    assert_int_equal(mart_jsonl_load(mart_path_join(path, sizeof path, out, "transcripts.jsonl"),
+                                     &objs, &n, &err),
+                     MART_OK);
+    assert_int_equal(n, 2);
+    const cJSON *a0 = cJSON_GetArrayItem(cJSON_GetObjectItem(objs[0], "attempts"), 0);
+    assert_string_equal(cJSON_GetObjectItem(a0, "text")->valuestring,
+                        "\xef\xbf\xbd\xef\xbf\xbd so \\boxed{1}");
+    mart_jsonl_free(objs, n);
+}
+
 static void test_rerun_skips_finished_problems_and_gives_the_same_accuracy(void **state) {
     (void)state;
     static const int32_t ks[2] = {1, 2};
@@ -560,6 +608,7 @@ int main(void) {
         cmocka_unit_test(test_accuracy_by_attempts_matches_the_scripted_policy),
         cmocka_unit_test(test_results_json_has_the_documented_shape),
         cmocka_unit_test(test_transcripts_hold_every_episode_with_its_attempts),
+        cmocka_unit_test(test_transcripts_are_valid_utf8_when_the_model_splits_a_character),
         cmocka_unit_test(test_rerun_skips_finished_problems_and_gives_the_same_accuracy),
         cmocka_unit_test(test_named_benchmarks_resolve_in_the_data_folder),
         cmocka_unit_test(test_a_record_without_the_question_field_is_an_error_naming_the_line),
