@@ -120,7 +120,8 @@ void env_session_free(env_session *s);
 int env_build_prompt(const tok_tokenizer *tok, const env_config *cfg, const char *question,
                      int32_t attempts, int32_t **ids, int32_t *n, mart_err *err);
 /* The feedback turn's ids with `left` attempts left; `turn_closed` = the model already
- * sampled <|im_end|> (the turn then starts with "\n"). malloc'd into *ids. */
+ * sampled <|im_end|> (the turn then starts with "\n"); otherwise (a box mid-turn, or the
+ * model's <|endoftext|>) it opens with our <|im_end|>. malloc'd into *ids. */
 int env_build_feedback(const tok_tokenizer *tok, const env_config *cfg, const char *question,
                        int32_t left, bool turn_closed, int32_t **ids, int32_t *n, mart_err *err);
 /* SPEC §2's reward of a finished episode (from its attempts). */
@@ -131,9 +132,11 @@ const char *env_attempt_status_name(env_attempt_status s);
 int32_t env_draw_attempts(const env_config *cfg, mart_rng *r);
 
 /* Runs one episode per problem through the generation engine (continuous batching across
- * episodes). attempts[i] is the number of attempts problem i gets. Sampling settings come
- * from p (its max_new_tokens is replaced by cfg->max_tokens). Episodes are returned in input
- * order. `progress_label` may be NULL (no bar). */
+ * episodes; the KV cache is kept across attempts, a feedback turn is only prefilled).
+ * attempts[i] is the number of attempts problem i gets; episode i samples from RNG stream
+ * stream_base + i. Sampling settings come from p, except max_new_tokens (= cfg->max_tokens)
+ * and the stop ids (<|im_end|>, <|endoftext|>). Episodes are returned in input order (free
+ * each with env_episode_free). `progress_label` may be NULL (no bar). */
 int env_run(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
             const env_problem *problems, const int32_t *attempts, int32_t n, const gen_params *p,
             uint64_t stream_base, const char *progress_label, env_episode *out, mart_err *err);
