@@ -272,6 +272,24 @@ static void test_no_box_then_right_feedback_follows_the_models_own_im_end(void *
     env_episode_free(&ep);
 }
 
+static void test_endoftext_ends_the_attempt_and_our_feedback_closes_the_turn(void **state) {
+    (void)state;
+    env_config c = defaults();
+    env_episode ep;
+    int32_t fb = 0;
+    run_script(&c, Q, "6", 2, "hmm<|endoftext|>\\boxed{6}", &ep, &fb);
+    assert_int_equal(fb, 1);
+    assert_int_equal(ep.attempts[0].status, ENV_ATTEMPT_NO_BOX);
+    assert_string_equal(ep.attempts[0].text, "hmm");
+    char *all = decode(ep.tokens + ep.n_prompt, ep.n_tokens - ep.n_prompt);
+    assert_string_equal(all, "hmm<|endoftext|><|im_end|>\n<|im_start|>system\nYour answer is "
+                             "incorrect. You have 1 attempts left. Try an alternative.<|im_end|>"
+                             "\n<|im_start|>assistant\n\\boxed{6}");
+    free(all);
+    assert_true(ep.reward == 1.0f);
+    env_episode_free(&ep);
+}
+
 static void test_exhausted_attempts_end_the_episode_with_the_right_penalty(void **state) {
     (void)state;
     env_config c = defaults();
@@ -602,6 +620,7 @@ int main(void) {
         cmocka_unit_test(test_correct_at_first_try_ends_at_the_closing_brace),
         cmocka_unit_test(test_wrong_then_right_gets_feedback_and_full_reward),
         cmocka_unit_test(test_no_box_then_right_feedback_follows_the_models_own_im_end),
+        cmocka_unit_test(test_endoftext_ends_the_attempt_and_our_feedback_closes_the_turn),
         cmocka_unit_test(test_exhausted_attempts_end_the_episode_with_the_right_penalty),
         cmocka_unit_test(test_token_budget_ends_the_episode_across_attempts),
         cmocka_unit_test(test_box_closed_in_the_very_last_token_counts),
