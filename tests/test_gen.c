@@ -240,7 +240,7 @@ static void continuation_equals_decoding_the_concatenation_from_scratch(void **s
 
 /* Sampling statistics: N draws of one token after one prompt (N requests with the same prompt,
  * so the prompt is prefilled once and copied) against the target distribution. */
-static void check_chi_square(model *m, const gen_params *p0, int32_t n_draws) {
+static int32_t check_chi_square(model *m, const gen_params *p0, int32_t n_draws) {
     const int32_t V = m->cfg.vocab_size;
     int32_t prompt[5] = {1, 2, 3, 4, 5};
     float z[8];
@@ -288,12 +288,13 @@ static void check_chi_square(model *m, const gen_params *p0, int32_t n_draws) {
     }
     /* 0.1% critical values of chi-square for 1..7 degrees of freedom. */
     static const double crit[8] = {0, 10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32};
-    assert_true(bins >= 2);
-    if (chi >= crit[bins - 1]) fprintf(stderr, "chi-square %.2f with %d bins\n", chi, bins);
-    assert_true(chi < crit[bins - 1]);
+    if (bins >= 2 && chi >= crit[bins - 1])
+        fprintf(stderr, "chi-square %.2f with %d bins\n", chi, bins);
+    assert_true(bins < 2 || chi < crit[bins - 1]); /* one bin: nothing to test beyond the above */
     gen_free(g);
     free(reqs);
     free(res);
+    return bins;
 }
 
 static void sampling_frequencies_match_the_target_distribution(void **state) {
@@ -306,14 +307,14 @@ static void sampling_frequencies_match_the_target_distribution(void **state) {
     gen_params p;
     gen_params_default(&p);
     p.seed = 5;
-    check_chi_square(m, &p, n);
+    assert_true(check_chi_square(m, &p, n) >= 4); /* the test has power */
     omp_set_num_threads(1);
     p.temperature = 0.7f;
     p.top_k = 6;
     check_chi_square(m, &p, n);
-    p.temperature = 1.3f;
+    p.temperature = 1.5f;
     p.top_k = 0;
-    p.top_p = 0.8f;
+    p.top_p = 0.9f;
     check_chi_square(m, &p, n);
     model_free(m);
 }
@@ -481,17 +482,20 @@ static void round_to_bf16(float *a, int64_t n) {
     }
 }
 
-/* The decoding matrix product (M <= 4, AVX-512, float32 or BF16 weights) against sgemm. */
+/* The decoding matrix product (AVX-512; M <= 4 from float32 weights, M <= 64 from BF16
+ * copies) against sgemm, with and without bias, overwriting and accumulating. */
 static void the_small_m_matrix_product_matches_sgemm(void **state) {
     (void)state;
-    const int64_t N = 37, K = 203; /* neither a multiple of the vector width */
-    float *w = malloc((size_t)(N * K) * sizeof(float)), *x = malloc((size_t)(4 * K) * sizeof(float));
-    float b[37], y0[4 * 37], y1[4 * 37];
+    enum { N = 37, K = 203, MMAX = 64 }; /* N, K: neither a multiple of the vector width */
+    float *w = malloc((size_t)(N * K) * sizeof(float)), *x = malloc((size_t)(MMAX * K) * sizeof(float));
+    float *y0 = malloc((size_t)(MMAX * N) * sizeof(float)), *y1 = malloc((size_t)(MMAX * N) * sizeof(float));
+    float b[N];
     mart_rng r;
     mart_rng_seed(&r, 3, 0);
     for (int64_t i = 0; i < N * K; i++) w[i] = mart_rng_normal(&r);
-    for (int64_t i = 0; i < 4 * K; i++) x[i] = mart_rng_normal(&r);
+    for (int64_t i = 0; i < MMAX * K; i++) x[i] = mart_rng_normal(&r);
     for (int64_t i = 0; i < N; i++) b[i] = mart_rng_normal(&r);
+    static const int64_t ms[] = {1, 2, 3, 4, 5, 7, 17, 64};
     for (int bf = 0; bf < 2; bf++) {
         if (bf) {
             round_to_bf16(w, N * K);
@@ -499,8 +503,9 @@ static void the_small_m_matrix_product_matches_sgemm(void **state) {
         } else {
             assert_false(kern_gemv_register_bf16(w, N * K)); /* not exact: no copy */
         }
-        for (int64_t M = 1; M <= 4; M++)
+        for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
             for (int acc = 0; acc < 2; acc++) {
+                int64_t M = ms[mi];
                 for (int64_t i = 0; i < M * N; i++) y0[i] = y1[i] = (float)i;
                 kern_gemv_enable(false);
                 kern_linear(y0, x, w, acc ? NULL : b, M, N, K, acc);
@@ -512,6 +517,8 @@ static void the_small_m_matrix_product_matches_sgemm(void **state) {
     }
     free(w);
     free(x);
+    free(y0);
+    free(y1);
 }
 
 static void greedy_decoding_from_bf16_weights_equals_full_forward_passes(void **state) {

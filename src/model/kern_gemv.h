@@ -6,12 +6,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Largest M (rows of x) the small-M path takes; above it sgemm is as fast. */
+/* Largest M (rows of x) the small-M path takes from float32 weights; above it sgemm is as
+ * fast. From BF16 copies it takes up to KERN_GEMV_BF16_MAX_M rows (a decoding step of a
+ * large batch): reading half the bytes and never repacking the weights, it beats sgemm. */
 #define KERN_GEMV_MAX_M 4
+#define KERN_GEMV_BF16_MAX_M 64
 
 /* y (M, N) = x (M, K) · w (N, K)^T + b (N) (or += with accumulate), as kern_linear. Returns
- * false, doing nothing, when M > KERN_GEMV_MAX_M or the CPU lacks AVX-512 (the caller then
- * uses sgemm). Reads w's BF16 copy when one is registered. */
+ * false, doing nothing, when M is above the limits above or the CPU lacks AVX-512 (the
+ * caller then uses sgemm). Reads w's BF16 copy when one is registered. */
 bool kern_gemv(float *y, const float *x, const float *w, const float *b, int64_t M, int64_t N,
                int64_t K, bool accumulate);
 
