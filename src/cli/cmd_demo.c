@@ -30,11 +30,11 @@ typedef struct {
 } demo_plan;
 
 static const demo_plan PLAN_FULL = {
-    .n_train = "4000", .n_test = "300", .n_sft = "20000",
-    .pt_steps = "1200", .pt_batch = "32", .pt_lr = "3e-3", .pt_merges = "320",
-    .rl_steps = "40", .rl_batch = "32", .rl_samples = "4", .rl_mini = "64", .rl_lr = "3e-4",
-    .critic_lr = "1e-3", .kl = "0.01", .temperature = "1.0", .max_tokens = "320",
-    .eval_tokens = "320",
+    .n_train = "4000", .n_test = "200", .n_sft = "20000",
+    .pt_steps = "500", .pt_batch = "32", .pt_lr = "3e-3", .pt_merges = "512",
+    .rl_steps = "12", .rl_batch = "16", .rl_samples = "4", .rl_mini = "64", .rl_lr = "3e-4",
+    .critic_lr = "1e-3", .kl = "0", .temperature = "1.0", .max_tokens = "200",
+    .eval_tokens = "200",
 };
 
 static const demo_plan PLAN_QUICK = {
@@ -174,7 +174,7 @@ static cJSON *acc_json(const double acc[5]) {
 }
 
 int cmd_demo(int argc, char **argv) {
-    const char *out = "mart-demo", *algo = "ppo";
+    const char *out = "mart-demo", *algo = "grpo";
     int64_t seed = 0;
     bool quick = false;
     cli_opt opts[] = {

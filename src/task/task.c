@@ -64,9 +64,9 @@ static void gen_add(mart_rng *r, int32_t level, task_item *out) {
     if (level == 1) {
         finish(out, a + b, xprintf("%lld + %lld = %lld.", a, b, a + b));
     } else {
-        long long tens = b / 10 * 10, ones = b % 10;
-        finish(out, a + b, xprintf("%lld + %lld = %lld + %lld + %lld = %lld + %lld = %lld.", a, b,
-                                   a, tens, ones, a + tens, ones, a + b));
+        long long tens = b / 10 * 10, ones = b % 10; /* add the tens, then the ones */
+        finish(out, a + b, xprintf("%lld + %lld = %lld + %lld = %lld.", a, b, a + tens, ones,
+                                   a + b));
     }
 }
 
@@ -80,8 +80,8 @@ static void gen_sub(mart_rng *r, int32_t level, task_item *out) {
         finish(out, a - b, xprintf("%lld - %lld = %lld.", a, b, a - b));
     } else {
         long long tens = b / 10 * 10, ones = b % 10;
-        finish(out, a - b, xprintf("%lld - %lld = %lld - %lld - %lld = %lld - %lld = %lld.", a, b,
-                                   a, tens, ones, a - tens, ones, a - b));
+        finish(out, a - b, xprintf("%lld - %lld = %lld - %lld = %lld.", a, b, a - tens, ones,
+                                   a - b));
     }
 }
 
@@ -95,19 +95,19 @@ static void gen_mul(mart_rng *r, int32_t level, task_item *out) {
         finish(out, a * b, xprintf("%lld * %lld = %lld.", a, b, a * b));
     } else {
         long long tens = a / 10 * 10, ones = a % 10;
-        finish(out, a * b, xprintf("%lld * %lld = %lld * %lld + %lld * %lld = %lld + %lld = %lld.",
-                                   a, b, tens, b, ones, b, tens * b, ones * b, a * b));
+        finish(out, a * b, xprintf("%lld * %lld = %lld + %lld = %lld.", a, b, tens * b, ones * b,
+                                   a * b));
     }
 }
 
 static void gen_mod(mart_rng *r, int32_t level, task_item *out) {
     long long a, m;
-    if (level == 1) m = rr(r, 2, 5), a = rr(r, 6, 30);
-    else if (level == 2) m = rr(r, 3, 9), a = rr(r, 20, 99);
-    else m = rr(r, 6, 13), a = rr(r, 100, 300);
+    /* few possible answers: a wrong remainder leaves few others to try */
+    if (level == 1) m = rr(r, 2, 4), a = rr(r, 6, 30);
+    else if (level == 2) m = rr(r, 3, 5), a = rr(r, 20, 99);
+    else m = rr(r, 3, 6), a = rr(r, 100, 999);
     out->problem = xprintf("What is the remainder when %lld is divided by %lld?", a, m);
-    finish(out, a % m, xprintf("%lld = %lld * %lld + %lld, so the remainder is %lld.", a, m,
-                               a / m, a % m, a % m));
+    finish(out, a % m, xprintf("%lld = %lld * %lld + %lld.", a, m, a / m, a % m));
 }
 
 /* "3x + 7", "3x - 7", "x + 7": the left side of a*x + b. */
@@ -133,7 +133,7 @@ static void gen_eq(mart_rng *r, int32_t level, task_item *out) {
     if (a == 1)
         finish(out, x, xprintf("x = %s = %lld.", move, x));
     else
-        finish(out, x, xprintf("%lldx = %s = %lld, so x = %lld / %lld = %lld.", a, move, a * x,
+        finish(out, x, xprintf("%lldx = %s = %lld, x = %lld / %lld = %lld.", a, move, a * x,
                                a * x, a, x));
     free(move);
 }
@@ -178,7 +178,7 @@ static void gen_word(mart_rng *r, int32_t level, task_item *out) {
         a = rr(r, 3, 12), b = rr(r, 2, 9), c = rr(r, 1, a * b - 1);
         out->problem = xprintf("%s buys %lld packs of %lld %s and gives %lld to %s. How many %s "
                                "does %s have now?", n1, b, a, o, c, n2, o, n1);
-        finish(out, a * b - c, xprintf("%lld * %lld = %lld, and %lld - %lld = %lld.", b, a, a * b,
+        finish(out, a * b - c, xprintf("%lld * %lld = %lld, %lld - %lld = %lld.", b, a, a * b,
                                        a * b, c, a * b - c));
         break;
     }
