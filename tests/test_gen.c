@@ -448,7 +448,7 @@ static void the_kv_budget_limits_slots_and_rejects_what_cannot_fit(void **state)
     (void)state;
     model *m = tiny_model(0, 6);
     /* tiny: 4 layers x 64 kv dims x 2 x 4 bytes = 2 KB per position; 512 positions = 1 MB. */
-    gen_config gc = {64, 0, 512};
+    gen_config gc = {64, 0, 512, false};
     gen_engine *g = NULL;
     mart_err err = {0};
     assert_int_equal(gen_create(m, &gc, &g, &err), MART_ERR);

@@ -58,6 +58,7 @@ void gen_config_default(gen_config *c) {
     c->max_batch = 64;
     c->kv_budget_mb = 4096;
     c->max_len = 2048;
+    c->bf16_weights = true;
 }
 
 void gen_params_default(gen_params *p) {
@@ -135,14 +136,14 @@ int gen_create(model *m, const gen_config *c, gen_engine **out, mart_err *err) {
     g->tokens = mart_xmalloc((size_t)GEN_STEP_TOKENS * sizeof(int32_t));
     g->offsets = mart_xmalloc((size_t)(g->n_slots + 1) * sizeof(int32_t));
     g->slots = mart_xmalloc((size_t)g->n_slots * sizeof(int32_t));
-    weights_bf16(m, true);
+    if (c->bf16_weights) weights_bf16(m, true);
     *out = g;
     return MART_OK;
 }
 
 void gen_free(gen_engine *g) {
     if (!g) return;
-    weights_bf16(g->m, false);
+    if (g->cfg.bf16_weights) weights_bf16(g->m, false);
     model_kv_free(&g->kv);
     mart_aligned_free(g->logits);
     free(g->scratch);

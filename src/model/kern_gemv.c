@@ -65,6 +65,12 @@ bool kern_gemv_register_bf16(const float *w, int64_t n) {
         return c->n == n;
     }
     bool exact = true;
+    for (int64_t i = 0; i < n && i < 4096 && exact; i++) { /* trained weights fail fast */
+        uint32_t u;
+        memcpy(&u, &w[i], sizeof u);
+        exact = (u & 0xffffu) == 0;
+    }
+    if (!exact) return false;
 #pragma omp parallel for schedule(static) reduction(&& : exact)
     for (int64_t i = 0; i < n; i++) {
         uint32_t u;
