@@ -93,7 +93,11 @@ void gen_free(gen_engine *g);
 int32_t gen_slots(const gen_engine *g);
 
 /* Runs all requests to completion with continuous batching; results[i] belongs to reqs[i].
- * Requests with identical prompts share one prefill. Deterministic for a given seed. */
+ * Requests with identical prompts share one prefill. Deterministic for a given seed: request
+ * i samples from the stream (p->seed, reqs[i].stream) with one uniform number per token, so
+ * its tokens do not depend on the other requests (up to float rounding of batched matrix
+ * products). Errors (nothing generated, results zeroed): invalid parameters, an empty prompt,
+ * a token id outside the vocabulary, or a prompt that leaves no room under max_len. */
 int gen_generate(gen_engine *g, const gen_request *reqs, int32_t n, const gen_params *p,
                  gen_callback cb, void *ctx, gen_result *results, mart_err *err);
 
