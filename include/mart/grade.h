@@ -23,7 +23,9 @@ char *grade_extract(const char *text, size_t len, const grade_config *c);
 /* True when text holds a complete boxed answer (cheap: the environment calls it after every
  * generated token). */
 bool grade_has_boxed(const char *text, size_t len);
-/* Whether pred and gold are the same answer. */
+/* Whether pred and gold are the same answer (see docs/PERFORMANCE.md "Grader" for the rules).
+ * What cannot be decided within c->work_limit, or involves values too large to compare
+ * exactly (10^{10^6}), is not equal. Thread-safe; c may be NULL for the defaults. */
 bool grade_equal(const char *pred, const char *gold, const grade_config *c);
 
 /* The gold answer of a benchmark record, malloc'd: `bench` is one of aime24, amc23, math500,

@@ -28,9 +28,19 @@ void grade_config_default(grade_config *c) {
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
+/* The string without spaces, except one between two digits ("2 3" is not "23"). */
 static void strip_spaces(char *d, const char *s) {
-    for (; *s; s++)
-        if (*s != ' ') *d++ = *s;
+    const char *start = s;
+    for (; *s; s++) {
+        if (*s != ' ') {
+            *d++ = *s;
+            continue;
+        }
+        const char *next = s;
+        while (*next == ' ') next++;
+        if (s > start && isdigit((unsigned char)s[-1]) && isdigit((unsigned char)*next)) *d++ = ' ';
+        s = next - 1;
+    }
     *d = 0;
 }
 

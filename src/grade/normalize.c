@@ -386,8 +386,8 @@ char *grade_normalize(garena *a, const char *s, size_t len, bool *is_text) {
         }
     }
 
-    /* thousands separators: 10,000 and 1,234,567 (groups of exactly three digits), only outside
-     * brackets: inside them a comma separates coordinates, (12,102) */
+    /* thousands separators: 10,000, 1,234,567 and 10 000 (groups of exactly three digits, one
+     * kind of separator), only outside brackets: inside them a comma separates coordinates */
     char *out = garena_alloc(a, n + 1);
     size_t w = 0;
     int depth = 0;
@@ -402,7 +402,8 @@ char *grade_normalize(garena *a, const char *s, size_t len, bool *is_text) {
             while (j < n && isdigit((unsigned char)t[j])) j++;
             size_t lead = j - i, k = j;
             int groups = 0;
-            while (lead <= 3 && k + 3 < n && t[k] == ',' &&
+            char sep = k < n && (t[k] == ',' || t[k] == ' ') ? t[k] : ',';
+            while (lead <= 3 && k + 3 < n && t[k] == sep &&
                    isdigit((unsigned char)t[k + 1]) && isdigit((unsigned char)t[k + 2]) &&
                    isdigit((unsigned char)t[k + 3]) &&
                    (k + 4 >= n || !isdigit((unsigned char)t[k + 4]))) {
@@ -411,7 +412,7 @@ char *grade_normalize(garena *a, const char *s, size_t len, bool *is_text) {
             }
             if (groups) {
                 for (size_t q = i; q < k; q++)
-                    if (t[q] != ',') out[w++] = t[q];
+                    if (t[q] != sep) out[w++] = t[q];
                 i = k;
                 continue;
             }
