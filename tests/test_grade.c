@@ -20,7 +20,9 @@ static char *source_path(const char *rel) {
     return buf;
 }
 
-static char *extract(const char *s) { return grade_extract(s, strlen(s), NULL); }
+static char *extract(const char *s) {
+    return grade_extract(s, strlen(s), NULL);
+}
 
 static void extract_takes_the_last_complete_box(void **state) {
     (void)state;
@@ -105,8 +107,8 @@ static void gold_answers_follow_each_benchmark_format(void **state) {
 /* Every real gold answer must equal itself and be extractable from a boxed response. */
 static void every_benchmark_gold_answer_equals_itself(void **state) {
     (void)state;
-    const char *benches[] = {"math500", "aime24", "amc23", "minerva_math", "olympiadbench",
-                             "gsm8k"};
+    const char *benches[] = {"math500",      "aime24",        "amc23",
+                             "minerva_math", "olympiadbench", "gsm8k"};
     for (size_t b = 0; b < sizeof benches / sizeof benches[0]; b++) {
         char rel[128];
         snprintf(rel, sizeof rel, "data/bench/%s.jsonl", benches[b]);
@@ -190,7 +192,8 @@ static void huge_or_long_answers_return_promptly(void **state) {
     assert_false(grade_equal("\\tan(e^{11!})", "0", NULL)); /* found by the fuzzer: minutes */
     assert_false(grade_equal("\\sin(10^{10^{5}})", "\\sin(10^{10^{5}}) + 0", NULL));
     mart_buf b = {0};
-    for (int i = 0; i < 2000; i++) mart_buf_printf(&b, "x+");
+    for (int i = 0; i < 2000; i++)
+        mart_buf_printf(&b, "x+");
     mart_buf_printf(&b, "1");
     assert_false(grade_equal(b.data, "2000x", NULL));
     b.len = 0; /* 250 huge members in opposite orders: quadratic matching, bounded by work */
@@ -202,11 +205,13 @@ static void huge_or_long_answers_return_promptly(void **state) {
     (void)grade_equal(b.data, c.data, NULL);
     mart_buf_free(&c);
     b.len = 0;
-    for (int i = 0; i < 5000; i++) mart_buf_append(&b, "(", 1);
+    for (int i = 0; i < 5000; i++)
+        mart_buf_append(&b, "(", 1);
     mart_buf_append(&b, "", 1);
     assert_false(grade_equal(b.data, "1", NULL));
     b.len = 0;
-    for (int i = 0; i < 10000; i++) mart_buf_append(&b, "9", 1);
+    for (int i = 0; i < 10000; i++)
+        mart_buf_append(&b, "9", 1);
     mart_buf_append(&b, "", 1);
     assert_false(grade_equal(b.data, "1", NULL));
     assert_true(grade_equal(b.data, b.data, NULL));
@@ -221,9 +226,11 @@ static void huge_or_long_answers_return_promptly(void **state) {
 static void *grade_deep_inputs(void *arg) {
     bool *ok = arg;
     mart_buf b = {0};
-    for (int i = 0; i < 95; i++) mart_buf_append(&b, "(1+", 3);
+    for (int i = 0; i < 95; i++)
+        mart_buf_append(&b, "(1+", 3);
     mart_buf_append(&b, "x", 1);
-    for (int i = 0; i < 95; i++) mart_buf_append(&b, ")", 1);
+    for (int i = 0; i < 95; i++)
+        mart_buf_append(&b, ")", 1);
     mart_buf_append(&b, "", 1);
     bool deep_parens = grade_equal(b.data, b.data, NULL); /* same string: fast path */
     char *other = mart_xstrdup(b.data);
@@ -231,15 +238,18 @@ static void *grade_deep_inputs(void *arg) {
     bool differs = !grade_equal(b.data, other, NULL);
     free(other);
     b.len = 0;
-    for (int i = 0; i < 290; i++) mart_buf_append(&b, "x+", 2);
+    for (int i = 0; i < 290; i++)
+        mart_buf_append(&b, "x+", 2);
     mart_buf_append(&b, "1", 2);
     mart_buf tall = {0};
     mart_buf_printf(&tall, "290x+1");
     bool tall_sum = grade_equal(b.data, tall.data, NULL);
     b.len = 0;
-    for (int i = 0; i < 99; i++) mart_buf_printf(&b, "\\begin{pmatrix}");
+    for (int i = 0; i < 99; i++)
+        mart_buf_printf(&b, "\\begin{pmatrix}");
     mart_buf_printf(&b, "1");
-    for (int i = 0; i < 99; i++) mart_buf_printf(&b, "\\end{pmatrix}");
+    for (int i = 0; i < 99; i++)
+        mart_buf_printf(&b, "\\end{pmatrix}");
     mart_buf_append(&b, "", 1);
     (void)grade_equal(b.data, "2", NULL); /* must only return */
     mart_buf_free(&b);

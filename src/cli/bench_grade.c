@@ -19,7 +19,8 @@ static char *rewrite_spelling(const char *g) {
             p += 4;
         } else if (*p == ',' && p[1] != '\\' && !(p[1] >= '0' && p[1] <= '9'))
             mart_buf_append(&b, ", ", 2); /* not inside 10,\!000 */
-        else mart_buf_append(&b, p, 1);
+        else
+            mart_buf_append(&b, p, 1);
     }
     mart_buf_append(&b, "", 1);
     return b.data;
@@ -59,11 +60,14 @@ int bench_grade(int argc, char **argv) {
             return cli_error("bench grade", &err);
         }
         pred[i * REWRITES + 0] = rewrite_spelling(g);
-        pred[i * REWRITES + 1] = rewrite_printf(g[0] == '(' ? "\\left%s"
-                                                : strstr(g, "\\text") ? "%s." : "x = %s", g);
+        pred[i * REWRITES + 1] = rewrite_printf(g[0] == '('           ? "\\left%s"
+                                                : strstr(g, "\\text") ? "%s."
+                                                                      : "x = %s",
+                                                g);
         pred[i * REWRITES + 2] = rewrite_printf("$%s$.", g);
         pred[i * REWRITES + 3] = rewrite_printf("%s + 1", g);
-        for (int r = 0; r < REWRITES; r++) gold[i * REWRITES + r] = mart_xstrdup(g);
+        for (int r = 0; r < REWRITES; r++)
+            gold[i * REWRITES + r] = mart_xstrdup(g);
         free(g);
     }
     mart_jsonl_free(recs, n);
@@ -76,11 +80,14 @@ int bench_grade(int argc, char **argv) {
         bool want = i % REWRITES != REWRITES - 1;
         if (grade_equal(pred[i], gold[i], &cfg) == want) continue;
         wrong++;
-        if (verbose) printf("judged %s: pred '%s' gold '%s'\n", want ? "unequal" : "equal", pred[i], gold[i]);
+        if (verbose)
+            printf("judged %s: pred '%s' gold '%s'\n", want ? "unequal" : "equal", pred[i],
+                   gold[i]);
     }
     /* per pair, its fastest time over the rounds: the slowest pair without scheduler noise */
     double *best = mart_xmalloc(sizeof(double) * (size_t)n_pairs);
-    for (int64_t i = 0; i < n_pairs; i++) best[i] = 1e30;
+    for (int64_t i = 0; i < n_pairs; i++)
+        best[i] = 1e30;
     int64_t done = 0, n_equal = 0, rounds = 0, worst_i = 0;
     double t0 = mart_now(), dt = 0, worst = 0;
     while (dt < seconds) {

@@ -22,7 +22,8 @@ static int grade_record(const cJSON *rec, const grade_config *cfg, mart_err *err
     const cJSON *pred = cJSON_GetObjectItemCaseSensitive(rec, "pred");
     const cJSON *resp = cJSON_GetObjectItemCaseSensitive(rec, "response");
     char *answer = NULL;
-    if (cJSON_IsString(pred)) answer = mart_xstrdup(pred->valuestring);
+    if (cJSON_IsString(pred))
+        answer = mart_xstrdup(pred->valuestring);
     else if (cJSON_IsNumber(pred)) {
         char buf[64];
         snprintf(buf, sizeof buf, "%.17g", pred->valuedouble);
@@ -45,8 +46,9 @@ int cmd_grade(int argc, char **argv) {
     grade_config_default(&cfg);
     bool fallback = false;
     cli_opt opts[] = {
-        {"input", CLI_STR, &input, "JSONL file with \"gold\" and \"pred\" or \"response\" per line "
-                                   "(- for stdin)"},
+        {"input", CLI_STR, &input,
+         "JSONL file with \"gold\" and \"pred\" or \"response\" per line "
+         "(- for stdin)"},
         {"pred", CLI_STR, &pred, "one predicted answer (with --gold)"},
         {"gold", CLI_STR, &gold, "one gold answer (with --pred)"},
         {"rel-tol", CLI_DOUBLE, &cfg.rel_tol, "relative tolerance of numeric comparison"},

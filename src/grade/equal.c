@@ -37,7 +37,8 @@ static void strip_spaces(char *d, const char *s) {
             continue;
         }
         const char *next = s;
-        while (*next == ' ') next++;
+        while (*next == ' ')
+            next++;
         if (s > start && isdigit((unsigned char)s[-1]) && isdigit((unsigned char)*next)) *d++ = ' ';
         s = next - 1;
     }
@@ -99,8 +100,9 @@ static bool has_kind(const gnode *n, gnode_kind kind) {
 
 static bool has_decimal(const gnode *n) {
     if (!n) return false;
-    if (n->kind == GN_NUM && (memchr(n->str, '.', (size_t)n->len) || memchr(n->str, 'e', (size_t)n->len) ||
-                              memchr(n->str, 'E', (size_t)n->len)))
+    if (n->kind == GN_NUM &&
+        (memchr(n->str, '.', (size_t)n->len) || memchr(n->str, 'e', (size_t)n->len) ||
+         memchr(n->str, 'E', (size_t)n->len)))
         return true;
     for (int32_t i = 0; i < n->n; i++)
         if (has_decimal(n->k[i])) return true;
@@ -152,8 +154,10 @@ static bool values_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, u
     mpfr_inits2(GRADE_PREC, fr, fi, gr, gi, (mpfr_ptr)0);
     bool eq = true;
     for (int pt = 0; pt < points && eq; pt++) {
-        if (vars) set_point(c, pt);
-        else c->point = -1;
+        if (vars)
+            set_point(c, pt);
+        else
+            c->point = -1;
         c->pm_signs = sa;
         c->too_big = false;
         bool ea = grade_eval_exact(c, a, ar, ai);
@@ -215,7 +219,8 @@ typedef struct {
 static void pm_indices(const gnode *n, uint32_t *mask) {
     if (!n) return;
     if (n->kind == GN_PM) *mask |= 1u << n->op;
-    for (int32_t i = 0; i < n->n; i++) pm_indices(n->k[i], mask);
+    for (int32_t i = 0; i < n->n; i++)
+        pm_indices(n->k[i], mask);
 }
 
 /* Appends the members of n (each ± choice of a scalar is a member); false when too many. */
@@ -266,15 +271,22 @@ static bool items_match(gctx *c, const gitem *A, int na, const gitem *B, int nb)
     return true;
 }
 
-static bool is_group(const gnode *n) { return n->kind == GN_LIST || n->kind == GN_SET; }
+static bool is_group(const gnode *n) {
+    return n->kind == GN_LIST || n->kind == GN_SET;
+}
 
 static int flip_rel(int op) {
     switch (op) {
-    case GR_LT: return GR_GT;
-    case GR_GT: return GR_LT;
-    case GR_LE: return GR_GE;
-    case GR_GE: return GR_LE;
-    default: return op;
+    case GR_LT:
+        return GR_GT;
+    case GR_GT:
+        return GR_LT;
+    case GR_LE:
+        return GR_GE;
+    case GR_GE:
+        return GR_LE;
+    default:
+        return op;
     }
 }
 
@@ -294,7 +306,8 @@ static bool equations_proportional(gctx *c, const gnode *a, const gnode *b) {
              mpfr_zero_p(bi) && mpfr_regular_p(ar) && mpfr_regular_p(br);
         if (!ok) break;
         mpfr_div(ar, ar, br, MPFR_RNDN);
-        if (pt == 0) mpfr_set(r0, ar, MPFR_RNDN);
+        if (pt == 0)
+            mpfr_set(r0, ar, MPFR_RNDN);
         else {
             mpfr_set_zero(ai, 1);
             ok = close_enough(tolerance(c, a, b, true), ar, ai, r0, ai);
@@ -312,7 +325,9 @@ typedef struct {
     gnode *ends[2], *inf_kid[1];
 } interval_buf;
 
-static bool is_var(const gnode *n) { return n->kind == GN_SYM && n->op == GC_VAR; }
+static bool is_var(const gnode *n) {
+    return n->kind == GN_SYM && n->op == GC_VAR;
+}
 
 static bool rel_interval(const gnode *r, interval_buf *ib) {
     if (r->kind != GN_REL) return false;
@@ -374,7 +389,8 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
     if (sa & SIGNS_FIXED) ma = 0;
     if (sb & SIGNS_FIXED) mb = 0;
     if (is_group(a) || is_group(b) || ma || mb) {
-        if ((a->kind == GN_SET && b->kind == GN_TUPLE) || (b->kind == GN_SET && a->kind == GN_TUPLE))
+        if ((a->kind == GN_SET && b->kind == GN_TUPLE) ||
+            (b->kind == GN_SET && a->kind == GN_TUPLE))
             return false;
         /* a bare list against one tuple "(15,-29)" vs "15, -29": compare members */
         const gnode *ga = a->kind == GN_TUPLE && b->kind == GN_LIST && a->open == '(' ? b : NULL;
@@ -383,7 +399,8 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
             const gnode *t = ga ? a : b, *l = ga ? b : a;
             if (t->n != l->n || t->close != ')') return false;
             bool nested = false;
-            for (int32_t i = 0; i < l->n; i++) nested |= l->k[i]->kind == GN_TUPLE;
+            for (int32_t i = 0; i < l->n; i++)
+                nested |= l->k[i]->kind == GN_TUPLE;
             if (!nested) {
                 for (int32_t i = 0; i < t->n; i++)
                     if (!node_equal(c, t->k[i], 0, l->k[i], 0)) return false;
@@ -395,7 +412,8 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
         bool ok = add_items(a, A, &na) && add_items(b, B, &nb);
         if (a->kind == GN_SET && b->kind == GN_SET) /* {1, 1} = {1} */
             ok = ok && items_covered(c, A, na, B, nb) && items_covered(c, B, nb, A, na);
-        else ok = ok && items_match(c, A, na, B, nb);
+        else
+            ok = ok && items_match(c, A, na, B, nb);
         free(A);
         return ok;
     }

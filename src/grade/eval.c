@@ -34,7 +34,9 @@ static int sym_index(const gctx *c, const gnode *n) {
     return -1;
 }
 
-static bool pm_minus(const gctx *c, const gnode *n) { return (c->pm_signs >> n->op) & 1u; }
+static bool pm_minus(const gctx *c, const gnode *n) {
+    return (c->pm_signs >> n->op) & 1u;
+}
 
 /* ---- exact ------------------------------------------------------------------------------- */
 
@@ -64,22 +66,26 @@ static bool num_exact(gctx *c, const gnode *n, mpq_t out) {
         int32_t i = 0;
         for (; i < n->len; i++) {
             char ch = n->str[i];
-            if (ch == '.') dot = true;
+            if (ch == '.')
+                dot = true;
             else if (isdigit((unsigned char)ch)) {
                 buf[w++] = ch;
                 frac += dot;
-            } else break;
+            } else
+                break;
         }
         if (i < n->len) { /* e[+-]digits */
             bool neg = n->str[i + 1] == '-';
             const char *e = n->str + i + 1 + (n->str[i + 1] == '-' || n->str[i + 1] == '+');
             const char *end = n->str + n->len;
             if (end - e > 7) ok = false, c->too_big = true;
-            for (; ok && e < end; e++) exp10 = exp10 * 10 + (*e - '0');
+            for (; ok && e < end; e++)
+                exp10 = exp10 * 10 + (*e - '0');
             if (neg) exp10 = -exp10;
         }
         exp10 -= frac;
-        if (ok && (exp10 > EXACT_MAX_EXP10 || exp10 < -EXACT_MAX_EXP10)) ok = false, c->too_big = true;
+        if (ok && (exp10 > EXACT_MAX_EXP10 || exp10 < -EXACT_MAX_EXP10))
+            ok = false, c->too_big = true;
         if (ok && w == 0) buf[w++] = '0';
         buf[w] = 0;
         if (ok) {
@@ -88,8 +94,10 @@ static bool num_exact(gctx *c, const gnode *n, mpq_t out) {
             mpz_t p;
             mpz_init(p);
             mpz_ui_pow_ui(p, 10, (unsigned long)(exp10 < 0 ? -exp10 : exp10));
-            if (exp10 < 0) mpz_set(mpq_denref(out), p);
-            else mpz_mul(mpq_numref(out), mpq_numref(out), p);
+            if (exp10 < 0)
+                mpz_set(mpq_denref(out), p);
+            else
+                mpz_mul(mpq_numref(out), mpq_numref(out), p);
             mpz_clear(p);
             mpq_canonicalize(out);
         }
@@ -125,7 +133,9 @@ static bool q_root(mpq_t out, const mpq_t x, unsigned long k) {
     return ok;
 }
 
-static bool is_integer_q(const mpq_t q) { return mpz_cmp_ui(mpq_denref(q), 1) == 0; }
+static bool is_integer_q(const mpq_t q) {
+    return mpz_cmp_ui(mpq_denref(q), 1) == 0;
+}
 
 static bool pow_exact(gctx *c, mpq_t re, mpq_t im, const mpq_t er, const mpq_t ei) {
     if (mpq_sgn(ei) != 0) return false;
@@ -146,7 +156,7 @@ static bool pow_exact(gctx *c, mpq_t re, mpq_t im, const mpq_t er, const mpq_t e
     if (real) {
         bool unit = mpz_cmpabs_ui(mpq_numref(re), 1) == 0 && is_integer_q(re);
         double bits = (double)up * (double)(mpz_sizeinbase(mpq_numref(re), 2) +
-                                             mpz_sizeinbase(mpq_denref(re), 2));
+                                            mpz_sizeinbase(mpq_denref(re), 2));
         if (!unit && (up > MAX_INT_POW || bits > EXACT_MAX_BITS)) {
             c->too_big = true;
             return false;
@@ -208,7 +218,8 @@ bool grade_eval_exact(gctx *c, const gnode *n, mpq_t re, mpq_t im) {
     if (!spend(c, 1)) return false;
     mpq_set_ui(im, 0, 1);
     switch ((gnode_kind)n->kind) {
-    case GN_NUM: return num_exact(c, n, re);
+    case GN_NUM:
+        return num_exact(c, n, re);
     case GN_SYM: {
         if (n->op == GC_I) {
             mpq_set_ui(re, 0, 1);
@@ -231,8 +242,10 @@ bool grade_eval_exact(gctx *c, const gnode *n, mpq_t re, mpq_t im) {
         mpq_t br, bi;
         mpq_inits(br, bi, NULL);
         bool ok = true;
-        if (n->k[0]) ok = grade_eval_exact(c, n->k[0], re, im);
-        else mpq_set_ui(re, 0, 1);
+        if (n->k[0])
+            ok = grade_eval_exact(c, n->k[0], re, im);
+        else
+            mpq_set_ui(re, 0, 1);
         ok = ok && grade_eval_exact(c, n->k[1], br, bi);
         if (ok) {
             size_t bits = mpz_sizeinbase(mpq_numref(re), 2) + mpz_sizeinbase(mpq_denref(re), 2) +
@@ -254,14 +267,17 @@ bool grade_eval_exact(gctx *c, const gnode *n, mpq_t re, mpq_t im) {
                     mpq_add(im, im, bi);
                 }
                 break;
-            case GN_MUL: cq_mul(re, im, br, bi); break;
+            case GN_MUL:
+                cq_mul(re, im, br, bi);
+                break;
             case GN_DIV: {
                 mpq_t d, t, nr;
                 mpq_inits(d, t, nr, NULL);
                 mpq_mul(d, br, br);
                 mpq_mul(t, bi, bi);
                 mpq_add(d, d, t);
-                if (mpq_sgn(d) == 0) ok = false;
+                if (mpq_sgn(d) == 0)
+                    ok = false;
                 else { /* (a+bi)/(c+di) = ((ac+bd) + (bc-ad)i) / (c^2+d^2) */
                     mpq_mul(nr, re, br);
                     mpq_mul(t, im, bi);
@@ -275,21 +291,25 @@ bool grade_eval_exact(gctx *c, const gnode *n, mpq_t re, mpq_t im) {
                 mpq_clears(d, t, nr, NULL);
                 break;
             }
-            case GN_POW: ok = pow_exact(c, re, im, br, bi); break;
+            case GN_POW:
+                ok = pow_exact(c, re, im, br, bi);
+                break;
             case GN_BINOM: /* integers: C(n, k) with k or n - k small */
-                ok = mpq_sgn(im) == 0 && mpq_sgn(bi) == 0 && is_integer_q(re) &&
-                     is_integer_q(br) && mpz_fits_slong_p(mpq_numref(re)) &&
-                     mpz_fits_slong_p(mpq_numref(br));
+                ok = mpq_sgn(im) == 0 && mpq_sgn(bi) == 0 && is_integer_q(re) && is_integer_q(br) &&
+                     mpz_fits_slong_p(mpq_numref(re)) && mpz_fits_slong_p(mpq_numref(br));
                 if (ok) {
                     long nn = mpz_get_si(mpq_numref(re)), k = mpz_get_si(mpq_numref(br));
                     if (nn >= 0 && k > nn - k) k = nn - k;
-                    if (k < 0) mpq_set_ui(re, 0, 1);
-                    else if (k > EXACT_MAX_FACT) ok = false, c->too_big = true;
+                    if (k < 0)
+                        mpq_set_ui(re, 0, 1);
+                    else if (k > EXACT_MAX_FACT)
+                        ok = false, c->too_big = true;
                     else if ((ok = spend(c, 1 + k / 64)))
                         mpz_bin_ui(mpq_numref(re), mpq_numref(re), (unsigned long)k);
                 }
                 break;
-            default: break;
+            default:
+                break;
             }
         ok = ok && !q_too_big(c, re) && !q_too_big(c, im);
         mpq_clears(br, bi, NULL);
@@ -334,8 +354,10 @@ bool grade_eval_exact(gctx *c, const gnode *n, mpq_t re, mpq_t im) {
         case GF_FLOOR:
         case GF_CEIL:
             if (!real) return false;
-            if (n->op == GF_FLOOR) mpz_fdiv_q(mpq_numref(re), mpq_numref(re), mpq_denref(re));
-            else mpz_cdiv_q(mpq_numref(re), mpq_numref(re), mpq_denref(re));
+            if (n->op == GF_FLOOR)
+                mpz_fdiv_q(mpq_numref(re), mpq_numref(re), mpq_denref(re));
+            else
+                mpz_cdiv_q(mpq_numref(re), mpq_numref(re), mpq_denref(re));
             mpz_set_ui(mpq_denref(re), 1);
             return true;
         case GF_SQRT: {
@@ -367,10 +389,12 @@ bool grade_eval_exact(gctx *c, const gnode *n, mpq_t re, mpq_t im) {
             }
             return q_root(re, re, k);
         }
-        default: return false; /* transcendental: numerics */
+        default:
+            return false; /* transcendental: numerics */
         }
     }
-    default: return false;
+    default:
+        return false;
     }
 }
 
@@ -392,7 +416,9 @@ static void cn_clear(cnum *z) {
     mpfr_clear(z->im);
 }
 
-static bool real_p(mpfr_t im) { return mpfr_zero_p(im); }
+static bool real_p(mpfr_t im) {
+    return mpfr_zero_p(im);
+}
 
 /* z = a * b (z may alias a) */
 static void cn_mul(mpfr_t zr, mpfr_t zi, mpfr_t ar, mpfr_t ai, mpfr_t br, mpfr_t bi) {
@@ -533,10 +559,15 @@ bool grade_eval_num(gctx *c, const gnode *n, mpfr_t re, mpfr_t im) {
     mpfr_set_zero(im, 1);
     bool ok = true;
     switch ((gnode_kind)n->kind) {
-    case GN_NUM: ok = num_value(c, n, re); break;
-    case GN_INF: mpfr_set_inf(re, 1); break;
+    case GN_NUM:
+        ok = num_value(c, n, re);
+        break;
+    case GN_INF:
+        mpfr_set_inf(re, 1);
+        break;
     case GN_SYM:
-        if (n->op == GC_PI) mpfr_const_pi(re, MPFR_RNDN);
+        if (n->op == GC_PI)
+            mpfr_const_pi(re, MPFR_RNDN);
         else if (n->op == GC_E) {
             mpfr_set_ui(re, 1, MPFR_RNDN);
             mpfr_exp(re, re, MPFR_RNDN);
@@ -545,8 +576,10 @@ bool grade_eval_num(gctx *c, const gnode *n, mpfr_t re, mpfr_t im) {
             mpfr_set_ui(im, 1, MPFR_RNDN);
         } else {
             int k = c->point >= 0 ? sym_index(c, n) : -1;
-            if (k < 0) ok = false;
-            else mpfr_set(re, c->sym_f[k], MPFR_RNDN);
+            if (k < 0)
+                ok = false;
+            else
+                mpfr_set(re, c->sym_f[k], MPFR_RNDN);
         }
         break;
     case GN_ADD:
@@ -558,8 +591,10 @@ bool grade_eval_num(gctx *c, const gnode *n, mpfr_t re, mpfr_t im) {
     case GN_BINOM: {
         cnum b;
         cn_init(&b);
-        if (n->k[0]) ok = grade_eval_num(c, n->k[0], re, im);
-        else mpfr_set_zero(re, 1);
+        if (n->k[0])
+            ok = grade_eval_num(c, n->k[0], re, im);
+        else
+            mpfr_set_zero(re, 1);
         ok = ok && grade_eval_num(c, n->k[1], b.re, b.im);
         if (ok) switch ((gnode_kind)n->kind) {
             case GN_ADD:
@@ -576,12 +611,17 @@ bool grade_eval_num(gctx *c, const gnode *n, mpfr_t re, mpfr_t im) {
                     mpfr_add(im, im, b.im, MPFR_RNDN);
                 }
                 break;
-            case GN_MUL: cn_mul(re, im, re, im, b.re, b.im); break;
-            case GN_DIV: ok = cn_div(re, im, b.re, b.im); break;
-            case GN_POW: ok = pow_num(c, re, im, b.re, b.im); break;
+            case GN_MUL:
+                cn_mul(re, im, re, im, b.re, b.im);
+                break;
+            case GN_DIV:
+                ok = cn_div(re, im, b.re, b.im);
+                break;
+            case GN_POW:
+                ok = pow_num(c, re, im, b.re, b.im);
+                break;
             case GN_BINOM: { /* n!/(k!(n-k)!) for real n >= k >= 0 through log-gamma */
-                ok = real_p(im) && real_p(b.im) && mpfr_sgn(b.re) >= 0 &&
-                     mpfr_cmp(re, b.re) >= 0;
+                ok = real_p(im) && real_p(b.im) && mpfr_sgn(b.re) >= 0 && mpfr_cmp(re, b.re) >= 0;
                 if (ok) {
                     bool integers = mpfr_integer_p(re) && mpfr_integer_p(b.re);
                     mpfr_t t, u;
@@ -601,7 +641,8 @@ bool grade_eval_num(gctx *c, const gnode *n, mpfr_t re, mpfr_t im) {
                 }
                 break;
             }
-            default: break;
+            default:
+                break;
             }
         cn_clear(&b);
         break;
@@ -635,7 +676,9 @@ bool grade_eval_num(gctx *c, const gnode *n, mpfr_t re, mpfr_t im) {
             mpfr_hypot(re, re, im, MPFR_RNDN);
             mpfr_set_zero(im, 1);
             break;
-        case GF_EXP: cn_exp(re, im); break;
+        case GF_EXP:
+            cn_exp(re, im);
+            break;
         case GF_LN:
         case GF_LOG:
             ok = real ? mpfr_sgn(re) > 0 : cn_log(re, im);
@@ -656,8 +699,10 @@ bool grade_eval_num(gctx *c, const gnode *n, mpfr_t re, mpfr_t im) {
                      mpfr_sgn(k.re) > 0;
                 if (ok && mpfr_integer_p(k.re) && mpfr_cmp_ui(k.re, 1000000) <= 0) {
                     unsigned long kk = mpfr_get_ui(k.re, MPFR_RNDN);
-                    if (mpfr_sgn(re) < 0 && kk % 2 == 0) ok = false;
-                    else mpfr_rootn_ui(re, re, kk, MPFR_RNDN);
+                    if (mpfr_sgn(re) < 0 && kk % 2 == 0)
+                        ok = false;
+                    else
+                        mpfr_rootn_ui(re, re, kk, MPFR_RNDN);
                 } else if (ok) {
                     ok = mpfr_sgn(re) >= 0;
                     mpfr_ui_div(k.re, 1, k.re, MPFR_RNDN);
@@ -666,7 +711,8 @@ bool grade_eval_num(gctx *c, const gnode *n, mpfr_t re, mpfr_t im) {
                 cn_clear(&k);
                 break;
             }
-            if (real && mpfr_sgn(re) >= 0) mpfr_sqrt(re, re, MPFR_RNDN);
+            if (real && mpfr_sgn(re) >= 0)
+                mpfr_sqrt(re, re, MPFR_RNDN);
             else if (real) { /* √(-x) = i√x */
                 mpfr_neg(re, re, MPFR_RNDN);
                 mpfr_sqrt(im, re, MPFR_RNDN);
@@ -699,26 +745,56 @@ bool grade_eval_num(gctx *c, const gnode *n, mpfr_t re, mpfr_t im) {
                 break;
             }
             switch (n->op) {
-            case GF_SIN: mpfr_sin(re, re, MPFR_RNDN); break;
-            case GF_COS: mpfr_cos(re, re, MPFR_RNDN); break;
-            case GF_TAN: mpfr_tan(re, re, MPFR_RNDN); break;
-            case GF_COT: mpfr_cot(re, re, MPFR_RNDN); break;
-            case GF_SEC: mpfr_sec(re, re, MPFR_RNDN); break;
-            case GF_CSC: mpfr_csc(re, re, MPFR_RNDN); break;
-            case GF_ASIN: mpfr_asin(re, re, MPFR_RNDN); break;
-            case GF_ACOS: mpfr_acos(re, re, MPFR_RNDN); break;
-            case GF_ATAN: mpfr_atan(re, re, MPFR_RNDN); break;
-            case GF_SINH: mpfr_sinh(re, re, MPFR_RNDN); break;
-            case GF_COSH: mpfr_cosh(re, re, MPFR_RNDN); break;
-            case GF_TANH: mpfr_tanh(re, re, MPFR_RNDN); break;
-            case GF_FLOOR: mpfr_floor(re, re); break;
-            case GF_CEIL: mpfr_ceil(re, re); break;
-            default: ok = false;
+            case GF_SIN:
+                mpfr_sin(re, re, MPFR_RNDN);
+                break;
+            case GF_COS:
+                mpfr_cos(re, re, MPFR_RNDN);
+                break;
+            case GF_TAN:
+                mpfr_tan(re, re, MPFR_RNDN);
+                break;
+            case GF_COT:
+                mpfr_cot(re, re, MPFR_RNDN);
+                break;
+            case GF_SEC:
+                mpfr_sec(re, re, MPFR_RNDN);
+                break;
+            case GF_CSC:
+                mpfr_csc(re, re, MPFR_RNDN);
+                break;
+            case GF_ASIN:
+                mpfr_asin(re, re, MPFR_RNDN);
+                break;
+            case GF_ACOS:
+                mpfr_acos(re, re, MPFR_RNDN);
+                break;
+            case GF_ATAN:
+                mpfr_atan(re, re, MPFR_RNDN);
+                break;
+            case GF_SINH:
+                mpfr_sinh(re, re, MPFR_RNDN);
+                break;
+            case GF_COSH:
+                mpfr_cosh(re, re, MPFR_RNDN);
+                break;
+            case GF_TANH:
+                mpfr_tanh(re, re, MPFR_RNDN);
+                break;
+            case GF_FLOOR:
+                mpfr_floor(re, re);
+                break;
+            case GF_CEIL:
+                mpfr_ceil(re, re);
+                break;
+            default:
+                ok = false;
             }
         }
         break;
     }
-    default: ok = false; /* structures have no single value */
+    default:
+        ok = false; /* structures have no single value */
     }
     /* only \infty itself (and sums or negations of it) is infinite; an overflow such as
      * 2^{2^{2^{100}}} is a number too large to decide, not infinity */

@@ -12,8 +12,8 @@ static const char *const box_names[] = {"\\boxed", "\\fbox", "\\framebox"};
 
 /* If a box command starts at text[i], the [start, end) of its content and the index after
  * it; false when it is not one or it is not closed. `\boxed 5` takes the next word. */
-static bool box_at(const char *text, size_t len, size_t i, bool final, size_t *start,
-                   size_t *end, size_t *after) {
+static bool box_at(const char *text, size_t len, size_t i, bool final, size_t *start, size_t *end,
+                   size_t *after) {
     size_t j = 0;
     for (size_t k = 0; k < sizeof box_names / sizeof box_names[0] && !j; k++) {
         size_t n = strlen(box_names[k]);
@@ -29,7 +29,8 @@ static bool box_at(const char *text, size_t len, size_t i, bool final, size_t *s
                 q++;
                 continue;
             }
-            if (text[q] == '{') depth++;
+            if (text[q] == '{')
+                depth++;
             else if (text[q] == '}' && --depth == 0) {
                 *start = j + 1;
                 *end = q;
@@ -40,12 +41,15 @@ static bool box_at(const char *text, size_t len, size_t i, bool final, size_t *s
         return false; /* unclosed: no answer */
     }
     if (j >= len || text[j] != ' ') return false;
-    while (j < len && text[j] == ' ') j++;
+    while (j < len && text[j] == ' ')
+        j++;
     size_t q = j;
-    while (q < len && !isspace((unsigned char)text[q]) && text[q] != '$') q++;
+    while (q < len && !isspace((unsigned char)text[q]) && text[q] != '$')
+        q++;
     /* while generating, the word is complete only once something follows it */
     if (q == j || (q == len && !final)) return false;
-    while (q > j && (text[q - 1] == '.' || text[q - 1] == ',')) q--;
+    while (q > j && (text[q - 1] == '.' || text[q - 1] == ','))
+        q--;
     *start = j;
     *end = q;
     *after = q;
@@ -66,7 +70,8 @@ static bool last_box(const char *text, size_t len, bool final, size_t *s, size_t
             *e = en;
             found = true;
             p = text + after;
-        } else p = b + 1;
+        } else
+            p = b + 1;
     }
     return found;
 }
@@ -92,7 +97,8 @@ static char *fallback_answer(const char *text, size_t len) {
     }
     if (!best) return NULL;
     const char *end = text + len, *q = best;
-    while (q < end && (*q == ' ' || *q == ':')) q++;
+    while (q < end && (*q == ' ' || *q == ':'))
+        q++;
     const char *st = q;
     bool in_math = false;
     while (q < end && *q != '\n') {
@@ -100,7 +106,8 @@ static char *fallback_answer(const char *text, size_t len) {
         if (!in_math && *q == '.' && (q + 1 == end || isspace((unsigned char)q[1]))) break;
         q++;
     }
-    while (q > st && isspace((unsigned char)q[-1])) q--;
+    while (q > st && isspace((unsigned char)q[-1]))
+        q--;
     if (q == st) return NULL;
     char *out = mart_xmalloc((size_t)(q - st) + 1);
     memcpy(out, st, (size_t)(q - st));
@@ -112,8 +119,10 @@ char *grade_extract(const char *text, size_t len, const grade_config *c) {
     if (!text) return NULL;
     size_t s, e;
     if (last_box(text, len, true, &s, &e)) {
-        while (s < e && isspace((unsigned char)text[s])) s++;
-        while (e > s && isspace((unsigned char)text[e - 1])) e--;
+        while (s < e && isspace((unsigned char)text[s]))
+            s++;
+        while (e > s && isspace((unsigned char)text[e - 1]))
+            e--;
         if (e == s) return NULL;
         char *out = mart_xmalloc(e - s + 1);
         memcpy(out, text + s, e - s);
@@ -135,8 +144,10 @@ static int field_text(const cJSON *v, const char *key, char **out, mart_err *err
     if (cJSON_IsNumber(v)) {
         char buf[64];
         double x = v->valuedouble;
-        if (x == floor(x) && fabs(x) < 1e15) snprintf(buf, sizeof buf, "%.0f", x);
-        else snprintf(buf, sizeof buf, "%.17g", x);
+        if (x == floor(x) && fabs(x) < 1e15)
+            snprintf(buf, sizeof buf, "%.0f", x);
+        else
+            snprintf(buf, sizeof buf, "%.17g", x);
         *out = mart_xstrdup(buf);
         return MART_OK;
     }
@@ -146,8 +157,10 @@ static int field_text(const cJSON *v, const char *key, char **out, mart_err *err
 /* Strips surrounding '$' and spaces (olympiadbench writes "$2 n$"). */
 static char *strip_math(const char *s) {
     size_t n = strlen(s);
-    while (n && (isspace((unsigned char)*s) || *s == '$')) s++, n--;
-    while (n && (isspace((unsigned char)s[n - 1]) || s[n - 1] == '$')) n--;
+    while (n && (isspace((unsigned char)*s) || *s == '$'))
+        s++, n--;
+    while (n && (isspace((unsigned char)s[n - 1]) || s[n - 1] == '$'))
+        n--;
     char *out = mart_xmalloc(n + 1);
     memcpy(out, s, n);
     out[n] = 0;
@@ -161,7 +174,8 @@ int grade_gold_answer(const struct cJSON *rec, const char *bench, const char *an
     bench = bench ? bench : "";
     if (!strcmp(bench, "minerva_math")) {
         const cJSON *sol = cJSON_GetObjectItemCaseSensitive(rec, "solution");
-        if (!cJSON_IsString(sol)) return mart_fail(err, "field \"solution\": missing or not a string");
+        if (!cJSON_IsString(sol))
+            return mart_fail(err, "field \"solution\": missing or not a string");
         *gold = grade_extract(sol->valuestring, strlen(sol->valuestring), NULL);
         if (!*gold) return mart_fail(err, "field \"solution\": no boxed answer");
         return MART_OK;
@@ -196,13 +210,15 @@ int grade_gold_answer(const struct cJSON *rec, const char *bench, const char *an
         const char *h = strstr(a->valuestring, "####");
         if (!h) return mart_fail(err, "field \"answer\": no '####' line");
         h += 4;
-        while (*h == ' ') h++;
+        while (*h == ' ')
+            h++;
         size_t n = strcspn(h, "\n");
         char *out = mart_xmalloc(n + 1);
         size_t w = 0;
         for (size_t i = 0; i < n; i++)
             if (h[i] != ',') out[w++] = h[i]; /* 1,000 */
-        while (w && isspace((unsigned char)out[w - 1])) w--;
+        while (w && isspace((unsigned char)out[w - 1]))
+            w--;
         out[w] = 0;
         *gold = out;
         return MART_OK;

@@ -62,22 +62,39 @@ typedef enum {
 
 enum { GC_VAR, GC_PI, GC_E, GC_I };
 enum {
-    GF_SIN, GF_COS, GF_TAN, GF_COT, GF_SEC, GF_CSC, GF_ASIN, GF_ACOS, GF_ATAN, GF_SINH,
-    GF_COSH, GF_TANH, GF_LN, GF_LOG, GF_EXP, GF_SQRT, GF_ABS, GF_FLOOR, GF_CEIL
+    GF_SIN,
+    GF_COS,
+    GF_TAN,
+    GF_COT,
+    GF_SEC,
+    GF_CSC,
+    GF_ASIN,
+    GF_ACOS,
+    GF_ATAN,
+    GF_SINH,
+    GF_COSH,
+    GF_TANH,
+    GF_LN,
+    GF_LOG,
+    GF_EXP,
+    GF_SQRT,
+    GF_ABS,
+    GF_FLOOR,
+    GF_CEIL
 };
 enum { GR_EQ, GR_NE, GR_LT, GR_LE, GR_GT, GR_GE };
 
 typedef struct gnode {
-    uint8_t kind;        /* gnode_kind */
-    uint8_t op;          /* see the kind */
-    char open, close;    /* GN_TUPLE brackets: '(' '[' / ')' ']' */
-    int32_t n;           /* number of children */
-    int32_t rows, cols;  /* GN_MATRIX */
-    int32_t base;        /* GN_NUM: 10 unless a base subscript (1011_2) */
-    int32_t len;         /* GN_NUM / GN_SYM text length */
-    int32_t height;      /* 1 + the tallest child: bounds the recursion of every tree walk */
-    const char *str;     /* GN_NUM / GN_SYM text (arena) */
-    struct gnode **k;    /* children (n) */
+    uint8_t kind;       /* gnode_kind */
+    uint8_t op;         /* see the kind */
+    char open, close;   /* GN_TUPLE brackets: '(' '[' / ')' ']' */
+    int32_t n;          /* number of children */
+    int32_t rows, cols; /* GN_MATRIX */
+    int32_t base;       /* GN_NUM: 10 unless a base subscript (1011_2) */
+    int32_t len;        /* GN_NUM / GN_SYM text length */
+    int32_t height;     /* 1 + the tallest child: bounds the recursion of every tree walk */
+    const char *str;    /* GN_NUM / GN_SYM text (arena) */
+    struct gnode **k;   /* children (n) */
 } gnode;
 
 /* Parses a normalized answer. Returns NULL when it is not mathematics the grader reads (the
@@ -91,17 +108,17 @@ gnode *grade_parse(garena *a, const char *s, int64_t *work, int64_t work_limit);
 
 typedef struct {
     const grade_config *cfg;
-    int64_t work;             /* steps spent; stop at cfg->work_limit */
-    bool exhausted;           /* the work budget ran out: answer false */
-    bool too_big;             /* an exact value exceeded its size bound: answer false */
-    bool used_mpfr;           /* numeric evaluation ran (MPFR caches to release) */
-    uint32_t pm_signs;        /* bit j: sign of the j-th ± of the tree being evaluated */
-    bool pct_ignore;          /* evaluate x% as x (unit) instead of x/100 */
-    int n_syms;               /* variables seen in both trees */
+    int64_t work;      /* steps spent; stop at cfg->work_limit */
+    bool exhausted;    /* the work budget ran out: answer false */
+    bool too_big;      /* an exact value exceeded its size bound: answer false */
+    bool used_mpfr;    /* numeric evaluation ran (MPFR caches to release) */
+    uint32_t pm_signs; /* bit j: sign of the j-th ± of the tree being evaluated */
+    bool pct_ignore;   /* evaluate x% as x (unit) instead of x/100 */
+    int n_syms;        /* variables seen in both trees */
     const char *sym_name[GRADE_MAX_SYMS];
     int32_t sym_len[GRADE_MAX_SYMS];
-    int point;                /* which random point the variables take; -1: none */
-    mpq_t sym_q[GRADE_MAX_SYMS];   /* value of each variable at the current point */
+    int point;                   /* which random point the variables take; -1: none */
+    mpq_t sym_q[GRADE_MAX_SYMS]; /* value of each variable at the current point */
     mpfr_t sym_f[GRADE_MAX_SYMS];
 } gctx;
 

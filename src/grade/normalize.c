@@ -57,9 +57,8 @@ static bool starts(const char *s, size_t i, size_t len, const char *lit) {
 /* Length of a degree sign at s[i] ("^\circ", "^{\circ}", "^{ \circ }", "\circ", "°",
  * "\degree"), or 0. */
 static size_t degree_len(const char *s, size_t i, size_t len) {
-    static const char *forms[] = {"^{\\circ}", "^{ \\circ }", "^{\\circ }", "^ {\\circ}",
-                                  "^\\circ",   "\\circ",      "^{\\degree}", "\\degree",
-                                  "\xc2\xb0"};
+    static const char *forms[] = {"^{\\circ}", "^{ \\circ }", "^{\\circ }", "^ {\\circ}", "^\\circ",
+                                  "\\circ",    "^{\\degree}", "\\degree",   "\xc2\xb0"};
     for (size_t k = 0; k < sizeof forms / sizeof forms[0]; k++)
         if (starts(s, i, len, forms[k])) {
             size_t n = strlen(forms[k]);
@@ -74,20 +73,20 @@ static size_t degree_len(const char *s, size_t i, size_t len) {
 
 /* Commands that only change how things look. */
 static bool is_cosmetic(const char *name, size_t n) {
-    static const char *names[] = {"left",  "right", "big",          "Big",    "bigl",
-                                  "bigr",  "Bigl",  "Bigr",         "bigg",   "Bigg",
-                                  "biggl", "biggr", "displaystyle", "textstyle", "limits",
-                                  "middle", "mathopen", "mathclose", "quad", "qquad",
-                                  "hline", "phantom", "hspace"};
+    static const char *names[] = {
+        "left",     "right",     "big",   "Big",   "bigl",         "bigr",      "Bigl",   "Bigr",
+        "bigg",     "Bigg",      "biggl", "biggr", "displaystyle", "textstyle", "limits", "middle",
+        "mathopen", "mathclose", "quad",  "qquad", "hline",        "phantom",   "hspace"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         if (strlen(names[k]) == n && !memcmp(names[k], name, n)) return true;
     return false;
 }
 
 static bool is_text_cmd(const char *name, size_t n) {
-    static const char *names[] = {"text",   "textbf", "textit", "textrm",   "mathrm",
-                                  "mbox",   "mathbf", "textsf", "mathit",   "operatorname",
-                                  "textnormal", "emph", "mathsf", "boldsymbol", "mathbb", "bf"};
+    static const char *names[] = {"text",   "textbf",       "textit",     "textrm",
+                                  "mathrm", "mbox",         "mathbf",     "textsf",
+                                  "mathit", "operatorname", "textnormal", "emph",
+                                  "mathsf", "boldsymbol",   "mathbb",     "bf"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         if (strlen(names[k]) == n && !memcmp(names[k], name, n)) return true;
     return false;
@@ -101,8 +100,10 @@ static size_t brace_end(const char *s, size_t i, size_t len) {
             j++;
             continue;
         }
-        if (s[j] == '{') depth++;
-        else if (s[j] == '}' && --depth == 0) return j + 1;
+        if (s[j] == '{')
+            depth++;
+        else if (s[j] == '}' && --depth == 0)
+            return j + 1;
     }
     return 0;
 }
@@ -113,7 +114,8 @@ static bool is_word(const char *s, size_t n) {
     int letters = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if (isalpha(ch)) letters++;
+        if (isalpha(ch))
+            letters++;
         else if (!(ch == ' ' || ch == '/' || ch == '.' || ch == '\'' || ch == '~' || ch >= 0x80))
             return false;
     }
@@ -121,8 +123,10 @@ static bool is_word(const char *s, size_t n) {
 }
 
 static void trim(const char **s, size_t *n) {
-    while (*n && (isspace((unsigned char)**s) || **s == '~')) (*s)++, (*n)--;
-    while (*n && (isspace((unsigned char)(*s)[*n - 1]) || (*s)[*n - 1] == '~')) (*n)--;
+    while (*n && (isspace((unsigned char)**s) || **s == '~'))
+        (*s)++, (*n)--;
+    while (*n && (isspace((unsigned char)(*s)[*n - 1]) || (*s)[*n - 1] == '~'))
+        (*n)--;
 }
 
 /* ---- pass 1: commands, spacing, unicode -------------------------------------------------- */
@@ -170,12 +174,14 @@ static void clean(mart_buf *o, const char *s, size_t len, int depth) {
         }
         if (isalpha(ch)) { /* a word: "x = 1 or x = 2" separates solutions */
             size_t j = i;
-            while (j < len && isalpha((unsigned char)s[j])) j++;
+            while (j < len && isalpha((unsigned char)s[j]))
+                j++;
             bool spaced = (i == 0 || s[i - 1] == ' ') && (j == len || s[j] == ' ');
             if (spaced && ((j - i == 2 && !memcmp(s + i, "or", 2)) ||
                            (j - i == 3 && !memcmp(s + i, "and", 3))))
                 mart_buf_append(o, ",", 1);
-            else mart_buf_append(o, s + i, j - i);
+            else
+                mart_buf_append(o, s + i, j - i);
             i = j;
             continue;
         }
@@ -187,23 +193,28 @@ static void clean(mart_buf *o, const char *s, size_t len, int depth) {
         size_t j = i + 1;
         if (!isalpha((unsigned char)s[j])) {
             char c2 = s[j];
-            if (c2 == '%') mart_buf_append(o, "%", 1);
-            else if (c2 == ' ') mart_buf_append(o, " ", 1);
+            if (c2 == '%')
+                mart_buf_append(o, "%", 1);
+            else if (c2 == ' ')
+                mart_buf_append(o, " ", 1);
             else if (c2 == '{' || c2 == '}' || c2 == '\\' || c2 == '|')
                 mart_buf_append(o, s + i, 2);
             /* \! \, \; \: \$ \> vanish; "10,\! 000" is one number */
             i = j + 1;
             if (c2 == '!')
-                while (i < len && s[i] == ' ') i++;
+                while (i < len && s[i] == ' ')
+                    i++;
             continue;
         }
-        while (j < len && isalpha((unsigned char)s[j])) j++;
+        while (j < len && isalpha((unsigned char)s[j]))
+            j++;
         const char *name = s + i + 1;
         size_t n = j - i - 1;
         if (is_cosmetic(name, n)) {
             if ((n == 4 && !memcmp(name, "left", 4)) || (n == 5 && !memcmp(name, "right", 5))) {
                 size_t k = j;
-                while (k < len && s[k] == ' ') k++;
+                while (k < len && s[k] == ' ')
+                    k++;
                 if (k < len && s[k] == '.') j = k + 1; /* \left. and \right. are invisible */
             }
             mart_buf_append(o, " ", 1);
@@ -228,7 +239,8 @@ static void clean(mart_buf *o, const char *s, size_t len, int depth) {
         }
         if (is_text_cmd(name, n)) {
             size_t k = j;
-            while (k < len && s[k] == ' ') k++;
+            while (k < len && s[k] == ' ')
+                k++;
             size_t e = k < len && s[k] == '{' ? brace_end(s, k, len) : 0;
             if (!e) { /* \text without an argument: drop the command */
                 i = j;
@@ -265,23 +277,25 @@ static void clean(mart_buf *o, const char *s, size_t len, int depth) {
 /* Plain unit words that may trail a number ("5 cm", "12 degrees"). */
 static bool is_unit_word(const char *w, size_t n) {
     static const char *units[] = {
-        "cm", "m", "km", "mm", "kg", "g", "mg", "s", "sec", "seconds", "second", "min",
-        "minutes", "minute", "hours", "hour", "hr", "hrs", "days", "day", "weeks", "week",
-        "years", "year", "months", "inches", "inch", "in", "feet", "foot", "ft", "yards", "yd",
-        "miles", "mile", "mph", "meters", "meter", "metres", "units", "unit", "sq", "square",
-        "cubic", "degrees", "degree", "dollars", "dollar", "cents", "cent", "percent", "liters",
-        "ml", "gallons", "pounds", "lbs", "ounces", "oz", "people", "students", "ways", "points",
-        "km/h", "m/s", "cm/s", "kmh", "ergs", "erg", "J", "K", "W", "Hz", "eV", "pc", "AU",
-        "nm", "kpc", "Mpc"};
+        "cm",     "m",       "km",      "mm",       "kg",      "g",       "mg",      "s",
+        "sec",    "seconds", "second",  "min",      "minutes", "minute",  "hours",   "hour",
+        "hr",     "hrs",     "days",    "day",      "weeks",   "week",    "years",   "year",
+        "months", "inches",  "inch",    "in",       "feet",    "foot",    "ft",      "yards",
+        "yd",     "miles",   "mile",    "mph",      "meters",  "meter",   "metres",  "units",
+        "unit",   "sq",      "square",  "cubic",    "degrees", "degree",  "dollars", "dollar",
+        "cents",  "cent",    "percent", "liters",   "ml",      "gallons", "pounds",  "lbs",
+        "ounces", "oz",      "people",  "students", "ways",    "points",  "km/h",    "m/s",
+        "cm/s",   "kmh",     "ergs",    "erg",      "J",       "K",       "W",       "Hz",
+        "eV",     "pc",      "AU",      "nm",       "kpc",     "Mpc"};
     for (size_t k = 0; k < sizeof units / sizeof units[0]; k++)
         if (strlen(units[k]) == n && !memcmp(units[k], w, n)) return true;
     return false;
 }
 
 static bool known_name(const char *w, size_t n) {
-    static const char *names[] = {"sin",  "cos",    "tan",    "cot",    "sec",  "csc",
-                                  "log",  "ln",     "exp",    "sqrt",   "pi",   "arcsin",
-                                  "arccos", "arctan", "infty", "inf", "frac", "binom"};
+    static const char *names[] = {"sin",    "cos",    "tan",   "cot",  "sec",  "csc",
+                                  "log",    "ln",     "exp",   "sqrt", "pi",   "arcsin",
+                                  "arccos", "arctan", "infty", "inf",  "frac", "binom"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         if (strlen(names[k]) == n && !memcmp(names[k], w, n)) return true;
     return false;
@@ -300,9 +314,12 @@ char *grade_normalize(garena *a, const char *s, size_t len, bool *is_text) {
     if (has_word) {
         bool in_word = false;
         for (size_t i = 0; i < n; i++) {
-            if (t[i] == WORD_OPEN) in_word = true;
-            else if (t[i] == WORD_CLOSE) in_word = false;
-            else if (!in_word && t[i] != ' ' && t[i] != ',' && t[i] != '.') other = true;
+            if (t[i] == WORD_OPEN)
+                in_word = true;
+            else if (t[i] == WORD_CLOSE)
+                in_word = false;
+            else if (!in_word && t[i] != ' ' && t[i] != ',' && t[i] != '.')
+                other = true;
         }
         size_t w = 0;
         in_word = false;
@@ -317,14 +334,17 @@ char *grade_normalize(garena *a, const char *s, size_t len, bool *is_text) {
                 in_word = false;
                 if (other) { /* a unit: drop its exponent too (\text{cm}^2) */
                     size_t k = i + 1;
-                    while (k < n && t[k] == ' ') k++;
+                    while (k < n && t[k] == ' ')
+                        k++;
                     if (k < n && t[k] == '^') {
                         k++;
-                        while (k < n && t[k] == ' ') k++;
+                        while (k < n && t[k] == ' ')
+                            k++;
                         if (k < n && t[k] == '{') {
                             size_t e = brace_end(t, k, n);
                             k = e ? e : k + 1;
-                        } else if (k < n) k++;
+                        } else if (k < n)
+                            k++;
                         i = k - 1;
                     }
                 }
@@ -341,7 +361,8 @@ char *grade_normalize(garena *a, const char *s, size_t len, bool *is_text) {
     /* trim; trailing periods and plain unit words */
     size_t st = 0;
     for (;;) {
-        while (st < n && (t[st] == ' ')) st++;
+        while (st < n && (t[st] == ' '))
+            st++;
         while (n > st && (t[n - 1] == ' ' || t[n - 1] == '.' || t[n - 1] == ';')) {
             n--;
         }
@@ -350,7 +371,8 @@ char *grade_normalize(garena *a, const char *s, size_t len, bool *is_text) {
         size_t e = n;
         if (e > st && isdigit((unsigned char)t[e - 1]) && e >= st + 2 && t[e - 2] == '^') e -= 2;
         size_t k = e;
-        while (k > st && (isalpha((unsigned char)t[k - 1]) || t[k - 1] == '/')) k--;
+        while (k > st && (isalpha((unsigned char)t[k - 1]) || t[k - 1] == '/'))
+            k--;
         if (k < e && k > st && t[k - 1] == ' ' && is_unit_word(t + k, e - k)) {
             bool digit_before = false;
             for (size_t q = st; q < k; q++)
@@ -370,19 +392,22 @@ char *grade_normalize(garena *a, const char *s, size_t len, bool *is_text) {
         for (size_t i = 0; i < n;) {
             if (isalpha((unsigned char)t[i]) && !(i && t[i - 1] == '\\')) {
                 size_t j = i;
-                while (j < n && isalpha((unsigned char)t[j])) j++;
+                while (j < n && isalpha((unsigned char)t[j]))
+                    j++;
                 if (j - i >= 3 && !known_name(t + i, j - i)) *is_text = true;
                 i = j;
             } else if (t[i] == '\\') {
                 size_t c0 = ++i;
-                while (i < n && isalpha((unsigned char)t[i])) i++;
+                while (i < n && isalpha((unsigned char)t[i]))
+                    i++;
                 bool env = (i - c0 == 5 && !memcmp(t + c0, "begin", 5)) ||
                            (i - c0 == 3 && !memcmp(t + c0, "end", 3));
                 if (env && i < n && t[i] == '{') { /* \begin{pmatrix} names no text */
                     size_t e = brace_end(t, i, n);
                     i = e ? e : n;
                 }
-            } else i++;
+            } else
+                i++;
         }
     }
 
@@ -392,20 +417,22 @@ char *grade_normalize(garena *a, const char *s, size_t len, bool *is_text) {
     size_t w = 0;
     int depth = 0;
     for (size_t i = 0; i < n;) {
-        if (t[i] == '(' || t[i] == '[' || t[i] == '{') depth++;
-        else if ((t[i] == ')' || t[i] == ']' || t[i] == '}') && depth > 0) depth--;
-        bool start = depth == 0 && isdigit((unsigned char)t[i]) &&
-                     (i == 0 || !(isdigit((unsigned char)t[i - 1]) || t[i - 1] == '.' ||
-                                  t[i - 1] == ','));
+        if (t[i] == '(' || t[i] == '[' || t[i] == '{')
+            depth++;
+        else if ((t[i] == ')' || t[i] == ']' || t[i] == '}') && depth > 0)
+            depth--;
+        bool start =
+            depth == 0 && isdigit((unsigned char)t[i]) &&
+            (i == 0 || !(isdigit((unsigned char)t[i - 1]) || t[i - 1] == '.' || t[i - 1] == ','));
         if (start) {
             size_t j = i;
-            while (j < n && isdigit((unsigned char)t[j])) j++;
+            while (j < n && isdigit((unsigned char)t[j]))
+                j++;
             size_t lead = j - i, k = j;
             int groups = 0;
             char sep = k < n && (t[k] == ',' || t[k] == ' ') ? t[k] : ',';
-            while (lead <= 3 && k + 3 < n && t[k] == sep &&
-                   isdigit((unsigned char)t[k + 1]) && isdigit((unsigned char)t[k + 2]) &&
-                   isdigit((unsigned char)t[k + 3]) &&
+            while (lead <= 3 && k + 3 < n && t[k] == sep && isdigit((unsigned char)t[k + 1]) &&
+                   isdigit((unsigned char)t[k + 2]) && isdigit((unsigned char)t[k + 3]) &&
                    (k + 4 >= n || !isdigit((unsigned char)t[k + 4]))) {
                 groups++;
                 k += 4;

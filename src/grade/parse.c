@@ -35,8 +35,8 @@ typedef struct {
 
 /* Bare words read as commands: "sqrt(2)", "sin x", "pi". */
 static bool bare_command(const char *w, size_t n) {
-    static const char *names[] = {"sqrt", "sin", "cos", "tan", "log", "ln", "exp", "pi",
-                                  "arcsin", "arccos", "arctan", "infty", "inf"};
+    static const char *names[] = {"sqrt", "sin",    "cos",    "tan",    "log",   "ln", "exp",
+                                  "pi",   "arcsin", "arccos", "arctan", "infty", "inf"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         if (strlen(names[k]) == n && !memcmp(names[k], w, n)) return true;
     return false;
@@ -53,10 +53,12 @@ static int32_t lex(const char *s, size_t len, gtok *t) {
         gtok k = {.type = T_CH, .ch = (char)ch, .pos = (int32_t)i, .len = 1};
         if (isdigit(ch) || (ch == '.' && i + 1 < len && isdigit((unsigned char)s[i + 1]))) {
             size_t j = i;
-            while (j < len && isdigit((unsigned char)s[j])) j++;
+            while (j < len && isdigit((unsigned char)s[j]))
+                j++;
             if (j < len && s[j] == '.' && j + 1 < len && isdigit((unsigned char)s[j + 1])) {
                 j++;
-                while (j < len && isdigit((unsigned char)s[j])) j++;
+                while (j < len && isdigit((unsigned char)s[j]))
+                    j++;
             } else if (j < len && s[j] == '.' && !(j + 1 < len && s[j + 1] == '.')) {
                 j++; /* "5." */
             }
@@ -65,7 +67,8 @@ static int32_t lex(const char *s, size_t len, gtok *t) {
                 size_t q = j + 1;
                 if (q < len && (s[q] == '-' || s[q] == '+')) q++;
                 if (q < len && isdigit((unsigned char)s[q])) {
-                    while (q < len && isdigit((unsigned char)s[q])) q++;
+                    while (q < len && isdigit((unsigned char)s[q]))
+                        q++;
                     j = q;
                 }
             }
@@ -74,7 +77,8 @@ static int32_t lex(const char *s, size_t len, gtok *t) {
             i = j;
         } else if (isalpha(ch)) {
             size_t j = i;
-            while (j < len && isalpha((unsigned char)s[j])) j++;
+            while (j < len && isalpha((unsigned char)s[j]))
+                j++;
             if (bare_command(s + i, j - i)) {
                 k.type = T_CMD;
                 k.len = (int32_t)(j - i);
@@ -86,7 +90,8 @@ static int32_t lex(const char *s, size_t len, gtok *t) {
         } else if (ch == '\\' && i + 1 < len) {
             size_t j = i + 1;
             if (isalpha((unsigned char)s[j])) {
-                while (j < len && isalpha((unsigned char)s[j])) j++;
+                while (j < len && isalpha((unsigned char)s[j]))
+                    j++;
             } else {
                 j++;
             }
@@ -105,9 +110,13 @@ static int32_t lex(const char *s, size_t len, gtok *t) {
 
 /* ---- token tests ------------------------------------------------------------------------- */
 
-static const gtok *peek(gparser *p) { return &p->t[p->i]; }
+static const gtok *peek(gparser *p) {
+    return &p->t[p->i];
+}
 
-static bool is_ch(const gtok *t, char c) { return t->type == T_CH && t->ch == c; }
+static bool is_ch(const gtok *t, char c) {
+    return t->type == T_CH && t->ch == c;
+}
 
 static bool is_cmd(gparser *p, const gtok *t, const char *name) {
     size_t n = strlen(name);
@@ -206,7 +215,8 @@ static gnode *parse_arg(gparser *p) {
         x->str = p->s + t->pos;
         x->len = 1;
         x->base = 10;
-        if (t->len == 1) p->i++;
+        if (t->len == 1)
+            p->i++;
         else {
             t->pos++;
             t->len--;
@@ -220,17 +230,17 @@ static gnode *parse_arg(gparser *p) {
 static const struct {
     const char *name;
     uint8_t op;
-} funcs[] = {{"sin", GF_SIN},     {"cos", GF_COS},       {"tan", GF_TAN},    {"cot", GF_COT},
-             {"sec", GF_SEC},     {"csc", GF_CSC},       {"arcsin", GF_ASIN}, {"arccos", GF_ACOS},
-             {"arctan", GF_ATAN}, {"sinh", GF_SINH},     {"cosh", GF_COSH},  {"tanh", GF_TANH},
-             {"ln", GF_LN},       {"log", GF_LOG},       {"lg", GF_LOG},     {"exp", GF_EXP},
+} funcs[] = {{"sin", GF_SIN},     {"cos", GF_COS},   {"tan", GF_TAN},     {"cot", GF_COT},
+             {"sec", GF_SEC},     {"csc", GF_CSC},   {"arcsin", GF_ASIN}, {"arccos", GF_ACOS},
+             {"arctan", GF_ATAN}, {"sinh", GF_SINH}, {"cosh", GF_COSH},   {"tanh", GF_TANH},
+             {"ln", GF_LN},       {"log", GF_LOG},   {"lg", GF_LOG},      {"exp", GF_EXP},
              {"tg", GF_TAN},      {"ctg", GF_COT}};
 
 static const char *greek[] = {
-    "alpha", "beta",  "gamma", "delta", "epsilon", "varepsilon", "zeta",   "eta",   "theta",
-    "vartheta", "iota", "kappa", "lambda", "mu",   "nu",         "xi",     "rho",   "sigma",
-    "tau",   "upsilon", "phi", "varphi", "chi",    "psi",        "omega",  "Gamma", "Delta",
-    "Theta", "Lambda", "Xi",   "Sigma", "Phi",     "Psi",        "Omega",  "ell"};
+    "alpha",    "beta",    "gamma", "delta",  "epsilon", "varepsilon", "zeta",  "eta",   "theta",
+    "vartheta", "iota",    "kappa", "lambda", "mu",      "nu",         "xi",    "rho",   "sigma",
+    "tau",      "upsilon", "phi",   "varphi", "chi",     "psi",        "omega", "Gamma", "Delta",
+    "Theta",    "Lambda",  "Xi",    "Sigma",  "Phi",     "Psi",        "Omega", "ell"};
 
 /* Optional subscript on a symbol (x_1, a_{n+1}): appended to its name. */
 static void symbol_subscript(gparser *p, gnode *x) {
@@ -242,8 +252,10 @@ static void symbol_subscript(gparser *p, gnode *x) {
         int depth = 0;
         int32_t j = p->i;
         for (; p->t[j].type != T_END; j++) {
-            if (is_ch(&p->t[j], '{')) depth++;
-            else if (is_ch(&p->t[j], '}') && --depth == 0) break;
+            if (is_ch(&p->t[j], '{'))
+                depth++;
+            else if (is_ch(&p->t[j], '}') && --depth == 0)
+                break;
         }
         if (p->t[j].type == T_END) {
             fail(p);
@@ -276,10 +288,12 @@ static void symbol_subscript(gparser *p, gnode *x) {
 static gnode *parse_matrix(gparser *p) {
     /* after \begin: {pmatrix} cells with & and \\ until \end{pmatrix} */
     if (!accept_ch(p, '{')) return fail(p);
-    while (peek(p)->type == T_SYM) p->i++;
+    while (peek(p)->type == T_SYM)
+        p->i++;
     if (!accept_ch(p, '}')) return fail(p);
     if (is_ch(peek(p), '{')) { /* array column spec {cc} */
-        while (peek(p)->type != T_END && !is_ch(peek(p), '}')) p->i++;
+        while (peek(p)->type != T_END && !is_ch(peek(p), '}'))
+            p->i++;
         if (!accept_ch(p, '}')) return fail(p);
     }
     int32_t cap = 16, n = 0, rows = 0, cols = -1, c = 0;
@@ -314,7 +328,8 @@ static gnode *parse_matrix(gparser *p) {
         return fail(p);
     }
     if (!accept_cmd(p, "end") || !accept_ch(p, '{')) return fail(p);
-    while (peek(p)->type == T_SYM) p->i++;
+    while (peek(p)->type == T_SYM)
+        p->i++;
     if (!accept_ch(p, '}') || rows == 0 || n != rows * cols) return fail(p);
     gnode *m = mk(p, GN_MATRIX, n);
     memcpy(m->k, cells, sizeof(gnode *) * (size_t)n);
@@ -367,8 +382,10 @@ static gnode *parse_command(gparser *p) {
         gnode *x = parse_list(p, 0, 0, "}");
         if (!x || !accept_cmd(p, "}")) return fail(p);
         gnode *set = mk(p, GN_SET, x->kind == GN_LIST ? x->n : 1);
-        if (x->kind == GN_LIST) memcpy(set->k, x->k, sizeof(gnode *) * (size_t)x->n);
-        else set->k[0] = x;
+        if (x->kind == GN_LIST)
+            memcpy(set->k, x->k, sizeof(gnode *) * (size_t)x->n);
+        else
+            set->k[0] = x;
         return grow(p, set);
     }
     if (IS("lfloor") || IS("lceil")) {
@@ -394,8 +411,10 @@ static gnode *parse_command(gparser *p) {
             }
         }
         gnode *arg;
-        if (is_ch(peek(p), '(')) arg = parse_postfix(p);
-        else arg = parse_term(p); /* \sin 2x = \sin(2x) */
+        if (is_ch(peek(p), '('))
+            arg = parse_postfix(p);
+        else
+            arg = parse_term(p); /* \sin 2x = \sin(2x) */
         if (!arg) return NULL;
         gnode *x = mk2(p, GN_FUNC, arg, base);
         x->op = funcs[f].op;
@@ -491,8 +510,8 @@ static gnode *repeating_decimal(gparser *p, gnode *x) {
     snprintf(k, sizeof k, "%d", (int)(x->str + x->len - dot - 1));
     snprintf(r, sizeof r, "%d", (int)t[2].len);
     gnode *ten_k = mk2(p, GN_POW, num_text(p, "10"), num_text(p, k));
-    gnode *nines = mk2(p, GN_SUB, mk2(p, GN_POW, num_text(p, "10"), num_text(p, r)),
-                       num_text(p, "1"));
+    gnode *nines =
+        mk2(p, GN_SUB, mk2(p, GN_POW, num_text(p, "10"), num_text(p, r)), num_text(p, "1"));
     gnode *frac = mk2(p, GN_DIV, num_node(p, t[2].pos, t[2].len), mk2(p, GN_MUL, ten_k, nines));
     return mk2(p, GN_ADD, x, frac);
 }
@@ -508,26 +527,32 @@ static gnode *parse_primary(gparser *p) {
         x->len = t->len;
         x->base = 10;
         p->i++;
-        if (is_cmd(p, peek(p), "overline")) x = repeating_decimal(p, x);
+        if (is_cmd(p, peek(p), "overline"))
+            x = repeating_decimal(p, x);
         else if (is_ch(peek(p), '_')) { /* base subscript: 1011_2, 2012_{3} */
             p->i++;
             bool braced = accept_ch(p, '{');
             const gtok *b = peek(p);
             if (b->type != T_NUM || b->len > 2) return fail(p);
             int base;
-            if (b->len == 2) base = (p->s[b->pos] - '0') * 10 + (p->s[b->pos + 1] - '0');
-            else base = p->s[b->pos] - '0';
+            if (b->len == 2)
+                base = (p->s[b->pos] - '0') * 10 + (p->s[b->pos + 1] - '0');
+            else
+                base = p->s[b->pos] - '0';
             p->i++;
             if (braced && !accept_ch(p, '}')) return fail(p);
             if (base < 2 || base > 36) return fail(p);
             x->base = base;
         } else if (is_cmd(p, peek(p), "frac") && p->t[p->i + 1].type != T_END) {
             /* mixed number 2\frac{1}{3} = 2 + 1/3 (an integer, then a fraction of integers) */
-            if (memchr(x->str, '.', (size_t)x->len) == NULL && !memchr(x->str, 'e', (size_t)x->len)) {
+            if (memchr(x->str, '.', (size_t)x->len) == NULL &&
+                !memchr(x->str, 'e', (size_t)x->len)) {
                 p->i++;
                 gnode *f = parse_frac_numeric(p);
-                if (f) x = mk2(p, GN_ADD, x, f);
-                else p->i--;
+                if (f)
+                    x = mk2(p, GN_ADD, x, f);
+                else
+                    p->i--;
             }
         }
         break;
@@ -536,18 +561,19 @@ static gnode *parse_primary(gparser *p) {
         x = mk(p, GN_SYM, 0);
         x->str = p->s + t->pos;
         x->len = 1;
-        x->op = t->len == 1 && p->s[t->pos] == 'e' ? GC_E
-                : p->s[t->pos] == 'i'              ? GC_I
-                                                   : GC_VAR;
+        x->op = t->len == 1 && p->s[t->pos] == 'e' ? GC_E : p->s[t->pos] == 'i' ? GC_I : GC_VAR;
         p->i++;
         if (is_ch(peek(p), '_')) {
             x->op = GC_VAR;
             symbol_subscript(p, x);
         }
         break;
-    case T_CMD: x = parse_command(p); break;
+    case T_CMD:
+        x = parse_command(p);
+        break;
     case T_CH:
-        if (t->ch == '(' || t->ch == '[') x = parse_bracket(p);
+        if (t->ch == '(' || t->ch == '[')
+            x = parse_bracket(p);
         else if (t->ch == '{') {
             p->i++;
             x = parse_list(p, '}', 0, NULL);
@@ -560,9 +586,11 @@ static gnode *parse_primary(gparser *p) {
             if (!a || !accept_ch(p, '|')) return fail(p);
             x = mk2(p, GN_FUNC, a, NULL);
             x->op = GF_ABS;
-        } else x = fail(p);
+        } else
+            x = fail(p);
         break;
-    default: x = fail(p);
+    default:
+        x = fail(p);
     }
     p->depth--;
     return p->fail ? NULL : x;
@@ -571,18 +599,23 @@ static gnode *parse_primary(gparser *p) {
 /* Can this token begin a factor of an implicit product (2x, 3\sqrt{2}, x(y+1))? */
 static bool starts_factor(gparser *p, const gtok *t) {
     switch (t->type) {
-    case T_NUM: return false; /* 2 3 is no product */
-    case T_SYM: return true;
+    case T_NUM:
+        return false; /* 2 3 is no product */
+    case T_SYM:
+        return true;
     case T_CMD: {
-        static const char *no[] = {"cdot", "times", "div", "pm", "mp", "le", "leq", "leqslant",
-                                   "ge", "geq", "geqslant", "lt", "gt", "ne", "neq", "cup",
-                                   "end", "\\", "}", "rfloor", "rceil", "to", "approx", "in"};
+        static const char *no[] = {"cdot", "times",    "div",   "pm",  "mp",       "le",
+                                   "leq",  "leqslant", "ge",    "geq", "geqslant", "lt",
+                                   "gt",   "ne",       "neq",   "cup", "end",      "\\",
+                                   "}",    "rfloor",   "rceil", "to",  "approx",   "in"};
         for (size_t k = 0; k < sizeof no / sizeof no[0]; k++)
             if (is_cmd(p, t, no[k])) return false;
         return true;
     }
-    case T_CH: return t->ch == '(' || t->ch == '{' || (t->ch == '|' && p->abs_depth == 0);
-    default: return false;
+    case T_CH:
+        return t->ch == '(' || t->ch == '{' || (t->ch == '|' && p->abs_depth == 0);
+    default:
+        return false;
     }
 }
 
@@ -592,17 +625,22 @@ static gnode *parse_postfix(gparser *p) {
         if (!step(p)) return NULL;
         if (accept_ch(p, '^')) {
             gnode *e;
-            if (is_ch(peek(p), '{')) e = parse_arg(p);
+            if (is_ch(peek(p), '{'))
+                e = parse_arg(p);
             else if (is_ch(peek(p), '-') || is_ch(peek(p), '+')) { /* x^-1 */
                 if (!enter(p)) return NULL;
                 e = parse_unary(p);
                 p->depth--;
-            } else e = parse_primary(p);
+            } else
+                e = parse_primary(p);
             if (!e) return fail(p);
             x = mk2(p, GN_POW, x, e);
-        } else if (accept_ch(p, '!')) x = mk1(p, GN_FACT, x);
-        else if (accept_ch(p, '%')) x = mk1(p, GN_PCT, x);
-        else break;
+        } else if (accept_ch(p, '!'))
+            x = mk1(p, GN_FACT, x);
+        else if (accept_ch(p, '%'))
+            x = mk1(p, GN_PCT, x);
+        else
+            break;
     }
     return p->fail ? NULL : x;
 }
@@ -613,8 +651,10 @@ static gnode *parse_unary(gparser *p) {
     if (accept_ch(p, '-')) {
         x = parse_unary(p);
         if (x) x = mk1(p, GN_NEG, x);
-    } else if (accept_ch(p, '+')) x = parse_unary(p);
-    else x = parse_postfix(p);
+    } else if (accept_ch(p, '+'))
+        x = parse_unary(p);
+    else
+        x = parse_postfix(p);
     p->depth--;
     return p->fail ? NULL : x;
 }
@@ -625,14 +665,17 @@ static gnode *parse_term(gparser *p) {
         if (!step(p)) return NULL;
         const gtok *t = peek(p);
         gnode_kind op;
-        if (is_ch(t, '*') || is_cmd(p, t, "cdot") || is_cmd(p, t, "times")) op = GN_MUL;
-        else if (is_ch(t, '/') || is_cmd(p, t, "div")) op = GN_DIV;
+        if (is_ch(t, '*') || is_cmd(p, t, "cdot") || is_cmd(p, t, "times"))
+            op = GN_MUL;
+        else if (is_ch(t, '/') || is_cmd(p, t, "div"))
+            op = GN_DIV;
         else if (starts_factor(p, t)) {
             gnode *y = parse_postfix(p); /* implicit product binds like '*' */
             if (!y) return NULL;
             x = mk2(p, GN_MUL, x, y);
             continue;
-        } else break;
+        } else
+            break;
         p->i++;
         gnode *y = parse_unary(p);
         if (!y) return NULL;
@@ -654,15 +697,21 @@ static gnode *parse_sum(gparser *p) {
         if (!a) return fail(p);
         x = mk2(p, GN_PM, NULL, mk1(p, GN_NEG, a));
         x->op = (uint8_t)p->n_pm++;
-    } else x = parse_term(p);
+    } else
+        x = parse_term(p);
     while (x && !p->fail) {
         if (!step(p)) break;
         gnode_kind op;
-        if (accept_ch(p, '+')) op = GN_ADD;
-        else if (accept_ch(p, '-')) op = GN_SUB;
-        else if (accept_cmd(p, "pm")) op = GN_PM;
-        else if (accept_cmd(p, "mp")) op = GN_PM;
-        else break;
+        if (accept_ch(p, '+'))
+            op = GN_ADD;
+        else if (accept_ch(p, '-'))
+            op = GN_SUB;
+        else if (accept_cmd(p, "pm"))
+            op = GN_PM;
+        else if (accept_cmd(p, "mp"))
+            op = GN_PM;
+        else
+            break;
         bool minus_plus = is_cmd(p, &p->t[p->i - 1], "mp");
         gnode *y = parse_term(p);
         if (!y) {
@@ -697,18 +746,24 @@ static gnode *parse_union(gparser *p) {
 static int rel_op(gparser *p) {
     const gtok *t = peek(p);
     int op = -1, len = 1;
-    if (is_ch(t, '=') || is_cmd(p, t, "in")) op = GR_EQ; /* x \in [a, b] names the answer */
+    if (is_ch(t, '=') || is_cmd(p, t, "in"))
+        op = GR_EQ; /* x \in [a, b] names the answer */
     else if (is_ch(t, '<')) {
         op = GR_LT;
         if (is_ch(&p->t[p->i + 1], '=')) op = GR_LE, len = 2;
     } else if (is_ch(t, '>')) {
         op = GR_GT;
         if (is_ch(&p->t[p->i + 1], '=')) op = GR_GE, len = 2;
-    } else if (is_cmd(p, t, "le") || is_cmd(p, t, "leq") || is_cmd(p, t, "leqslant")) op = GR_LE;
-    else if (is_cmd(p, t, "ge") || is_cmd(p, t, "geq") || is_cmd(p, t, "geqslant")) op = GR_GE;
-    else if (is_cmd(p, t, "lt")) op = GR_LT;
-    else if (is_cmd(p, t, "gt")) op = GR_GT;
-    else if (is_cmd(p, t, "ne") || is_cmd(p, t, "neq")) op = GR_NE;
+    } else if (is_cmd(p, t, "le") || is_cmd(p, t, "leq") || is_cmd(p, t, "leqslant"))
+        op = GR_LE;
+    else if (is_cmd(p, t, "ge") || is_cmd(p, t, "geq") || is_cmd(p, t, "geqslant"))
+        op = GR_GE;
+    else if (is_cmd(p, t, "lt"))
+        op = GR_LT;
+    else if (is_cmd(p, t, "gt"))
+        op = GR_GT;
+    else if (is_cmd(p, t, "ne") || is_cmd(p, t, "neq"))
+        op = GR_NE;
     if (op >= 0) p->i += len;
     return op;
 }
