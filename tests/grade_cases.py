@@ -94,6 +94,9 @@ for i, g in enumerate(math500 + [str(x) for x in golds("aime24")]):
     elif BASE.fullmatch(g):
         digits, base = BASE.fullmatch(g).groups()
         add(f"{digits}_{{{base}}}", g, True, "base", "braced base subscript")
+        add(digits, g, True, "base", "bare digits, base from the gold")
+        add(str(int(digits, int(base))), g, int(digits, int(base)) == int(digits), "base",
+            "decimal value where the gold's base is asked")
         add(f"{int(digits) + 1}_{base}" if "9" not in digits else f"{digits}0_{base}", g, False,
             "base", "another numeral")
 
@@ -173,9 +176,12 @@ H = [
     ("8", "8\\%", True, "percent", "gold with percent"),
     ("9\\%", "8\\%", False, "percent", "wrong percent"),
     ("80", "8\\%", False, "percent", "wrong scale"),
-    ("1011_2", "11", True, "base", "base 2 numeral"),
-    ("1011_2", "1011", False, "base", "base subscript matters"),
-    ("52_8", "42", True, "base", "base 8"),
+    ("1011_2", "1011_{2}", True, "base", "braced base"),
+    ("1011", "1011_2", True, "base", "digits without the subscript are read in the gold's base"),
+    ("11", "1011_2", False, "base", "the decimal value is not the base-2 numeral asked for"),
+    ("1358", "2516_8", False, "base", "decimal value of 2516_8: wrong when base 8 is asked"),
+    ("2516", "2516_8", True, "base", "digits of the base-8 numeral"),
+    ("2517", "2516_8", False, "base", "last digit off"),
     # radicals, powers, constants
     ("\\sqrt{1/n}", "\\frac{1}{\\sqrt{n}}", True, "radical", "known toolkit false negative"),
     ("\\sqrt{\\frac{1}{n}}", "\\frac{\\sqrt{n}}{n}", True, "radical", "rationalised"),

@@ -468,6 +468,13 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
         if (a->op == GR_EQ && b->op == GR_EQ) return equations_proportional(c, a, b);
         return false;
     }
+    if (a->kind == GN_NUM && b->kind == GN_NUM && (a->base != 10) != (b->base != 10)) {
+        /* 2516_8 against 2516: the question asks for base 8, so bare digits are read in base 8
+         * (and the decimal value 1358 is not the answer) */
+        gnode t = *(a->base == 10 ? a : b);
+        t.base = a->base != 10 ? a->base : b->base;
+        return a->base == 10 ? scalar_equal(c, &t, sa, b, sb) : scalar_equal(c, a, sa, &t, sb);
+    }
     return scalar_equal(c, a, sa, b, sb);
 }
 
