@@ -314,6 +314,9 @@ H = [
     ("\\text{even}", "\\text{odd}", False, "text", "other word"),
     ("\\text{ellipse}", "\\text{ ellipse }", True, "text", "spaces"),
     ("Evelny", "\\text{Evelyn}", False, "text", "letters are not commuting variables"),
+    ("\\text{odd}", "odd", True, "text", "three-letter word"),
+    ("2abc", "2cba", True, "variables", "three-letter product"),
+    ("2abc", "2abd", False, "variables", "three-letter product, other letter"),
     # robustness: huge values decide or refuse, never hang
     ("2^{2^{2^{100}}}", "2^{2^{2^{100}}}+1", False, "robust", "tower: undecidable, not equal"),
     ("1000!", "1000!", True, "robust", "same string"),

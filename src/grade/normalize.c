@@ -292,6 +292,17 @@ static bool is_unit_word(const char *w, size_t n) {
     return false;
 }
 
+/* Three letters are a word only when they are a common answer word; otherwise a product
+ * (2abc, xyz). */
+static bool three_letter_word(const char *w) {
+    static const char *words[] = {"odd", "yes", "all", "one", "two", "six", "ten", "not", "any",
+                                  "red", "new", "old", "max", "min", "mod", "gcd", "lcm", "det",
+                                  "sum", "Yes", "Odd", "All", "YES", "ODD", "NaN", "nan"};
+    for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
+        if (!memcmp(words[k], w, 3)) return true;
+    return false;
+}
+
 static bool known_name(const char *w, size_t n) {
     static const char *names[] = {"sin",    "cos",    "tan",   "cot",  "sec",  "csc",
                                   "log",    "ln",     "exp",   "sqrt", "pi",   "arcsin",
@@ -394,7 +405,9 @@ char *grade_normalize(garena *a, const char *s, size_t len, bool *is_text) {
                 size_t j = i;
                 while (j < n && isalpha((unsigned char)t[j]))
                     j++;
-                if (j - i >= 3 && !known_name(t + i, j - i)) *is_text = true;
+                if (!known_name(t + i, j - i) &&
+                    (j - i >= 4 || (j - i == 3 && three_letter_word(t + i))))
+                    *is_text = true;
                 i = j;
             } else if (t[i] == '\\') {
                 size_t c0 = ++i;
