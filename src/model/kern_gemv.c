@@ -171,10 +171,48 @@ gemv_tile_bf16(const float *xp, const uint16_t *wb, int64_t N, int64_t K, int64_
         sum4(acc + (m0 + i) * GEMV_ROWS, a[i][0], a[i][1], a[i][2], a[i][3]);
 }
 
-/* All M rows of x against rows n0.. of the BF16 weights, four x rows at a time. */
+/* Few rows of x (MR < 4, memory-bound decoding): the weight rows are read one after the
+ * other, one sequential stream that the hardware prefetcher follows; even and odd halves go
+ * to separate accumulators so that the FMA latency is not the limit. */
+__attribute__((target("avx512f,avx512bw"), always_inline)) static inline void
+gemv_rows_bf16(const float *xp, const uint16_t *wb, int64_t N, int64_t K, int64_t K32,
+               int64_t n0, float *acc, const int MR) {
+    int64_t nr = N - n0 < GEMV_ROWS ? N - n0 : GEMV_ROWS;
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    for (int64_t r = 0; r < nr; r++) {
+        const uint16_t *wr = wb + (n0 + r) * K;
+        __m512 ae[3], ao[3];
+        for (int i = 0; i < MR; i++) ae[i] = ao[i] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < K; k += 32) {
+            __mmask32 mk =
+                K - k >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1ull << (K - k)) - 1);
+            _mm_prefetch((const char *)(wr + k + GEMV_PREFETCH_ROWS * 256), _MM_HINT_T0);
+            __m512i v = _mm512_maskz_loadu_epi16(mk, wr + k);
+            __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+            __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, hi));
+            for (int i = 0; i < MR; i++) {
+                ae[i] = _mm512_fmadd_ps(we, _mm512_load_ps(xp + i * K32 + k), ae[i]);
+                ao[i] = _mm512_fmadd_ps(wo, _mm512_load_ps(xp + i * K32 + k + 16), ao[i]);
+            }
+        }
+        for (int i = 0; i < MR; i++)
+            acc[i * GEMV_ROWS + r] = _mm512_reduce_add_ps(_mm512_add_ps(ae[i], ao[i]));
+    }
+}
+
+/* All M rows of x against rows n0.. of the BF16 weights: four x rows at a time when there are
+ * at least four (compute-bound), one weight row at a time otherwise (memory-bound). */
 __attribute__((target("avx512f,avx512bw"))) static void
 gemv_block_bf16(const float *xp, const uint16_t *wb, int64_t M, int64_t N, int64_t K,
                 int64_t K32, int64_t n0, float *acc) {
+    if (M < 4) {
+        switch (M) {
+        case 3: gemv_rows_bf16(xp, wb, N, K, K32, n0, acc, 3); break;
+        case 2: gemv_rows_bf16(xp, wb, N, K, K32, n0, acc, 2); break;
+        default: gemv_rows_bf16(xp, wb, N, K, K32, n0, acc, 1); break;
+        }
+        return;
+    }
     int64_t m0 = 0;
     for (; m0 + 4 <= M; m0 += 4) gemv_tile_bf16(xp, wb, N, K, K32, n0, m0, acc, 4);
     switch (M - m0) {
