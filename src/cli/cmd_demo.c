@@ -38,11 +38,11 @@ static const demo_plan PLAN_FULL = {
 };
 
 static const demo_plan PLAN_QUICK = {
-    .n_train = "32", .n_test = "6", .n_sft = "200",
-    .pt_steps = "10", .pt_batch = "4", .pt_lr = "3e-3", .pt_merges = "64",
-    .rl_steps = "1", .rl_batch = "4", .rl_samples = "2", .rl_mini = "8", .rl_lr = "3e-4",
-    .critic_lr = "1e-3", .kl = "0.01", .temperature = "1.0", .max_tokens = "40",
-    .eval_tokens = "40",
+    .n_train = "16", .n_test = "4", .n_sft = "100",
+    .pt_steps = "6", .pt_batch = "4", .pt_lr = "3e-3", .pt_merges = "64",
+    .rl_steps = "1", .rl_batch = "2", .rl_samples = "2", .rl_mini = "4", .rl_lr = "3e-4",
+    .critic_lr = "1e-3", .kl = "0", .temperature = "1.0", .max_tokens = "32",
+    .eval_tokens = "32",
 };
 
 /* Runs one stage: prints the command line, calls the command, times it. */
