@@ -36,7 +36,8 @@ static model *tiny_model(int32_t vocab, uint64_t seed) {
     if (vocab > 0) cfg.vocab_size = vocab;
     model *m = model_create(&cfg, false, false);
     model_init_random(m, seed);
-    for (int32_t i = 0; i < cfg.hidden_size; i++) m->final_norm[i] = TEST_LOGIT_SCALE;
+    for (int32_t i = 0; i < cfg.hidden_size; i++)
+        m->final_norm[i] = TEST_LOGIT_SCALE;
     return m;
 }
 
@@ -64,8 +65,10 @@ static void full_logits(model *m, const int32_t *tokens, int32_t n, float *logit
 
 static double log_softmax_at(const float *z, int32_t V, int32_t t) {
     double mx = z[0], s = 0.0;
-    for (int32_t j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-    for (int32_t j = 0; j < V; j++) s += exp(z[j] - mx);
+    for (int32_t j = 1; j < V; j++)
+        mx = z[j] > mx ? z[j] : mx;
+    for (int32_t j = 0; j < V; j++)
+        s += exp(z[j] - mx);
     return z[t] - mx - log(s);
 }
 
@@ -79,7 +82,8 @@ static int32_t argmax(const float *z, int32_t V) {
 static void random_prompt(int32_t *p, int32_t n, int32_t V, uint64_t stream) {
     mart_rng r;
     mart_rng_seed(&r, 99, stream);
-    for (int32_t i = 0; i < n; i++) p[i] = (int32_t)mart_rng_range(&r, 0, V - 1);
+    for (int32_t i = 0; i < n; i++)
+        p[i] = (int32_t)mart_rng_range(&r, 0, V - 1);
 }
 
 /* Checks that every sampled token of prompt ++ res is the argmax of a full forward pass over
@@ -200,8 +204,8 @@ typedef struct {
     int32_t calls;
 } cont_ctx;
 
-static gen_action append_feedback(void *ctx, gen_seq *seq, void *user, int32_t token,
-                                  float logprob, gen_finish finish) {
+static gen_action append_feedback(void *ctx, gen_seq *seq, void *user, int32_t token, float logprob,
+                                  gen_finish finish) {
     cont_ctx *c = ctx;
     (void)user;
     (void)token;
@@ -230,7 +234,8 @@ static void continuation_equals_decoding_the_concatenation_from_scratch(void **s
         assert_int_equal(res.n_sampled, 14); /* appended tokens are not in the budget */
         assert_int_equal(res.n_tokens, 18);
         assert_memory_equal(res.tokens + 6, c.feedback, sizeof c.feedback);
-        for (int32_t i = 6; i < 10; i++) assert_int_equal(res.sampled[i], 0);
+        for (int32_t i = 6; i < 10; i++)
+            assert_int_equal(res.sampled[i], 0);
         check_against_full_forward(m, prompt, 9, &res, greedy);
         gen_result_free(&res);
     }
@@ -250,7 +255,8 @@ static int32_t check_chi_square(model *m, const gen_params *p0, int32_t n_draws)
     gen_sample_dist(z, V, p0, scr, target);
     gen_request *reqs = calloc((size_t)n_draws, sizeof *reqs);
     gen_result *res = calloc((size_t)n_draws, sizeof *res);
-    for (int32_t i = 0; i < n_draws; i++) reqs[i] = (gen_request){prompt, 5, (uint64_t)i, NULL};
+    for (int32_t i = 0; i < n_draws; i++)
+        reqs[i] = (gen_request){prompt, 5, (uint64_t)i, NULL};
     gen_params p = *p0;
     p.max_new_tokens = 1;
     gen_engine *g = engine(m, 256, 8);
@@ -300,7 +306,8 @@ static int32_t check_chi_square(model *m, const gen_params *p0, int32_t n_draws)
 static void sampling_frequencies_match_the_target_distribution(void **state) {
     (void)state;
     model *m = tiny_model(8, 4);
-    for (int32_t i = 0; i < m->cfg.hidden_size; i++) m->final_norm[i] = 8.0f;
+    for (int32_t i = 0; i < m->cfg.hidden_size; i++)
+        m->final_norm[i] = 8.0f;
     int32_t n = quick() ? 2000 : 8000;
     /* two threads here: the per-thread sampler scratch is exercised (see main) */
     omp_set_num_threads(2);
@@ -327,7 +334,8 @@ static void top_k_and_top_p_keep_exactly_the_heaviest_tokens(void **state) {
     gen_cand scr[V];
     mart_rng r;
     mart_rng_seed(&r, 1, 0);
-    for (int32_t j = 0; j < V; j++) z[j] = 2.0f * mart_rng_normal(&r);
+    for (int32_t j = 0; j < V; j++)
+        z[j] = 2.0f * mart_rng_normal(&r);
     z[7] = z[8]; /* a tie */
     gen_params p;
     gen_params_default(&p);
@@ -359,7 +367,7 @@ static void top_k_and_top_p_keep_exactly_the_heaviest_tokens(void **state) {
                 smallest = full[j] < smallest ? full[j] : smallest;
                 assert_float_equal(pr[j] / full[j], pr[argmax(z, V)] / full[argmax(z, V)], 1e-5);
             }
-        assert_true(kept_mass >= tp - 1e-6);       /* reaches top_p */
+        assert_true(kept_mass >= tp - 1e-6);           /* reaches top_p */
         assert_true(kept_mass - smallest < tp + 1e-6); /* and is the shortest such prefix */
     }
     /* Without truncation the log-prob is the plain log-softmax; greedy takes the argmax. */
@@ -415,7 +423,8 @@ static void budgets_stop_ids_and_callbacks_end_sequences(void **state) {
     p.n_stop_ids = 1;
     assert_int_equal(gen_generate(g, &req, 1, &p, NULL, NULL, &b, &err), MART_OK);
     int32_t first = 0;
-    while (a.tokens[first] != a.tokens[2]) first++;
+    while (a.tokens[first] != a.tokens[2])
+        first++;
     assert_int_equal(b.n_tokens, first + 1);
     assert_int_equal(b.finish, GEN_FINISH_STOP);
     gen_result_free(&b);
@@ -487,14 +496,19 @@ static void round_to_bf16(float *a, int64_t n) {
 static void the_small_m_matrix_product_matches_sgemm(void **state) {
     (void)state;
     enum { N = 37, K = 203, MMAX = 64 }; /* N, K: neither a multiple of the vector width */
-    float *w = malloc((size_t)(N * K) * sizeof(float)), *x = malloc((size_t)(MMAX * K) * sizeof(float));
-    float *y0 = malloc((size_t)(MMAX * N) * sizeof(float)), *y1 = malloc((size_t)(MMAX * N) * sizeof(float));
+    float *w = malloc((size_t)(N * K) * sizeof(float)),
+          *x = malloc((size_t)(MMAX * K) * sizeof(float));
+    float *y0 = malloc((size_t)(MMAX * N) * sizeof(float)),
+          *y1 = malloc((size_t)(MMAX * N) * sizeof(float));
     float b[N];
     mart_rng r;
     mart_rng_seed(&r, 3, 0);
-    for (int64_t i = 0; i < N * K; i++) w[i] = mart_rng_normal(&r);
-    for (int64_t i = 0; i < MMAX * K; i++) x[i] = mart_rng_normal(&r);
-    for (int64_t i = 0; i < N; i++) b[i] = mart_rng_normal(&r);
+    for (int64_t i = 0; i < N * K; i++)
+        w[i] = mart_rng_normal(&r);
+    for (int64_t i = 0; i < MMAX * K; i++)
+        x[i] = mart_rng_normal(&r);
+    for (int64_t i = 0; i < N; i++)
+        b[i] = mart_rng_normal(&r);
     static const int64_t ms[] = {1, 2, 3, 4, 5, 7, 17, 64};
     for (int bf = 0; bf < 2; bf++) {
         if (bf) {
@@ -506,12 +520,14 @@ static void the_small_m_matrix_product_matches_sgemm(void **state) {
         for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
             for (int acc = 0; acc < 2; acc++) {
                 int64_t M = ms[mi];
-                for (int64_t i = 0; i < M * N; i++) y0[i] = y1[i] = (float)i;
+                for (int64_t i = 0; i < M * N; i++)
+                    y0[i] = y1[i] = (float)i;
                 kern_gemv_enable(false);
                 kern_linear(y0, x, w, acc ? NULL : b, M, N, K, acc);
                 kern_gemv_enable(true);
                 kern_linear(y1, x, w, acc ? NULL : b, M, N, K, acc);
-                for (int64_t i = 0; i < M * N; i++) assert_float_equal(y0[i], y1[i], 1e-3);
+                for (int64_t i = 0; i < M * N; i++)
+                    assert_float_equal(y0[i], y1[i], 1e-3);
             }
         if (bf) kern_gemv_unregister(w);
     }
@@ -584,7 +600,8 @@ static void mart_generate_prints_one_line_per_sample_in_input_order(void **state
     while (fgets(line, sizeof line, pp)) {
         cJSON *o = cJSON_Parse(line);
         assert_non_null(o);
-        const cJSON *toks = cJSON_GetObjectItem(o, "tokens"), *lps = cJSON_GetObjectItem(o, "logprobs");
+        const cJSON *toks = cJSON_GetObjectItem(o, "tokens"),
+                    *lps = cJSON_GetObjectItem(o, "logprobs");
         assert_true(cJSON_IsArray(toks) && cJSON_IsArray(lps));
         assert_true(cJSON_IsString(cJSON_GetObjectItem(o, "text")));
         assert_true(cJSON_IsString(cJSON_GetObjectItem(o, "finish")));
@@ -593,7 +610,8 @@ static void mart_generate_prints_one_line_per_sample_in_input_order(void **state
         gen_params_default(&p);
         p.temperature = 0.0f;
         p.max_new_tokens = 6;
-        int32_t stops[2] = {tok_special_id(tok, "<|im_end|>"), tok_special_id(tok, "<|endoftext|>")};
+        int32_t stops[2] = {tok_special_id(tok, "<|im_end|>"),
+                            tok_special_id(tok, "<|endoftext|>")};
         p.stop_ids = stops;
         p.n_stop_ids = 2;
         gen_result r;

@@ -33,14 +33,16 @@ static double measure_bandwidth(double *per_cpu) {
     int64_t n = (int64_t)(BW_BYTES / sizeof(float));
     float *a = mart_aligned_alloc(BW_BYTES);
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) a[i] = (float)(i & 7);
+    for (int64_t i = 0; i < n; i++)
+        a[i] = (float)(i & 7);
     double best = 0.0, best_cpu = 0.0, sink = 0.0;
     int nt = omp_get_max_threads();
     for (int rep = 0; rep < 3; rep++) {
         double t0 = mart_now(), c0 = cpu_now();
         float s = 0.0f;
 #pragma omp parallel for simd schedule(static) reduction(+ : s)
-        for (int64_t i = 0; i < n; i++) s += a[i];
+        for (int64_t i = 0; i < n; i++)
+            s += a[i];
         double dt = mart_now() - t0, dc = (cpu_now() - c0) / nt;
         sink += s;
         best = (double)BW_BYTES / dt / 1e9 > best ? (double)BW_BYTES / dt / 1e9 : best;
@@ -56,7 +58,8 @@ static double measure_sgemm_peak(double *per_cpu) {
     size_t n = (size_t)PEAK_N * PEAK_N;
     float *a = mart_aligned_alloc(n * sizeof(float)), *b = mart_aligned_alloc(n * sizeof(float)),
           *c = mart_aligned_alloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) a[i] = b[i] = (float)(i % 13) * 0.01f;
+    for (size_t i = 0; i < n; i++)
+        a[i] = b[i] = (float)(i % 13) * 0.01f;
     double best = 0.0, best_cpu = 0.0, fl = 2.0 * PEAK_N * (double)PEAK_N * PEAK_N;
     for (int rep = 0; rep < 3; rep++) {
         double t0 = mart_now(), c0 = cpu_now();
@@ -135,12 +138,17 @@ static int decode_rate(model *m, int32_t batch, int32_t prompt, int32_t n_new, d
     gen_params p;
     gen_params_default(&p);
     p.max_new_tokens = n_new;
-    timing t = {0, batch, mart_xmalloc((size_t)n_new * sizeof(double)),
-                mart_xmalloc((size_t)n_new * sizeof(double)), 0, n_new};
+    timing t = {0,
+                batch,
+                mart_xmalloc((size_t)n_new * sizeof(double)),
+                mart_xmalloc((size_t)n_new * sizeof(double)),
+                0,
+                n_new};
     int rc = gen_generate(g, reqs, batch, &p, on_token, &t, res, err);
     int32_t n_dt = t.n_steps - 1; /* step 0 ends the prefill */
     double *dt = mart_xmalloc((size_t)(n_dt > 0 ? n_dt : 1) * sizeof(double));
-    for (int32_t i = 0; i < n_dt; i++) dt[i] = t.t_step[i + 1] - t.t_step[i];
+    for (int32_t i = 0; i < n_dt; i++)
+        dt[i] = t.t_step[i + 1] - t.t_step[i];
     qsort(dt, (size_t)n_dt, sizeof *dt, cmp_double);
     *rate = n_dt > 0 ? batch / dt[n_dt / 2] : 0.0;
     for (int32_t i = 0; i < n_dt; i++)
@@ -150,7 +158,8 @@ static int decode_rate(model *m, int32_t batch, int32_t prompt, int32_t n_new, d
     free(dt);
     free(t.t_step);
     free(t.c_step);
-    for (int32_t i = 0; i < batch; i++) gen_result_free(&res[i]);
+    for (int32_t i = 0; i < batch; i++)
+        gen_result_free(&res[i]);
     gen_free(g);
     free(toks);
     free(reqs);
@@ -230,11 +239,12 @@ int bench_generate(int argc, char **argv) {
         double flops = bytes / (bf16 ? 2.0 : 4.0) * 2.0; /* per token */
         double r1 = 0, r1_sgemm = 0, rb = 0, m1 = 0, m1_sgemm = 0, mb = 0;
         kern_gemv_enable(false);
-        int rc = decode_rate(m, 1, prompt, n_new / 4 > 3 ? n_new / 4 : 3, &r1_sgemm, &m1_sgemm,
-                             &err);
+        int rc =
+            decode_rate(m, 1, prompt, n_new / 4 > 3 ? n_new / 4 : 3, &r1_sgemm, &m1_sgemm, &err);
         kern_gemv_enable(true);
         if (rc == MART_OK) rc = decode_rate(m, 1, prompt, n_new, &r1, &m1, &err);
-        if (rc == MART_OK) rc = decode_rate(m, big, prompt, n_new / 2 > 3 ? n_new / 2 : 3, &rb, &mb, &err);
+        if (rc == MART_OK)
+            rc = decode_rate(m, big, prompt, n_new / 2 > 3 ? n_new / 2 : 3, &rb, &mb, &err);
         if (rc != MART_OK) {
             status = cli_error("bench generate", &err);
         } else {
@@ -248,8 +258,8 @@ int bench_generate(int argc, char **argv) {
                    m1_sgemm);
             printf("  batch %-3d  %8.1f tok/s [%.1f] = %4.1fx [%.1fx] batch 1; %3.0f%% [%.0f%%] of "
                    "the sgemm-peak bound %.0f [%.0f]\n",
-                   big, rb, mb, rb / r1, mb / m1, 100.0 * rb / boundb, 100.0 * mb / boundbc,
-                   boundb, boundbc);
+                   big, rb, mb, rb / r1, mb / m1, 100.0 * rb / boundb, 100.0 * mb / boundbc, boundb,
+                   boundbc);
         }
         fflush(stdout);
         model_free(m);

@@ -30,7 +30,8 @@ static bool read_user(chat_ctx *c) {
         c->quit = true;
         return false;
     }
-    while (n > 0 && (c->line[n - 1] == '\n' || c->line[n - 1] == '\r')) c->line[--n] = 0;
+    while (n > 0 && (c->line[n - 1] == '\n' || c->line[n - 1] == '\r'))
+        c->line[--n] = 0;
     if (n == 0) {
         c->quit = true;
         return false;
@@ -64,8 +65,8 @@ static gen_action on_token(void *ctx, gen_seq *seq, void *user, int32_t token, f
     (void)user;
     (void)logprob;
     mart_buf out = {0};
-    bool end_turn = token == c->im_end || finish != GEN_FINISH_NONE ||
-                    ++c->turn_tokens >= c->turn_limit;
+    bool end_turn =
+        token == c->im_end || finish != GEN_FINISH_NONE || ++c->turn_tokens >= c->turn_limit;
     if (token != c->im_end) tok_stream_push(&c->ts, c->tok, token, &out);
     if (end_turn) tok_stream_flush(&c->ts, &out);
     if (out.len) fwrite(out.data, 1, out.len, stdout);
@@ -138,12 +139,14 @@ int cmd_chat(int argc, char **argv) {
     gc.max_batch = 1;
     gc.max_len = context;
     if (tok_load(tok_path ? tok_path : model_dir, &tok, &err) != MART_OK ||
-        model_load(model_dir, false, &m, &err) != MART_OK || gen_create(m, &gc, &g, &err) != MART_OK) {
+        model_load(model_dir, false, &m, &err) != MART_OK ||
+        gen_create(m, &gc, &g, &err) != MART_OK) {
         model_free(m);
         tok_free(tok);
         return cli_error("chat", &err);
     }
-    chat_ctx c = {.tok = tok, .im_end = tok_special_id(tok, "<|im_end|>"), .turn_limit = max_tokens};
+    chat_ctx c = {
+        .tok = tok, .im_end = tok_special_id(tok, "<|im_end|>"), .turn_limit = max_tokens};
     int32_t stops[2], n_stops = 0;
     if (c.im_end >= 0) stops[n_stops++] = c.im_end;
     if (m->cfg.eos_token_id >= 0 && m->cfg.eos_token_id != c.im_end)
@@ -170,7 +173,8 @@ int cmd_chat(int argc, char **argv) {
             mart_buf_free(&b);
         }
         if (rc == MART_OK) rc = user_turn(&c, c.line, &ids, &n, &err);
-        if (rc == MART_OK && n >= context) rc = mart_fail(&err, "the first message does not fit --context %d", context);
+        if (rc == MART_OK && n >= context)
+            rc = mart_fail(&err, "the first message does not fit --context %d", context);
         if (rc != MART_OK) {
             free(ids);
             status = cli_error("chat", &err);

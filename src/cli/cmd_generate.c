@@ -120,8 +120,8 @@ static bool is_stop_id(const int32_t *stops, int32_t n, int32_t id) {
 /* Writes one output line. A stop token that ended the sample is in "tokens" and "logprobs"
  * but not in "text"; a stop string is cut from "text" with everything after it. */
 static int write_result(FILE *f, const tok_tokenizer *tok, const gen_result *r,
-                        const int32_t *stops, int32_t n_stops, const char *stop_str,
-                        mart_buf *line, mart_err *err) {
+                        const int32_t *stops, int32_t n_stops, const char *stop_str, mart_buf *line,
+                        mart_err *err) {
     line->len = 0;
     mart_buf_append(line, "{\"tokens\":[", 11);
     for (int32_t i = 0; i < r->n_tokens; i++)
@@ -180,8 +180,9 @@ int cmd_generate(int argc, char **argv) {
         {"stop", CLI_STR, &stop_str, "also stop when the text contains this string"},
         {"chat", CLI_FLAG, &chat, "wrap each \"prompt\" as a ChatML user turn"},
         {"batch", CLI_INT, &batch, "sequences decoded together"},
-        {"max-len", CLI_INT, &max_len, "KV-cache length per sequence (0 = longest prompt + "
-                                       "--max-tokens)"},
+        {"max-len", CLI_INT, &max_len,
+         "KV-cache length per sequence (0 = longest prompt + "
+         "--max-tokens)"},
         {"kv-mb", CLI_INT64, &kv_mb, "KV-cache memory budget in MiB (0 = default)"},
     };
     int pr = cli_parse(
@@ -240,7 +241,8 @@ int cmd_generate(int argc, char **argv) {
     }
     if (!status && n_req > 0) {
         int64_t longest = 0;
-        for (int64_t i = 0; i < n_prompts; i++) longest = prompts[i].n > longest ? prompts[i].n : longest;
+        for (int64_t i = 0; i < n_prompts; i++)
+            longest = prompts[i].n > longest ? prompts[i].n : longest;
         gen_config gc;
         gen_config_default(&gc);
         gc.max_batch = batch;
@@ -293,7 +295,8 @@ int cmd_generate(int argc, char **argv) {
         free(st);
         free(res);
     }
-    for (int64_t i = 0; i < n_prompts; i++) free(prompts[i].ids);
+    for (int64_t i = 0; i < n_prompts; i++)
+        free(prompts[i].ids);
     free(prompts);
     model_free(m);
     tok_free(tok);

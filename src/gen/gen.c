@@ -29,17 +29,17 @@ struct gen_seq {
     gen_result *res;
     int32_t res_cap;
     int32_t slot;
-    int32_t len;          /* tokens in the sequence: prompt + res->n_tokens */
-    int32_t *pend;        /* (n_pend) tokens not yet in the KV cache */
+    int32_t len;   /* tokens in the sequence: prompt + res->n_tokens */
+    int32_t *pend; /* (n_pend) tokens not yet in the KV cache */
     int32_t n_pend, cap_pend;
-    int32_t budget;       /* sampled tokens left */
+    int32_t budget; /* sampled tokens left */
     mart_rng rng;
     struct gen_seq *leader; /* live sequence with the same prompt whose prefill this one
                                waits for, or NULL */
-    int32_t row;          /* logits row this step, or -1 (nothing to sample) */
-    int32_t group;        /* first request index with the same prompt */
+    int32_t row;            /* logits row this step, or -1 (nothing to sample) */
+    int32_t group;          /* first request index with the same prompt */
     bool live, in_callback;
-    int32_t tok;          /* sampled this step */
+    int32_t tok; /* sampled this step */
     float lp;
 };
 
@@ -48,8 +48,8 @@ struct gen_engine {
     gen_config cfg;
     int32_t n_slots;
     model_kv_cache kv;
-    float *logits;        /* (n_slots, vocab) */
-    gen_cand *scratch;    /* (n_threads, vocab) sampler work space */
+    float *logits;     /* (n_slots, vocab) */
+    gen_cand *scratch; /* (n_threads, vocab) sampler work space */
     int32_t n_threads;
     int32_t *tokens, *offsets, *slots; /* the packed batch: (GEN_STEP_TOKENS), (n_slots + 1) */
 };
@@ -154,7 +154,9 @@ void gen_free(gen_engine *g) {
 }
 
 /* Number of sequences decoded together (max_batch, or fewer when the KV budget is smaller). */
-int32_t gen_slots(const gen_engine *g) { return g->n_slots; }
+int32_t gen_slots(const gen_engine *g) {
+    return g->n_slots;
+}
 
 /* ---- sequences ---- */
 
@@ -189,12 +191,15 @@ int gen_seq_append(gen_seq *seq, const int32_t *tokens, int32_t n) {
     if ((int64_t)seq->len + n > seq->g->cfg.max_len) return MART_ERR;
     for (int32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size) return MART_ERR;
-    for (int32_t i = 0; i < n; i++) result_push(seq, tokens[i], 0.0f, false);
+    for (int32_t i = 0; i < n; i++)
+        result_push(seq, tokens[i], 0.0f, false);
     pend_push(seq, tokens, n);
     return MART_OK;
 }
 
-int32_t gen_seq_budget_left(const gen_seq *seq) { return seq->budget; }
+int32_t gen_seq_budget_left(const gen_seq *seq) {
+    return seq->budget;
+}
 
 /* ---- requests ---- */
 
@@ -205,7 +210,8 @@ static bool same_prompt(const gen_request *a, const gen_request *b) {
 
 static uint64_t prompt_hash(const gen_request *r) {
     uint64_t h = 1469598103934665603ull ^ (uint64_t)r->n_prompt;
-    for (int32_t i = 0; i < r->n_prompt; i++) h = (h ^ (uint32_t)r->prompt[i]) * 1099511628211ull;
+    for (int32_t i = 0; i < r->n_prompt; i++)
+        h = (h ^ (uint32_t)r->prompt[i]) * 1099511628211ull;
     return h;
 }
 
@@ -226,7 +232,8 @@ static void group_prompts(const gen_request *reqs, int32_t n, int32_t *group) {
     qsort(hs, (size_t)n, 2 * sizeof(uint64_t), hash_cmp);
     for (int32_t a = 0; a < n;) {
         int32_t b = a;
-        while (b < n && hs[2 * b] == hs[2 * a]) b++;
+        while (b < n && hs[2 * b] == hs[2 * a])
+            b++;
         for (int32_t i = a; i < b; i++) {
             int32_t ri = (int32_t)hs[2 * i + 1];
             for (int32_t j = a; j < i; j++) {
@@ -312,9 +319,9 @@ static bool after_sample(gen_seq *s, const gen_params *p, gen_callback cb, void 
     const int32_t max_len = s->g->cfg.max_len;
     result_push(s, s->tok, s->lp, true);
     s->budget--;
-    gen_finish fin = is_stop(p, s->tok)                       ? GEN_FINISH_STOP
+    gen_finish fin = is_stop(p, s->tok)                    ? GEN_FINISH_STOP
                      : s->budget == 0 || s->len >= max_len ? GEN_FINISH_LENGTH
-                                                             : GEN_FINISH_NONE;
+                                                           : GEN_FINISH_NONE;
     pend_push(s, &s->tok, 1);
     int32_t before = s->res->n_tokens;
     gen_action act = GEN_CONTINUE;
@@ -360,7 +367,8 @@ static int32_t pack_batch(gen_engine *g, gen_seq **by_slot, gen_seq **fed) {
 
 int gen_generate(gen_engine *g, const gen_request *reqs, int32_t n, const gen_params *p,
                  gen_callback cb, void *ctx, gen_result *results, mart_err *err) {
-    for (int32_t i = 0; i < n; i++) memset(&results[i], 0, sizeof results[i]);
+    for (int32_t i = 0; i < n; i++)
+        memset(&results[i], 0, sizeof results[i]);
     if (n <= 0) return MART_OK;
     if (check_params(p, err) != MART_OK) return MART_ERR;
     for (int32_t i = 0; i < n; i++)
@@ -411,8 +419,7 @@ int gen_generate(gen_engine *g, const gen_request *reqs, int32_t n, const gen_pa
             gen_seq *s = ready[j];
             gen_cand *scr = g->scratch + (int64_t)omp_get_thread_num() * V;
             double u = mart_rng_uniform(&s->rng);
-            s->tok = gen_sample_row(g->logits + (int64_t)s->row * V, (int32_t)V, p, u, scr,
-                                    &s->lp);
+            s->tok = gen_sample_row(g->logits + (int64_t)s->row * V, (int32_t)V, p, u, scr, &s->lp);
         }
         for (int32_t j = 0; j < nr; j++) {
             gen_seq *s = ready[j];

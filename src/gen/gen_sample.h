@@ -27,8 +27,8 @@ typedef struct {
 
 /* Draws a token from logits z (V) under p with the uniform number u in [0, 1). scratch
  * holds V candidates. Writes the log-prob (see above) to *logprob. */
-int32_t gen_sample_row(const float *z, int32_t V, const gen_params *p, double u,
-                       gen_cand *scratch, float *logprob);
+int32_t gen_sample_row(const float *z, int32_t V, const gen_params *p, double u, gen_cand *scratch,
+                       float *logprob);
 
 /* The whole sampling distribution of z under p: probs (V), zero for truncated tokens, one
  * for the argmax when greedy. scratch holds V candidates. For tests and for reading. */

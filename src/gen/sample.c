@@ -23,9 +23,11 @@ static int cand_cmp(const void *pa, const void *pb) {
 /* log-sum-exp of z (max-shifted, as the model's log-softmax computes it). */
 static double row_lse(const float *z, int32_t V) {
     float mx = -INFINITY;
-    for (int32_t j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+    for (int32_t j = 0; j < V; j++)
+        mx = z[j] > mx ? z[j] : mx;
     double sum = 0.0;
-    for (int32_t j = 0; j < V; j++) sum += expf(z[j] - mx);
+    for (int32_t j = 0; j < V; j++)
+        sum += expf(z[j] - mx);
     return mx + log(sum);
 }
 
@@ -72,7 +74,8 @@ static void select_top_k(gen_cand *c, int32_t n, int32_t k) {
 static int32_t kept_candidates(const float *z, int32_t V, const gen_params *p, gen_cand *c,
                                double *kept_sum, float *shift) {
     float it = 1.0f / p->temperature, mx = -INFINITY;
-    for (int32_t j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+    for (int32_t j = 0; j < V; j++)
+        mx = z[j] > mx ? z[j] : mx;
     mx *= it;
     *shift = mx;
     double total = 0.0;
@@ -92,7 +95,8 @@ static int32_t kept_candidates(const float *z, int32_t V, const gen_params *p, g
         select_top_k(c, V, p->top_k);
         n = p->top_k;
         set_sum = 0.0;
-        for (int32_t j = 0; j < n; j++) set_sum += c[j].w;
+        for (int32_t j = 0; j < n; j++)
+            set_sum += c[j].w;
     } else {
         /* Sort only the heavy tokens when they already hold the mass top_p. */
         int32_t m = 0;
@@ -105,7 +109,8 @@ static int32_t kept_candidates(const float *z, int32_t V, const gen_params *p, g
         if (heavy >= (double)p->top_p * total) {
             n = m;
         } else {
-            for (int32_t j = 0; j < V; j++) c[j] = (gen_cand){expf(z[j] * it - mx), j};
+            for (int32_t j = 0; j < V; j++)
+                c[j] = (gen_cand){expf(z[j] * it - mx), j};
         }
         qsort(c, (size_t)n, sizeof *c, cand_cmp);
     }
@@ -123,8 +128,8 @@ static int32_t kept_candidates(const float *z, int32_t V, const gen_params *p, g
     return n;
 }
 
-int32_t gen_sample_row(const float *z, int32_t V, const gen_params *p, double u,
-                       gen_cand *scratch, float *logprob) {
+int32_t gen_sample_row(const float *z, int32_t V, const gen_params *p, double u, gen_cand *scratch,
+                       float *logprob) {
     assert(V > 0 && u >= 0.0 && u < 1.0);
     if (p->temperature <= 0.0f) {
         int32_t a = row_argmax(z, V);
@@ -151,7 +156,8 @@ int32_t gen_sample_row(const float *z, int32_t V, const gen_params *p, double u,
 
 void gen_sample_dist(const float *z, int32_t V, const gen_params *p, gen_cand *scratch,
                      double *probs) {
-    for (int32_t j = 0; j < V; j++) probs[j] = 0.0;
+    for (int32_t j = 0; j < V; j++)
+        probs[j] = 0.0;
     if (p->temperature <= 0.0f) {
         probs[row_argmax(z, V)] = 1.0;
         return;
@@ -159,5 +165,6 @@ void gen_sample_dist(const float *z, int32_t V, const gen_params *p, gen_cand *s
     double sum;
     float shift;
     int32_t n = kept_candidates(z, V, p, scratch, &sum, &shift);
-    for (int32_t j = 0; j < n; j++) probs[scratch[j].id] = (double)scratch[j].w / sum;
+    for (int32_t j = 0; j < n; j++)
+        probs[scratch[j].id] = (double)scratch[j].w / sum;
 }

@@ -33,15 +33,17 @@ static bool have_avx512(void) {
 /* ---- the BF16 weight registry ---- */
 
 typedef struct {
-    const float *w;  /* the float32 weights this copy stands for */
-    int64_t n;       /* elements */
-    uint16_t *bf16;  /* (n) */
-    int32_t refs;    /* registrations not yet dropped */
+    const float *w; /* the float32 weights this copy stands for */
+    int64_t n;      /* elements */
+    uint16_t *bf16; /* (n) */
+    int32_t refs;   /* registrations not yet dropped */
 } bf16_copy;
 
 static bool gemv_on = true;
 
-void kern_gemv_enable(bool on) { gemv_on = on; }
+void kern_gemv_enable(bool on) {
+    gemv_on = on;
+}
 
 static bf16_copy *copies;
 static int32_t n_copies;
@@ -103,8 +105,8 @@ void kern_gemv_unregister(const float *w) {
 /* ---- the kernels ---- */
 
 /* Horizontal sum of four vectors into four floats. */
-__attribute__((target("avx512f"))) static inline void sum4(float *out, __m512 a, __m512 b,
-                                                            __m512 c, __m512 d) {
+__attribute__((target("avx512f"))) static inline void sum4(float *out, __m512 a, __m512 b, __m512 c,
+                                                           __m512 d) {
     out[0] = _mm512_reduce_add_ps(a);
     out[1] = _mm512_reduce_add_ps(b);
     out[2] = _mm512_reduce_add_ps(c);
@@ -139,17 +141,20 @@ __attribute__((target("avx512f"))) static void gemv_block_f32(const float *x, co
  * (shifted up) the even one, both exactly float32. xp holds x with each block of 32 split
  * into its 16 even then 16 odd elements, zero-padded to a multiple of 32 (K32). */
 __attribute__((target("avx512f,avx512bw"), always_inline)) static inline void
-gemv_tile_bf16(const float *xp, const uint16_t *wb, int64_t N, int64_t K, int64_t K32,
-               int64_t n0, int64_t m0, float *acc, const int MR) {
+gemv_tile_bf16(const float *xp, const uint16_t *wb, int64_t N, int64_t K, int64_t K32, int64_t n0,
+               int64_t m0, float *acc, const int MR) {
     int64_t nr = N - n0 < GEMV_ROWS ? N - n0 : GEMV_ROWS;
     const uint16_t *w[GEMV_ROWS];
-    for (int r = 0; r < GEMV_ROWS; r++) w[r] = wb + (n0 + (r < nr ? r : 0)) * K;
+    for (int r = 0; r < GEMV_ROWS; r++)
+        w[r] = wb + (n0 + (r < nr ? r : 0)) * K;
     const float *xr[4];
-    for (int i = 0; i < MR; i++) xr[i] = xp + (m0 + i) * K32;
+    for (int i = 0; i < MR; i++)
+        xr[i] = xp + (m0 + i) * K32;
     const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
     __m512 a[4][GEMV_ROWS];
     for (int i = 0; i < MR; i++)
-        for (int r = 0; r < GEMV_ROWS; r++) a[i][r] = _mm512_setzero_ps();
+        for (int r = 0; r < GEMV_ROWS; r++)
+            a[i][r] = _mm512_setzero_ps();
     for (int64_t k = 0; k < K; k += 32) {
         __mmask32 mk = K - k >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1ull << (K - k)) - 1);
         __m512 we[GEMV_ROWS], wo[GEMV_ROWS];
@@ -175,14 +180,15 @@ gemv_tile_bf16(const float *xp, const uint16_t *wb, int64_t N, int64_t K, int64_
  * other, one sequential stream that the hardware prefetcher follows; even and odd halves go
  * to separate accumulators so that the FMA latency is not the limit. */
 __attribute__((target("avx512f,avx512bw"), always_inline)) static inline void
-gemv_rows_bf16(const float *xp, const uint16_t *wb, int64_t N, int64_t K, int64_t K32,
-               int64_t n0, float *acc, const int MR) {
+gemv_rows_bf16(const float *xp, const uint16_t *wb, int64_t N, int64_t K, int64_t K32, int64_t n0,
+               float *acc, const int MR) {
     int64_t nr = N - n0 < GEMV_ROWS ? N - n0 : GEMV_ROWS;
     const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
     for (int64_t r = 0; r < nr; r++) {
         const uint16_t *wr = wb + (n0 + r) * K;
         __m512 ae[3], ao[3];
-        for (int i = 0; i < MR; i++) ae[i] = ao[i] = _mm512_setzero_ps();
+        for (int i = 0; i < MR; i++)
+            ae[i] = ao[i] = _mm512_setzero_ps();
         for (int64_t k = 0; k < K; k += 32) {
             __mmask32 mk =
                 K - k >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1ull << (K - k)) - 1);
@@ -203,23 +209,37 @@ gemv_rows_bf16(const float *xp, const uint16_t *wb, int64_t N, int64_t K, int64_
 /* All M rows of x against rows n0.. of the BF16 weights: four x rows at a time when there are
  * at least four (compute-bound), one weight row at a time otherwise (memory-bound). */
 __attribute__((target("avx512f,avx512bw"))) static void
-gemv_block_bf16(const float *xp, const uint16_t *wb, int64_t M, int64_t N, int64_t K,
-                int64_t K32, int64_t n0, float *acc) {
+gemv_block_bf16(const float *xp, const uint16_t *wb, int64_t M, int64_t N, int64_t K, int64_t K32,
+                int64_t n0, float *acc) {
     if (M < 4) {
         switch (M) {
-        case 3: gemv_rows_bf16(xp, wb, N, K, K32, n0, acc, 3); break;
-        case 2: gemv_rows_bf16(xp, wb, N, K, K32, n0, acc, 2); break;
-        default: gemv_rows_bf16(xp, wb, N, K, K32, n0, acc, 1); break;
+        case 3:
+            gemv_rows_bf16(xp, wb, N, K, K32, n0, acc, 3);
+            break;
+        case 2:
+            gemv_rows_bf16(xp, wb, N, K, K32, n0, acc, 2);
+            break;
+        default:
+            gemv_rows_bf16(xp, wb, N, K, K32, n0, acc, 1);
+            break;
         }
         return;
     }
     int64_t m0 = 0;
-    for (; m0 + 4 <= M; m0 += 4) gemv_tile_bf16(xp, wb, N, K, K32, n0, m0, acc, 4);
+    for (; m0 + 4 <= M; m0 += 4)
+        gemv_tile_bf16(xp, wb, N, K, K32, n0, m0, acc, 4);
     switch (M - m0) {
-    case 3: gemv_tile_bf16(xp, wb, N, K, K32, n0, m0, acc, 3); break;
-    case 2: gemv_tile_bf16(xp, wb, N, K, K32, n0, m0, acc, 2); break;
-    case 1: gemv_tile_bf16(xp, wb, N, K, K32, n0, m0, acc, 1); break;
-    default: break;
+    case 3:
+        gemv_tile_bf16(xp, wb, N, K, K32, n0, m0, acc, 3);
+        break;
+    case 2:
+        gemv_tile_bf16(xp, wb, N, K, K32, n0, m0, acc, 2);
+        break;
+    case 1:
+        gemv_tile_bf16(xp, wb, N, K, K32, n0, m0, acc, 1);
+        break;
+    default:
+        break;
     }
 }
 
