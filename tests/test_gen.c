@@ -196,6 +196,42 @@ static void continuous_batching_over_fewer_slots_gives_the_same_samples(void **s
     run_alone_vs_batched(&p, 5);
 }
 
+/* Prompts longer than one step's token budget are prefilled in chunks; a request with the
+ * same prompt waits for that prefill and copies it. Both must decode as they do alone. */
+static void long_shared_prompts_are_prefilled_in_chunks_and_copied(void **state) {
+    (void)state;
+    if (quick()) skip(); /* a 4,200-token prefill is slow under sanitizers */
+    model *m = tiny_model(0, 13);
+    enum { LONG = 4200 };
+    int32_t *a = malloc(LONG * sizeof(int32_t)), b[9];
+    random_prompt(a, LONG, m->cfg.vocab_size, 21);
+    random_prompt(b, 9, m->cfg.vocab_size, 22);
+    gen_request reqs[3] = {{a, LONG, 0, NULL}, {b, 9, 1, NULL}, {a, LONG, 2, NULL}};
+    gen_params p;
+    gen_params_default(&p);
+    p.seed = 3;
+    p.max_new_tokens = 6;
+    gen_result batched[3], alone;
+    mart_err err = {0};
+    gen_engine *g = engine(m, 3, LONG + 8);
+    assert_int_equal(gen_generate(g, reqs, 3, &p, NULL, NULL, batched, &err), MART_OK);
+    gen_free(g);
+    g = engine(m, 1, LONG + 8);
+    for (int32_t i = 0; i < 3; i++) {
+        assert_int_equal(gen_generate(g, &reqs[i], 1, &p, NULL, NULL, &alone, &err), MART_OK);
+        assert_int_equal(alone.n_tokens, batched[i].n_tokens);
+        assert_memory_equal(alone.tokens, batched[i].tokens,
+                            (size_t)alone.n_tokens * sizeof(int32_t));
+        for (int32_t t = 0; t < alone.n_tokens; t++)
+            assert_float_equal(alone.logprobs[t], batched[i].logprobs[t], 1e-3);
+        gen_result_free(&alone);
+        gen_result_free(&batched[i]);
+    }
+    gen_free(g);
+    free(a);
+    model_free(m);
+}
+
 /* Continuation: after the 6th sampled token a "feedback turn" is appended; the whole
  * sequence must be what full forward passes over the concatenation give. */
 typedef struct {
@@ -239,6 +275,57 @@ static void continuation_equals_decoding_the_concatenation_from_scratch(void **s
         check_against_full_forward(m, prompt, 9, &res, greedy);
         gen_result_free(&res);
     }
+    gen_free(g);
+    model_free(m);
+}
+
+/* The environment's pattern: at the end of a turn (a stop id) the callback appends a feedback
+ * turn and decoding resumes; the second stop ends the request. */
+typedef struct {
+    int32_t turns;
+} turn_ctx;
+
+static gen_action feedback_after_stop(void *ctx, gen_seq *seq, void *user, int32_t token,
+                                      float logprob, gen_finish finish) {
+    turn_ctx *c = ctx;
+    (void)user, (void)token, (void)logprob;
+    if (finish != GEN_FINISH_STOP || ++c->turns > 1) return GEN_CONTINUE;
+    int32_t fb[3] = {7, 8, 9};
+    assert_int_equal(gen_seq_append(seq, fb, 3), MART_OK);
+    return GEN_CONTINUE;
+}
+
+static void a_turn_appended_after_a_stop_id_resumes_decoding(void **state) {
+    (void)state;
+    model *m = tiny_model(0, 14);
+    gen_engine *g = engine(m, 2, 256);
+    int32_t prompt[6];
+    random_prompt(prompt, 6, m->cfg.vocab_size, 30);
+    gen_request req = {prompt, 6, 0, NULL};
+    gen_params p;
+    gen_params_default(&p);
+    p.temperature = 0.0f;
+    p.max_new_tokens = 40;
+    gen_result a, b;
+    mart_err err = {0};
+    assert_int_equal(gen_generate(g, &req, 1, &p, NULL, NULL, &a, &err), MART_OK);
+    p.stop_ids = &a.tokens[1]; /* the greedy path's second token ends the first turn */
+    p.n_stop_ids = 1;
+    turn_ctx c = {0};
+    assert_int_equal(gen_generate(g, &req, 1, &p, feedback_after_stop, &c, &b, &err), MART_OK);
+    int32_t first = 0;
+    while (a.tokens[first] != a.tokens[1])
+        first++;
+    assert_true(b.n_tokens > first + 4);
+    assert_int_equal(b.tokens[first], a.tokens[1]);
+    assert_int_equal(b.sampled[first + 1], 0);
+    assert_int_equal(b.tokens[first + 3], 9);
+    assert_int_equal(b.sampled[first + 4], 1);
+    assert_true(b.finish == GEN_FINISH_STOP || b.n_sampled == 40);
+    if (b.finish == GEN_FINISH_STOP) assert_int_equal(b.tokens[b.n_tokens - 1], a.tokens[1]);
+    check_against_full_forward(m, prompt, 6, &b, true);
+    gen_result_free(&a);
+    gen_result_free(&b);
     gen_free(g);
     model_free(m);
 }
@@ -645,7 +732,9 @@ int main(void) {
         cmocka_unit_test(greedy_decoding_equals_argmax_of_full_forward_passes),
         cmocka_unit_test(a_sequence_decodes_identically_alone_or_in_a_batch_of_64),
         cmocka_unit_test(continuous_batching_over_fewer_slots_gives_the_same_samples),
+        cmocka_unit_test(long_shared_prompts_are_prefilled_in_chunks_and_copied),
         cmocka_unit_test(continuation_equals_decoding_the_concatenation_from_scratch),
+        cmocka_unit_test(a_turn_appended_after_a_stop_id_resumes_decoding),
         cmocka_unit_test(sampling_frequencies_match_the_target_distribution),
         cmocka_unit_test(top_k_and_top_p_keep_exactly_the_heaviest_tokens),
         cmocka_unit_test(budgets_stop_ids_and_callbacks_end_sequences),
