@@ -1,12 +1,14 @@
-/* kern_gemv: kern_linear for a few rows (decoding: M = 1 .. KERN_GEMV_MAX_M). There the
- * product is bound by reading the weights once from memory, which OpenBLAS's sgemm does
- * poorly at M = 1 (3-14 GFLOP/s on the development machine) while a plain AVX-512 loop
+/* kern_gemv: kern_linear for the few rows of a decoding step. At M = 1 the product is bound
+ * by reading the weights once from memory, which OpenBLAS's sgemm does poorly (3-14 GFLOP/s
+ * on the development machine: it repacks the weights every call) while a plain AVX-512 loop
  * streams them at the memory's speed. Each thread takes a block of output columns (rows of
- * w), reads each weight row once and multiplies it with all M rows of x (kept in cache).
+ * w) and reads each weight once for all M rows of x (kept in cache).
  *
  * Weights registered with kern_gemv_register_bf16 whose values are all exactly
  * representable in bfloat16 (a model loaded from a BF16 checkpoint) are read from a BF16
- * copy instead: half the bytes, and, widened back to float32 exactly, the same products. */
+ * copy instead: half the bytes, and, widened back to float32 exactly, the same products.
+ * From such copies this path also takes decoding batches up to KERN_GEMV_BF16_MAX_M rows
+ * (4 x 4 tiles), where it beats sgemm on the float32 weights. */
 #include "model/kern_gemv.h"
 
 #include "mart/core.h"
@@ -18,8 +20,9 @@
 
 /* Rows of w handled together: their dot products with one x row share the loads of x. */
 #define GEMV_ROWS 4
-/* Software prefetch distance, in weight rows: the hardware prefetcher alone leaves a core at
- * about half the read bandwidth on these short interleaved rows. */
+/* Software prefetch distance, in rows of the 4-row tiles (in units of 256 weights for the
+ * sequential loop): the hardware prefetcher alone left a core at about half its read
+ * bandwidth. */
 #ifndef GEMV_PREFETCH_ROWS
 #define GEMV_PREFETCH_ROWS 16
 #endif
