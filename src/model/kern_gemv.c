@@ -169,6 +169,8 @@ gemv_tile_bf16(const float *xp, const uint16_t *wb, int64_t N, int64_t K, int64_
         }
         for (int i = 0; i < MR; i++) {
             __m512 xe = _mm512_load_ps(xr[i] + k), xo = _mm512_load_ps(xr[i] + k + 16);
+            /* keep x in registers: folded into each FMA it would be loaded four times */
+            __asm__("" : "+v"(xe), "+v"(xo));
             for (int r = 0; r < GEMV_ROWS; r++) {
                 a[i][r] = _mm512_fmadd_ps(we[r], xe, a[i][r]);
                 a[i][r] = _mm512_fmadd_ps(wo[r], xo, a[i][r]);
