@@ -18,12 +18,14 @@
 static void fill_normal(float *x, int64_t n, float scale, uint64_t seed) {
     mart_rng r;
     mart_rng_seed(&r, seed, 99);
-    for (int64_t i = 0; i < n; i++) x[i] = scale * mart_rng_normal(&r);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = scale * mart_rng_normal(&r);
 }
 
 static double dot_d(const float *a, const float *b, int64_t n) {
     double s = 0;
-    for (int64_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    for (int64_t i = 0; i < n; i++)
+        s += (double)a[i] * b[i];
     return s;
 }
 
@@ -32,7 +34,8 @@ typedef double (*loss_fn)(void *ctx);
 static void check_grad(const char *what, float *x, const float *g, int64_t n, loss_fn loss,
                        void *ctx, float h, double tol) {
     double worst = 0, gmax = 1e-3;
-    for (int64_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(g[i]));
+    for (int64_t i = 0; i < n; i++)
+        gmax = fmax(gmax, fabs(g[i]));
     for (int64_t i = 0; i < n; i++) {
         float x0 = x[i];
         x[i] = x0 + h;
@@ -43,8 +46,9 @@ static void check_grad(const char *what, float *x, const float *g, int64_t n, lo
         double fd = (lp - lm) / (2.0 * (double)h);
         double e = fabs(fd - g[i]) / gmax;
         if (e > worst) worst = e;
-        if (e > tol) print_error("%s: element %ld analytic %g finite difference %g\n", what,
-                                 (long)i, (double)g[i], fd);
+        if (e > tol)
+            print_error("%s: element %ld analytic %g finite difference %g\n", what, (long)i,
+                        (double)g[i], fd);
     }
     assert_true(worst <= tol);
 }
@@ -174,7 +178,8 @@ static void attention_backward_matches_finite_differences(void **state) {
     attn_setup(&c, dqkv);
     attn_loss(&c);
     /* The first query of each sequence sees only itself: its output is its own value. */
-    for (int j = 0; j < AT_HD; j++) assert_float_equal(out[j], qkv[AT_H * AT_HD + AT_KV * AT_HD + j], 1e-6);
+    for (int j = 0; j < AT_HD; j++)
+        assert_float_equal(out[j], qkv[AT_H * AT_HD + AT_KV * AT_HD + j], 1e-6);
     kern_attention_backward(dqkv, r, qkv, AT_LD, AT_LD, c.seqs, 2, AT_H, AT_KV, AT_HD);
     check_grad("attention dqkv", qkv, dqkv, AT_T * AT_LD, attn_loss, &c, 1e-2f, 2e-3);
     /* Without saved probabilities (the inference path) the output is the same. */
@@ -182,7 +187,8 @@ static void attention_backward_matches_finite_differences(void **state) {
     attn_loss(&c);
     c.seqs[0].probs = c.seqs[1].probs = NULL;
     kern_attention_forward(out2, qkv, AT_LD, AT_LD, c.seqs, 2, AT_H, AT_KV, AT_HD);
-    for (int i = 0; i < AT_T * AT_H * AT_HD; i++) assert_float_equal(out[i], out2[i], 1e-6);
+    for (int i = 0; i < AT_T * AT_H * AT_HD; i++)
+        assert_float_equal(out[i], out2[i], 1e-6);
 }
 
 /* One sequence of 150 rows (three query blocks), 2 heads sharing 1 kv head. */
@@ -201,11 +207,15 @@ static double attn_long_loss(void *p) {
 static void attention_backward_over_several_query_blocks_matches_finite_differences(void **s) {
     (void)s;
     float *qkv = malloc(sizeof(float) * AL_T * AL_LD), *dqkv = malloc(sizeof(float) * AL_T * AL_LD);
-    float *out = malloc(sizeof(float) * AL_T * AL_H * AL_HD), *r = malloc(sizeof(float) * AL_T * AL_H * AL_HD);
+    float *out = malloc(sizeof(float) * AL_T * AL_H * AL_HD),
+          *r = malloc(sizeof(float) * AL_T * AL_H * AL_HD);
     float *probs = malloc(sizeof(float) * AL_H * AL_T * AL_T);
     fill_normal(qkv, AL_T * AL_LD, 1, 30), fill_normal(r, AL_T * AL_H * AL_HD, 1, 31);
-    attn_long_ctx c = {qkv, out, r, {0, AL_T, AL_T, qkv + AL_H * AL_HD, qkv + (AL_H + 1) * AL_HD,
-                                     dqkv + AL_H * AL_HD, dqkv + (AL_H + 1) * AL_HD, probs}};
+    attn_long_ctx c = {qkv,
+                       out,
+                       r,
+                       {0, AL_T, AL_T, qkv + AL_H * AL_HD, qkv + (AL_H + 1) * AL_HD,
+                        dqkv + AL_H * AL_HD, dqkv + (AL_H + 1) * AL_HD, probs}};
     attn_long_loss(&c);
     kern_attention_backward(dqkv, r, qkv, AL_LD, AL_LD, &c.seq, 1, AL_H, 1, AL_HD);
     /* Every column of a few rows spread over the blocks. */
@@ -256,7 +266,8 @@ static void logprob_and_entropy_backward_match_finite_differences(void **state) 
     lsm_loss(&c);
     assert_float_equal(lp[1], 0.0f, 0); /* no target: no log-probability */
     double s = 0;
-    for (int j = 0; j < 9; j++) s += exp(lsm[j]);
+    for (int j = 0; j < 9; j++)
+        s += exp(lsm[j]);
     assert_float_equal(s, 1.0, 1e-5);
     kern_logsoftmax_backward(dz, lsm, ent, 3, 9, c.temp, tg, a, b);
     check_grad("logsoftmax dz", z, dz, 27, lsm_loss, &c, 1e-2f, 2e-3);
@@ -290,7 +301,8 @@ static model *test_model(mart_arch arch, bool value_head) {
     fill_normal(m->params, m->n_params, 0.3f, 17);
     for (int32_t i = 0; i < m->n_tensors; i++)
         if (strstr(m->tensors[i].name, "norm"))
-            for (int64_t j = 0; j < m->tensors[i].numel; j++) m->params[m->tensors[i].offset + j] += 1.0f;
+            for (int64_t j = 0; j < m->tensors[i].numel; j++)
+                m->params[m->tensors[i].offset + j] += 1.0f;
     return m;
 }
 
@@ -336,11 +348,13 @@ static void check_model_gradient(mart_arch arch) {
     model_backward(c.m, c.a, c.b, c.cv);
     /* The same outputs as the inference path. */
     model_loss(&c);
-    for (int i = 0; i < 11; i++) assert_float_equal(lp2[i], c.lp[i], 1e-5);
+    for (int i = 0; i < 11; i++)
+        assert_float_equal(lp2[i], c.lp[i], 1e-5);
     /* A few elements of every tensor, errors relative to the largest gradient (central
      * differences of a float forward carry ~1e-4 absolute noise). */
     double gmax = 0;
-    for (int64_t j = 0; j < c.m->n_params; j++) gmax = fmax(gmax, fabs(c.m->grads[j]));
+    for (int64_t j = 0; j < c.m->n_params; j++)
+        gmax = fmax(gmax, fabs(c.m->grads[j]));
     const float h = 1e-2f;
     for (int32_t i = 0; i < c.m->n_tensors; i++) {
         const model_tensor *t = &c.m->tensors[i];
@@ -410,7 +424,8 @@ static void packed_batch_gives_the_same_outputs_as_sequences_run_alone(void **st
     model_out ol = {0};
     ol.targets = g_targets, ol.logprobs = lpl, ol.last_only = true;
     assert_int_equal(model_forward(m, &all, NULL, &ol, false, &err), MART_OK);
-    for (int i = 0; i < 3; i++) assert_float_equal(lpl[i], lp[g_offsets[i + 1] - 1], 1e-6);
+    for (int i = 0; i < 3; i++)
+        assert_float_equal(lpl[i], lp[g_offsets[i + 1] - 1], 1e-6);
     model_free(m);
 }
 
@@ -443,7 +458,8 @@ static void kv_cache_prefill_in_pieces_gives_the_same_logits_as_one_pass(void **
     }
     assert_int_equal(kv.len[2], n);
     assert_int_equal(kv.len[0], 5);
-    for (int i = 0; i < n * V; i++) assert_float_equal(part[i], full[i], 1e-4);
+    for (int i = 0; i < n * V; i++)
+        assert_float_equal(part[i], full[i], 1e-4);
     /* A copied prefix continues like the original. */
     model_kv_copy(&kv, 1, 2, 6);
     int32_t toks[5], offs[2] = {0, 5}, slot = 1;
@@ -453,7 +469,8 @@ static void kv_cache_prefill_in_pieces_gives_the_same_logits_as_one_pass(void **
     model_out o = {0};
     o.logits = lg;
     assert_int_equal(model_forward(m, &b, &kv, &o, false, &err), MART_OK);
-    for (int i = 0; i < 5 * V; i++) assert_float_equal(lg[i], full[6 * V + i], 1e-4);
+    for (int i = 0; i < 5 * V; i++)
+        assert_float_equal(lg[i], full[6 * V + i], 1e-4);
     /* Overflowing the slot is an error naming it. */
     int32_t offs16[2] = {0, 11};
     model_batch big = {1, g_tokens, offs16, &slot};
@@ -475,8 +492,10 @@ static void temperature_divides_logits_for_logprobs_and_entropy(void **state) {
     assert_int_equal(model_forward(m, &all, NULL, &out, false, &err), MART_OK);
     for (int t = 0; t < 11; t++) {
         double mx = -1e30, s = 0, h = 0;
-        for (int j = 0; j < 13; j++) mx = fmax(mx, lg[t * 13 + j] / 0.7);
-        for (int j = 0; j < 13; j++) s += exp(lg[t * 13 + j] / 0.7 - mx);
+        for (int j = 0; j < 13; j++)
+            mx = fmax(mx, lg[t * 13 + j] / 0.7);
+        for (int j = 0; j < 13; j++)
+            s += exp(lg[t * 13 + j] / 0.7 - mx);
         for (int j = 0; j < 13; j++) {
             double l = lg[t * 13 + j] / 0.7 - mx - log(s);
             h -= exp(l) * l;
@@ -565,7 +584,8 @@ static void random_init_is_seeded_normal_and_independent_of_thread_count(void **
     assert_int_equal(memcmp(a->params, b->params, sizeof(float) * (size_t)a->n_params), 0);
     double s = 0, s2 = 0;
     int64_t n = 5000 * 16;
-    for (int64_t j = 0; j < n; j++) s += a->embed[j], s2 += (double)a->embed[j] * a->embed[j];
+    for (int64_t j = 0; j < n; j++)
+        s += a->embed[j], s2 += (double)a->embed[j] * a->embed[j];
     assert_true(fabs(s / n) < 1e-3);
     assert_float_equal(sqrt(s2 / n), 0.02, 5e-4);
     assert_float_equal(a->final_norm[3], 1.0f, 0);

@@ -47,8 +47,10 @@ static int run_shape(const train_shape *s, int32_t steps, uint64_t seed) {
     float *dlp = mart_xmalloc((size_t)T * sizeof(float));
     mart_rng r;
     mart_rng_seed(&r, seed, 1);
-    for (int64_t t = 0; t < T; t++) tokens[t] = (int32_t)mart_rng_range(&r, 0, cfg.vocab_size - 1);
-    for (int32_t i = 0; i <= s->batch; i++) offsets[i] = i * s->seq_len;
+    for (int64_t t = 0; t < T; t++)
+        tokens[t] = (int32_t)mart_rng_range(&r, 0, cfg.vocab_size - 1);
+    for (int32_t i = 0; i <= s->batch; i++)
+        offsets[i] = i * s->seq_len;
     for (int64_t t = 0; t < T; t++) {
         bool last = (t + 1) % s->seq_len == 0;
         targets[t] = last ? -1 : tokens[t + 1];
@@ -69,7 +71,8 @@ static int run_shape(const train_shape *s, int32_t steps, uint64_t seed) {
         model_clip_grad_norm(m, 1.0f);
         adamw_step(&opt, m->params, m->grads, &ac);
         loss = 0;
-        for (int64_t t = 0; t < T; t++) loss += dlp[t] * lp[t];
+        for (int64_t t = 0; t < T; t++)
+            loss += dlp[t] * lp[t];
     }
     double dt = (mart_now() - t0) / steps;
     double flops = step_flops(&cfg, s->batch, s->seq_len);
@@ -93,8 +96,9 @@ int bench_train(int argc, char **argv) {
     int32_t steps = 5;
     int64_t seed = 1;
     cli_opt opts[] = {
-        {"config", CLI_STR, &config, "small (d 256, batch 8x256), 40m (d 512, vocab 32000, "
-                                     "batch 4x512) or all"},
+        {"config", CLI_STR, &config,
+         "small (d 256, batch 8x256), 40m (d 512, vocab 32000, "
+         "batch 4x512) or all"},
         {"steps", CLI_INT, &steps, "timed steps per config, after one warm-up step"},
         {"seed", CLI_INT64, &seed, "seed of the random weights and tokens"},
     };
@@ -109,7 +113,8 @@ int bench_train(int argc, char **argv) {
         return 2;
     }
     int n = (int)(sizeof shapes / sizeof shapes[0]), known = !strcmp(config, "all");
-    for (int i = 0; i < n; i++) known |= !strcmp(config, shapes[i].config);
+    for (int i = 0; i < n; i++)
+        known |= !strcmp(config, shapes[i].config);
     if (!known) {
         fprintf(stderr, "mart bench train: unknown --config \"%s\" (small, 40m or all)\n", config);
         return 2;

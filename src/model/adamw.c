@@ -48,13 +48,15 @@ float model_clip_grad_norm(model *m, float max_norm) {
     double ss = 0.0;
     const float *g = m->grads;
 #pragma omp parallel for simd reduction(+ : ss) schedule(static) if (m->n_params > 32768)
-    for (int64_t i = 0; i < m->n_params; i++) ss += (double)g[i] * g[i];
+    for (int64_t i = 0; i < m->n_params; i++)
+        ss += (double)g[i] * g[i];
     float norm = (float)sqrt(ss);
     if (max_norm > 0.0f && norm > max_norm) {
         float scale = max_norm / (norm + 1e-6f);
         float *gw = m->grads;
 #pragma omp parallel for simd schedule(static) if (m->n_params > 32768)
-        for (int64_t i = 0; i < m->n_params; i++) gw[i] *= scale;
+        for (int64_t i = 0; i < m->n_params; i++)
+            gw[i] *= scale;
     }
     return norm;
 }

@@ -34,8 +34,7 @@ void model_backward(model *m, const float *d_logprobs, const float *d_entropy,
         float *z = w->lsm.p;
         kern_logsoftmax_backward(z, z, w->ent.p, T, V, w->temperature,
                                  w->has_targets ? w->targets : NULL, d_logprobs, d_entropy);
-        kern_linear_backward(dxf, grad_of(m, m->lm_head), NULL, z, xf, m->lm_head, T, V, d,
-                             false);
+        kern_linear_backward(dxf, grad_of(m, m->lm_head), NULL, z, xf, m->lm_head, T, V, d, false);
     }
     if (d_values) {
         assert(m->has_value_head);
@@ -43,9 +42,11 @@ void model_backward(model *m, const float *d_logprobs, const float *d_entropy,
         float *dvh = grad_of(m, vh);
 #pragma omp parallel for schedule(static) if (T * d > 32768)
         for (int64_t t = 0; t < T; t++)
-            for (int64_t j = 0; j < d; j++) dxf[t * d + j] += d_values[t] * vh[j];
+            for (int64_t j = 0; j < d; j++)
+                dxf[t * d + j] += d_values[t] * vh[j];
         for (int64_t t = 0; t < T; t++)
-            for (int64_t j = 0; j < d; j++) dvh[j] += d_values[t] * xf[t * d + j];
+            for (int64_t j = 0; j < d; j++)
+                dvh[j] += d_values[t] * xf[t * d + j];
     }
 
     float *res = w->res.p;
@@ -97,12 +98,12 @@ void model_backward(model *m, const float *d_logprobs, const float *d_entropy,
             sq->probs = pp;
             pp += (int64_t)c->n_heads * n * n;
         }
-        kern_attention_backward(dqkv, datt, q, ldqkv, ldqkv, w->seqs, S, c->n_heads,
-                                c->n_kv_heads, (int32_t)hd);
+        kern_attention_backward(dqkv, datt, q, ldqkv, ldqkv, w->seqs, S, c->n_heads, c->n_kv_heads,
+                                (int32_t)hd);
         kern_rope_backward(dqkv, ldqkv, T, c->n_heads + c->n_kv_heads, (int32_t)hd, w->pos,
                            w->rope_cos.p, w->rope_sin.p);
-        kern_linear_backward(dxn, grad_of(m, ly->wq), ly->bq ? grad_of(m, ly->bq) : NULL, dqkv,
-                             a1, ly->wq, T, ldqkv, d, false);
+        kern_linear_backward(dxn, grad_of(m, ly->wq), ly->bq ? grad_of(m, ly->bq) : NULL, dqkv, a1,
+                             ly->wq, T, ldqkv, d, false);
         kern_rmsnorm_backward(dres, grad_of(m, ly->attn_norm), dxn, x_in, ly->attn_norm,
                               w->rstd1.p + l * T, T, d);
     }
@@ -118,7 +119,8 @@ void model_backward(model *m, const float *d_logprobs, const float *d_entropy,
             float *dst = dE + (int64_t)tok[i] * d;
             const float *src = dres + i * d;
 #pragma omp simd
-            for (int64_t j = c0; j < c1; j++) dst[j] += src[j];
+            for (int64_t j = c0; j < c1; j++)
+                dst[j] += src[j];
         }
     }
 }

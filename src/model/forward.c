@@ -32,11 +32,12 @@ struct model_work *model_work_create(void) {
 
 void model_work_free(struct model_work *w) {
     if (!w) return;
-    wbuf *all[] = {&w->res,  &w->xn1,   &w->rstd1, &w->qkv,      &w->att,      &w->probs,
-                   &w->xn2,  &w->rstd2, &w->gu,    &w->hid,      &w->xf,       &w->rstdf,
-                   &w->lsm,  &w->ent,   &w->gather, &w->rope_cos, &w->rope_sin, &w->dres,
-                   &w->dxn,  &w->dqkv,  &w->datt,  &w->dgu,      &w->dhid};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) mart_aligned_free(all[i]->p);
+    wbuf *all[] = {&w->res, &w->xn1,   &w->rstd1,  &w->qkv,      &w->att,      &w->probs,
+                   &w->xn2, &w->rstd2, &w->gu,     &w->hid,      &w->xf,       &w->rstdf,
+                   &w->lsm, &w->ent,   &w->gather, &w->rope_cos, &w->rope_sin, &w->dres,
+                   &w->dxn, &w->dqkv,  &w->datt,   &w->dgu,      &w->dhid};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        mart_aligned_free(all[i]->p);
     free(w->pos);
     free(w->tokens);
     free(w->targets);
@@ -123,7 +124,8 @@ static void head_outputs(model *m, const float *xf, int64_t rows, const int32_t 
         for (int64_t r = 0; r < rows; r++) {
             float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-            for (int64_t j = 0; j < d; j++) s += xf[r * d + j] * vh[j];
+            for (int64_t j = 0; j < d; j++)
+                s += xf[r * d + j] * vh[j];
             out->values[r] = s;
         }
     }
@@ -149,10 +151,9 @@ static void head_outputs(model *m, const float *xf, int64_t rows, const int32_t 
         float *z = out->logits ? out->logits + r0 * V : scratch;
         kern_linear(z, xf + r0 * d, m->lm_head, NULL, n, V, d, false);
         if (out->logprobs || out->entropy)
-            kern_logsoftmax_forward(scratch, z, n, V, out->temperature,
-                                    row_targets ? row_targets + r0 : NULL,
-                                    out->logprobs ? out->logprobs + r0 : NULL,
-                                    out->entropy ? out->entropy + r0 : NULL);
+            kern_logsoftmax_forward(
+                scratch, z, n, V, out->temperature, row_targets ? row_targets + r0 : NULL,
+                out->logprobs ? out->logprobs + r0 : NULL, out->entropy ? out->entropy + r0 : NULL);
     }
 }
 
@@ -193,7 +194,8 @@ int model_forward(model *m, const model_batch *b, model_kv_cache *cache, model_o
     float *gu = wbuf_get(&w->gu, (size_t)(nl * T * 2 * f));
     float *hid = wbuf_get(&w->hid, (size_t)(nl * T * f));
     int64_t max_pos = 0;
-    for (int64_t t = 0; t < T; t++) max_pos = w->pos[t] > max_pos ? w->pos[t] : max_pos;
+    for (int64_t t = 0; t < T; t++)
+        max_pos = w->pos[t] > max_pos ? w->pos[t] : max_pos;
     if (max_pos >= w->rope_n) {
         int64_t n = max_pos + 1 > 2 * w->rope_n ? max_pos + 1 : 2 * w->rope_n;
         kern_rope_table(wbuf_get(&w->rope_cos, (size_t)(n * hd / 2)),
@@ -265,7 +267,8 @@ int model_forward(model *m, const model_batch *b, model_kv_cache *cache, model_o
         kern_linear(x_out, h, ly->w_down, NULL, T, d, f, true);
     }
     if (b->slots)
-        for (int32_t i = 0; i < S; i++) cache->len[b->slots[i]] += b->offsets[i + 1] - b->offsets[i];
+        for (int32_t i = 0; i < S; i++)
+            cache->len[b->slots[i]] += b->offsets[i + 1] - b->offsets[i];
 
     /* Final norm and heads, on every token or on the last token of each sequence. */
     float *x_fin = for_backward ? res + (int64_t)(2 * L) * T * d : res;

@@ -22,8 +22,10 @@ static inline float fast_expf(float x) {
     const float round = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     float n = (x * 1.44269504089f + round) - round;
     float r = x - n * 0.693145751953125f - n * 1.42860682030941723e-6f;
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
-                                                                             r * (1.0f / 720))))));
+    float p =
+        1.0f +
+        r * (1.0f +
+             r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
     union {
         int32_t i;
         float f;
@@ -74,12 +76,13 @@ static void sgemm_rows(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float 
     {
         int t = omp_get_thread_num();
         /* Boundaries on multiples of 16 rows keep each block's rows cache-line aligned. */
-        int64_t m0 = (m * t / nt) & ~(int64_t)15, m1 = t == nt - 1 ? m : (m * (t + 1) / nt) & ~(int64_t)15;
+        int64_t m0 = (m * t / nt) & ~(int64_t)15,
+                m1 = t == nt - 1 ? m : (m * (t + 1) / nt) & ~(int64_t)15;
         if (m1 > m0)
             cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                        tb ? CblasTrans : CblasNoTrans, (blasint)(m1 - m0), (blasint)n,
-                        (blasint)k, alpha, ta ? a + m0 : a + m0 * lda, (blasint)lda, b,
-                        (blasint)ldb, beta, c + m0 * ldc, (blasint)ldc);
+                        tb ? CblasTrans : CblasNoTrans, (blasint)(m1 - m0), (blasint)n, (blasint)k,
+                        alpha, ta ? a + m0 : a + m0 * lda, (blasint)lda, b, (blasint)ldb, beta,
+                        c + m0 * ldc, (blasint)ldc);
     }
 }
 
@@ -91,11 +94,13 @@ void kern_linear(float *y, const float *x, const float *w, const float *b, int64
     if (b) {
         if (!accumulate) {
 #pragma omp parallel for schedule(static) if (M * N > PAR_MIN)
-            for (int64_t i = 0; i < M; i++) memcpy(y + i * N, b, (size_t)N * sizeof(float));
+            for (int64_t i = 0; i < M; i++)
+                memcpy(y + i * N, b, (size_t)N * sizeof(float));
         } else {
 #pragma omp parallel for schedule(static) if (M * N > PAR_MIN)
             for (int64_t i = 0; i < M; i++)
-                for (int64_t j = 0; j < N; j++) y[i * N + j] += b[j];
+                for (int64_t j = 0; j < N; j++)
+                    y[i * N + j] += b[j];
         }
         beta = 1.0f;
     }
@@ -111,7 +116,8 @@ static void colsum_add(float *db, const float *dy, int64_t M, int64_t N) {
         for (int64_t i = 0; i < M; i++) {
             const float *r = dy + i * N;
 #pragma omp simd
-            for (int64_t j = c0; j < c1; j++) db[j] += r[j];
+            for (int64_t j = c0; j < c1; j++)
+                db[j] += r[j];
         }
     }
 }
@@ -119,7 +125,8 @@ static void colsum_add(float *db, const float *dy, int64_t M, int64_t N) {
 void kern_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                           const float *w, int64_t M, int64_t N, int64_t K, bool dx_accumulate) {
     if (M <= 0) return;
-    if (dx) sgemm_rows(false, false, M, K, N, 1.0f, dy, N, w, K, dx_accumulate ? 1.0f : 0.0f, dx, K);
+    if (dx)
+        sgemm_rows(false, false, M, K, N, 1.0f, dy, N, w, K, dx_accumulate ? 1.0f : 0.0f, dx, K);
     if (dw) sgemm_rows(true, false, N, K, M, 1.0f, dy, N, x, K, 1.0f, dw, K);
     if (db) colsum_add(db, dy, M, N);
 }
@@ -134,11 +141,13 @@ void kern_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w,
         float *yi = y + i * d;
         float ss = 0.0f;
 #pragma omp simd reduction(+ : ss)
-        for (int64_t j = 0; j < d; j++) ss += xi[j] * xi[j];
+        for (int64_t j = 0; j < d; j++)
+            ss += xi[j] * xi[j];
         float r = 1.0f / sqrtf(ss / (float)d + eps);
         if (rstd) rstd[i] = r;
 #pragma omp simd
-        for (int64_t j = 0; j < d; j++) yi[j] = xi[j] * r * w[j];
+        for (int64_t j = 0; j < d; j++)
+            yi[j] = xi[j] * r * w[j];
     }
 }
 
@@ -152,10 +161,12 @@ void kern_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x
             float *dxi = dx + i * d;
             float r = rstd[i], dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-            for (int64_t j = 0; j < d; j++) dot += dyi[j] * w[j] * xi[j];
+            for (int64_t j = 0; j < d; j++)
+                dot += dyi[j] * w[j] * xi[j];
             float c = dot * r * r * r / (float)d;
 #pragma omp simd
-            for (int64_t j = 0; j < d; j++) dxi[j] += dyi[j] * w[j] * r - xi[j] * c;
+            for (int64_t j = 0; j < d; j++)
+                dxi[j] += dyi[j] * w[j] * r - xi[j] * c;
         }
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         int64_t c0 = d * t / nt, c1 = d * (t + 1) / nt;
@@ -163,7 +174,8 @@ void kern_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x
             const float *xi = x + i * d, *dyi = dy + i * d;
             float r = rstd[i];
 #pragma omp simd
-            for (int64_t j = c0; j < c1; j++) dw[j] += dyi[j] * xi[j] * r;
+            for (int64_t j = c0; j < c1; j++)
+                dw[j] += dyi[j] * xi[j] * r;
         }
     }
 }
@@ -226,7 +238,8 @@ void kern_attention_forward(float *out, const float *q, int64_t ld_q, int64_t ld
     int64_t ld_o = (int64_t)n_heads * hd;
     float scale = 1.0f / sqrtf((float)hd);
     int64_t n_items = (int64_t)n_seqs * n_heads, work = 0;
-    for (int32_t i = 0; i < n_seqs; i++) work += (int64_t)seqs[i].n_q * seqs[i].n_k;
+    for (int32_t i = 0; i < n_seqs; i++)
+        work += (int64_t)seqs[i].n_q * seqs[i].n_k;
 #pragma omp parallel for schedule(dynamic, 1) if (work * n_heads * hd > PAR_MIN)
     for (int64_t item = 0; item < n_items; item++) {
         const kern_attn_seq *s = &seqs[item / n_heads];
@@ -247,7 +260,8 @@ void kern_attention_forward(float *out, const float *q, int64_t ld_q, int64_t ld
                 int32_t nv = p0 + r0 + i + 1; /* visible keys */
                 float mx = -INFINITY, sum = 0.0f;
 #pragma omp simd reduction(max : mx)
-                for (int32_t j = 0; j < nv; j++) mx = row[j] > mx ? row[j] : mx;
+                for (int32_t j = 0; j < nv; j++)
+                    mx = row[j] > mx ? row[j] : mx;
 #pragma omp simd reduction(+ : sum)
                 for (int32_t j = 0; j < nv; j++) {
                     row[j] = fast_expf(row[j] - mx);
@@ -255,8 +269,10 @@ void kern_attention_forward(float *out, const float *q, int64_t ld_q, int64_t ld
                 }
                 float inv = 1.0f / sum;
 #pragma omp simd
-                for (int32_t j = 0; j < nv; j++) row[j] *= inv;
-                for (int64_t j = nv; j < lds; j++) row[j] = 0.0f;
+                for (int32_t j = 0; j < nv; j++)
+                    row[j] *= inv;
+                for (int64_t j = nv; j < lds; j++)
+                    row[j] = 0.0f;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, kk, 1.0f, S,
                         (blasint)lds, vh, (blasint)ld_kv, 0.0f,
@@ -272,10 +288,11 @@ void kern_attention_backward(float *dq, const float *dout, const float *q, int64
     int64_t ld_o = (int64_t)n_heads * hd;
     float scale = 1.0f / sqrtf((float)hd);
     int64_t n_items = (int64_t)n_seqs * n_kv, work = 0;
-    for (int32_t i = 0; i < n_seqs; i++) work += (int64_t)seqs[i].n_q * seqs[i].n_k;
-    /* One task per (sequence, kv head): the heads sharing a kv head add into the same dk/dv
-     * rows, so they run in one task, one after another. Query rows go in blocks that touch
-     * only the keys they can see, as in the forward pass. */
+    for (int32_t i = 0; i < n_seqs; i++)
+        work += (int64_t)seqs[i].n_q * seqs[i].n_k;
+        /* One task per (sequence, kv head): the heads sharing a kv head add into the same dk/dv
+         * rows, so they run in one task, one after another. Query rows go in blocks that touch
+         * only the keys they can see, as in the forward pass. */
 #pragma omp parallel for schedule(dynamic, 1) if (work * n_heads * hd > PAR_MIN)
     for (int64_t item = 0; item < n_items; item++) {
         const kern_attn_seq *s = &seqs[item / n_kv];
@@ -297,8 +314,8 @@ void kern_attention_backward(float *dq, const float *dout, const float *q, int64
                 const float *dO = dout + (s->q_row + r0) * ld_o + (int64_t)h * hd;
                 const float *qb = q + (s->q_row + r0) * ld_q + (int64_t)h * hd;
                 /* dV += P^T dO */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, hd, nr, 1.0f, P, nk,
-                            dO, (blasint)ld_o, 1.0f, dvg, (blasint)ld_kv);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, hd, nr, 1.0f, P, nk, dO,
+                            (blasint)ld_o, 1.0f, dvg, (blasint)ld_kv);
                 /* dP = dO V^T, then dS = P * (dP - rowsum(P * dP)) */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, kk, hd, 1.0f, dO,
                             (blasint)ld_o, vg, (blasint)ld_kv, 0.0f, dS, kk);
@@ -308,17 +325,20 @@ void kern_attention_backward(float *dq, const float *dout, const float *q, int64
                     int32_t nv = p0 + r0 + i + 1;
                     float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-                    for (int32_t j = 0; j < nv; j++) dot += p[j] * ds[j];
+                    for (int32_t j = 0; j < nv; j++)
+                        dot += p[j] * ds[j];
 #pragma omp simd
-                    for (int32_t j = 0; j < nv; j++) ds[j] = p[j] * (ds[j] - dot);
-                    for (int32_t j = nv; j < kk; j++) ds[j] = 0.0f;
+                    for (int32_t j = 0; j < nv; j++)
+                        ds[j] = p[j] * (ds[j] - dot);
+                    for (int32_t j = nv; j < kk; j++)
+                        ds[j] = 0.0f;
                 }
                 /* dQ = scale dS K ; dK += scale dS^T Q */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, kk, scale, dS, kk,
-                            kg, (blasint)ld_kv, 0.0f,
-                            dq + (s->q_row + r0) * ld_q + (int64_t)h * hd, (blasint)ld_q);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, hd, nr, scale, dS, kk,
-                            qb, (blasint)ld_q, 1.0f, dkg, (blasint)ld_kv);
+                            kg, (blasint)ld_kv, 0.0f, dq + (s->q_row + r0) * ld_q + (int64_t)h * hd,
+                            (blasint)ld_q);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, hd, nr, scale, dS, kk, qb,
+                            (blasint)ld_q, 1.0f, dkg, (blasint)ld_kv);
             }
         }
     }
@@ -332,7 +352,8 @@ void kern_swiglu_forward(float *h, const float *gu, int64_t M, int64_t f) {
         const float *g = gu + i * 2 * f, *u = g + f;
         float *hi = h + i * f;
 #pragma omp simd
-        for (int64_t j = 0; j < f; j++) hi[j] = g[j] / (1.0f + fast_expf(-g[j])) * u[j];
+        for (int64_t j = 0; j < f; j++)
+            hi[j] = g[j] / (1.0f + fast_expf(-g[j])) * u[j];
     }
 }
 
@@ -361,7 +382,8 @@ void kern_logsoftmax_forward(float *lsm, const float *z, int64_t M, int64_t V, f
         float *li = lsm + i * V;
         float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
-        for (int64_t j = 0; j < V; j++) mx = zi[j] > mx ? zi[j] : mx;
+        for (int64_t j = 0; j < V; j++)
+            mx = zi[j] > mx ? zi[j] : mx;
         mx *= it;
         /* One exp per element: with u = z/temp - mx, e = exp(u), s = sum e:
          * lse = mx + log s and entropy = log s - sum(e u) / s. */
@@ -374,7 +396,8 @@ void kern_logsoftmax_forward(float *lsm, const float *z, int64_t M, int64_t V, f
         }
         float lse = mx + logf(sum), h = logf(sum) - eu / sum;
 #pragma omp simd
-        for (int64_t j = 0; j < V; j++) li[j] = zi[j] * it - lse;
+        for (int64_t j = 0; j < V; j++)
+            li[j] = zi[j] * it - lse;
         if (lp) lp[i] = targets && targets[i] >= 0 ? li[targets[i]] : 0.0f;
         if (ent) ent[i] = h;
     }

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int model_kv_create(model_kv_cache *c, const model_config *cfg, int32_t n_slots,
-                    int32_t max_len, mart_err *err) {
+int model_kv_create(model_kv_cache *c, const model_config *cfg, int32_t n_slots, int32_t max_len,
+                    mart_err *err) {
     memset(c, 0, sizeof *c);
     if (n_slots <= 0 || max_len <= 0)
         return mart_fail(err, "KV cache: n_slots (%d) and max_len (%d) must be positive", n_slots,

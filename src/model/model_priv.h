@@ -19,23 +19,23 @@ float *wbuf_get(wbuf *b, size_t n);
 
 struct model_work {
     /* Activations. With for_backward each has one copy per layer; otherwise one shared. */
-    wbuf res;     /* (2 L + 1, T, d) residual stream: layer input, after attention, final */
-    wbuf xn1;     /* (L, T, d) input_layernorm output */
-    wbuf rstd1;   /* (L, T) */
-    wbuf qkv;     /* (L, T, qd + 2 kvd) q and k after rotary, v */
-    wbuf att;     /* (L, T, qd) attention output before o_proj */
-    wbuf probs;   /* (L, sum_i n_heads len_i^2) attention probabilities */
-    wbuf xn2;     /* (L, T, d) post_attention_layernorm output */
-    wbuf rstd2;   /* (L, T) */
-    wbuf gu;      /* (L, T, 2 ffn) gate and up projections */
-    wbuf hid;     /* (L, T, ffn) silu(gate) * up */
-    wbuf xf;      /* (rows, d) final norm output */
-    wbuf rstdf;   /* (rows) */
-    wbuf lsm;     /* (T, vocab) log-softmax kept for backward, or a row chunk of logits */
-    wbuf ent;     /* (T) entropies kept for backward */
+    wbuf res;   /* (2 L + 1, T, d) residual stream: layer input, after attention, final */
+    wbuf xn1;   /* (L, T, d) input_layernorm output */
+    wbuf rstd1; /* (L, T) */
+    wbuf qkv;   /* (L, T, qd + 2 kvd) q and k after rotary, v */
+    wbuf att;   /* (L, T, qd) attention output before o_proj */
+    wbuf probs; /* (L, sum_i n_heads len_i^2) attention probabilities */
+    wbuf xn2;   /* (L, T, d) post_attention_layernorm output */
+    wbuf rstd2; /* (L, T) */
+    wbuf gu;    /* (L, T, 2 ffn) gate and up projections */
+    wbuf hid;   /* (L, T, ffn) silu(gate) * up */
+    wbuf xf;    /* (rows, d) final norm output */
+    wbuf rstdf; /* (rows) */
+    wbuf lsm;   /* (T, vocab) log-softmax kept for backward, or a row chunk of logits */
+    wbuf ent;   /* (T) entropies kept for backward */
     wbuf rope_cos, rope_sin; /* (rope_n, hd/2) for positions 0 .. rope_n-1, grown on demand */
     int64_t rope_n;
-    wbuf gather;  /* (n_seqs, d) last rows for last_only */
+    wbuf gather; /* (n_seqs, d) last rows for last_only */
     /* Backward scratch. */
     wbuf dres, dxn, dqkv, datt, dgu, dhid;
     /* Integer scratch: positions (T), targets kept for backward (T), tokens (T), offsets. */

@@ -15,18 +15,18 @@ static int32_t layout_tensors(const model_config *c, bool value_head, model_tens
     int32_t n = 0;
     int64_t d = c->hidden_size, qd = (int64_t)c->n_heads * c->head_dim,
             kvd = (int64_t)c->n_kv_heads * c->head_dim, f = c->intermediate_size;
-#define ADD(rows, cols, ...)                                                                   \
-    do {                                                                                       \
-        if (t) {                                                                               \
-            snprintf(t[n].name, sizeof t[n].name, __VA_ARGS__);                                \
-            t[n].ndim = (cols) > 0 ? 2 : 1;                                                    \
-            t[n].shape[0] = (rows);                                                            \
-            t[n].shape[1] = (cols) > 0 ? (cols) : 0;                                           \
-            t[n].offset = off;                                                                 \
-            t[n].numel = (rows) * ((cols) > 0 ? (cols) : 1);                                   \
-        }                                                                                      \
-        off += (rows) * ((cols) > 0 ? (cols) : 1);                                             \
-        n++;                                                                                   \
+#define ADD(rows, cols, ...)                                                                       \
+    do {                                                                                           \
+        if (t) {                                                                                   \
+            snprintf(t[n].name, sizeof t[n].name, __VA_ARGS__);                                    \
+            t[n].ndim = (cols) > 0 ? 2 : 1;                                                        \
+            t[n].shape[0] = (rows);                                                                \
+            t[n].shape[1] = (cols) > 0 ? (cols) : 0;                                               \
+            t[n].offset = off;                                                                     \
+            t[n].numel = (rows) * ((cols) > 0 ? (cols) : 1);                                       \
+        }                                                                                          \
+        off += (rows) * ((cols) > 0 ? (cols) : 1);                                                 \
+        n++;                                                                                       \
     } while (0)
     ADD((int64_t)c->vocab_size, d, "model.embed_tokens.weight");
     for (int32_t l = 0; l < c->n_layers; l++) {
@@ -146,14 +146,16 @@ void model_init_random(model *m, uint64_t seed) {
         const model_tensor *t = &m->tensors[i];
         float *p = m->params + t->offset;
         if (strstr(t->name, "norm.weight")) {
-            for (int64_t j = 0; j < t->numel; j++) p[j] = 1.0f;
+            for (int64_t j = 0; j < t->numel; j++)
+                p[j] = 1.0f;
         } else if (t->ndim == 1 || !strcmp(t->name, "value_head.weight")) {
             memset(p, 0, (size_t)t->numel * sizeof(float));
         } else {
             int64_t n_chunks = (t->numel + INIT_CHUNK - 1) / INIT_CHUNK;
 #pragma omp parallel for schedule(dynamic, 4) if (n_chunks > 1)
             for (int64_t c = 0; c < n_chunks; c++) {
-                int64_t j0 = c * INIT_CHUNK, n = t->numel - j0 < INIT_CHUNK ? t->numel - j0 : INIT_CHUNK;
+                int64_t j0 = c * INIT_CHUNK,
+                        n = t->numel - j0 < INIT_CHUNK ? t->numel - j0 : INIT_CHUNK;
                 fill_normal(p + j0, n, 0.02f, seed, ((uint64_t)i << 32) | (uint64_t)c);
             }
         }
