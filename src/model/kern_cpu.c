@@ -11,6 +11,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,13 +39,22 @@ static inline float fast_expf(float x) {
 
 /* ---- per-thread scratch, allocated once and grown (page faults are costly here) ---- */
 
-#define KERN_MAX_THREADS 256
+/* Indexed by a per-OS-thread id rather than omp_get_thread_num(), so that callers running
+ * forward passes from several threads of their own (where every inner team is thread 0)
+ * never share a buffer. The table keeps the buffers reachable (no leak reports). */
+#define KERN_MAX_THREADS 1024
 static float *scratch_buf[KERN_MAX_THREADS];
 static size_t scratch_cap[KERN_MAX_THREADS];
+static _Atomic int scratch_next_id;
+static _Thread_local int scratch_id = -1;
 
 static float *thread_scratch(size_t n) {
-    int t = omp_get_thread_num();
-    assert(t < KERN_MAX_THREADS);
+    if (scratch_id < 0) scratch_id = scratch_next_id++;
+    int t = scratch_id;
+    if (t >= KERN_MAX_THREADS) {
+        fprintf(stderr, "mart: more than %d threads ran model kernels\n", KERN_MAX_THREADS);
+        abort();
+    }
     if (scratch_cap[t] < n) {
         mart_aligned_free(scratch_buf[t]);
         scratch_cap[t] = n + n / 4;
