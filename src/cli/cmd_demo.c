@@ -76,7 +76,7 @@ static int read_eval(const char *dir, double acc[5], mart_err *err) {
         return mart_fail(err, "%s: no \"average\" object", path);
     }
     for (int k = 0; k < 5; k++) {
-        char key[8];
+        char key[16];
         snprintf(key, sizeof key, "%d", k + 1);
         const cJSON *v = cJSON_GetObjectItem(avg, key);
         if (cJSON_IsNumber(v)) acc[k] = v->valuedouble;
@@ -166,7 +166,7 @@ static void print_table(FILE *f, const double single[5], const double multi[5]) 
 static cJSON *acc_json(const double acc[5]) {
     cJSON *o = cJSON_CreateObject(), *a = cJSON_AddObjectToObject(o, "accuracy");
     for (int k = 0; k < 5; k++) {
-        char key[8];
+        char key[16];
         snprintf(key, sizeof key, "%d", k + 1);
         if (isfinite(acc[k])) cJSON_AddNumberToObject(a, key, acc[k]);
         else cJSON_AddNullToObject(a, key);

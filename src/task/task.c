@@ -7,7 +7,6 @@
  * reasoning a small model can imitate. */
 #include "mart/task.h"
 
-#include <assert.h>
 #include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -36,15 +35,15 @@ static int64_t rr(mart_rng *r, int64_t lo, int64_t hi) { return mart_rng_range(r
 
 static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *xprintf(const char *fmt, ...) {
-    va_list ap, ap2;
+    va_list ap;
     va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
     va_end(ap);
-    assert(n >= 0);
-    char *s = mart_xmalloc((size_t)n + 1);
-    vsnprintf(s, (size_t)n + 1, fmt, ap2);
-    va_end(ap2);
+    if (n < 0) { /* vasprintf fails only when out of memory */
+        fprintf(stderr, "mart: out of memory formatting a task\n");
+        abort();
+    }
     return s;
 }
 
