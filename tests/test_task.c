@@ -184,6 +184,54 @@ static void the_jsonl_has_the_math_fields(void **state) {
     task_splits_free(&s);
 }
 
+/* The boxed integer at the end of a solution. */
+static long long boxed_value(const char *sol) {
+    const char *b = strstr(sol, "\\boxed{");
+    assert_non_null(b);
+    return strtoll(b + 7, NULL, 10);
+}
+
+static void sft_transcripts_are_independent_attempts_ending_at_the_first_right_one(void **state) {
+    (void)state;
+    task_config c;
+    task_config_default(&c);
+    c.n_train = 10, c.n_test = 10, c.n_sft = 3000, c.sft_retry_frac = 0.5;
+    task_splits s;
+    mart_err err = {{0}};
+    assert_int_equal(task_generate_splits(&c, &s, &err), MART_OK);
+    int64_t transcripts = 0, wrong = 0, retries = 0;
+    for (int64_t i = 0; i < s.n_sft; i++) {
+        const task_item *it = &s.sft[i];
+        if (it->n_attempts == 0) continue;
+        transcripts++;
+        assert_true(it->attempts_allowed >= it->n_attempts && it->attempts_allowed <= 5);
+        long long answer = atoll(it->answer);
+        for (int32_t a = 0; a < it->n_attempts; a++) {
+            long long v = boxed_value(it->attempts[a]);
+            bool last = a + 1 == it->n_attempts;
+            /* every attempt but the last is wrong; the last is right unless attempts ran out */
+            if (!last || it->n_attempts == it->attempts_allowed) {
+                if (v != answer) wrong++;
+            } else {
+                assert_true(v == answer);
+            }
+            if (!last) assert_true(v != answer);
+            if (v != answer && it->kind == TASK_MOD) {
+                long long m = atoll(strstr(it->problem, "divided by ") + 11);
+                assert_true(v >= 0 && v < m); /* another remainder */
+            } else if (v != answer) {
+                long long d = llabs(v - answer);
+                assert_true(d == 1 || d == 2 || d == 10); /* a near miss */
+            }
+        }
+        retries += it->n_attempts - 1;
+    }
+    /* about half the items are transcripts; the solver errs often enough to retry */
+    assert_true(transcripts > 1300 && transcripts < 1700);
+    assert_true(wrong > 300 && retries > 300);
+    task_splits_free(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_kind_and_level_has_an_independently_verified_answer),
@@ -191,6 +239,7 @@ int main(void) {
         cmocka_unit_test(splits_are_disjoint_and_free_of_duplicates),
         cmocka_unit_test(the_same_seed_gives_the_same_splits_and_another_seed_differs),
         cmocka_unit_test(the_jsonl_has_the_math_fields),
+        cmocka_unit_test(sft_transcripts_are_independent_attempts_ending_at_the_first_right_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

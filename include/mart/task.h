@@ -26,7 +26,18 @@ typedef struct {
     char *solution; /* a worked solution ending in \boxed{answer} */
     task_kind kind;
     int32_t level;  /* 1..TASK_MAX_LEVEL */
+    /* sft items only, optional: a multi-attempt transcript of an imperfect solver that ignores
+     * feedback. attempts_allowed = N of the prompt; attempts[0..n_attempts) are worked
+     * solutions drawn independently of each other (each wrong with a level-dependent
+     * probability), all but the last wrong; n_attempts == 0 when the item is a plain
+     * solution. */
+    char **attempts;
+    int32_t n_attempts, attempts_allowed;
 } task_item;
+
+/* A worked solution of it with a near-miss wrong final answer (a carry, a digit, another
+ * remainder), malloc'd: what an imperfect solver writes. */
+char *task_wrong_solution(const task_item *it, mart_rng *r);
 
 /* Draws one problem of the given kind and level from r (level clamped to 1..MAX). */
 void task_generate_one(mart_rng *r, task_kind kind, int32_t level, task_item *out);
@@ -41,7 +52,15 @@ typedef struct {
     int64_t n_train; /* RL prompts */
     int64_t n_test;  /* evaluation */
     int64_t n_sft;   /* worked solutions for pretraining */
+    double sft_retry_frac; /* fraction of sft items that are multi-attempt transcripts */
 } task_config;
+
+/* Probability that the imperfect solver of the sft transcripts gets a level-1/2/3 problem
+ * wrong in one attempt. Its attempts are independent: a later attempt does not use the
+ * feedback (the base model learns the format of later turns, not how to use feedback). */
+#define TASK_SOLVER_ERR_L1 0.15
+#define TASK_SOLVER_ERR_L2 0.35
+#define TASK_SOLVER_ERR_L3 0.5
 
 void task_config_default(task_config *c);
 
@@ -57,7 +76,8 @@ typedef struct {
 int task_generate_splits(const task_config *c, task_splits *out, mart_err *err);
 void task_splits_free(task_splits *s);
 
-/* Writes items as JSONL ({"problem","answer","solution","type","level"}), atomically. */
+/* Writes items as JSONL ({"problem","answer","solution","type","level"}, plus
+ * "attempts_allowed" and "attempts" for transcripts), atomically. */
 int task_write_jsonl(const char *path, const task_item *items, int64_t n, mart_err *err);
 
 #endif

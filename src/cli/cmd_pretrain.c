@@ -3,9 +3,13 @@
  * model of a built-in shape, and trains it on ChatML examples that use exactly the prompt of
  * the multi-attempt task (SPEC §1) with N drawn from 1..5, followed by the worked solution.
  *
- * Only single-attempt transcripts are used: the base model never sees a feedback turn, so
- * whatever it does after "Your answer is incorrect" is learned in RL, and the single-turn
- * and multi-attempt runs start from the same base that has no built-in retry skill.
+ * Items with "attempts" (see `mart tasks --sft-retry-frac`) are multi-attempt transcripts of
+ * an imperfect solver whose attempts are independent draws: each wrong attempt is followed by
+ * the feedback turn of SPEC §1 and the next attempt. The base model thus learns the format of
+ * later turns but not how to use feedback (a later attempt of the solver is no more likely to
+ * be right, nor to differ, than the first); that skill is left to RL, so the single-turn and
+ * multi-attempt runs start from the same base with no built-in retry skill. Feedback tokens,
+ * like the prompt, carry no loss.
  *
  * The loss is the mean -log p over response tokens only (the prompt is given, not learned),
  * optimised with AdamW, linear warmup then cosine decay, gradient clipping at norm 1. */
@@ -27,6 +31,9 @@ static const char *const SYSTEM_FMT =
     "system\nPlease reason step by step, and put your final answer within \\boxed{}. You have "
     "%d attempts to answer the questions, and you should provide the full reasoning steps in "
     "each attempt.";
+/* SPEC §1's feedback text, as the environment encodes it. */
+static const char *const FEEDBACK_FMT =
+    "system\nYour answer is incorrect. You have %d attempts left. Try an alternative.";
 
 #define PRETRAIN_WARMUP_FRAC 0.05 /* linear warmup over the first 5% of steps */
 #define PRETRAIN_MIN_LR_FRAC 0.1  /* cosine decays to 10% of the peak (as SPEC §3) */
@@ -34,9 +41,24 @@ static const char *const SYSTEM_FMT =
 
 typedef struct {
     char *problem, *solution;
-    int32_t *resp; /* (n_resp) solution ids + <|im_end|> */
+    char **attempts;          /* (n_attempts) transcript attempts, or NULL */
+    int32_t n_attempts, attempts_allowed;
+    int32_t *resp;            /* (n_resp) everything after the prompt */
+    uint8_t *learn;           /* (n_resp) 1 = model token (loss), 0 = feedback turn */
     int32_t n_resp;
 } sft_example;
+
+static void free_examples(sft_example *ex, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        free(ex[i].problem);
+        free(ex[i].solution);
+        for (int32_t a = 0; a < ex[i].n_attempts; a++) free(ex[i].attempts[a]);
+        free(ex[i].attempts);
+        free(ex[i].resp);
+        free(ex[i].learn);
+    }
+    free(ex);
+}
 
 static int load_examples(const char *path, sft_example **out, int64_t *n_out, mart_err *err) {
     cJSON **objs;
@@ -46,15 +68,33 @@ static int load_examples(const char *path, sft_example **out, int64_t *n_out, ma
     for (int64_t i = 0; i < n; i++) {
         const cJSON *p = cJSON_GetObjectItem(objs[i], "problem");
         const cJSON *s = cJSON_GetObjectItem(objs[i], "solution");
-        if (!cJSON_IsString(p) || !cJSON_IsString(s)) {
-            for (int64_t k = 0; k < i; k++) free(ex[k].problem), free(ex[k].solution);
-            free(ex);
+        const cJSON *att = cJSON_GetObjectItem(objs[i], "attempts");
+        const cJSON *allowed = cJSON_GetObjectItem(objs[i], "attempts_allowed");
+        const char *bad = !cJSON_IsString(p) || !cJSON_IsString(s)
+                              ? "needs string fields \"problem\" and \"solution\""
+                          : att && (!cJSON_IsArray(att) || cJSON_GetArraySize(att) < 1 ||
+                                    !cJSON_IsNumber(allowed) ||
+                                    allowed->valueint < cJSON_GetArraySize(att))
+                              ? "\"attempts\" must be a non-empty array of strings with "
+                                "\"attempts_allowed\" >= its length"
+                              : NULL;
+        for (const cJSON *a = att ? att->child : NULL; a && !bad; a = a->next)
+            if (!cJSON_IsString(a)) bad = "\"attempts\" must hold strings";
+        if (bad) {
+            free_examples(ex, i);
             mart_jsonl_free(objs, n);
-            return mart_fail(err, "%s:%lld: needs string fields \"problem\" and \"solution\"",
-                             path, (long long)(i + 1));
+            return mart_fail(err, "%s:%lld: %s", path, (long long)(i + 1), bad);
         }
         ex[i].problem = mart_xstrdup(p->valuestring);
         ex[i].solution = mart_xstrdup(s->valuestring);
+        if (att) {
+            ex[i].n_attempts = cJSON_GetArraySize(att);
+            ex[i].attempts_allowed = allowed->valueint;
+            ex[i].attempts = mart_xcalloc((size_t)ex[i].n_attempts, sizeof(char *));
+            int32_t a = 0;
+            for (const cJSON *x = att->child; x; x = x->next)
+                ex[i].attempts[a++] = mart_xstrdup(x->valuestring);
+        }
     }
     mart_jsonl_free(objs, n);
     if (n == 0) {
@@ -63,6 +103,36 @@ static int load_examples(const char *path, sft_example **out, int64_t *n_out, ma
     }
     *out = ex;
     *n_out = n;
+    return MART_OK;
+}
+
+/* Encodes what follows the prompt: the solution, or the transcript's attempts separated by
+ * feedback turns (each attempt closed by the model's <|im_end|>), with the loss mask. */
+static int build_response(sft_example *e, const tok_tokenizer *tok, const env_config *ecfg,
+                          int32_t im_end, mart_err *err) {
+    int64_t n = 0;
+    int32_t n_parts = e->n_attempts > 0 ? e->n_attempts : 1;
+    for (int32_t a = 0; a < n_parts; a++) {
+        const char *text = e->n_attempts > 0 ? e->attempts[a] : e->solution;
+        int64_t start = n;
+        if (tok_encode(tok, text, strlen(text), &e->resp, &n, err) != MART_OK) return MART_ERR;
+        e->resp = mart_xrealloc(e->resp, (size_t)(n + 1) * sizeof(int32_t));
+        e->resp[n++] = im_end;
+        e->learn = mart_xrealloc(e->learn, (size_t)n);
+        memset(e->learn + start, 1, (size_t)(n - start));
+        if (a + 1 == n_parts) break;
+        int32_t *fb = NULL, nfb = 0;
+        if (env_build_feedback(tok, ecfg, e->problem, e->attempts_allowed - a - 1, true, &fb,
+                               &nfb, err) != MART_OK)
+            return MART_ERR;
+        e->resp = mart_xrealloc(e->resp, (size_t)(n + nfb) * sizeof(int32_t));
+        e->learn = mart_xrealloc(e->learn, (size_t)(n + nfb));
+        memcpy(e->resp + n, fb, (size_t)nfb * sizeof(int32_t));
+        memset(e->learn + n, 0, (size_t)nfb);
+        n += nfb;
+        free(fb);
+    }
+    e->n_resp = (int32_t)n;
     return MART_OK;
 }
 
@@ -78,7 +148,7 @@ static double lr_at(int64_t step, int64_t steps, double peak) {
 int cmd_pretrain(int argc, char **argv) {
     const char *data = NULL, *out = NULL, *config = "tiny";
     int64_t steps = 1200, seed = 0;
-    int32_t batch = 32, seq_len = 256, merges = 512, min_att = 1, max_att = 5;
+    int32_t batch = 32, seq_len = 512, merges = 512, min_att = 1, max_att = 5;
     float lr = 3e-3f, wd = 0.0f;
     cli_opt opts[] = {
         {"data", CLI_STR, &data, "JSONL with fields problem and solution (e.g. sft.jsonl)"},
@@ -117,16 +187,20 @@ int cmd_pretrain(int argc, char **argv) {
     if (load_examples(data, &ex, &n_ex, &err) != MART_OK) return cli_error("pretrain", &err);
 
     /* tokenizer: merges learned on the transcripts the model will read */
-    char **corpus = mart_xmalloc((size_t)(3 * n_ex) * sizeof *corpus);
+    char **corpus = mart_xmalloc((size_t)(4 * n_ex) * sizeof *corpus);
     for (int64_t i = 0; i < n_ex; i++) {
         int32_t att = min_att + (int32_t)(i % (max_att - min_att + 1));
         int n = snprintf(NULL, 0, SYSTEM_FMT, att);
-        corpus[3 * i] = mart_xmalloc((size_t)n + 1);
-        snprintf(corpus[3 * i], (size_t)n + 1, SYSTEM_FMT, att);
+        corpus[4 * i] = mart_xmalloc((size_t)n + 1);
+        snprintf(corpus[4 * i], (size_t)n + 1, SYSTEM_FMT, att);
         n = snprintf(NULL, 0, "user\n%s", ex[i].problem);
-        corpus[3 * i + 1] = mart_xmalloc((size_t)n + 1);
-        snprintf(corpus[3 * i + 1], (size_t)n + 1, "user\n%s", ex[i].problem);
-        corpus[3 * i + 2] = mart_xstrdup(ex[i].solution);
+        corpus[4 * i + 1] = mart_xmalloc((size_t)n + 1);
+        snprintf(corpus[4 * i + 1], (size_t)n + 1, "user\n%s", ex[i].problem);
+        corpus[4 * i + 2] = mart_xstrdup(ex[i].solution);
+        n = ex[i].n_attempts > 1 ? snprintf(NULL, 0, FEEDBACK_FMT, ex[i].attempts_allowed - 1) : 0;
+        corpus[4 * i + 3] = mart_xmalloc((size_t)n + 1);
+        corpus[4 * i + 3][0] = 0;
+        if (n) snprintf(corpus[4 * i + 3], (size_t)n + 1, FEEDBACK_FMT, ex[i].attempts_allowed - 1);
     }
     tok_tokenizer *tok = NULL;
     model *m = NULL;
@@ -135,22 +209,19 @@ int cmd_pretrain(int argc, char **argv) {
     float *logprobs = NULL, *dlp = NULL;
     int32_t *order = NULL;
     adamw_state opt = {0};
-    rc = tok_build_bytes((const char *const *)corpus, 3 * n_ex, merges, &tok, &err);
-    for (int64_t i = 0; i < 3 * n_ex; i++) free(corpus[i]);
+    rc = tok_build_bytes((const char *const *)corpus, 4 * n_ex, merges, &tok, &err);
+    for (int64_t i = 0; i < 4 * n_ex; i++) free(corpus[i]);
     free(corpus);
     if (rc != MART_OK) goto done;
     int32_t im_end = tok_special_id(tok, "<|im_end|>");
     fprintf(stderr, "mart pretrain: %lld examples, tokenizer of %d tokens (%d merges) built in "
                     "%.1fs\n", (long long)n_ex, tok_vocab_size(tok), merges, mart_now() - t0);
-    for (int64_t i = 0; i < n_ex; i++) {
-        int64_t n = 0;
-        if ((rc = tok_encode(tok, ex[i].solution, strlen(ex[i].solution), &ex[i].resp, &n,
-                             &err)) != MART_OK)
-            goto done;
-        ex[i].resp = mart_xrealloc(ex[i].resp, (size_t)(n + 1) * sizeof(int32_t));
-        ex[i].resp[n] = im_end;
-        ex[i].n_resp = (int32_t)(n + 1);
-    }
+    env_config ecfg;
+    env_config_default(&ecfg);
+    ecfg.min_attempts = min_att;
+    ecfg.max_attempts = max_att;
+    for (int64_t i = 0; i < n_ex; i++)
+        if ((rc = build_response(&ex[i], tok, &ecfg, im_end, &err)) != MART_OK) goto done;
 
     model_config cfg;
     if ((rc = model_config_builtin(config, &cfg, &err)) != MART_OK) goto done;
@@ -170,10 +241,6 @@ int cmd_pretrain(int argc, char **argv) {
     fprintf(stderr, "mart pretrain: model %s, %.2fM parameters, %lld steps of %d examples\n",
             config, (double)m->n_params / 1e6, (long long)steps, batch);
 
-    env_config ecfg;
-    env_config_default(&ecfg);
-    ecfg.min_attempts = min_att;
-    ecfg.max_attempts = max_att;
     int64_t cap = (int64_t)batch * seq_len;
     tokens = mart_xmalloc((size_t)cap * sizeof(int32_t));
     targets = mart_xmalloc((size_t)cap * sizeof(int32_t));
@@ -199,6 +266,7 @@ int cmd_pretrain(int argc, char **argv) {
             sft_example *e = &ex[order[cursor++]];
             int32_t *prompt = NULL, np = 0;
             int32_t att = env_draw_attempts(&ecfg, &rng);
+            if (e->n_attempts > 0) att = e->attempts_allowed;
             if ((rc = env_build_prompt(tok, &ecfg, e->problem, att, &prompt, &np, &err)) !=
                 MART_OK)
                 goto done;
@@ -218,9 +286,9 @@ int cmd_pretrain(int argc, char **argv) {
             /* position t predicts token t+1; the loss covers the response tokens only */
             for (int32_t t = 0; t < len; t++) {
                 targets[ntok + t] = t + 1 < len ? tokens[ntok + t + 1] : -1;
-                dlp[ntok + t] = (t + 1 >= np && t + 1 < len) ? 1.0f : 0.0f;
+                dlp[ntok + t] = (t + 1 >= np && t + 1 < len && e->learn[t + 1 - np]) ? 1.0f : 0.0f;
             }
-            nresp += e->n_resp;
+            for (int32_t t = 0; t < e->n_resp; t++) nresp += e->learn[t];
             ntok += len;
             nseq++;
         }
@@ -260,8 +328,7 @@ int cmd_pretrain(int argc, char **argv) {
             mart_now() - t0);
 done:
     if (mf) fclose(mf);
-    for (int64_t i = 0; i < n_ex; i++) free(ex[i].problem), free(ex[i].solution), free(ex[i].resp);
-    free(ex);
+    free_examples(ex, n_ex);
     free(order), free(tokens), free(targets), free(logprobs), free(dlp), free(offsets);
     adamw_free(&opt);
     if (m) model_free(m);

@@ -15,6 +15,9 @@ int cmd_tasks(int argc, char **argv) {
         {"n-train", CLI_INT64, &c.n_train, "problems in train.jsonl (RL prompts)"},
         {"n-test", CLI_INT64, &c.n_test, "problems in test.jsonl (evaluation)"},
         {"n-sft", CLI_INT64, &c.n_sft, "worked solutions in sft.jsonl (pretraining)"},
+        {"sft-retry-frac", CLI_DOUBLE, &c.sft_retry_frac,
+         "fraction of sft items that are multi-attempt transcripts of an imperfect solver whose "
+         "attempts are independent (it ignores the feedback)"},
     };
     int rc = cli_parse("tasks", "--out DIR [options]",
                        "Generates the built-in math task (arithmetic, remainders, linear equations, "
@@ -27,8 +30,9 @@ int cmd_tasks(int argc, char **argv) {
         mart_fail(&err, "--out DIR is required");
         return cli_error("tasks", &err);
     }
-    if (c.n_train < 0 || c.n_test < 0 || c.n_sft < 0) {
-        mart_fail(&err, "split sizes must be >= 0");
+    if (c.n_train < 0 || c.n_test < 0 || c.n_sft < 0 || c.sft_retry_frac < 0 ||
+        c.sft_retry_frac > 1) {
+        mart_fail(&err, "split sizes must be >= 0 and --sft-retry-frac in [0, 1]");
         return cli_error("tasks", &err);
     }
     c.seed = (uint64_t)seed;

@@ -17,6 +17,8 @@ void task_item_free(task_item *it) {
     free(it->problem);
     free(it->answer);
     free(it->solution);
+    for (int32_t i = 0; i < it->n_attempts; i++) free(it->attempts[i]);
+    free(it->attempts);
     memset(it, 0, sizeof *it);
 }
 
@@ -204,6 +206,61 @@ void task_config_default(task_config *c) {
     c->n_train = 4000;
     c->n_test = 500;
     c->n_sft = 20000;
+    c->sft_retry_frac = 0.3;
+}
+
+/* Start of the last whole decimal number (digits not preceded by a digit) that ends before
+ * `end` in s, or NULL. */
+static const char *last_number(const char *s, const char *end) {
+    const char *p = end;
+    while (p > s && !(p[-1] >= '0' && p[-1] <= '9')) p--;
+    if (p == s) return NULL;
+    while (p > s && p[-1] >= '0' && p[-1] <= '9') p--;
+    return p;
+}
+
+char *task_wrong_solution(const task_item *it, mart_rng *r) {
+    long long answer = atoll(it->answer), wrong = answer;
+    if (it->kind == TASK_MOD) {
+        const char *by = strstr(it->problem, "divided by ");
+        long long m = by ? atoll(by + 11) : 0;
+        if (m >= 2)
+            while (wrong == answer) wrong = mart_rng_range(r, 0, m - 1);
+    }
+    static const int deltas[] = {-10, -2, -1, 1, 2, 10};
+    if (wrong == answer) wrong = answer + deltas[mart_rng_range(r, 0, 5)];
+    /* the solution ends "... <answer>. \\boxed{<answer>}": replace both final numbers */
+    const char *s = it->solution, *box = strstr(s, "\\boxed{");
+    if (!box) return xprintf("%s", s);
+    const char *prev = last_number(s, box);
+    mart_buf b = {0};
+    if (prev && atoll(prev) == llabs(answer)) {
+        const char *num = prev > s && prev[-1] == '-' ? prev - 1 : prev;
+        mart_buf_append(&b, s, (size_t)(num - s));
+        mart_buf_printf(&b, "%lld", wrong);
+        const char *after = prev;
+        while (*after >= '0' && *after <= '9') after++;
+        mart_buf_append(&b, after, (size_t)(box - after));
+    } else {
+        mart_buf_append(&b, s, (size_t)(box - s));
+    }
+    mart_buf_printf(&b, "\\boxed{%lld}", wrong);
+    return b.data;
+}
+
+/* Turns sft item `it` into a transcript of the independent imperfect solver. */
+static void make_transcript(task_item *it, mart_rng *r) {
+    static const double err_by_level[] = {TASK_SOLVER_ERR_L1, TASK_SOLVER_ERR_L2,
+                                          TASK_SOLVER_ERR_L3};
+    double p_err = err_by_level[it->level - 1];
+    it->attempts_allowed = (int32_t)mart_rng_range(r, 1, 5);
+    it->attempts = mart_xcalloc((size_t)it->attempts_allowed, sizeof *it->attempts);
+    for (int32_t a = 0; a < it->attempts_allowed; a++) {
+        bool right = mart_rng_uniform(r) >= p_err;
+        it->attempts[it->n_attempts++] = right ? xprintf("%s", it->solution)
+                                               : task_wrong_solution(it, r);
+        if (right) break;
+    }
 }
 
 /* ---- a set of problem texts (open addressing, FNV-1a) to keep the splits disjoint ---- */
@@ -282,7 +339,13 @@ int task_generate_splits(const task_config *c, task_splits *out, mart_err *err) 
     if (rc == MART_OK) rc = fill_split(&seen, c->seed, 2, c->n_train, &out->train, "train", err);
     if (rc == MART_OK) out->n_train = c->n_train;
     if (rc == MART_OK) rc = fill_split(&seen, c->seed, 3, c->n_sft, &out->sft, "sft", err);
-    if (rc == MART_OK) out->n_sft = c->n_sft;
+    if (rc == MART_OK) {
+        out->n_sft = c->n_sft;
+        mart_rng r;
+        mart_rng_seed(&r, c->seed, 4);
+        for (int64_t i = 0; i < out->n_sft; i++)
+            if (mart_rng_uniform(&r) < c->sft_retry_frac) make_transcript(&out->sft[i], &r);
+    }
     free(seen.keys);
     if (rc != MART_OK) task_splits_free(out);
     return rc;
@@ -304,6 +367,12 @@ int task_write_jsonl(const char *path, const task_item *items, int64_t n, mart_e
         cJSON_AddStringToObject(o, "solution", items[i].solution);
         cJSON_AddStringToObject(o, "type", task_kind_name(items[i].kind));
         cJSON_AddNumberToObject(o, "level", items[i].level);
+        if (items[i].n_attempts > 0) {
+            cJSON_AddNumberToObject(o, "attempts_allowed", items[i].attempts_allowed);
+            cJSON_AddItemToObject(o, "attempts",
+                                  cJSON_CreateStringArray((const char *const *)items[i].attempts,
+                                                          items[i].n_attempts));
+        }
         char *s = cJSON_PrintUnformatted(o);
         mart_buf_append(&b, s, strlen(s));
         mart_buf_append(&b, "\n", 1);
