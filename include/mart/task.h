@@ -26,11 +26,9 @@ typedef struct {
     char *solution; /* a worked solution ending in \boxed{answer} */
     task_kind kind;
     int32_t level;  /* 1..TASK_MAX_LEVEL */
-    /* sft items only, optional: a multi-attempt transcript of an imperfect solver that ignores
-     * feedback. attempts_allowed = N of the prompt; attempts[0..n_attempts) are worked
-     * solutions drawn independently of each other (each wrong with a level-dependent
-     * probability), all but the last wrong; n_attempts == 0 when the item is a plain
-     * solution. */
+    /* sft items only, optional: a multi-attempt transcript of the imperfect solver below.
+     * attempts_allowed = N of the prompt; attempts[0..n_attempts) are its worked solutions,
+     * all but the last wrong; n_attempts == 0 when the item is a plain solution. */
     char **attempts;
     int32_t n_attempts, attempts_allowed;
 } task_item;
@@ -55,9 +53,13 @@ typedef struct {
     double sft_retry_frac; /* fraction of sft items that are multi-attempt transcripts */
 } task_config;
 
-/* Probability that the imperfect solver of the sft transcripts gets a level-1/2/3 problem
- * wrong in one attempt. Its attempts are independent: a later attempt does not use the
- * feedback (the base model learns the format of later turns, not how to use feedback). */
+/* The imperfect solver of the sft transcripts. Told that it is wrong, it repeats its last
+ * attempt word for word with probability TASK_SOLVER_REPEAT, and otherwise solves the problem
+ * again from scratch, wrong with a level-dependent probability (a near miss). Under greedy
+ * decoding a model that imitates it repeats itself, so the base gains nothing from a second
+ * attempt; sampling shows it the alternative, which RL on the multi-attempt task can learn
+ * to prefer. */
+#define TASK_SOLVER_REPEAT 0.6
 #define TASK_SOLVER_ERR_L1 0.15
 #define TASK_SOLVER_ERR_L2 0.35
 #define TASK_SOLVER_ERR_L3 0.5

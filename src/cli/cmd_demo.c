@@ -20,8 +20,8 @@
 #include <string.h>
 
 /* The stage settings of one demo size. PLAN_FULL is the configuration measured in
- * docs/DEMO.md (about 15 minutes on the shared 2-core machine with OMP_NUM_THREADS=1);
- * --quick exercises every stage in seconds. */
+ * docs/DEMO.md (about 11 minutes on 2 idle cores); --quick exercises every stage in
+ * seconds. */
 typedef struct {
     const char *n_train, *n_test, *n_sft;                 /* mart tasks */
     const char *pt_steps, *pt_batch, *pt_lr, *pt_merges;  /* mart pretrain */
@@ -32,8 +32,8 @@ typedef struct {
 
 static const demo_plan PLAN_FULL = {
     .n_train = "4000", .n_test = "200", .n_sft = "20000",
-    .pt_steps = "900", .pt_batch = "32", .pt_lr = "3e-3", .pt_merges = "512",
-    .rl_steps = "40", .rl_batch = "16", .rl_samples = "4", .rl_mini = "16", .rl_lr = "3e-4",
+    .pt_steps = "2000", .pt_batch = "32", .pt_lr = "3e-3", .pt_merges = "512",
+    .rl_steps = "100", .rl_batch = "32", .rl_samples = "4", .rl_mini = "32", .rl_lr = "3e-4",
     .critic_lr = "1e-3", .kl = "0.01", .temperature = "1.0", .max_tokens = "200",
     .eval_tokens = "200",
 };

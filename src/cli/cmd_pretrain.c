@@ -4,11 +4,12 @@
  * the multi-attempt task (SPEC §1) with N drawn from 1..5, followed by the worked solution.
  *
  * Items with "attempts" (see `mart tasks --sft-retry-frac`) are multi-attempt transcripts of
- * an imperfect solver whose attempts are independent draws: each wrong attempt is followed by
- * the feedback turn of SPEC §1 and the next attempt. The base model thus learns the format of
- * later turns but not how to use feedback (a later attempt of the solver is no more likely to
- * be right, nor to differ, than the first); that skill is left to RL, so the single-turn and
- * multi-attempt runs start from the same base with no built-in retry skill. Feedback tokens,
+ * an imperfect solver (include/mart/task.h): each wrong attempt is followed by the feedback
+ * turn of SPEC §1 and the next attempt, which mostly repeats the wrong one. Only right
+ * attempts and repeats are targets (a slip written from scratch is context). The base model
+ * thus learns the format of later turns, and under greedy decoding it repeats itself: it
+ * gains nothing from a second attempt until RL teaches it to, so the single-turn and
+ * multi-attempt runs start from the same base with no working retry skill. Feedback tokens,
  * like the prompt, carry no loss.
  *
  * The loss is the mean -log p over response tokens only (the prompt is given, not learned),
@@ -119,7 +120,11 @@ static int build_response(sft_example *e, const tok_tokenizer *tok, const env_co
         e->resp = mart_xrealloc(e->resp, (size_t)(n + 1) * sizeof(int32_t));
         e->resp[n++] = im_end;
         e->learn = mart_xrealloc(e->learn, (size_t)n);
-        memset(e->learn + start, 1, (size_t)(n - start));
+        /* a wrong attempt written from scratch is context, not a target: the base should not
+         * learn to make the solver's slips, only to repeat an attempt or to solve correctly */
+        bool learn = e->n_attempts == 0 || !strcmp(text, e->solution) ||
+                     (a > 0 && !strcmp(text, e->attempts[a - 1]));
+        memset(e->learn + start, learn ? 1 : 0, (size_t)(n - start));
         if (a + 1 == n_parts) break;
         int32_t *fb = NULL, nfb = 0;
         if (env_build_feedback(tok, ecfg, e->problem, e->attempts_allowed - a - 1, true, &fb,

@@ -16,8 +16,8 @@ int cmd_tasks(int argc, char **argv) {
         {"n-test", CLI_INT64, &c.n_test, "problems in test.jsonl (evaluation)"},
         {"n-sft", CLI_INT64, &c.n_sft, "worked solutions in sft.jsonl (pretraining)"},
         {"sft-retry-frac", CLI_DOUBLE, &c.sft_retry_frac,
-         "fraction of sft items that are multi-attempt transcripts of an imperfect solver whose "
-         "attempts are independent (it ignores the feedback)"},
+         "fraction of sft items that are multi-attempt transcripts of an imperfect solver that "
+         "mostly repeats a wrong answer when told it is wrong (see docs/DEMO.md)"},
     };
     int rc = cli_parse("tasks", "--out DIR [options]",
                        "Generates the built-in math task (arithmetic, remainders, linear equations, "

@@ -206,7 +206,7 @@ void task_config_default(task_config *c) {
     c->n_train = 4000;
     c->n_test = 500;
     c->n_sft = 20000;
-    c->sft_retry_frac = 0.3;
+    c->sft_retry_frac = 0.1;
 }
 
 /* Start of the last whole decimal number (digits not preceded by a digit) that ends before
@@ -256,6 +256,11 @@ static void make_transcript(task_item *it, mart_rng *r) {
     it->attempts_allowed = (int32_t)mart_rng_range(r, 1, 5);
     it->attempts = mart_xcalloc((size_t)it->attempts_allowed, sizeof *it->attempts);
     for (int32_t a = 0; a < it->attempts_allowed; a++) {
+        if (a > 0 && mart_rng_uniform(r) < TASK_SOLVER_REPEAT) {
+            it->attempts[it->n_attempts] = xprintf("%s", it->attempts[it->n_attempts - 1]);
+            it->n_attempts++;
+            continue;
+        }
         bool right = mart_rng_uniform(r) >= p_err;
         it->attempts[it->n_attempts++] = right ? xprintf("%s", it->solution)
                                                : task_wrong_solution(it, r);
