@@ -191,7 +191,7 @@ static long long boxed_value(const char *sol) {
     return strtoll(b + 7, NULL, 10);
 }
 
-static void sft_transcripts_are_independent_attempts_ending_at_the_first_right_one(void **state) {
+static void sft_transcripts_retry_until_the_first_right_attempt(void **state) {
     (void)state;
     task_config c;
     task_config_default(&c);
@@ -199,7 +199,7 @@ static void sft_transcripts_are_independent_attempts_ending_at_the_first_right_o
     task_splits s;
     mart_err err = {{0}};
     assert_int_equal(task_generate_splits(&c, &s, &err), MART_OK);
-    int64_t transcripts = 0, wrong = 0, retries = 0;
+    int64_t transcripts = 0, wrong = 0, retries = 0, repeats = 0, fresh = 0;
     for (int64_t i = 0; i < s.n_sft; i++) {
         const task_item *it = &s.sft[i];
         if (it->n_attempts == 0) continue;
@@ -216,6 +216,10 @@ static void sft_transcripts_are_independent_attempts_ending_at_the_first_right_o
                 assert_true(v == answer);
             }
             if (!last) assert_true(v != answer);
+            if (a > 0) {
+                if (!strcmp(it->attempts[a], it->attempts[a - 1])) repeats++;
+                else fresh++;
+            }
             if (v != answer && it->kind == TASK_MOD) {
                 long long m = atoll(strstr(it->problem, "divided by ") + 11);
                 assert_true(v >= 0 && v < m); /* another remainder */
@@ -229,6 +233,9 @@ static void sft_transcripts_are_independent_attempts_ending_at_the_first_right_o
     /* about half the items are transcripts; the solver errs often enough to retry */
     assert_true(transcripts > 1300 && transcripts < 1700);
     assert_true(wrong > 300 && retries > 300);
+    /* told it is wrong, the solver mostly repeats itself, sometimes solves again */
+    double rep = (double)repeats / (double)(repeats + fresh);
+    assert_true(rep > 0.5 && rep < 0.75);
     task_splits_free(&s);
 }
 
@@ -239,7 +246,7 @@ int main(void) {
         cmocka_unit_test(splits_are_disjoint_and_free_of_duplicates),
         cmocka_unit_test(the_same_seed_gives_the_same_splits_and_another_seed_differs),
         cmocka_unit_test(the_jsonl_has_the_math_fields),
-        cmocka_unit_test(sft_transcripts_are_independent_attempts_ending_at_the_first_right_one),
+        cmocka_unit_test(sft_transcripts_retry_until_the_first_right_attempt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
