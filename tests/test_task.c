@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "mart/task.h"
 
 /* Reads every integer of s in order (a '-' directly before a digit is a sign). */
@@ -239,6 +240,43 @@ static void sft_transcripts_retry_until_the_first_right_attempt(void **state) {
     task_splits_free(&s);
 }
 
+/* Runs `mart pretrain` in-process on one JSONL line; returns its exit status. */
+static int pretrain_on_line(const char *line) {
+    char dir[] = "/tmp/mart_pretrain_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char data[128], out[128];
+    snprintf(data, sizeof data, "%s/sft.jsonl", dir);
+    snprintf(out, sizeof out, "%s/base", dir);
+    FILE *f = fopen(data, "w");
+    assert_non_null(f);
+    fprintf(f, "%s\n", line);
+    fclose(f);
+    char *argv[] = {"pretrain", "--data", data, "--out", out, "--steps", "1", "--batch", "1",
+                    "--merges", "0", NULL};
+    int rc = cmd_pretrain(11, argv);
+    mart_err err = {{0}};
+    assert_int_equal(mart_remove_tree(dir, &err), MART_OK);
+    return rc;
+}
+
+static void pretrain_reads_transcripts_and_refuses_malformed_attempts(void **state) {
+    (void)state;
+    const char *good = "{\"problem\":\"What is 2 + 3?\",\"solution\":\"2 + 3 = 5. \\\\boxed{5}\","
+                       "\"attempts_allowed\":3,\"attempts\":[\"2 + 3 = 6. \\\\boxed{6}\","
+                       "\"2 + 3 = 6. \\\\boxed{6}\",\"2 + 3 = 5. \\\\boxed{5}\"]}";
+    assert_int_equal(pretrain_on_line(good), 0);
+    /* more attempts than allowed, a non-string attempt, an empty list: each an error */
+    assert_int_not_equal(pretrain_on_line("{\"problem\":\"q\",\"solution\":\"s\","
+                                          "\"attempts_allowed\":1,\"attempts\":[\"a\",\"b\"]}"),
+                         0);
+    assert_int_not_equal(pretrain_on_line("{\"problem\":\"q\",\"solution\":\"s\","
+                                          "\"attempts_allowed\":2,\"attempts\":[\"a\",3]}"),
+                         0);
+    assert_int_not_equal(pretrain_on_line("{\"problem\":\"q\",\"solution\":\"s\","
+                                          "\"attempts_allowed\":2,\"attempts\":[]}"),
+                         0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_kind_and_level_has_an_independently_verified_answer),
@@ -247,6 +285,7 @@ int main(void) {
         cmocka_unit_test(the_same_seed_gives_the_same_splits_and_another_seed_differs),
         cmocka_unit_test(the_jsonl_has_the_math_fields),
         cmocka_unit_test(sft_transcripts_retry_until_the_first_right_attempt),
+        cmocka_unit_test(pretrain_reads_transcripts_and_refuses_malformed_attempts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
