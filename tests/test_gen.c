@@ -132,6 +132,16 @@ static void greedy_decoding_equals_argmax_of_full_forward_passes(void **state) {
     model_free(m);
 }
 
+/* Rounds every parameter to the nearest bfloat16 (what loading a BF16 checkpoint gives). */
+static void round_to_bf16(float *a, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &a[i], sizeof u);
+        u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        memcpy(&a[i], &u, sizeof u);
+    }
+}
+
 /* 64 requests: prompts of different lengths, 8 of them sharing one prompt. */
 #define N_BATCH 64
 static void batch_requests(gen_request *reqs, int32_t (*prompts)[40], int32_t V) {
@@ -142,8 +152,10 @@ static void batch_requests(gen_request *reqs, int32_t (*prompts)[40], int32_t V)
     }
 }
 
-static void run_alone_vs_batched(const gen_params *p, int32_t max_batch) {
+/* bf16: weights rounded to BF16 (decoding then uses BF16 products, the default). */
+static void run_alone_vs_batched(const gen_params *p, int32_t max_batch, bool bf16) {
     model *m = tiny_model(0, 2);
+    if (bf16) round_to_bf16(m->params, m->n_params);
     int32_t n = quick() ? 16 : N_BATCH;
     gen_request reqs[N_BATCH];
     int32_t prompts[N_BATCH][40];
@@ -175,12 +187,28 @@ static void a_sequence_decodes_identically_alone_or_in_a_batch_of_64(void **stat
     gen_params_default(&p);
     p.temperature = 0.0f;
     p.max_new_tokens = 16;
-    run_alone_vs_batched(&p, N_BATCH);
+    run_alone_vs_batched(&p, N_BATCH, false);
     p.temperature = 0.9f;
     p.top_p = 0.95f;
     p.top_k = 50;
     p.seed = 7;
-    run_alone_vs_batched(&p, N_BATCH);
+    run_alone_vs_batched(&p, N_BATCH, false);
+}
+
+/* With BF16 products a row's products do not depend on the other rows (bitwise), in decoding
+ * steps and prefills alike. (Were the sums of a prefill in another order, a difference of
+ * 1e-7 could flip the rounding of an activation to bfloat16, a jump of 2^-9 relative.) */
+static void with_bf16_products_a_sequence_decodes_identically_alone_or_in_a_batch(void **state) {
+    (void)state;
+    if (!kern_gemv_bf16_products_supported()) skip();
+    gen_params p;
+    gen_params_default(&p);
+    p.temperature = 0.0f;
+    p.max_new_tokens = 16;
+    run_alone_vs_batched(&p, N_BATCH, true);
+    p.temperature = 0.9f;
+    p.seed = 7;
+    run_alone_vs_batched(&p, N_BATCH, true);
 }
 
 static void continuous_batching_over_fewer_slots_gives_the_same_samples(void **state) {
@@ -193,7 +221,7 @@ static void continuous_batching_over_fewer_slots_gives_the_same_samples(void **s
     int32_t stop = 5;
     p.stop_ids = &stop;
     p.n_stop_ids = 1;
-    run_alone_vs_batched(&p, 5);
+    run_alone_vs_batched(&p, 5, false);
 }
 
 /* Prompts longer than one step's token budget are prefilled in chunks; a request with the
@@ -544,7 +572,7 @@ static void the_kv_budget_limits_slots_and_rejects_what_cannot_fit(void **state)
     (void)state;
     model *m = tiny_model(0, 6);
     /* tiny: 4 layers x 64 kv dims x 2 x 4 bytes = 2 KB per position; 512 positions = 1 MB. */
-    gen_config gc = {64, 0, 512, false};
+    gen_config gc = {64, 0, 512, false, false};
     gen_engine *g = NULL;
     mart_err err = {0};
     assert_int_equal(gen_create(m, &gc, &g, &err), MART_ERR);
@@ -568,16 +596,6 @@ static void the_kv_budget_limits_slots_and_rejects_what_cannot_fit(void **state)
     model_free(m);
 }
 
-/* Rounds every parameter to the nearest bfloat16 (what loading a BF16 checkpoint gives). */
-static void round_to_bf16(float *a, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &a[i], sizeof u);
-        u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-        memcpy(&a[i], &u, sizeof u);
-    }
-}
-
 /* The decoding matrix product (AVX-512; M <= 4 from float32 weights, M <= 64 from BF16
  * copies) against sgemm, with and without bias, overwriting and accumulating. */
 static void the_small_m_matrix_product_matches_sgemm(void **state) {
@@ -597,6 +615,7 @@ static void the_small_m_matrix_product_matches_sgemm(void **state) {
     for (int64_t i = 0; i < N; i++)
         b[i] = mart_rng_normal(&r);
     static const int64_t ms[] = {1, 2, 3, 4, 5, 7, 17, 64};
+    bool was = kern_gemv_bf16_products(false);
     for (int bf = 0; bf < 2; bf++) {
         if (bf) {
             round_to_bf16(w, N * K);
@@ -618,17 +637,165 @@ static void the_small_m_matrix_product_matches_sgemm(void **state) {
             }
         if (bf) kern_gemv_unregister(w);
     }
+    kern_gemv_bf16_products(was);
     free(w);
     free(x);
     free(y0);
     free(y1);
 }
 
-static void greedy_decoding_from_bf16_weights_equals_full_forward_passes(void **state) {
+/* Relative tolerance of BF16 products against a double-precision reference over the same
+ * (BF16-rounded) inputs, as a fraction of sum |x w|: what float32 accumulation of the products
+ * in 32-element steps allows (K / 32 roundings of 2^-24 each, K up to ~2000), with margin. */
+#define BF16_PRODUCT_TOL 1e-5
+
+/* Random x (M, K), BF16 weights w (N, K) registered for BF16 products, bias b (N). */
+typedef struct {
+    int64_t M, N, K;
+    float *x, *w, *b, *y;
+} product_case;
+
+static product_case product_case_make(int64_t M, int64_t N, int64_t K, uint64_t seed) {
+    product_case c = {M, N, K, NULL, NULL, NULL, NULL};
+    c.x = malloc((size_t)(M * K) * sizeof(float));
+    c.w = malloc((size_t)(N * K) * sizeof(float));
+    c.b = malloc((size_t)N * sizeof(float));
+    c.y = malloc((size_t)(M * N) * sizeof(float));
+    mart_rng r;
+    mart_rng_seed(&r, seed, 0);
+    for (int64_t i = 0; i < M * K; i++)
+        c.x[i] = mart_rng_normal(&r);
+    for (int64_t i = 0; i < N * K; i++)
+        c.w[i] = mart_rng_normal(&r);
+    for (int64_t i = 0; i < N; i++)
+        c.b[i] = mart_rng_normal(&r);
+    round_to_bf16(c.w, N * K);
+    assert_true(kern_gemv_register_bf16(c.w, N * K));
+    return c;
+}
+
+static void product_case_free(product_case *c) {
+    kern_gemv_unregister(c->w);
+    free(c->x);
+    free(c->w);
+    free(c->b);
+    free(c->y);
+}
+
+/* y[m, n] against sum_k bf16(x[m, k]) w[n, k] (+ b[n]) (+ y0) in double. */
+static void check_bf16_products(const product_case *c, int64_t M, const float *y, const float *b,
+                                const float *y0) {
+    float *xr = malloc((size_t)c->K * sizeof(float));
+    for (int64_t m = 0; m < M; m++) {
+        memcpy(xr, c->x + m * c->K, (size_t)c->K * sizeof(float));
+        round_to_bf16(xr, c->K);
+        for (int64_t n = 0; n < c->N; n++) {
+            double ref = 0.0, mag = 0.0;
+            for (int64_t k = 0; k < c->K; k++) {
+                double t = (double)xr[k] * c->w[n * c->K + k];
+                ref += t;
+                mag += fabs(t);
+            }
+            ref += (b ? b[n] : 0.0) + (y0 ? y0[m * c->N + n] : 0.0);
+            double got = y[m * c->N + n];
+            if (fabs(got - ref) > BF16_PRODUCT_TOL * mag)
+                fail_msg("M %lld K %lld: y[%lld, %lld] = %.9g, reference %.9g (sum |xw| %.4g)",
+                         (long long)M, (long long)c->K, (long long)m, (long long)n, got, ref, mag);
+        }
+    }
+    free(xr);
+}
+
+/* BF16 products against the double reference, with bias and accumulating; M from 1 to two
+ * chunks of rows, K not a multiple of the 32-element step and above the kernel's K part
+ * (1024), N not a multiple of the 4-row tile. */
+static void bf16_products_match_a_double_reference_over_the_rounded_inputs(void **state) {
     (void)state;
+    if (!kern_gemv_bf16_products_supported()) skip();
+    static const int64_t ks[] = {83, 896, 2100};
+    static const int64_t ms[] = {1, 2, 3, 4, 5, 17, 64, 100};
+    enum { N = 37, MMAX = 100 };
+    float *y0 = malloc((size_t)(MMAX * N) * sizeof(float));
+    for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+        product_case c = product_case_make(MMAX, N, ks[ki], 5 + ki);
+        for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
+            for (int acc = 0; acc < 2; acc++) {
+                int64_t M = ms[mi];
+                for (int64_t i = 0; i < M * N; i++)
+                    y0[i] = c.y[i] = 0.25f * (float)(i % 7);
+                kern_linear(c.y, c.x, c.w, acc ? NULL : c.b, M, N, c.K, acc);
+                check_bf16_products(&c, M, c.y, acc ? NULL : c.b, acc ? y0 : NULL);
+            }
+        product_case_free(&c);
+    }
+    free(y0);
+}
+
+/* The switch: exact products give the float32 results (up to the order of the sums), BF16
+ * products differ from them by the rounding of x, about 2^-9 relative. */
+static void exact_products_give_the_float32_results(void **state) {
+    (void)state;
+    if (!kern_gemv_bf16_products_supported()) skip();
+    enum { M = 5, N = 37, K = 203 };
+    product_case c = product_case_make(M, N, K, 9);
+    float bf[M * N];
+    kern_linear(bf, c.x, c.w, c.b, M, N, K, false);
+    assert_true(kern_gemv_bf16_products(false));
+    kern_linear(c.y, c.x, c.w, c.b, M, N, K, false);
+    assert_false(kern_gemv_bf16_products(true));
+    double max_rel = 0.0;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double ref = c.b[n], mag = 0.0;
+            for (int64_t k = 0; k < K; k++) {
+                ref += (double)c.x[m * K + k] * c.w[n * K + k];
+                mag += fabs((double)c.x[m * K + k] * c.w[n * K + k]);
+            }
+            assert_true(fabs(c.y[m * N + n] - ref) <= BF16_PRODUCT_TOL * mag);
+            double rel = fabs(bf[m * N + n] - ref) / mag;
+            max_rel = rel > max_rel ? rel : max_rel;
+        }
+    assert_true(max_rel > 1e-5 && max_rel < 4e-3); /* rounded, by at most 2^-8 */
+    product_case_free(&c);
+}
+
+/* Row m of y is bitwise the same computed alone (M = 1) or among other rows (M = 2, 3: the
+ * memory-bound loop; M = 5, 17, 64: the tiles; M = 100: two chunks of rows), with K in one
+ * part or several. */
+static void with_bf16_products_a_row_does_not_depend_on_the_other_rows(void **state) {
+    (void)state;
+    if (!kern_gemv_bf16_products_supported()) skip();
+    static const int64_t ks[] = {83, 2100};
+    static const int64_t ms[] = {2, 3, 5, 17, 64, 100};
+    enum { N = 37, MMAX = 100 };
+    float alone[N];
+    for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+        product_case c = product_case_make(MMAX, N, ks[ki], 11 + ki);
+        for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+            int64_t M = ms[mi];
+            kern_linear(c.y, c.x, c.w, c.b, M, N, c.K, false);
+            for (int64_t m = 0; m < M; m++) {
+                kern_linear(alone, c.x + m * c.K, c.w, c.b, 1, N, c.K, false);
+                assert_memory_equal(alone, c.y + m * N, sizeof alone);
+            }
+        }
+        product_case_free(&c);
+    }
+}
+
+/* Decodes from BF16 weights with products exact or not, against full forward passes with
+ * the same products. */
+static void check_bf16_greedy_decoding(bool products) {
     model *m = tiny_model(0, 12);
     round_to_bf16(m->params, m->n_params);
-    gen_engine *g = engine(m, 2, 64);
+    gen_config gc;
+    gen_config_default(&gc);
+    gc.max_batch = 2;
+    gc.max_len = 64;
+    gc.bf16_products = products;
+    gen_engine *g = NULL;
+    mart_err err = {0};
+    assert_int_equal(gen_create(m, &gc, &g, &err), MART_OK);
     int32_t prompt[5];
     random_prompt(prompt, 5, m->cfg.vocab_size, 4);
     gen_request req = {prompt, 5, 0, NULL};
@@ -637,12 +804,19 @@ static void greedy_decoding_from_bf16_weights_equals_full_forward_passes(void **
     p.temperature = 0.0f;
     p.max_new_tokens = 16;
     gen_result res;
-    mart_err err = {0};
     assert_int_equal(gen_generate(g, &req, 1, &p, NULL, NULL, &res, &err), MART_OK);
+    bool was = kern_gemv_bf16_products(products);
     check_against_full_forward(m, prompt, 5, &res, true);
+    kern_gemv_bf16_products(was);
     gen_result_free(&res);
     gen_free(g);
     model_free(m);
+}
+
+static void greedy_decoding_from_bf16_weights_equals_full_forward_passes(void **state) {
+    (void)state;
+    check_bf16_greedy_decoding(true);
+    check_bf16_greedy_decoding(false);
 }
 
 /* The CLI contract: `mart generate` on a saved random model prints one line per sample in
@@ -668,7 +842,7 @@ static void mart_generate_prints_one_line_per_sample_in_input_order(void **state
     fclose(f);
     snprintf(cmd, sizeof cmd,
              "OMP_NUM_THREADS=1 %s generate --model %s --input %s --max-tokens 6 --temperature 0 "
-             "--n 2 2>/dev/null",
+             "--n 2 --exact-products 2>/dev/null",
              bin, dir, path);
     FILE *pp = popen(cmd, "r");
     assert_non_null(pp);
@@ -742,6 +916,10 @@ int main(void) {
         cmocka_unit_test(mart_generate_prints_one_line_per_sample_in_input_order),
         cmocka_unit_test(the_small_m_matrix_product_matches_sgemm),
         cmocka_unit_test(greedy_decoding_from_bf16_weights_equals_full_forward_passes),
+        cmocka_unit_test(bf16_products_match_a_double_reference_over_the_rounded_inputs),
+        cmocka_unit_test(exact_products_give_the_float32_results),
+        cmocka_unit_test(with_bf16_products_a_row_does_not_depend_on_the_other_rows),
+        cmocka_unit_test(with_bf16_products_a_sequence_decodes_identically_alone_or_in_a_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,13 +1,16 @@
 /* mart bench generate: decoding speed of the generation engine at batch 1 and batch 64 on
  * random models, beside this machine's limits measured by the same program: the memory read
- * bandwidth (what bounds batch 1: every decoded token reads all the weights) and the sgemm
- * peak (what bounds large batches). Batch 1 is also timed with the small-M kernel turned
- * off (plain sgemm), the figure before it existed. */
+ * bandwidth (what bounds batch 1: every decoded token reads all the weights), the sgemm peak
+ * (what bounds large batches with float32 products) and the BF16 dot-product peak (the same
+ * with BF16 products). Models with BF16 weights are timed both with BF16 products and with
+ * exact (float32) products; batch 1 also with the small-M kernel turned off (plain sgemm),
+ * the figure before it existed. */
 #include "cli/cli.h"
 #include "mart/gen.h"
 #include "model/kern_gemv.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,10 @@ int bench_generate(int argc, char **argv);
 #define BW_BYTES ((size_t)1 << 30)
 /* Square sgemm for the peak. */
 #define PEAK_N 2048
+/* BF16 dot-product peak: independent accumulators per thread (enough to cover the
+ * instruction's latency) and iterations over them. */
+#define DP_ACCS 16
+#define DP_ITERS (1 << 21)
 
 /* CPU seconds of the whole process (all threads). On a machine shared with other jobs, a
  * single-threaded run's CPU time is the time it would take alone, which the wall time is not. */
@@ -77,6 +84,43 @@ static double measure_sgemm_peak(double *per_cpu) {
     return best;
 }
 
+/* vdpbf16ps on registers: DP_ITERS x DP_ACCS instructions of 32 multiply-adds. */
+__attribute__((target("avx512f,avx512bf16"))) static float dp_loop(float seed) {
+    __m512 acc[DP_ACCS];
+    for (int i = 0; i < DP_ACCS; i++)
+        acc[i] = _mm512_set1_ps(seed * (float)i);
+    __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3380);
+    for (int64_t it = 0; it < DP_ITERS; it++) {
+        __asm__("" : "+v"(a)); /* a loop-carried value: the loop is not folded */
+        for (int i = 0; i < DP_ACCS; i++)
+            acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+    }
+    __m512 s = acc[0];
+    for (int i = 1; i < DP_ACCS; i++)
+        s = _mm512_add_ps(s, acc[i]);
+    return _mm512_reduce_add_ps(s);
+}
+
+/* Best-of-3 GFLOP/s of BF16 dot products on all threads (wall, and per CPU second of each
+ * thread); 0 when the CPU lacks them. */
+static double measure_dp_peak(double *per_cpu) {
+    *per_cpu = 0.0;
+    if (!kern_gemv_bf16_products_supported()) return 0.0;
+    double best = 0.0, best_cpu = 0.0, sink = 0.0;
+    int nt = omp_get_max_threads();
+    double fl = 64.0 * DP_ACCS * (double)DP_ITERS * nt;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = mart_now(), c0 = cpu_now();
+#pragma omp parallel reduction(+ : sink)
+        sink += dp_loop((float)omp_get_thread_num());
+        double g = fl / (mart_now() - t0) / 1e9, gc = fl / ((cpu_now() - c0) / nt) / 1e9;
+        best = g > best ? g : best;
+        best_cpu = gc > best_cpu ? gc : best_cpu;
+    }
+    *per_cpu = best_cpu;
+    return sink == sink ? best : 0.0; /* the sums are used, so the loops are not removed */
+}
+
 /* Rounds the parameters to bfloat16 (a model with BF16 weights, as loaded from such a
  * checkpoint). */
 static void round_to_bf16(float *a, int64_t n) {
@@ -118,10 +162,11 @@ static int cmp_double(const void *a, const void *b) {
 /* Decode tokens/s of `batch` sequences (prompt tokens each, then n_new sampled): batch over
  * the median wall time of the steps after the prefill, and over their median CPU time per
  * thread. */
-static int decode_rate(model *m, int32_t batch, int32_t prompt, int32_t n_new, double *rate,
-                       double *cpu_rate, mart_err *err) {
+static int decode_rate(model *m, int32_t batch, int32_t prompt, int32_t n_new, bool products,
+                       double *rate, double *cpu_rate, mart_err *err) {
     gen_config gc;
     gen_config_default(&gc);
+    gc.bf16_products = products;
     gc.max_batch = batch;
     gc.max_len = prompt + n_new + 1;
     gen_engine *g = NULL;
@@ -196,6 +241,33 @@ static double weight_bytes(const model_config *c, bool bf16) {
     return n * (bf16 ? 2.0 : 4.0);
 }
 
+/* Decode rates of one setting: batch 1 and the large batch, wall clock and per CPU second. */
+typedef struct {
+    double r1, c1, rb, cb;
+} rates;
+
+static int measure_rates(model *m, int32_t big, int32_t prompt, int32_t n_new, bool products,
+                         rates *r, mart_err *err) {
+    int rc = decode_rate(m, 1, prompt, n_new, products, &r->r1, &r->c1, err);
+    if (rc == MART_OK)
+        rc = decode_rate(m, big, prompt, n_new / 2 > 3 ? n_new / 2 : 3, products, &r->rb, &r->cb,
+                         err);
+    return rc;
+}
+
+/* Prints one setting's rates beside the bandwidth bound (batch 1) and the compute bound of
+ * the large batch (peak GFLOP/s over the flops of a token), wall clock [per CPU second]. */
+static void print_rates(const char *label, const rates *r, int32_t big, double bound1,
+                        double bound1c, const char *peak_name, double boundb, double boundbc) {
+    printf("  %-15s batch 1:  %8.1f tok/s [%.1f] = %3.0f%% [%.0f%%] of the bandwidth bound "
+           "%.1f [%.1f]\n",
+           label, r->r1, r->c1, 100.0 * r->r1 / bound1, 100.0 * r->c1 / bound1c, bound1, bound1c);
+    printf("  %-15s batch %-3d %8.1f tok/s [%.1f] = %4.1fx [%.1fx] batch 1; %3.0f%% [%.0f%%] of "
+           "the %s bound %.0f [%.0f]\n",
+           "", big, r->rb, r->cb, r->rb / r->r1, r->cb / r->c1, 100.0 * r->rb / boundb,
+           100.0 * r->cb / boundbc, peak_name, boundb, boundbc);
+}
+
 int bench_generate(int argc, char **argv) {
     const char *configs = "small,qwen2.5-0.5b";
     int32_t n_new = 16, prompt = 16, big = 64;
@@ -207,8 +279,9 @@ int bench_generate(int argc, char **argv) {
     };
     int pr = cli_parse("bench generate", "[options]",
                        "Decode tokens/s at batch 1 and a large batch on random models (BF16 "
-                       "weights when the shape's dtype is BF16), beside the memory read "
-                       "bandwidth and sgemm peak of this machine measured here.",
+                       "weights when the shape's dtype is BF16: then with BF16 products and "
+                       "with exact products), beside the memory read bandwidth, sgemm peak and "
+                       "BF16 dot-product peak of this machine measured here.",
                        opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (pr) return pr == 1 ? 0 : 2;
     if (n_new < 2 || prompt < 1 || big < 1) {
@@ -216,9 +289,14 @@ int bench_generate(int argc, char **argv) {
         return 2;
     }
     double bw_cpu, bw = measure_bandwidth(&bw_cpu), peak_cpu, peak = measure_sgemm_peak(&peak_cpu);
+    double dp_cpu, dp = measure_dp_peak(&dp_cpu);
     printf("machine: %d threads, memory read %.1f [%.1f] GB/s (1 GiB sum), sgemm peak %.0f "
-           "[%.0f] GFLOP/s (%d^3)\n",
+           "[%.0f] GFLOP/s (%d^3), ",
            omp_get_max_threads(), bw, bw_cpu, peak, peak_cpu, PEAK_N);
+    if (dp > 0)
+        printf("BF16 dot-product peak %.0f [%.0f] GFLOP/s (vdpbf16ps on registers)\n", dp, dp_cpu);
+    else
+        printf("no BF16 dot products (AVX512_BF16) on this CPU\n");
     printf("(wall clock [per CPU second of each thread: steadier when the machine is shared]; "
            "decode rates from the median step)\n");
     fflush(stdout);
@@ -233,33 +311,35 @@ int bench_generate(int argc, char **argv) {
         }
         model *m = model_create(&cfg, false, false);
         fast_random_init(m);
-        bool bf16 = cfg.dtype == MART_DTYPE_BF16;
+        bool bf16 = cfg.dtype == MART_DTYPE_BF16, products = bf16 && dp > 0;
         if (bf16) round_to_bf16(m->params, m->n_params);
         double bytes = weight_bytes(&cfg, bf16);
         double flops = bytes / (bf16 ? 2.0 : 4.0) * 2.0; /* per token */
-        double r1 = 0, r1_sgemm = 0, rb = 0, m1 = 0, m1_sgemm = 0, mb = 0;
+        double r1_sgemm = 0, c1_sgemm = 0;
+        rates exact = {0}, bp = {0};
         kern_gemv_enable(false);
-        int rc =
-            decode_rate(m, 1, prompt, n_new / 4 > 3 ? n_new / 4 : 3, &r1_sgemm, &m1_sgemm, &err);
+        int rc = decode_rate(m, 1, prompt, n_new / 4 > 3 ? n_new / 4 : 3, false, &r1_sgemm,
+                             &c1_sgemm, &err);
         kern_gemv_enable(true);
-        if (rc == MART_OK) rc = decode_rate(m, 1, prompt, n_new, &r1, &m1, &err);
-        if (rc == MART_OK)
-            rc = decode_rate(m, big, prompt, n_new / 2 > 3 ? n_new / 2 : 3, &rb, &mb, &err);
+        if (rc == MART_OK) rc = measure_rates(m, big, prompt, n_new, false, &exact, &err);
+        if (rc == MART_OK && products) rc = measure_rates(m, big, prompt, n_new, true, &bp, &err);
         if (rc != MART_OK) {
             status = cli_error("bench generate", &err);
         } else {
             double bound1 = bw * 1e9 / bytes, bound1c = bw_cpu * 1e9 / bytes;
-            double boundb = peak * 1e9 / flops, boundbc = peak_cpu * 1e9 / flops;
             printf("%-13s %6.1fM params, %s weights, %.0f MB read per step\n", name,
                    (double)m->n_params / 1e6, bf16 ? "BF16" : "F32", bytes / 1e6);
-            printf("  batch 1:   %8.1f tok/s [%.1f] = %3.0f%% [%.0f%%] of the bandwidth bound "
-                   "%.1f [%.1f]; sgemm path %.1f [%.1f]\n",
-                   r1, m1, 100.0 * r1 / bound1, 100.0 * m1 / bound1c, bound1, bound1c, r1_sgemm,
-                   m1_sgemm);
-            printf("  batch %-3d  %8.1f tok/s [%.1f] = %4.1fx [%.1fx] batch 1; %3.0f%% [%.0f%%] of "
-                   "the sgemm-peak bound %.0f [%.0f]\n",
-                   big, rb, mb, rb / r1, mb / m1, 100.0 * rb / boundb, 100.0 * mb / boundbc, boundb,
-                   boundbc);
+            if (products) {
+                print_rates("BF16 products", &bp, big, bound1, bound1c, "BF16-dot-peak",
+                            dp * 1e9 / flops, dp_cpu * 1e9 / flops);
+                printf("  %-15s batch 1 and %d: %.2fx [%.2fx] and %.2fx [%.2fx] the exact "
+                       "products' rates\n",
+                       "", big, bp.r1 / exact.r1, bp.c1 / exact.c1, bp.rb / exact.rb,
+                       bp.cb / exact.cb);
+            }
+            print_rates("exact products", &exact, big, bound1, bound1c, "sgemm-peak",
+                        peak * 1e9 / flops, peak_cpu * 1e9 / flops);
+            printf("  %-15s batch 1:  %8.1f tok/s [%.1f]\n", "sgemm path", r1_sgemm, c1_sgemm);
         }
         fflush(stdout);
         model_free(m);

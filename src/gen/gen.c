@@ -59,6 +59,7 @@ void gen_config_default(gen_config *c) {
     c->kv_budget_mb = 4096;
     c->max_len = 2048;
     c->bf16_weights = true;
+    c->bf16_products = true;
 }
 
 void gen_params_default(gen_params *p) {
@@ -395,7 +396,10 @@ int gen_generate(gen_engine *g, const gen_request *reqs, int32_t n, const gen_pa
         assert(nb > 0);
         model_batch b = {nb, g->tokens, g->offsets, g->slots};
         model_out o = {.last_only = true, .logits = g->logits};
-        if (model_forward(g->m, &b, &g->kv, &o, false, err) != MART_OK) {
+        bool was = kern_gemv_bf16_products(g->cfg.bf16_products);
+        rc = model_forward(g->m, &b, &g->kv, &o, false, err);
+        kern_gemv_bf16_products(was);
+        if (rc != MART_OK) {
             rc = mart_fail_wrap(err, "generation");
             break;
         }

@@ -99,7 +99,7 @@ static void sgemm_rows(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float 
 void kern_linear(float *y, const float *x, const float *w, const float *b, int64_t M, int64_t N,
                  int64_t K, bool accumulate) {
     if (M <= 0 || N <= 0) return;
-    if (kern_gemv(y, x, w, b, M, N, K, accumulate)) return; /* decoding: M <= 4 */
+    if (kern_gemv(y, x, w, b, M, N, K, accumulate)) return; /* decoding, BF16 products */
     float beta = accumulate ? 1.0f : 0.0f;
     if (b) {
         if (!accumulate) {
