@@ -193,6 +193,20 @@ static void test_repeat_question_and_baseline_variants_have_their_exact_bytes(vo
                               "<|im_start|>assistant\n");
     free(text);
     free(ids);
+    /* the texts alone, as `mart pretrain` learns its merges on them */
+    text = env_system_text(&c, 4);
+    assert_string_equal(text, "Please reason step by step, and put your final answer within "
+                              "\\boxed{}. You have 4 attempts to answer the question.");
+    free(text);
+    text = env_feedback_text(&c, 3);
+    assert_string_equal(text, "Your answer is incorrect. Try an alternative. You have 3 "
+                              "attempts to answer the question.");
+    free(text);
+    c.repeat_question = false;
+    text = env_feedback_text(&c, 2);
+    assert_string_equal(text, "Your answer is incorrect. You have 2 attempts left. Try an "
+                              "alternative.");
+    free(text);
     c = defaults();
     c.baseline_prompt = true;
     assert_int_equal(env_build_prompt(tok, &c, Q, 1, &ids, &n, &err), MART_OK);

@@ -124,6 +124,10 @@ int env_build_prompt(const tok_tokenizer *tok, const env_config *cfg, const char
  * model's <|endoftext|>) it opens with our <|im_end|>. malloc'd into *ids. */
 int env_build_feedback(const tok_tokenizer *tok, const env_config *cfg, const char *question,
                        int32_t left, bool turn_closed, int32_t **ids, int32_t *n, mart_err *err);
+/* The text of the system turn for `attempts` attempts and of the feedback turn's system
+ * message with `left` attempts left, as cfg selects them (malloc'd, without the role line). */
+char *env_system_text(const env_config *cfg, int32_t attempts);
+char *env_feedback_text(const env_config *cfg, int32_t left);
 /* SPEC §2's reward of a finished episode (from its attempts). */
 float env_episode_reward(const env_episode *e, const env_config *cfg);
 /* "wrong", "right", "no_box", "budget". */

@@ -130,6 +130,7 @@ typedef struct {
     rl_group_mode group_mode;
     bool multi;              /* multi-attempt task; false = single (N = 1) */
     bool baseline_prompt;    /* single-turn with the plain Qwen math prompt */
+    bool repeat_question;    /* SPEC §1's "repeat question" prompt/feedback variant */
     int32_t steps;           /* rollout steps (0 = one pass over the data) */
     int32_t rollout_batch;   /* questions per step */
     int32_t n_samples;       /* episodes per question (GRPO group size) */
@@ -143,6 +144,7 @@ typedef struct {
     int64_t kv_budget_mb;    /* KV-cache memory of the rollout engine (0 = gen's default) */
     float temperature;
     double actor_lr, critic_lr;
+    double warmup_frac;      /* share of optimiser steps in linear warm-up (RL_WARMUP_FRAC) */
     rl_loss_config loss;
     float gamma, lambda;
     float max_grad_norm;

@@ -24,17 +24,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* SPEC §1's system text. The environment encodes each turn's text ("system\n" + text,
- * "user\n" + question, then the response) separately between the special tokens; the
- * tokenizer's merges are learned on exactly these pieces, in the proportions the model
- * will read them. */
-static const char *const SYSTEM_FMT =
-    "system\nPlease reason step by step, and put your final answer within \\boxed{}. You have "
-    "%d attempts to answer the questions, and you should provide the full reasoning steps in "
-    "each attempt.";
-/* SPEC §1's feedback text, as the environment encodes it. */
-static const char *const FEEDBACK_FMT =
-    "system\nYour answer is incorrect. You have %d attempts left. Try an alternative.";
+/* a + b, malloc'd. */
+static char *cat2(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = mart_xmalloc(la + lb + 1);
+    memcpy(s, a, la);
+    memcpy(s + la, b, lb + 1);
+    return s;
+}
 
 #define PRETRAIN_WARMUP_FRAC 0.05 /* linear warmup over the first 5% of steps */
 #define PRETRAIN_MIN_LR_FRAC 0.1  /* cosine decays to 10% of the peak (as SPEC §3) */
@@ -155,6 +152,7 @@ int cmd_pretrain(int argc, char **argv) {
     int64_t steps = 1200, seed = 0;
     int32_t batch = 32, seq_len = 512, merges = 512, min_att = 1, max_att = 5;
     float lr = 3e-3f, wd = 0.0f;
+    bool repeat_question = false;
     cli_opt opts[] = {
         {"data", CLI_STR, &data, "JSONL with fields problem and solution (e.g. sft.jsonl)"},
         {"out", CLI_STR, &out, "model folder to write (config.json, model.safetensors, "
@@ -169,6 +167,9 @@ int cmd_pretrain(int argc, char **argv) {
         {"min-attempts", CLI_INT, &min_att, "smallest N written in the system prompt"},
         {"max-attempts", CLI_INT, &max_att, "largest N written in the system prompt"},
         {"seed", CLI_INT64, &seed, "random seed (initialisation, order, N)"},
+        {"repeat-question", CLI_FLAG, &repeat_question,
+         "the \"repeat question\" variant of SPEC §1 (prompt and feedback turns), as "
+         "`mart train --repeat-question` uses it"},
     };
     int rc = cli_parse("pretrain", "--data FILE.jsonl --out DIR [options]",
                        "Trains a fresh model from scratch on worked solutions (supervised, loss on "
@@ -191,21 +192,29 @@ int cmd_pretrain(int argc, char **argv) {
     int64_t n_ex = 0;
     if (load_examples(data, &ex, &n_ex, &err) != MART_OK) return cli_error("pretrain", &err);
 
-    /* tokenizer: merges learned on the transcripts the model will read */
+    env_config ecfg;
+    env_config_default(&ecfg);
+    ecfg.min_attempts = min_att;
+    ecfg.max_attempts = max_att;
+    ecfg.repeat_question = repeat_question;
+    /* Tokenizer: merges learned on the pieces the model will read. The environment encodes
+     * each turn's text ("system\n" + text, "user\n" + question, then the response)
+     * separately between the special tokens, so the corpus holds exactly these pieces. */
     char **corpus = mart_xmalloc((size_t)(4 * n_ex) * sizeof *corpus);
     for (int64_t i = 0; i < n_ex; i++) {
         int32_t att = min_att + (int32_t)(i % (max_att - min_att + 1));
-        int n = snprintf(NULL, 0, SYSTEM_FMT, att);
-        corpus[4 * i] = mart_xmalloc((size_t)n + 1);
-        snprintf(corpus[4 * i], (size_t)n + 1, SYSTEM_FMT, att);
-        n = snprintf(NULL, 0, "user\n%s", ex[i].problem);
-        corpus[4 * i + 1] = mart_xmalloc((size_t)n + 1);
-        snprintf(corpus[4 * i + 1], (size_t)n + 1, "user\n%s", ex[i].problem);
+        char *sys = env_system_text(&ecfg, att);
+        corpus[4 * i] = cat2("system\n", sys);
+        free(sys);
+        corpus[4 * i + 1] = cat2("user\n", ex[i].problem);
         corpus[4 * i + 2] = mart_xstrdup(ex[i].solution);
-        n = ex[i].n_attempts > 1 ? snprintf(NULL, 0, FEEDBACK_FMT, ex[i].attempts_allowed - 1) : 0;
-        corpus[4 * i + 3] = mart_xmalloc((size_t)n + 1);
-        corpus[4 * i + 3][0] = 0;
-        if (n) snprintf(corpus[4 * i + 3], (size_t)n + 1, FEEDBACK_FMT, ex[i].attempts_allowed - 1);
+        if (ex[i].n_attempts > 1) {
+            char *fb = env_feedback_text(&ecfg, ex[i].attempts_allowed - 1);
+            corpus[4 * i + 3] = cat2("system\n", fb);
+            free(fb);
+        } else {
+            corpus[4 * i + 3] = mart_xstrdup("");
+        }
     }
     tok_tokenizer *tok = NULL;
     model *m = NULL;
@@ -221,10 +230,6 @@ int cmd_pretrain(int argc, char **argv) {
     int32_t im_end = tok_special_id(tok, "<|im_end|>");
     fprintf(stderr, "mart pretrain: %lld examples, tokenizer of %d tokens (%d merges) built in "
                     "%.1fs\n", (long long)n_ex, tok_vocab_size(tok), merges, mart_now() - t0);
-    env_config ecfg;
-    env_config_default(&ecfg);
-    ecfg.min_attempts = min_att;
-    ecfg.max_attempts = max_att;
     for (int64_t i = 0; i < n_ex; i++)
         if ((rc = build_response(&ex[i], tok, &ecfg, im_end, &err)) != MART_OK) goto done;
 

@@ -120,16 +120,37 @@ static int push_turn_close(idvec *v, const tok_tokenizer *tok, int32_t im_end, m
     return push_text(v, tok, "\n", 1, err);
 }
 
+static const char *system_template(const env_config *cfg) {
+    return cfg->system_template   ? cfg->system_template
+           : cfg->baseline_prompt ? SYSTEM_BASELINE
+           : cfg->repeat_question ? SYSTEM_REPEAT
+                                  : SYSTEM_MULTI;
+}
+
+static const char *feedback_template(const env_config *cfg) {
+    return cfg->feedback_template ? cfg->feedback_template
+           : cfg->repeat_question ? FEEDBACK_REPEAT
+                                  : FEEDBACK_MULTI;
+}
+
+char *env_system_text(const env_config *cfg, int32_t attempts) {
+    mart_buf b = {0};
+    subst_int(&b, system_template(cfg), "{N}", attempts);
+    return b.data ? b.data : mart_xstrdup("");
+}
+
+char *env_feedback_text(const env_config *cfg, int32_t left) {
+    mart_buf b = {0};
+    subst_int(&b, feedback_template(cfg), "{n}", left);
+    return b.data ? b.data : mart_xstrdup("");
+}
+
 int env_build_prompt(const tok_tokenizer *tok, const env_config *cfg, const char *question,
                      int32_t attempts, int32_t **ids, int32_t *n, mart_err *err) {
     int32_t im_start, im_end;
     if (special_ids(tok, &im_start, &im_end, NULL, err) != MART_OK) return MART_ERR;
-    const char *tmpl = cfg->system_template   ? cfg->system_template
-                       : cfg->baseline_prompt ? SYSTEM_BASELINE
-                       : cfg->repeat_question ? SYSTEM_REPEAT
-                                              : SYSTEM_MULTI;
     mart_buf sys = {0};
-    subst_int(&sys, tmpl, "{N}", attempts);
+    subst_int(&sys, system_template(cfg), "{N}", attempts);
     idvec v = {0};
     size_t ql = strlen(question);
     int rc = push_turn_open(&v, tok, im_start, "system", sys.data, sys.len, err);
@@ -151,11 +172,8 @@ int env_build_feedback(const tok_tokenizer *tok, const env_config *cfg, const ch
                        int32_t left, bool turn_closed, int32_t **ids, int32_t *n, mart_err *err) {
     int32_t im_start, im_end;
     if (special_ids(tok, &im_start, &im_end, NULL, err) != MART_OK) return MART_ERR;
-    const char *tmpl = cfg->feedback_template ? cfg->feedback_template
-                       : cfg->repeat_question ? FEEDBACK_REPEAT
-                                              : FEEDBACK_MULTI;
     mart_buf msg = {0};
-    subst_int(&msg, tmpl, "{n}", left);
+    subst_int(&msg, feedback_template(cfg), "{n}", left);
     idvec v = {0};
     /* The model's turn is closed by <|im_end|>: ours unless the model sampled it itself. */
     int rc = turn_closed ? push_text(&v, tok, "\n", 1, err) : push_turn_close(&v, tok, im_end, err);

@@ -50,6 +50,7 @@ void rl_config_default(rl_config *c) {
     c->lambda = RL_LAMBDA;
     c->max_grad_norm = RL_MAX_GRAD_NORM;
     c->beta1 = RL_BETA1;
+    c->warmup_frac = RL_WARMUP_FRAC;
     c->beta2 = RL_BETA2;
     c->weight_decay = 0.0f;
     c->seed = 0;
@@ -209,6 +210,7 @@ static cJSON *state_json(const trainer *t) {
     cJSON_AddNumberToObject(o, "adam_step_critic", t->critic ? (double)t->opt_critic.step : 0);
     cJSON_AddStringToObject(o, "algo", t->c.algo == RL_ALGO_PPO ? "ppo" : "grpo");
     cJSON_AddStringToObject(o, "task", t->c.multi ? "multi" : "single");
+    cJSON_AddBoolToObject(o, "repeat_question", t->env.repeat_question);
     cJSON_AddStringToObject(o, "base_model", t->c.model_dir);
     return o;
 }
@@ -324,6 +326,8 @@ static int setup(trainer *t, mart_err *err) {
     if (c->algo == RL_ALGO_GRPO && c->n_samples < 2)
         return mart_fail(err, "GRPO needs --n-samples >= 2 (advantages are relative to the "
                               "other samples of the question)");
+    if (!(c->warmup_frac >= 0.0 && c->warmup_frac < 1.0))
+        return mart_fail(err, "--warmup must be in [0, 1)");
     if (c->min_attempts < 1 || c->max_attempts < c->min_attempts)
         return mart_fail(err, "attempts: need 1 <= --min-attempts <= --max-attempts");
     if (load_data(t, err) != MART_OK) return MART_ERR;
@@ -333,6 +337,7 @@ static int setup(trainer *t, mart_err *err) {
     t->env.min_attempts = c->multi ? c->min_attempts : 1;
     t->env.max_attempts = c->multi ? c->max_attempts : 1;
     t->env.baseline_prompt = !c->multi && c->baseline_prompt;
+    t->env.repeat_question = c->repeat_question && !t->env.baseline_prompt;
     /* Questions whose prompt (with the most attempts' digit) exceeds --max-prompt are
      * dropped here, once, so that the data order and a resume do not depend on it. */
     uint8_t *fits = mart_xmalloc((size_t)t->n_problems);
@@ -437,7 +442,7 @@ static void trainer_free(trainer *t) {
 static int optimizer_step(trainer *t, model *m, adamw_state *s, double peak, double *norm) {
     *norm = model_clip_grad_norm(m, t->c.max_grad_norm);
     adamw_config ac = {.lr = (float)rl_lr_at(t->opt_step, t->total_opt_steps, peak,
-                                             RL_WARMUP_FRAC, RL_MIN_LR_RATIO),
+                                             t->c.warmup_frac, RL_MIN_LR_RATIO),
                        .beta1 = t->c.beta1, .beta2 = t->c.beta2, .eps = ADAM_EPS,
                        .weight_decay = t->c.weight_decay};
     adamw_step(s, m->params, m->grads, &ac);
@@ -512,7 +517,7 @@ static int update(trainer *t, rl_sample *s, int32_t n, step_metrics *m, mart_err
             double gn, cgn = 0;
             optimizer_step(t, t->actor, &t->opt_actor, c->actor_lr, &gn);
             if (t->critic) optimizer_step(t, t->critic, &t->opt_critic, c->critic_lr, &cgn);
-            m->lr = rl_lr_at(t->opt_step, t->total_opt_steps, c->actor_lr, RL_WARMUP_FRAC,
+            m->lr = rl_lr_at(t->opt_step, t->total_opt_steps, c->actor_lr, c->warmup_frac,
                              RL_MIN_LR_RATIO);
             t->opt_step++;
             n_opt++;
@@ -697,6 +702,7 @@ static int evaluate(trainer *t, step_metrics *m, mart_err *err) {
     ec.limit = c->eval_limit;
     ec.env.max_tokens = c->eval_max_tokens;
     ec.env.baseline_prompt = t->env.baseline_prompt;
+    ec.env.repeat_question = t->env.repeat_question;
     ec.progress = !c->quiet;
     ec.quiet = true;
     char dir[4096];
