@@ -131,6 +131,7 @@ typedef struct {
     bool multi;              /* multi-attempt task; false = single (N = 1) */
     bool baseline_prompt;    /* single-turn with the plain Qwen math prompt */
     bool repeat_question;    /* SPEC §1's "repeat question" prompt/feedback variant */
+    double discount;         /* SPEC §2: a right answer earns discount^attempts_used (1) */
     int32_t steps;           /* rollout steps (0 = one pass over the data) */
     int32_t rollout_batch;   /* questions per step */
     int32_t n_samples;       /* episodes per question (GRPO group size) */

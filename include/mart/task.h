@@ -51,10 +51,11 @@ typedef struct {
     int64_t n_test;  /* evaluation */
     int64_t n_sft;   /* worked solutions for pretraining */
     double sft_retry_frac; /* fraction of sft items that are multi-attempt transcripts */
+    double sft_repeat;     /* the solver's probability of repeating itself (TASK_SOLVER_REPEAT) */
 } task_config;
 
 /* The imperfect solver of the sft transcripts. Told that it is wrong, it repeats its last
- * attempt word for word with probability TASK_SOLVER_REPEAT, and otherwise solves the problem
+ * attempt word for word with probability sft_repeat (default TASK_SOLVER_REPEAT), and otherwise solves the problem
  * again from scratch, wrong with a level-dependent probability (a near miss). Under greedy
  * decoding a model that imitates it repeats itself, so the base gains nothing from a second
  * attempt; sampling shows it the alternative, which RL on the multi-attempt task can learn

@@ -18,6 +18,9 @@ int cmd_tasks(int argc, char **argv) {
         {"sft-retry-frac", CLI_DOUBLE, &c.sft_retry_frac,
          "fraction of sft items that are multi-attempt transcripts of an imperfect solver that "
          "mostly repeats a wrong answer when told it is wrong (see docs/DEMO.md)"},
+        {"sft-repeat", CLI_DOUBLE, &c.sft_repeat,
+         "probability that the transcripts' solver, told it is wrong, repeats its last attempt "
+         "word for word (otherwise it solves again)"},
     };
     int rc = cli_parse("tasks", "--out DIR [options]",
                        "Generates the built-in math task (arithmetic, remainders, linear equations, "
@@ -31,8 +34,8 @@ int cmd_tasks(int argc, char **argv) {
         return cli_error("tasks", &err);
     }
     if (c.n_train < 0 || c.n_test < 0 || c.n_sft < 0 || c.sft_retry_frac < 0 ||
-        c.sft_retry_frac > 1) {
-        mart_fail(&err, "split sizes must be >= 0 and --sft-retry-frac in [0, 1]");
+        c.sft_retry_frac > 1 || !(c.sft_repeat >= 0 && c.sft_repeat <= 1)) {
+        mart_fail(&err, "split sizes must be >= 0, --sft-retry-frac and --sft-repeat in [0, 1]");
         return cli_error("tasks", &err);
     }
     c.seed = (uint64_t)seed;

@@ -31,6 +31,7 @@ int cmd_train(int argc, char **argv) {
         {"min-attempts", CLI_INT, &c.min_attempts, "fewest attempts per question (--task multi)"},
         {"max-attempts", CLI_INT, &c.max_attempts, "most attempts per question (--task multi)"},
         {"baseline-prompt", CLI_FLAG, &c.baseline_prompt, "single: the plain Qwen math system prompt instead of the multi-attempt one with N = 1"},
+        {"discount", CLI_DOUBLE, &c.discount, "a right answer earns discount^attempts_used (SPEC §2; 1 = no discount)"},
         {"repeat-question", CLI_FLAG, &c.repeat_question, "the \"repeat question\" variant of SPEC §1: the feedback turn is followed by the question again"},
         {"gen-batch", CLI_INT, &c.gen_batch, "sequences decoded together"},
         {"kv-budget-mb", CLI_INT64, &c.kv_budget_mb, "KV-cache memory of the rollout engine, MiB (0 = the engine's default, 4096)"},

@@ -51,6 +51,7 @@ void rl_config_default(rl_config *c) {
     c->max_grad_norm = RL_MAX_GRAD_NORM;
     c->beta1 = RL_BETA1;
     c->warmup_frac = RL_WARMUP_FRAC;
+    c->discount = 1.0;
     c->beta2 = RL_BETA2;
     c->weight_decay = 0.0f;
     c->seed = 0;
@@ -211,6 +212,7 @@ static cJSON *state_json(const trainer *t) {
     cJSON_AddStringToObject(o, "algo", t->c.algo == RL_ALGO_PPO ? "ppo" : "grpo");
     cJSON_AddStringToObject(o, "task", t->c.multi ? "multi" : "single");
     cJSON_AddBoolToObject(o, "repeat_question", t->env.repeat_question);
+    cJSON_AddNumberToObject(o, "discount", t->env.discount);
     cJSON_AddStringToObject(o, "base_model", t->c.model_dir);
     return o;
 }
@@ -326,6 +328,8 @@ static int setup(trainer *t, mart_err *err) {
     if (c->algo == RL_ALGO_GRPO && c->n_samples < 2)
         return mart_fail(err, "GRPO needs --n-samples >= 2 (advantages are relative to the "
                               "other samples of the question)");
+    if (!(c->discount > 0.0 && c->discount <= 1.0))
+        return mart_fail(err, "--discount must be in (0, 1]");
     if (!(c->warmup_frac >= 0.0 && c->warmup_frac < 1.0))
         return mart_fail(err, "--warmup must be in [0, 1)");
     if (c->min_attempts < 1 || c->max_attempts < c->min_attempts)
@@ -338,6 +342,7 @@ static int setup(trainer *t, mart_err *err) {
     t->env.max_attempts = c->multi ? c->max_attempts : 1;
     t->env.baseline_prompt = !c->multi && c->baseline_prompt;
     t->env.repeat_question = c->repeat_question && !t->env.baseline_prompt;
+    t->env.discount = c->discount;
     /* Questions whose prompt (with the most attempts' digit) exceeds --max-prompt are
      * dropped here, once, so that the data order and a resume do not depend on it. */
     uint8_t *fits = mart_xmalloc((size_t)t->n_problems);
@@ -570,6 +575,9 @@ static int train_step(trainer *t, step_metrics *m, mart_err *err) {
     gc.max_batch = c->gen_batch < n ? c->gen_batch : n;
     if (c->kv_budget_mb > 0) gc.kv_budget_mb = c->kv_budget_mb;
     gc.max_len = c->max_prompt + c->max_tokens + (t->env.max_attempts - 1) * t->feedback_room;
+    /* exact products: the sampler's log-probs are then the training forward's, and PPO's
+     * ratio starts at 1 even from a BF16 checkpoint (SPEC, "where mart does better") */
+    gc.bf16_products = false;
     gen_engine *gen = NULL;
     env_episode *eps = mart_xcalloc((size_t)n, sizeof *eps);
     rl_sample *s = mart_xcalloc((size_t)n, sizeof *s);

@@ -207,6 +207,7 @@ void task_config_default(task_config *c) {
     c->n_test = 500;
     c->n_sft = 20000;
     c->sft_retry_frac = 0.1;
+    c->sft_repeat = TASK_SOLVER_REPEAT;
 }
 
 /* Start of the last whole decimal number (digits not preceded by a digit) that ends before
@@ -249,14 +250,14 @@ char *task_wrong_solution(const task_item *it, mart_rng *r) {
 }
 
 /* Turns sft item `it` into a transcript of the independent imperfect solver. */
-static void make_transcript(task_item *it, mart_rng *r) {
+static void make_transcript(task_item *it, double p_repeat, mart_rng *r) {
     static const double err_by_level[] = {TASK_SOLVER_ERR_L1, TASK_SOLVER_ERR_L2,
                                           TASK_SOLVER_ERR_L3};
     double p_err = err_by_level[it->level - 1];
     it->attempts_allowed = (int32_t)mart_rng_range(r, 1, 5);
     it->attempts = mart_xcalloc((size_t)it->attempts_allowed, sizeof *it->attempts);
     for (int32_t a = 0; a < it->attempts_allowed; a++) {
-        if (a > 0 && mart_rng_uniform(r) < TASK_SOLVER_REPEAT) {
+        if (a > 0 && mart_rng_uniform(r) < p_repeat) {
             it->attempts[it->n_attempts] = xprintf("%s", it->attempts[it->n_attempts - 1]);
             it->n_attempts++;
             continue;
@@ -349,7 +350,7 @@ int task_generate_splits(const task_config *c, task_splits *out, mart_err *err) 
         mart_rng r;
         mart_rng_seed(&r, c->seed, 4);
         for (int64_t i = 0; i < out->n_sft; i++)
-            if (mart_rng_uniform(&r) < c->sft_retry_frac) make_transcript(&out->sft[i], &r);
+            if (mart_rng_uniform(&r) < c->sft_retry_frac) make_transcript(&out->sft[i], c->sft_repeat, &r);
     }
     free(seen.keys);
     if (rc != MART_OK) task_splits_free(out);
