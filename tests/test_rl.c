@@ -523,7 +523,8 @@ static void warm_start(model *m, const tok_tokenizer *tok) {
 /* A base model directory: a tiny random model over a byte tokenizer whose merges shorten
  * the prompt, optionally warm-started on the answer format, and a JSONL of trivial problems
  * (answer 1). */
-static void make_run_inputs(char *dir, size_t cap, int32_t n_problems, bool warm) {
+/* A base model (saved in BF16 when bf16, as a BF16 checkpoint) and n_problems "Say 1." items. */
+static void make_run_inputs(char *dir, size_t cap, int32_t n_problems, bool warm, bool bf16) {
     char tmpl[] = "/tmp/mart_rl_XXXXXX";
     assert_non_null(mkdtemp(tmpl));
     snprintf(dir, cap, "%s", tmpl);
@@ -547,6 +548,7 @@ static void make_run_inputs(char *dir, size_t cap, int32_t n_problems, bool warm
     model *m = model_create(&cfg, false, true);
     model_init_random(m, 7);
     if (warm) warm_start(m, tok);
+    if (bf16) m->cfg.dtype = MART_DTYPE_BF16;
     char p[600];
     snprintf(p, sizeof p, "%s/base", dir);
     assert_int_equal(model_save(m, p, &err), MART_OK);
@@ -609,7 +611,7 @@ static double metric(const char *path, int line, const char *key) {
 static void resumed_run_gives_bit_identical_weights_to_an_uninterrupted_run(void **state) {
     (void)state;
     char dir[256], md[300], data[300], out[300], p1[400], p2[400];
-    make_run_inputs(dir, sizeof dir, 5, false);
+    make_run_inputs(dir, sizeof dir, 5, false, false);
     mart_err err = {{0}};
     rl_config c;
     /* PPO on the multi-attempt task: actor, critic, reference, optimiser states, data order
@@ -661,7 +663,7 @@ static void resumed_run_gives_bit_identical_weights_to_an_uninterrupted_run(void
 static void grpo_on_a_trivial_task_raises_the_reward(void **state) {
     (void)state;
     char dir[256], md[300], data[300], out[300], path[400];
-    make_run_inputs(dir, sizeof dir, 4, true);
+    make_run_inputs(dir, sizeof dir, 4, true, false);
     mart_err err = {{0}};
     rl_config c;
     run_config(&c, dir, md, data, out, "grpo");
@@ -687,10 +689,33 @@ static void grpo_on_a_trivial_task_raises_the_reward(void **state) {
     if (!getenv("MART_RL_KEEP")) mart_remove_tree(dir, &err);
 }
 
+static void ratio_starts_at_one_from_a_bf16_checkpoint(void **state) {
+    (void)state;
+    /* A BF16 checkpoint's weights get BF16 copies for decoding; RL must still sample with
+     * exact products so that the sampler's log-probs are the training forward's. */
+    char dir[256], md[300], data[300], out[300], path[400];
+    make_run_inputs(dir, sizeof dir, 4, true, true);
+    mart_err err = {{0}};
+    rl_config c;
+    run_config(&c, dir, md, data, out, "bf16");
+    c.algo = RL_ALGO_GRPO;
+    c.n_samples = 4;
+    c.rollout_batch = 4;
+    c.mini_batch = 16;
+    c.micro_batch = 16;
+    c.max_tokens = 16;
+    c.steps = 1;
+    if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
+    snprintf(path, sizeof path, "%s/bf16/metrics.jsonl", dir);
+    double dev = metric(path, 1, "ratio_dev0");
+    if (!(dev < 1e-4)) fail_msg("first ratio off by %g", dev);
+    mart_remove_tree(dir, &err);
+}
+
 static void bad_training_data_is_an_error_naming_the_file_and_line(void **state) {
     (void)state;
     char dir[256], md[300], data[300], out[300];
-    make_run_inputs(dir, sizeof dir, 2, false);
+    make_run_inputs(dir, sizeof dir, 2, false, false);
     rl_config c;
     run_config(&c, dir, md, data, out, "bad");
     FILE *f = fopen(data, "a");
@@ -707,7 +732,7 @@ static void bad_training_data_is_an_error_naming_the_file_and_line(void **state)
 static void resuming_with_another_seed_is_refused(void **state) {
     (void)state;
     char dir[256], md[300], data[300], out[300];
-    make_run_inputs(dir, sizeof dir, 2, false);
+    make_run_inputs(dir, sizeof dir, 2, false, false);
     rl_config c;
     run_config(&c, dir, md, data, out, "seeded");
     c.algo = RL_ALGO_GRPO;
@@ -728,7 +753,7 @@ static void resuming_with_another_seed_is_refused(void **state) {
 static void environment_episodes_train_exactly_the_sampled_tokens(void **state) {
     (void)state;
     char dir[256], p[400];
-    make_run_inputs(dir, sizeof dir, 1, true);
+    make_run_inputs(dir, sizeof dir, 1, true, false);
     mart_err err;
     model *m;
     tok_tokenizer *tok;
@@ -802,6 +827,7 @@ int main(void) {
         cmocka_unit_test(resumed_run_gives_bit_identical_weights_to_an_uninterrupted_run),
         cmocka_unit_test(grpo_on_a_trivial_task_raises_the_reward),
         cmocka_unit_test(environment_episodes_train_exactly_the_sampled_tokens),
+        cmocka_unit_test(ratio_starts_at_one_from_a_bf16_checkpoint),
         cmocka_unit_test(bad_training_data_is_an_error_naming_the_file_and_line),
         cmocka_unit_test(resuming_with_another_seed_is_refused),
     };
