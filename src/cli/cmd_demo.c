@@ -23,7 +23,7 @@
  * docs/DEMO.md (about 11 minutes on 2 idle cores); --quick exercises every stage in
  * seconds. */
 typedef struct {
-    const char *n_train, *n_test, *n_sft;                 /* mart tasks */
+    const char *n_train, *n_test, *n_sft, *sft_repeat;    /* mart tasks */
     const char *pt_steps, *pt_batch, *pt_lr, *pt_merges;  /* mart pretrain */
     const char *rl_steps, *rl_batch, *rl_samples, *rl_mini, *rl_lr, *critic_lr, *kl,
         *temperature, *max_tokens;                         /* mart train */
@@ -31,7 +31,7 @@ typedef struct {
 } demo_plan;
 
 static const demo_plan PLAN_FULL = {
-    .n_train = "4000", .n_test = "200", .n_sft = "20000",
+    .n_train = "4000", .n_test = "500", .n_sft = "20000", .sft_repeat = "0.8",
     .pt_steps = "2000", .pt_batch = "32", .pt_lr = "3e-3", .pt_merges = "512",
     .rl_steps = "100", .rl_batch = "32", .rl_samples = "4", .rl_mini = "32", .rl_lr = "3e-4",
     .critic_lr = "1e-3", .kl = "0.01", .temperature = "1.0", .max_tokens = "200",
@@ -39,7 +39,7 @@ static const demo_plan PLAN_FULL = {
 };
 
 static const demo_plan PLAN_QUICK = {
-    .n_train = "16", .n_test = "4", .n_sft = "100",
+    .n_train = "16", .n_test = "4", .n_sft = "100", .sft_repeat = "0.8",
     .pt_steps = "6", .pt_batch = "4", .pt_lr = "3e-3", .pt_merges = "64",
     .rl_steps = "1", .rl_batch = "2", .rl_samples = "2", .rl_mini = "4", .rl_lr = "3e-4",
     .critic_lr = "1e-3", .kl = "0", .temperature = "1.0", .max_tokens = "32",
@@ -215,12 +215,13 @@ int cmd_demo(int argc, char **argv) {
     double t_all = mart_now(), t_tasks = 0, t_pre = 0, t_rl[2] = {0}, t_eval[2] = {0};
 
     char *a_tasks[] = {"tasks", "--out", d_data, "--seed", s_seed, "--n-train", (char *)p->n_train,
-                       "--n-test", (char *)p->n_test, "--n-sft", (char *)p->n_sft, NULL};
+                       "--n-test", (char *)p->n_test, "--n-sft", (char *)p->n_sft,
+                       "--sft-repeat", (char *)p->sft_repeat, NULL};
     if (stage("tasks", cmd_tasks, a_tasks, &t_tasks)) return 1;
     char *a_pre[] = {"pretrain", "--data", f_sft, "--out", d_base, "--config", "tiny",
                      "--steps", (char *)p->pt_steps, "--batch", (char *)p->pt_batch,
                      "--lr", (char *)p->pt_lr, "--merges", (char *)p->pt_merges,
-                     "--seed", s_seed, NULL};
+                     "--seed", s_seed, "--repeat-question", NULL};
     if (stage("pretrain", cmd_pretrain, a_pre, &t_pre)) return 1;
     for (int i = 0; i < 2; i++) {
         char *a_rl[] = {"train", "--model", d_base, "--data", f_train, "--task", (char *)tasks[i],
@@ -229,14 +230,16 @@ int cmd_demo(int argc, char **argv) {
                         "--n-samples", (char *)p->rl_samples, "--mini-batch", (char *)p->rl_mini,
                         "--max-tokens", (char *)p->max_tokens, "--actor-lr", (char *)p->rl_lr,
                         "--critic-lr", (char *)p->critic_lr, "--kl-coef", (char *)p->kl,
-                        "--temperature", (char *)p->temperature, "--seed", s_seed, NULL};
+                        "--temperature", (char *)p->temperature, "--seed", s_seed,
+                        "--repeat-question", NULL};
         if (stage(tasks[i], cmd_train, a_rl, &t_rl[i])) return 1;
     }
     double acc[2][5];
     for (int i = 0; i < 2; i++) {
         char *a_ev[] = {"eval", "--model", d_final[i], "--bench", f_test, "--question-key",
                         "problem", "--answer-key", "answer", "--attempts", "1-5",
-                        "--max-tokens", (char *)p->eval_tokens, "--out", d_eval[i], NULL};
+                        "--max-tokens", (char *)p->eval_tokens, "--out", d_eval[i],
+                        "--repeat-question", NULL};
         if (stage(i ? "eval multi" : "eval single", cmd_eval, a_ev, &t_eval[i])) return 1;
         if (read_eval(d_eval[i], acc[i], &err) != MART_OK) return cli_error("demo", &err);
     }
