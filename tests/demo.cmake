@@ -24,6 +24,7 @@ foreach(f data/train.jsonl data/test.jsonl data/sft.jsonl
           base/config.json base/model.safetensors base/tokenizer.json base/metrics.jsonl
           single/metrics.jsonl multi/metrics.jsonl single/final/config.json
           multi/final/config.json eval_single/results.json eval_multi/results.json
+          eval_base/results.json
           results.json attempts.svg attempts.png learning_curves.svg learning_curves.png)
   if(NOT EXISTS ${OUT}/${f})
     message(FATAL_ERROR "mart demo --quick did not write ${f}\n${stderr}")
@@ -31,7 +32,7 @@ foreach(f data/train.jsonl data/test.jsonl data/sft.jsonl
 endforeach()
 
 file(READ ${OUT}/results.json res)
-foreach(model single multi)
+foreach(model single multi base)
   foreach(k 1 2 3 4 5)
     string(JSON acc ERROR_VARIABLE jerr GET "${res}" ${model} accuracy ${k})
     if(jerr)
@@ -52,14 +53,14 @@ foreach(model single multi)
   endif()
 endforeach()
 
-foreach(want "multi-attempt task" "single-turn task" "gain 1->2")
+foreach(want "multi-attempt task" "single-turn task" "(base, before RL)" "gain 1->2")
   string(FIND "${stdout}" "${want}" pos)
   if(pos EQUAL -1)
     message(FATAL_ERROR "the demo's table lacks '${want}':\n${stdout}")
   endif()
 endforeach()
 foreach(want "$ mart tasks" "$ mart pretrain" "$ mart train" "--task single" "--task multi"
-             "$ mart eval")
+             "$ mart eval" "--repeat-question")
   string(FIND "${stderr}" "${want}" pos)
   if(pos EQUAL -1)
     message(FATAL_ERROR "the demo did not show the stage command '${want}'")

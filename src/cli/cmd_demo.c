@@ -106,10 +106,12 @@ static int read_curve(const char *run_dir, const char *key, double **x, double *
     return MART_OK;
 }
 
-static int plot_attempts(const char *out, const double single[5], const double multi[5],
-                         mart_err *err) {
+static int plot_attempts(const char *out, const double base[5], const double single[5],
+                         const double multi[5], mart_err *err) {
     double ks[5] = {1, 2, 3, 4, 5};
-    plot_series s[2] = {{"multi-attempt RL", ks, multi, 5}, {"single-turn RL", ks, single, 5}};
+    plot_series s[3] = {{"multi-attempt RL", ks, multi, 5},
+                        {"single-turn RL", ks, single, 5},
+                        {"base (before RL)", ks, base, 5}};
     plot_spec spec;
     plot_spec_default(&spec);
     spec.title = "mart demo: accuracy on the test split vs attempts allowed (greedy)";
@@ -117,8 +119,8 @@ static int plot_attempts(const char *out, const double single[5], const double m
     spec.ylabel = "accuracy";
     spec.x_integer = true;
     spec.y_percent = true;
-    char base[4096];
-    return plot_write_svg_png(&spec, s, 2, mart_path_join(base, sizeof base, out, "attempts"),
+    char path[4096];
+    return plot_write_svg_png(&spec, s, 3, mart_path_join(path, sizeof path, out, "attempts"),
                               err);
 }
 
@@ -149,14 +151,15 @@ static int plot_curves(const char *out, const char *run_single, const char *run_
     return rc;
 }
 
-static void print_table(FILE *f, const double single[5], const double multi[5]) {
+static void print_table(FILE *f, const double base[5], const double single[5],
+                        const double multi[5]) {
     fprintf(f, "\naccuracy on the test split (greedy), by attempts allowed\n");
     fprintf(f, "%-22s", "trained on");
     for (int k = 1; k <= 5; k++) fprintf(f, " %7d", k);
     fprintf(f, "   gain 1->2\n");
-    const double *rows[2] = {multi, single};
-    const char *names[2] = {"multi-attempt task", "single-turn task"};
-    for (int r = 0; r < 2; r++) {
+    const double *rows[3] = {multi, single, base};
+    const char *names[3] = {"multi-attempt task", "single-turn task", "(base, before RL)"};
+    for (int r = 0; r < 3; r++) {
         fprintf(f, "%-22s", names[r]);
         for (int k = 0; k < 5; k++) fprintf(f, " %6.1f%%", 100 * rows[r][k]);
         fprintf(f, "   %+6.1f\n", 100 * (rows[r][1] - rows[r][0]));
@@ -196,7 +199,7 @@ int cmd_demo(int argc, char **argv) {
     const demo_plan *p = quick ? &PLAN_QUICK : &PLAN_FULL;
     if (mart_mkdirs(out, &err) != MART_OK) return cli_error("demo", &err);
     char s_seed[32], d_data[4096], f_train[4096], f_test[4096], f_sft[4096], d_base[4096];
-    char d_run[2][4096], d_final[2][4096], d_eval[2][4096];
+    char d_run[2][4096], d_final[3][4096], d_eval[3][4096];
     snprintf(s_seed, sizeof s_seed, "%lld", (long long)seed);
     mart_path_join(d_data, sizeof d_data, out, "data");
     mart_path_join(f_train, sizeof f_train, d_data, "train.jsonl");
@@ -212,7 +215,9 @@ int cmd_demo(int argc, char **argv) {
         snprintf(name, sizeof name, "eval_%s", tasks[i]);
         mart_path_join(d_eval[i], sizeof d_eval[i], out, name);
     }
-    double t_all = mart_now(), t_tasks = 0, t_pre = 0, t_rl[2] = {0}, t_eval[2] = {0};
+    snprintf(d_final[2], sizeof d_final[2], "%s", d_base);
+    mart_path_join(d_eval[2], sizeof d_eval[2], out, "eval_base");
+    double t_all = mart_now(), t_tasks = 0, t_pre = 0, t_rl[2] = {0}, t_eval[3] = {0};
 
     char *a_tasks[] = {"tasks", "--out", d_data, "--seed", s_seed, "--n-train", (char *)p->n_train,
                        "--n-test", (char *)p->n_test, "--n-sft", (char *)p->n_sft,
@@ -234,23 +239,26 @@ int cmd_demo(int argc, char **argv) {
                         "--repeat-question", NULL};
         if (stage(tasks[i], cmd_train, a_rl, &t_rl[i])) return 1;
     }
-    double acc[2][5];
-    for (int i = 0; i < 2; i++) {
+    /* the two RL models, and their shared base for reference */
+    double acc[3][5];
+    const char *eval_names[3] = {"eval single", "eval multi", "eval base"};
+    for (int i = 0; i < 3; i++) {
         char *a_ev[] = {"eval", "--model", d_final[i], "--bench", f_test, "--question-key",
                         "problem", "--answer-key", "answer", "--attempts", "1-5",
                         "--max-tokens", (char *)p->eval_tokens, "--out", d_eval[i],
                         "--repeat-question", NULL};
-        if (stage(i ? "eval multi" : "eval single", cmd_eval, a_ev, &t_eval[i])) return 1;
+        if (stage(eval_names[i], cmd_eval, a_ev, &t_eval[i])) return 1;
         if (read_eval(d_eval[i], acc[i], &err) != MART_OK) return cli_error("demo", &err);
     }
 
-    if (plot_attempts(out, acc[0], acc[1], &err) != MART_OK ||
+    if (plot_attempts(out, acc[2], acc[0], acc[1], &err) != MART_OK ||
         plot_curves(out, d_run[0], d_run[1], &err) != MART_OK)
         return cli_error("demo", &err);
     double total = mart_now() - t_all;
     cJSON *res = cJSON_CreateObject();
     cJSON_AddItemToObject(res, "single", acc_json(acc[0]));
     cJSON_AddItemToObject(res, "multi", acc_json(acc[1]));
+    cJSON_AddItemToObject(res, "base", acc_json(acc[2]));
     cJSON_AddNumberToObject(res, "seed", (double)seed);
     cJSON_AddBoolToObject(res, "quick", quick);
     cJSON_AddStringToObject(res, "algo", algo);
@@ -261,6 +269,7 @@ int cmd_demo(int argc, char **argv) {
     cJSON_AddNumberToObject(sec, "train_multi", t_rl[1]);
     cJSON_AddNumberToObject(sec, "eval_single", t_eval[0]);
     cJSON_AddNumberToObject(sec, "eval_multi", t_eval[1]);
+    cJSON_AddNumberToObject(sec, "eval_base", t_eval[2]);
     cJSON_AddNumberToObject(sec, "total", total);
     char *text = cJSON_Print(res);
     cJSON_Delete(res);
@@ -270,10 +279,10 @@ int cmd_demo(int argc, char **argv) {
     free(text);
     if (rc != MART_OK) return cli_error("demo", &err);
 
-    print_table(stdout, acc[0], acc[1]);
+    print_table(stdout, acc[2], acc[0], acc[1]);
     printf("\nstage times: tasks %.0fs, pretrain %.0fs, RL single %.0fs, RL multi %.0fs, eval "
-           "%.0fs + %.0fs; total %.1f min\n", t_tasks, t_pre, t_rl[0], t_rl[1], t_eval[0],
-           t_eval[1], total / 60);
+           "%.0fs + %.0fs + %.0fs; total %.1f min\n", t_tasks, t_pre, t_rl[0], t_rl[1],
+           t_eval[0], t_eval[1], t_eval[2], total / 60);
     printf("wrote %s/results.json, attempts.svg/.png, learning_curves.svg/.png\n", out);
     return 0;
 }
