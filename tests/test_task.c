@@ -194,50 +194,57 @@ static long long boxed_value(const char *sol) {
 
 static void sft_transcripts_retry_until_the_first_right_attempt(void **state) {
     (void)state;
-    task_config c;
-    task_config_default(&c);
-    c.n_train = 10, c.n_test = 10, c.n_sft = 3000, c.sft_retry_frac = 0.5;
-    task_splits s;
-    mart_err err = {{0}};
-    assert_int_equal(task_generate_splits(&c, &s, &err), MART_OK);
-    int64_t transcripts = 0, wrong = 0, retries = 0, repeats = 0, fresh = 0;
-    for (int64_t i = 0; i < s.n_sft; i++) {
-        const task_item *it = &s.sft[i];
-        if (it->n_attempts == 0) continue;
-        transcripts++;
-        assert_true(it->attempts_allowed >= it->n_attempts && it->attempts_allowed <= 5);
-        long long answer = atoll(it->answer);
-        for (int32_t a = 0; a < it->n_attempts; a++) {
-            long long v = boxed_value(it->attempts[a]);
-            bool last = a + 1 == it->n_attempts;
-            /* every attempt but the last is wrong; the last is right unless attempts ran out */
-            if (!last || it->n_attempts == it->attempts_allowed) {
-                if (v != answer) wrong++;
-            } else {
-                assert_true(v == answer);
+    const double repeat_probs[] = {TASK_SOLVER_REPEAT, 0.0, 1.0};
+    for (size_t pi = 0; pi < sizeof repeat_probs / sizeof repeat_probs[0]; pi++) {
+        task_config c;
+        task_config_default(&c);
+        c.n_train = 10, c.n_test = 10, c.n_sft = 3000, c.sft_retry_frac = 0.5;
+        c.sft_repeat = repeat_probs[pi];
+        task_splits s;
+        mart_err err = {{0}};
+        assert_int_equal(task_generate_splits(&c, &s, &err), MART_OK);
+        int64_t transcripts = 0, wrong = 0, retries = 0, repeats = 0, fresh = 0;
+        for (int64_t i = 0; i < s.n_sft; i++) {
+            const task_item *it = &s.sft[i];
+            if (it->n_attempts == 0) continue;
+            transcripts++;
+            assert_true(it->attempts_allowed >= it->n_attempts && it->attempts_allowed <= 5);
+            long long answer = atoll(it->answer);
+            for (int32_t a = 0; a < it->n_attempts; a++) {
+                long long v = boxed_value(it->attempts[a]);
+                bool last = a + 1 == it->n_attempts;
+                /* every attempt but the last is wrong; the last is right unless attempts ran out */
+                if (!last || it->n_attempts == it->attempts_allowed) {
+                    if (v != answer) wrong++;
+                } else {
+                    assert_true(v == answer);
+                }
+                if (!last) assert_true(v != answer);
+                if (a > 0) {
+                    if (!strcmp(it->attempts[a], it->attempts[a - 1])) repeats++;
+                    else fresh++;
+                }
+                if (v != answer && it->kind == TASK_MOD) {
+                    long long m = atoll(strstr(it->problem, "divided by ") + 11);
+                    assert_true(v >= 0 && v < m); /* another remainder */
+                } else if (v != answer) {
+                    long long d = llabs(v - answer);
+                    assert_true(d == 1 || d == 2 || d == 10); /* a near miss */
+                }
             }
-            if (!last) assert_true(v != answer);
-            if (a > 0) {
-                if (!strcmp(it->attempts[a], it->attempts[a - 1])) repeats++;
-                else fresh++;
-            }
-            if (v != answer && it->kind == TASK_MOD) {
-                long long m = atoll(strstr(it->problem, "divided by ") + 11);
-                assert_true(v >= 0 && v < m); /* another remainder */
-            } else if (v != answer) {
-                long long d = llabs(v - answer);
-                assert_true(d == 1 || d == 2 || d == 10); /* a near miss */
-            }
+            retries += it->n_attempts - 1;
         }
-        retries += it->n_attempts - 1;
+        /* about half the items are transcripts; the solver errs often enough to retry */
+        assert_true(transcripts > 1300 && transcripts < 1700);
+        assert_true(wrong > 300 && retries > 300);
+        /* told it is wrong, the solver repeats itself with probability sft_repeat; a fresh
+         * attempt can also slip to the same wrong answer (a few percent of them) */
+        double rep = (double)repeats / (double)(repeats + fresh);
+        double lo = c.sft_repeat - 0.04, hi = c.sft_repeat + 0.15 * (1.0 - c.sft_repeat) + 0.04;
+        if (!(rep > lo && rep < hi))
+            fail_msg("repeat probability %.2f: measured %.3f", c.sft_repeat, rep);
+        task_splits_free(&s);
     }
-    /* about half the items are transcripts; the solver errs often enough to retry */
-    assert_true(transcripts > 1300 && transcripts < 1700);
-    assert_true(wrong > 300 && retries > 300);
-    /* told it is wrong, the solver mostly repeats itself, sometimes solves again */
-    double rep = (double)repeats / (double)(repeats + fresh);
-    assert_true(rep > 0.5 && rep < 0.75);
-    task_splits_free(&s);
 }
 
 /* Runs `mart pretrain` in-process on one JSONL line; returns its exit status. */

@@ -55,12 +55,12 @@ typedef struct {
 } task_config;
 
 /* The imperfect solver of the sft transcripts. Told that it is wrong, it repeats its last
- * attempt word for word with probability sft_repeat (default TASK_SOLVER_REPEAT), and otherwise solves the problem
- * again from scratch, wrong with a level-dependent probability (a near miss). Under greedy
- * decoding a model that imitates it repeats itself, so the base gains nothing from a second
- * attempt; sampling shows it the alternative, which RL on the multi-attempt task can learn
- * to prefer. */
-#define TASK_SOLVER_REPEAT 0.6
+ * attempt word for word with probability sft_repeat (default TASK_SOLVER_REPEAT), and
+ * otherwise solves the problem again from scratch, wrong with a level-dependent probability
+ * (a near miss). Under greedy decoding a model that imitates it mostly repeats itself, so the
+ * base gains little from a second attempt; sampling shows it the alternative, which RL on the
+ * multi-attempt task can learn to prefer (docs/DEMO.md). */
+#define TASK_SOLVER_REPEAT 0.8
 #define TASK_SOLVER_ERR_L1 0.15
 #define TASK_SOLVER_ERR_L2 0.35
 #define TASK_SOLVER_ERR_L3 0.5

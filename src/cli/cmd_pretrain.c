@@ -7,10 +7,11 @@
  * an imperfect solver (include/mart/task.h): each wrong attempt is followed by the feedback
  * turn of SPEC §1 and the next attempt, which mostly repeats the wrong one. Only right
  * attempts and repeats are targets (a slip written from scratch is context). The base model
- * thus learns the format of later turns, and under greedy decoding it repeats itself: it
- * gains nothing from a second attempt until RL teaches it to, so the single-turn and
- * multi-attempt runs start from the same base with no working retry skill. Feedback tokens,
- * like the prompt, carry no loss.
+ * thus learns the format of later turns, and under greedy decoding it mostly repeats itself:
+ * it gains little from a second attempt (about 3 points in the demo, docs/DEMO.md) until RL
+ * teaches it to, and the single-turn and multi-attempt runs start from this same base.
+ * Feedback tokens, like the prompt, carry no loss. --repeat-question writes the prompt and
+ * feedback turns of SPEC §1's "repeat question" variant.
  *
  * The loss is the mean -log p over response tokens only (the prompt is given, not learned),
  * optimised with AdamW, linear warmup then cosine decay, gradient clipping at norm 1. */
