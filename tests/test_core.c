@@ -101,13 +101,22 @@ static void jsonl_reports_malformed_and_empty_lines_with_line_numbers(void **sta
     unlink(path);
 }
 
-static void buffer_grows_and_formats(void **state) {
+static void buffer_grows_and_formats_and_strings_concatenate(void **state) {
     (void)state;
     mart_buf b = {0};
     for (int i = 0; i < 1000; i++) mart_buf_printf(&b, "%d,", i % 10);
     assert_int_equal(b.len, 2000);
     assert_memory_equal(b.data, "0,1,2,", 6);
     mart_buf_free(&b);
+    char *c = mart_xstrcat("system\n", "");
+    assert_string_equal(c, "system\n");
+    free(c);
+    c = mart_xstrcat("", "");
+    assert_string_equal(c, "");
+    free(c);
+    c = mart_xstrcat("ab", "cd");
+    assert_string_equal(c, "abcd");
+    free(c);
 }
 
 int main(void) {
@@ -116,7 +125,7 @@ int main(void) {
         cmocka_unit_test(rng_uniform_and_normal_have_expected_moments),
         cmocka_unit_test(atomic_write_replaces_file_and_leaves_no_temporary),
         cmocka_unit_test(jsonl_reports_malformed_and_empty_lines_with_line_numbers),
-        cmocka_unit_test(buffer_grows_and_formats),
+        cmocka_unit_test(buffer_grows_and_formats_and_strings_concatenate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

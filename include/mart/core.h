@@ -35,6 +35,8 @@ void *mart_xmalloc(size_t n);
 void *mart_xcalloc(size_t count, size_t size);
 void *mart_xrealloc(void *p, size_t n);
 char *mart_xstrdup(const char *s);
+/* a followed by b, malloc'd (aborts when out of memory, as mart_xmalloc). */
+char *mart_xstrcat(const char *a, const char *b);
 /* 64-byte aligned (for SIMD kernels); free with mart_aligned_free. Contents undefined. */
 void *mart_aligned_alloc(size_t n);
 void mart_aligned_free(void *p);

@@ -25,15 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* a + b, malloc'd. */
-static char *cat2(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    char *s = mart_xmalloc(la + lb + 1);
-    memcpy(s, a, la);
-    memcpy(s + la, b, lb + 1);
-    return s;
-}
-
 #define PRETRAIN_WARMUP_FRAC 0.05 /* linear warmup over the first 5% of steps */
 #define PRETRAIN_MIN_LR_FRAC 0.1  /* cosine decays to 10% of the peak (as SPEC §3) */
 #define PRETRAIN_CLIP 1.0f
@@ -205,13 +196,13 @@ int cmd_pretrain(int argc, char **argv) {
     for (int64_t i = 0; i < n_ex; i++) {
         int32_t att = min_att + (int32_t)(i % (max_att - min_att + 1));
         char *sys = env_system_text(&ecfg, att);
-        corpus[4 * i] = cat2("system\n", sys);
+        corpus[4 * i] = mart_xstrcat("system\n", sys);
         free(sys);
-        corpus[4 * i + 1] = cat2("user\n", ex[i].problem);
+        corpus[4 * i + 1] = mart_xstrcat("user\n", ex[i].problem);
         corpus[4 * i + 2] = mart_xstrdup(ex[i].solution);
         if (ex[i].n_attempts > 1) {
             char *fb = env_feedback_text(&ecfg, ex[i].attempts_allowed - 1);
-            corpus[4 * i + 3] = cat2("system\n", fb);
+            corpus[4 * i + 3] = mart_xstrcat("system\n", fb);
             free(fb);
         } else {
             corpus[4 * i + 3] = mart_xstrdup("");

@@ -78,6 +78,14 @@ char *mart_xstrdup(const char *s) {
     return d;
 }
 
+char *mart_xstrcat(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = mart_xmalloc(la + lb + 1);
+    memcpy(s, a, la);
+    memcpy(s + la, b, lb + 1);
+    return s;
+}
+
 void *mart_aligned_alloc(size_t n) {
     void *p = NULL;
     if (posix_memalign(&p, 64, n ? n : 64) != 0) oom(n);

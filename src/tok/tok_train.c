@@ -91,13 +91,6 @@ static bool best_pair(const train_corpus *c, pair_count **tab, uint64_t *cap, in
     return true;
 }
 
-static char *str_cat(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    char *s = mart_xmalloc(la + lb + 1);
-    memcpy(s, a, la);
-    memcpy(s + la, b, lb + 1);
-    return s;
-}
 
 int tok_build_bytes(const char *const *corpus, int64_t n_corpus, int32_t merges,
                     tok_tokenizer **out, mart_err *err) {
@@ -139,7 +132,7 @@ int tok_build_bytes(const char *const *corpus, int64_t n_corpus, int32_t merges,
     for (int32_t m = 0; m < merges && rc == MART_OK; m++) {
         int32_t l, r;
         if (!best_pair(&c, &tab, &tab_cap, &l, &r)) break; /* no pair occurs twice: stop early */
-        char *s = str_cat(strs[l], strs[r]);
+        char *s = mart_xstrcat(strs[l], strs[r]);
         int32_t id = tok_strmap_get(&by_str, s, (uint32_t)strlen(s));
         if (id < 0) {
             id = n_tok++;
