@@ -20,7 +20,7 @@
 #include <string.h>
 
 /* The stage settings of one demo size. PLAN_FULL is the configuration measured in
- * docs/DEMO.md (about 11 minutes on 2 idle cores); --quick exercises every stage in
+ * docs/DEMO.md (about 8 minutes on 2 idle cores); --quick exercises every stage in
  * seconds. */
 typedef struct {
     const char *n_train, *n_test, *n_sft, *sft_repeat;    /* mart tasks */
@@ -192,7 +192,7 @@ int cmd_demo(int argc, char **argv) {
                        "Reproduces the paper's finding with a tiny model on a CPU: builds the "
                        "synthetic math task, pretrains a base model, trains it with RL once on the "
                        "single-turn task and once on the multi-attempt task (1..5 attempts), and "
-                       "evaluates both with 1..5 attempts. About 15 minutes on two cores.",
+                       "evaluates both with 1..5 attempts. About 8 minutes on two idle cores.",
                        opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (rc) return rc == 1 ? 0 : 2;
     mart_err err = {{0}};
