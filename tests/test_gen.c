@@ -715,6 +715,7 @@ static void bf16_products_match_a_double_reference_over_the_rounded_inputs(void 
     static const int64_t ks[] = {83, 896, 2100};
     static const int64_t ms[] = {1, 2, 3, 4, 5, 17, 64, 100};
     enum { N = 37, MMAX = 100 };
+    bool was = kern_gemv_bf16_products(true);
     float *y0 = malloc((size_t)(MMAX * N) * sizeof(float));
     for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
         product_case c = product_case_make(MMAX, N, ks[ki], 5 + ki);
@@ -729,6 +730,7 @@ static void bf16_products_match_a_double_reference_over_the_rounded_inputs(void 
         product_case_free(&c);
     }
     free(y0);
+    kern_gemv_bf16_products(was);
 }
 
 /* The switch: exact products give the float32 results (up to the order of the sums), BF16
@@ -739,10 +741,10 @@ static void exact_products_give_the_float32_results(void **state) {
     enum { M = 5, N = 37, K = 203 };
     product_case c = product_case_make(M, N, K, 9);
     float bf[M * N];
+    assert_false(kern_gemv_bf16_products(true)); /* off by default: exact outside the engine */
     kern_linear(bf, c.x, c.w, c.b, M, N, K, false);
     assert_true(kern_gemv_bf16_products(false));
     kern_linear(c.y, c.x, c.w, c.b, M, N, K, false);
-    assert_false(kern_gemv_bf16_products(true));
     double max_rel = 0.0;
     for (int64_t m = 0; m < M; m++)
         for (int64_t n = 0; n < N; n++) {
@@ -768,6 +770,7 @@ static void with_bf16_products_a_row_does_not_depend_on_the_other_rows(void **st
     static const int64_t ks[] = {83, 2100};
     static const int64_t ms[] = {2, 3, 5, 17, 64, 100};
     enum { N = 37, MMAX = 100 };
+    bool was = kern_gemv_bf16_products(true);
     float alone[N];
     for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
         product_case c = product_case_make(MMAX, N, ks[ki], 11 + ki);
@@ -781,6 +784,7 @@ static void with_bf16_products_a_row_does_not_depend_on_the_other_rows(void **st
         }
         product_case_free(&c);
     }
+    kern_gemv_bf16_products(was);
 }
 
 /* Decodes from BF16 weights with products exact or not, against full forward passes with

@@ -660,21 +660,27 @@ static void resumed_run_gives_bit_identical_weights_to_an_uninterrupted_run(void
     mart_remove_tree(dir, &err);
 }
 
+/* Single-turn GRPO on the "Say 1." task: 4 questions x 8 samples per step. */
+static void grpo_config(rl_config *c, const char *dir, char *md, char *data, char *out,
+                        const char *run, int32_t steps) {
+    run_config(c, dir, md, data, out, run);
+    c->algo = RL_ALGO_GRPO;
+    c->multi = false;
+    c->n_samples = 8;
+    c->rollout_batch = 4;
+    c->mini_batch = 16;
+    c->micro_batch = 16;
+    c->max_tokens = 16;
+    c->steps = steps;
+}
+
 static void grpo_on_a_trivial_task_raises_the_reward(void **state) {
     (void)state;
     char dir[256], md[300], data[300], out[300], path[400];
     make_run_inputs(dir, sizeof dir, 4, true, false);
     mart_err err = {{0}};
     rl_config c;
-    run_config(&c, dir, md, data, out, "grpo");
-    c.algo = RL_ALGO_GRPO;
-    c.multi = false;
-    c.n_samples = 8;
-    c.rollout_batch = 4;
-    c.mini_batch = 16;
-    c.micro_batch = 16;
-    c.max_tokens = 16;
-    c.steps = 20;
+    grpo_config(&c, dir, md, data, out, "grpo", 20);
     c.actor_lr = 2e-3;
     c.loss.kl_coef = 0;
     if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
@@ -697,18 +703,30 @@ static void ratio_starts_at_one_from_a_bf16_checkpoint(void **state) {
     make_run_inputs(dir, sizeof dir, 4, true, true);
     mart_err err = {{0}};
     rl_config c;
-    run_config(&c, dir, md, data, out, "bf16");
-    c.algo = RL_ALGO_GRPO;
-    c.n_samples = 4;
-    c.rollout_batch = 4;
-    c.mini_batch = 16;
-    c.micro_batch = 16;
-    c.max_tokens = 16;
-    c.steps = 1;
+    grpo_config(&c, dir, md, data, out, "bf16", 1);
     if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
     snprintf(path, sizeof path, "%s/bf16/metrics.jsonl", dir);
     double dev = metric(path, 1, "ratio_dev0");
     if (!(dev < 1e-4)) fail_msg("first ratio off by %g", dev);
+    mart_remove_tree(dir, &err);
+}
+
+static void out_of_range_or_conflicting_options_are_refused_by_name(void **state) {
+    (void)state;
+    char dir[256], md[300], data[300], out[300];
+    make_run_inputs(dir, sizeof dir, 1, false, false);
+    mart_err err = {{0}};
+    rl_config c;
+    const char *want[] = {"--discount", "--discount", "--warmup", "--repeat-question"};
+    for (int i = 0; i < 4; i++) {
+        grpo_config(&c, dir, md, data, out, "bad", 1);
+        if (i == 0) c.discount = 0.0;
+        if (i == 1) c.discount = 1.5;
+        if (i == 2) c.warmup_frac = 1.0;
+        if (i == 3) c.repeat_question = c.baseline_prompt = true;
+        assert_int_equal(rl_train(&c, &err), MART_ERR);
+        if (!strstr(err.msg, want[i])) fail_msg("case %d: %s", i, err.msg);
+    }
     mart_remove_tree(dir, &err);
 }
 
@@ -729,7 +747,7 @@ static void bad_training_data_is_an_error_naming_the_file_and_line(void **state)
     mart_remove_tree(dir, &err);
 }
 
-static void resuming_with_another_seed_is_refused(void **state) {
+static void resuming_with_another_seed_task_or_prompt_is_refused(void **state) {
     (void)state;
     char dir[256], md[300], data[300], out[300];
     make_run_inputs(dir, sizeof dir, 2, false, false);
@@ -744,9 +762,19 @@ static void resuming_with_another_seed_is_refused(void **state) {
     if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
     c.steps = 2;
     c.resume = true;
-    c.seed = 6;
+    uint64_t seed = c.seed;
+    c.seed = seed + 1;
     assert_int_equal(rl_train(&c, &err), MART_ERR);
     assert_non_null(strstr(err.msg, "--seed"));
+    /* nor with other prompts or another task */
+    c.seed = seed;
+    c.repeat_question = true;
+    assert_int_equal(rl_train(&c, &err), MART_ERR);
+    if (!strstr(err.msg, "--repeat-question")) fail_msg("%s", err.msg);
+    c.repeat_question = false;
+    c.multi = !c.multi;
+    assert_int_equal(rl_train(&c, &err), MART_ERR);
+    assert_non_null(strstr(err.msg, "--task"));
     mart_remove_tree(dir, &err);
 }
 
@@ -828,8 +856,9 @@ int main(void) {
         cmocka_unit_test(grpo_on_a_trivial_task_raises_the_reward),
         cmocka_unit_test(environment_episodes_train_exactly_the_sampled_tokens),
         cmocka_unit_test(ratio_starts_at_one_from_a_bf16_checkpoint),
+        cmocka_unit_test(out_of_range_or_conflicting_options_are_refused_by_name),
         cmocka_unit_test(bad_training_data_is_an_error_naming_the_file_and_line),
-        cmocka_unit_test(resuming_with_another_seed_is_refused),
+        cmocka_unit_test(resuming_with_another_seed_task_or_prompt_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

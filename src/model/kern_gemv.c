@@ -10,8 +10,9 @@
  * From such copies this path also takes decoding batches up to KERN_GEMV_BF16_MAX_M rows
  * (4 x 4 tiles), where it beats sgemm on the float32 weights.
  *
- * With BF16 products on (the default, where the CPU has AVX512_BF16), x is rounded to
- * bfloat16 instead and multiplied with the copy by the CPU's BF16 dot products, for any M:
+ * With BF16 products on (the generation engine's default, where the CPU has AVX512_BF16),
+ * x is rounded to bfloat16 instead and multiplied with the copy by the CPU's BF16 dot
+ * products, for any M:
  * twice the multiply-adds per instruction, so large batches run twice as fast. */
 #include "model/kern_gemv.h"
 
@@ -50,7 +51,10 @@ typedef struct {
     int32_t refs;   /* registrations not yet dropped */
 } bf16_copy;
 
-static bool gemv_on = true, products_on = true;
+/* BF16 products are off outside the generation engine, which turns them on around its own
+ * forward passes (gen_config.bf16_products): any other forward pass over registered weights
+ * (scoring, training) gets exact products. */
+static bool gemv_on = true, products_on = false;
 
 void kern_gemv_enable(bool on) {
     gemv_on = on;

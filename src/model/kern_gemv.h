@@ -31,14 +31,15 @@ bool kern_gemv_register_bf16(const float *w, int64_t n);
 void kern_gemv_unregister(const float *w);
 /* Turns the small-M path on (default) or off (benchmarks compare it with sgemm). */
 void kern_gemv_enable(bool on);
-/* Turns BF16 products on (default) or off; returns the previous setting. On, products with a
- * BF16 copy round x to bfloat16 (to nearest even) and use the CPU's BF16 dot products
- * (AVX512_BF16, twice the multiply-adds of float32 FMAs), keeping float32 sums, like BF16
- * inference engines: results differ from the float32 product by about 1e-3 relative. Off,
- * x stays float32 and the results are the float32 product's. On, a row of y does not depend
- * on the other rows of x (bitwise: every dot product is summed in the same order whatever M
- * is). Without AVX512_BF16 the setting has no effect (off). Not thread-safe: set it outside
- * parallel regions. */
+/* Turns BF16 products on or off (off by default: the generation engine turns them on around
+ * its forward passes, as gen_config.bf16_products says); returns the previous setting. On,
+ * products with a BF16 copy round x to bfloat16 (to nearest even) and use the CPU's BF16
+ * dot products (AVX512_BF16, twice the multiply-adds of float32 FMAs), keeping float32 sums,
+ * like BF16 inference engines: results differ from the float32 product by about 1e-3
+ * relative. Off, x stays float32 and the results are the float32 product's. On, a row of y
+ * does not depend on the other rows of x (bitwise: every dot product is summed in the same
+ * order whatever M is). Without AVX512_BF16 the setting has no effect (off). Not
+ * thread-safe: set it outside parallel regions. */
 bool kern_gemv_bf16_products(bool on);
 /* Whether this CPU has the BF16 dot products (AVX512_BF16). */
 bool kern_gemv_bf16_products_supported(void);

@@ -280,6 +280,17 @@ static int load_state(trainer *t, const char *ckpt, mart_err *err) {
                           strtoull(seed->valuestring, NULL, 10) != (unsigned long long)t->c.seed))
         rc = mart_fail(err, "%s: the run was started with another --seed (%s)", path,
                        cJSON_IsString(seed) ? seed->valuestring : "?");
+    /* the same task and prompts: a checkpoint from before repeat_question was recorded had
+     * the default prompts */
+    const cJSON *task = cJSON_GetObjectItemCaseSensitive(o, "task");
+    const cJSON *rq = cJSON_GetObjectItemCaseSensitive(o, "repeat_question");
+    const char *want = t->c.multi ? "multi" : "single";
+    if (rc == MART_OK && (!cJSON_IsString(task) || strcmp(task->valuestring, want)))
+        rc = mart_fail(err, "%s: the run was started with another --task (%s)", path,
+                       cJSON_IsString(task) ? task->valuestring : "?");
+    if (rc == MART_OK && cJSON_IsTrue(rq) != t->c.repeat_question)
+        rc = mart_fail(err, "%s: the run was started %s --repeat-question", path,
+                       cJSON_IsTrue(rq) ? "with" : "without");
     if (rc == MART_OK && n != t->n_problems)
         rc = mart_fail(err, "%s: the run had %lld problems, %s has %d", path, (long long)n,
                        t->c.data_path, t->n_problems);
@@ -328,6 +339,9 @@ static int setup(trainer *t, mart_err *err) {
     if (c->algo == RL_ALGO_GRPO && c->n_samples < 2)
         return mart_fail(err, "GRPO needs --n-samples >= 2 (advantages are relative to the "
                               "other samples of the question)");
+    if (c->repeat_question && c->baseline_prompt)
+        return mart_fail(err, "--repeat-question and --baseline-prompt are two different prompts: "
+                              "choose one");
     if (!(c->discount > 0.0 && c->discount <= 1.0))
         return mart_fail(err, "--discount must be in (0, 1]");
     if (!(c->warmup_frac >= 0.0 && c->warmup_frac < 1.0))
@@ -341,7 +355,7 @@ static int setup(trainer *t, mart_err *err) {
     t->env.min_attempts = c->multi ? c->min_attempts : 1;
     t->env.max_attempts = c->multi ? c->max_attempts : 1;
     t->env.baseline_prompt = !c->multi && c->baseline_prompt;
-    t->env.repeat_question = c->repeat_question && !t->env.baseline_prompt;
+    t->env.repeat_question = c->repeat_question;
     t->env.discount = c->discount;
     /* Questions whose prompt (with the most attempts' digit) exceeds --max-prompt are
      * dropped here, once, so that the data order and a resume do not depend on it. */
