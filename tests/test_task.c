@@ -284,6 +284,26 @@ static void pretrain_reads_transcripts_and_refuses_malformed_attempts(void **sta
                          0);
 }
 
+static void transcript_targets_are_right_attempts_and_repeats_unless_slips_are_trained(
+    void **state) {
+    (void)state;
+    const char *sol = "2 + 3 = 5. \\boxed{5}";
+    const char *att[] = {"2 + 3 = 6. \\boxed{6}", "2 + 3 = 6. \\boxed{6}",
+                         "2 + 3 = 4. \\boxed{4}", "2 + 3 = 5. \\boxed{5}"};
+    /* a first slip and a fresh slip are context; a word-for-word repeat and the right
+     * solution are targets */
+    const bool want[] = {false, true, false, true};
+    for (int32_t a = 0; a < 4; a++) {
+        assert_int_equal(task_attempt_is_target(sol, att, a, false), want[a]);
+        assert_true(task_attempt_is_target(sol, att, a, true));
+    }
+    /* a right first attempt is a target; a repeat is judged against the attempt before it */
+    const char *att2[] = {"2 + 3 = 5. \\boxed{5}", "2 + 3 = 6. \\boxed{6}",
+                          "2 + 3 = 4. \\boxed{4}"};
+    assert_true(task_attempt_is_target(sol, att2, 0, false));
+    assert_false(task_attempt_is_target(sol, att2, 2, false));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_kind_and_level_has_an_independently_verified_answer),
@@ -293,6 +313,7 @@ int main(void) {
         cmocka_unit_test(the_jsonl_has_the_math_fields),
         cmocka_unit_test(sft_transcripts_retry_until_the_first_right_attempt),
         cmocka_unit_test(pretrain_reads_transcripts_and_refuses_malformed_attempts),
+        cmocka_unit_test(transcript_targets_are_right_attempts_and_repeats_unless_slips_are_trained),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

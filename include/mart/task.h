@@ -67,6 +67,14 @@ typedef struct {
 
 void task_config_default(task_config *c);
 
+/* Whether attempt a of a transcript is a pretraining target (`mart pretrain`). By default
+ * only right attempts and word-for-word repeats are: a wrong attempt written from scratch is
+ * context, so the base learns to repeat itself or to solve correctly, not to make the
+ * solver's slips. With train_slips every attempt is a target (an honest imperfect solver;
+ * docs/DEMO.md shows that a base trained so learns to avoid the rejected answer). */
+bool task_attempt_is_target(const char *solution, const char *const *attempts, int32_t a,
+                            bool train_slips);
+
 typedef struct {
     task_item *train, *test, *sft;
     int64_t n_train, n_test, n_sft;

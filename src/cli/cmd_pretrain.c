@@ -6,7 +6,8 @@
  * Items with "attempts" (see `mart tasks --sft-retry-frac`) are multi-attempt transcripts of
  * an imperfect solver (include/mart/task.h): each wrong attempt is followed by the feedback
  * turn of SPEC §1 and the next attempt, which mostly repeats the wrong one. Only right
- * attempts and repeats are targets (a slip written from scratch is context). The base model
+ * attempts and repeats are targets (a slip written from scratch is context, unless
+ * --train-slips; task_attempt_is_target). The base model
  * thus learns the format of later turns, and under greedy decoding it mostly repeats itself:
  * it gains little from a second attempt (about 3 points in the demo, docs/DEMO.md) until RL
  * teaches it to, and the single-turn and multi-attempt runs start from this same base.
@@ -18,6 +19,7 @@
 #include "cli/cli.h"
 #include "mart/env.h"
 #include "mart/model.h"
+#include "mart/task.h"
 #include "mart/tok.h"
 
 #include <cjson/cJSON.h>
@@ -99,7 +101,7 @@ static int load_examples(const char *path, sft_example **out, int64_t *n_out, ma
 /* Encodes what follows the prompt: the solution, or the transcript's attempts separated by
  * feedback turns (each attempt closed by the model's <|im_end|>), with the loss mask. */
 static int build_response(sft_example *e, const tok_tokenizer *tok, const env_config *ecfg,
-                          int32_t im_end, mart_err *err) {
+                          int32_t im_end, bool train_slips, mart_err *err) {
     int64_t n = 0;
     int32_t n_parts = e->n_attempts > 0 ? e->n_attempts : 1;
     for (int32_t a = 0; a < n_parts; a++) {
@@ -109,10 +111,9 @@ static int build_response(sft_example *e, const tok_tokenizer *tok, const env_co
         e->resp = mart_xrealloc(e->resp, (size_t)(n + 1) * sizeof(int32_t));
         e->resp[n++] = im_end;
         e->learn = mart_xrealloc(e->learn, (size_t)n);
-        /* a wrong attempt written from scratch is context, not a target: the base should not
-         * learn to make the solver's slips, only to repeat an attempt or to solve correctly */
-        bool learn = e->n_attempts == 0 || !strcmp(text, e->solution) ||
-                     (a > 0 && !strcmp(text, e->attempts[a - 1]));
+        bool learn = e->n_attempts == 0 ||
+                     task_attempt_is_target(e->solution, (const char *const *)e->attempts, a,
+                                            train_slips);
         memset(e->learn + start, learn ? 1 : 0, (size_t)(n - start));
         if (a + 1 == n_parts) break;
         int32_t *fb = NULL, nfb = 0;
@@ -144,7 +145,7 @@ int cmd_pretrain(int argc, char **argv) {
     int64_t steps = 1200, seed = 0;
     int32_t batch = 32, seq_len = 512, merges = 512, min_att = 1, max_att = 5;
     float lr = 3e-3f, wd = 0.0f;
-    bool repeat_question = false;
+    bool repeat_question = false, train_slips = false;
     cli_opt opts[] = {
         {"data", CLI_STR, &data, "JSONL with fields problem and solution (e.g. sft.jsonl)"},
         {"out", CLI_STR, &out, "model folder to write (config.json, model.safetensors, "
@@ -162,6 +163,9 @@ int cmd_pretrain(int argc, char **argv) {
         {"repeat-question", CLI_FLAG, &repeat_question,
          "the \"repeat question\" variant of SPEC §1 (prompt and feedback turns), as "
          "`mart train --repeat-question` uses it"},
+        {"train-slips", CLI_FLAG, &train_slips,
+         "every attempt of a transcript is a target, wrong ones written from scratch too (by "
+         "default they are context: see docs/DEMO.md)"},
     };
     int rc = cli_parse("pretrain", "--data FILE.jsonl --out DIR [options]",
                        "Trains a fresh model from scratch on worked solutions (supervised, loss on "
@@ -223,7 +227,8 @@ int cmd_pretrain(int argc, char **argv) {
     fprintf(stderr, "mart pretrain: %lld examples, tokenizer of %d tokens (%d merges) built in "
                     "%.1fs\n", (long long)n_ex, tok_vocab_size(tok), merges, mart_now() - t0);
     for (int64_t i = 0; i < n_ex; i++)
-        if ((rc = build_response(&ex[i], tok, &ecfg, im_end, &err)) != MART_OK) goto done;
+        if ((rc = build_response(&ex[i], tok, &ecfg, im_end, train_slips, &err)) != MART_OK)
+            goto done;
 
     model_config cfg;
     if ((rc = model_config_builtin(config, &cfg, &err)) != MART_OK) goto done;

@@ -249,6 +249,12 @@ char *task_wrong_solution(const task_item *it, mart_rng *r) {
     return b.data;
 }
 
+bool task_attempt_is_target(const char *solution, const char *const *attempts, int32_t a,
+                            bool train_slips) {
+    return train_slips || !strcmp(attempts[a], solution) ||
+           (a > 0 && !strcmp(attempts[a], attempts[a - 1]));
+}
+
 /* Turns sft item `it` into a transcript of the independent imperfect solver. */
 static void make_transcript(task_item *it, double p_repeat, mart_rng *r) {
     static const double err_by_level[] = {TASK_SOLVER_ERR_L1, TASK_SOLVER_ERR_L2,
