@@ -284,6 +284,67 @@ static void pretrain_reads_transcripts_and_refuses_malformed_attempts(void **sta
                          0);
 }
 
+/* Reads a whole file (test helper); NULL if it cannot. */
+static char *slurp(const char *dir, const char *name, size_t *len) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *data = NULL;
+    mart_err err = {{0}};
+    return mart_read_file(path, &data, len, &err) == MART_OK ? data : NULL;
+}
+
+static void pretrain_init_fine_tunes_the_given_model_and_keeps_its_tokenizer(void **state) {
+    (void)state;
+    char dir[] = "/tmp/mart_pretrain_init_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char data[128], a[128], b[128], c[128];
+    snprintf(data, sizeof data, "%s/sft.jsonl", dir);
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    snprintf(c, sizeof c, "%s/c", dir);
+    FILE *f = fopen(data, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"problem\":\"What is 2 + 3?\",\"solution\":\"2 + 3 = 5. \\\\boxed{5}\"}\n"
+               "{\"problem\":\"What is 4 + 4?\",\"solution\":\"4 + 4 = 8. \\\\boxed{8}\"}\n");
+    fclose(f);
+    char *fresh[] = {"pretrain", "--data", data, "--out", a, "--steps", "2", "--batch", "2",
+                     "--merges", "8", NULL};
+    assert_int_equal(cmd_pretrain(11, fresh), 0);
+    /* learning rate 0: the fine-tuned model is the given one, file for file */
+    char *same[] = {"pretrain", "--init", a, "--data", data, "--out", b, "--steps", "1",
+                    "--batch", "2", "--lr", "0", NULL};
+    assert_int_equal(cmd_pretrain(13, same), 0);
+    size_t la, lb, ta, tb;
+    char *wa = slurp(a, "model.safetensors", &la), *wb = slurp(b, "model.safetensors", &lb);
+    char *ka = slurp(a, "tokenizer.json", &ta), *kb = slurp(b, "tokenizer.json", &tb);
+    assert_non_null(wa), assert_non_null(wb), assert_non_null(ka), assert_non_null(kb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(wa, wb, la);
+    assert_int_equal(ta, tb);
+    assert_memory_equal(ka, kb, ta);
+    free(wb), free(kb);
+    /* a real learning rate moves the weights; the tokenizer is still passed on unchanged */
+    char *moved[] = {"pretrain", "--init", a, "--data", data, "--out", c, "--steps", "2",
+                     "--batch", "2", "--lr", "1e-2", NULL};
+    assert_int_equal(cmd_pretrain(13, moved), 0);
+    size_t lc, tc;
+    char *wc = slurp(c, "model.safetensors", &lc), *kc = slurp(c, "tokenizer.json", &tc);
+    assert_non_null(wc), assert_non_null(kc);
+    assert_int_equal(la, lc);
+    assert_true(memcmp(wa, wc, la) != 0);
+    assert_int_equal(ta, tc);
+    assert_memory_equal(ka, kc, ta);
+    free(wa), free(ka), free(wc), free(kc);
+    /* --init with --config, and a folder without a model, are errors */
+    char *both[] = {"pretrain", "--init", a, "--config", "tiny", "--data", data, "--out", c,
+                    NULL};
+    assert_int_not_equal(cmd_pretrain(9, both), 0);
+    char *none[] = {"pretrain", "--init", dir, "--data", data, "--out", c, NULL};
+    assert_int_not_equal(cmd_pretrain(7, none), 0);
+    mart_err err = {{0}};
+    assert_int_equal(mart_remove_tree(dir, &err), MART_OK);
+}
+
 static void transcript_targets_are_right_attempts_and_repeats_unless_slips_are_trained(
     void **state) {
     (void)state;
@@ -314,6 +375,7 @@ int main(void) {
         cmocka_unit_test(sft_transcripts_retry_until_the_first_right_attempt),
         cmocka_unit_test(pretrain_reads_transcripts_and_refuses_malformed_attempts),
         cmocka_unit_test(transcript_targets_are_right_attempts_and_repeats_unless_slips_are_trained),
+        cmocka_unit_test(pretrain_init_fine_tunes_the_given_model_and_keeps_its_tokenizer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -141,7 +141,7 @@ static double lr_at(int64_t step, int64_t steps, double peak) {
 }
 
 int cmd_pretrain(int argc, char **argv) {
-    const char *data = NULL, *out = NULL, *config = "tiny";
+    const char *data = NULL, *out = NULL, *config = NULL, *init = NULL;
     int64_t steps = 1200, seed = 0;
     int32_t batch = 32, seq_len = 512, merges = 512, min_att = 1, max_att = 5;
     float lr = 3e-3f, wd = 0.0f;
@@ -150,13 +150,16 @@ int cmd_pretrain(int argc, char **argv) {
         {"data", CLI_STR, &data, "JSONL with fields problem and solution (e.g. sft.jsonl)"},
         {"out", CLI_STR, &out, "model folder to write (config.json, model.safetensors, "
                                "tokenizer.json, metrics.jsonl)"},
-        {"config", CLI_STR, &config, "built-in model shape (tiny, small, 40m)"},
+        {"config", CLI_STR, &config, "built-in model shape (tiny, small, 40m); default tiny"},
+        {"init", CLI_STR, &init,
+         "start from this model folder (weights and tokenizer.json) instead of a fresh "
+         "model: supervised fine-tuning; --config and --merges do not apply"},
         {"steps", CLI_INT64, &steps, "optimiser steps"},
         {"batch", CLI_INT, &batch, "examples per step"},
         {"lr", CLI_FLOAT, &lr, "peak learning rate (warmup 5%, cosine to 10%)"},
         {"weight-decay", CLI_FLOAT, &wd, "AdamW decoupled weight decay"},
         {"seq-len", CLI_INT, &seq_len, "longest example in tokens (longer ones are skipped)"},
-        {"merges", CLI_INT, &merges, "BPE merges learned for the byte tokenizer"},
+        {"merges", CLI_INT, &merges, "BPE merges learned for the byte tokenizer (fresh models)"},
         {"min-attempts", CLI_INT, &min_att, "smallest N written in the system prompt"},
         {"max-attempts", CLI_INT, &max_att, "largest N written in the system prompt"},
         {"seed", CLI_INT64, &seed, "random seed (initialisation, order, N)"},
@@ -168,9 +171,10 @@ int cmd_pretrain(int argc, char **argv) {
          "default they are context: see docs/DEMO.md)"},
     };
     int rc = cli_parse("pretrain", "--data FILE.jsonl --out DIR [options]",
-                       "Trains a fresh model from scratch on worked solutions (supervised, loss on "
-                       "the response only) with the multi-attempt prompt of SPEC §1, N drawn per "
-                       "example; writes a Hugging Face model folder.",
+                       "Trains a fresh model from scratch (or fine-tunes --init DIR) on worked "
+                       "solutions (supervised, loss on the response only) with the "
+                       "multi-attempt prompt of SPEC §1, N drawn per example; writes a Hugging "
+                       "Face model folder.",
                        opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (rc) return rc == 1 ? 0 : 2;
     mart_err err = {{0}};
@@ -183,6 +187,11 @@ int cmd_pretrain(int argc, char **argv) {
                         "1 <= min-attempts <= max-attempts");
         return cli_error("pretrain", &err);
     }
+    if (init && config) {
+        mart_fail(&err, "--init DIR and --config are exclusive (the model folder has its shape)");
+        return cli_error("pretrain", &err);
+    }
+    if (!config) config = "tiny";
     double t0 = mart_now();
     sft_example *ex = NULL;
     int64_t n_ex = 0;
@@ -197,7 +206,7 @@ int cmd_pretrain(int argc, char **argv) {
      * each turn's text ("system\n" + text, "user\n" + question, then the response)
      * separately between the special tokens, so the corpus holds exactly these pieces. */
     char **corpus = mart_xmalloc((size_t)(4 * n_ex) * sizeof *corpus);
-    for (int64_t i = 0; i < n_ex; i++) {
+    for (int64_t i = 0; init == NULL && i < n_ex; i++) {
         int32_t att = min_att + (int32_t)(i % (max_att - min_att + 1));
         char *sys = env_system_text(&ecfg, att);
         corpus[4 * i] = mart_xstrcat("system\n", sys);
@@ -219,27 +228,59 @@ int cmd_pretrain(int argc, char **argv) {
     float *logprobs = NULL, *dlp = NULL;
     int32_t *order = NULL;
     adamw_state opt = {0};
-    rc = tok_build_bytes((const char *const *)corpus, 4 * n_ex, merges, &tok, &err);
-    for (int64_t i = 0; i < 4 * n_ex; i++) free(corpus[i]);
-    free(corpus);
-    if (rc != MART_OK) goto done;
+    char path[4096], *init_tok_json = NULL;
+    size_t init_tok_len = 0;
+    if (init) {
+        free(corpus);
+        rc = mart_read_file(mart_path_join(path, sizeof path, init, "tokenizer.json"),
+                            &init_tok_json, &init_tok_len, &err);
+        if (rc == MART_OK) rc = tok_load(path, &tok, &err);
+        if (rc != MART_OK) goto done;
+        fprintf(stderr, "mart pretrain: %lld examples, tokenizer of %d tokens from %s\n",
+                (long long)n_ex, tok_vocab_size(tok), init);
+    } else {
+        rc = tok_build_bytes((const char *const *)corpus, 4 * n_ex, merges, &tok, &err);
+        for (int64_t i = 0; i < 4 * n_ex; i++) free(corpus[i]);
+        free(corpus);
+        if (rc != MART_OK) goto done;
+        fprintf(stderr, "mart pretrain: %lld examples, tokenizer of %d tokens (%d merges) built "
+                        "in %.1fs\n", (long long)n_ex, tok_vocab_size(tok), merges,
+                mart_now() - t0);
+    }
     int32_t im_end = tok_special_id(tok, "<|im_end|>");
-    fprintf(stderr, "mart pretrain: %lld examples, tokenizer of %d tokens (%d merges) built in "
-                    "%.1fs\n", (long long)n_ex, tok_vocab_size(tok), merges, mart_now() - t0);
+    if (im_end < 0) {
+        rc = mart_fail(&err, "%s: the tokenizer has no <|im_end|> token (the chat format of "
+                             "SPEC §1 needs it)", init ? init : "tokenizer");
+        goto done;
+    }
     for (int64_t i = 0; i < n_ex; i++)
         if ((rc = build_response(&ex[i], tok, &ecfg, im_end, train_slips, &err)) != MART_OK)
             goto done;
 
-    model_config cfg;
-    if ((rc = model_config_builtin(config, &cfg, &err)) != MART_OK) goto done;
-    cfg.vocab_size = tok_vocab_size(tok);
-    cfg.eos_token_id = im_end;
-    if (cfg.max_position_embeddings < seq_len) cfg.max_position_embeddings = seq_len;
-    m = model_create(&cfg, false, true);
-    model_init_random(m, (uint64_t)seed);
+    if (init) {
+        if ((rc = model_load(init, true, &m, &err)) != MART_OK) goto done;
+        if (m->cfg.vocab_size < tok_vocab_size(tok)) {
+            rc = mart_fail(&err, "%s: tokenizer.json has %d tokens but the model only %d", init,
+                           tok_vocab_size(tok), m->cfg.vocab_size);
+            goto done;
+        }
+        if (m->cfg.max_position_embeddings < seq_len) {
+            rc = mart_fail(&err, "--seq-len %d exceeds the model's %d positions", seq_len,
+                           m->cfg.max_position_embeddings);
+            goto done;
+        }
+        config = init;
+    } else {
+        model_config cfg;
+        if ((rc = model_config_builtin(config, &cfg, &err)) != MART_OK) goto done;
+        cfg.vocab_size = tok_vocab_size(tok);
+        cfg.eos_token_id = im_end;
+        if (cfg.max_position_embeddings < seq_len) cfg.max_position_embeddings = seq_len;
+        m = model_create(&cfg, false, true);
+        model_init_random(m, (uint64_t)seed);
+    }
     adamw_init(&opt, m->n_params);
     if ((rc = mart_mkdirs(out, &err)) != MART_OK) goto done;
-    char path[4096];
     mf = fopen(mart_path_join(path, sizeof path, out, "metrics.jsonl"), "w");
     if (!mf) {
         rc = mart_fail(&err, "%s: cannot write", path);
@@ -328,14 +369,17 @@ int cmd_pretrain(int argc, char **argv) {
     fclose(mf);
     mf = NULL;
     if ((rc = model_save(m, out, &err)) != MART_OK) goto done;
-    if ((rc = tok_save(tok, mart_path_join(path, sizeof path, out, "tokenizer.json"), &err)) !=
-        MART_OK)
-        goto done;
+    /* a loaded tokenizer is passed on byte for byte */
+    mart_path_join(path, sizeof path, out, "tokenizer.json");
+    rc = init ? mart_write_file_atomic(path, init_tok_json, init_tok_len, &err)
+              : tok_save(tok, path, &err);
+    if (rc != MART_OK) goto done;
     fprintf(stderr, "mart pretrain: final loss %.3f (smoothed), wrote %s in %.1fs\n", ema, out,
             mart_now() - t0);
 done:
     if (mf) fclose(mf);
     free_examples(ex, n_ex);
+    free(init_tok_json);
     free(order), free(tokens), free(targets), free(logprobs), free(dlp), free(offsets);
     adamw_free(&opt);
     if (m) model_free(m);
