@@ -374,7 +374,8 @@ int main(void) {
         cmocka_unit_test(the_jsonl_has_the_math_fields),
         cmocka_unit_test(sft_transcripts_retry_until_the_first_right_attempt),
         cmocka_unit_test(pretrain_reads_transcripts_and_refuses_malformed_attempts),
-        cmocka_unit_test(transcript_targets_are_right_attempts_and_repeats_unless_slips_are_trained),
+        cmocka_unit_test(
+            transcript_targets_are_right_attempts_and_repeats_unless_slips_are_trained),
         cmocka_unit_test(pretrain_init_fine_tunes_the_given_model_and_keeps_its_tokenizer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

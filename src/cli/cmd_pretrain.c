@@ -202,25 +202,6 @@ int cmd_pretrain(int argc, char **argv) {
     ecfg.min_attempts = min_att;
     ecfg.max_attempts = max_att;
     ecfg.repeat_question = repeat_question;
-    /* Tokenizer: merges learned on the pieces the model will read. The environment encodes
-     * each turn's text ("system\n" + text, "user\n" + question, then the response)
-     * separately between the special tokens, so the corpus holds exactly these pieces. */
-    char **corpus = mart_xmalloc((size_t)(4 * n_ex) * sizeof *corpus);
-    for (int64_t i = 0; init == NULL && i < n_ex; i++) {
-        int32_t att = min_att + (int32_t)(i % (max_att - min_att + 1));
-        char *sys = env_system_text(&ecfg, att);
-        corpus[4 * i] = mart_xstrcat("system\n", sys);
-        free(sys);
-        corpus[4 * i + 1] = mart_xstrcat("user\n", ex[i].problem);
-        corpus[4 * i + 2] = mart_xstrdup(ex[i].solution);
-        if (ex[i].n_attempts > 1) {
-            char *fb = env_feedback_text(&ecfg, ex[i].attempts_allowed - 1);
-            corpus[4 * i + 3] = mart_xstrcat("system\n", fb);
-            free(fb);
-        } else {
-            corpus[4 * i + 3] = mart_xstrdup("");
-        }
-    }
     tok_tokenizer *tok = NULL;
     model *m = NULL;
     FILE *mf = NULL;
@@ -231,7 +212,6 @@ int cmd_pretrain(int argc, char **argv) {
     char path[4096], *init_tok_json = NULL;
     size_t init_tok_len = 0;
     if (init) {
-        free(corpus);
         rc = mart_read_file(mart_path_join(path, sizeof path, init, "tokenizer.json"),
                             &init_tok_json, &init_tok_len, &err);
         if (rc == MART_OK) rc = tok_load(path, &tok, &err);
@@ -239,6 +219,25 @@ int cmd_pretrain(int argc, char **argv) {
         fprintf(stderr, "mart pretrain: %lld examples, tokenizer of %d tokens from %s\n",
                 (long long)n_ex, tok_vocab_size(tok), init);
     } else {
+        /* Tokenizer: merges learned on the pieces the model will read. The environment encodes
+         * each turn's text ("system\n" + text, "user\n" + question, then the response)
+         * separately between the special tokens, so the corpus holds exactly these pieces. */
+        char **corpus = mart_xmalloc((size_t)(4 * n_ex) * sizeof *corpus);
+        for (int64_t i = 0; i < n_ex; i++) {
+            int32_t att = min_att + (int32_t)(i % (max_att - min_att + 1));
+            char *sys = env_system_text(&ecfg, att);
+            corpus[4 * i] = mart_xstrcat("system\n", sys);
+            free(sys);
+            corpus[4 * i + 1] = mart_xstrcat("user\n", ex[i].problem);
+            corpus[4 * i + 2] = mart_xstrdup(ex[i].solution);
+            if (ex[i].n_attempts > 1) {
+                char *fb = env_feedback_text(&ecfg, ex[i].attempts_allowed - 1);
+                corpus[4 * i + 3] = mart_xstrcat("system\n", fb);
+                free(fb);
+            } else {
+                corpus[4 * i + 3] = mart_xstrdup("");
+            }
+        }
         rc = tok_build_bytes((const char *const *)corpus, 4 * n_ex, merges, &tok, &err);
         for (int64_t i = 0; i < 4 * n_ex; i++) free(corpus[i]);
         free(corpus);
