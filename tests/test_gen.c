@@ -14,6 +14,7 @@
 
 #include "gen/gen_sample.h"
 #include "mart/gen.h"
+#include "mart/safetensors.h"
 #include "mart/tok.h"
 #include "model/kern.h"
 #include "model/kern_gemv.h"
@@ -135,9 +136,7 @@ static void greedy_decoding_equals_argmax_of_full_forward_passes(void **state) {
 /* Rounds every parameter to the nearest bfloat16 (what loading a BF16 checkpoint gives). */
 static void round_to_bf16(float *a, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &a[i], sizeof u);
-        u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        uint32_t u = (uint32_t)st_f32_to_bf16(a[i]) << 16;
         memcpy(&a[i], &u, sizeof u);
     }
 }

@@ -521,9 +521,8 @@ static void warm_start(model *m, const tok_tokenizer *tok) {
 }
 
 /* A base model directory: a tiny random model over a byte tokenizer whose merges shorten
- * the prompt, optionally warm-started on the answer format, and a JSONL of trivial problems
- * (answer 1). */
-/* A base model (saved in BF16 when bf16, as a BF16 checkpoint) and n_problems "Say 1." items. */
+ * the prompt, optionally warm-started on the answer format and saved in BF16 (a BF16
+ * checkpoint), and a JSONL of n_problems trivial problems ("Say 1.", answer 1). */
 static void make_run_inputs(char *dir, size_t cap, int32_t n_problems, bool warm, bool bf16) {
     char tmpl[] = "/tmp/mart_rl_XXXXXX";
     assert_non_null(mkdtemp(tmpl));
@@ -747,7 +746,7 @@ static void bad_training_data_is_an_error_naming_the_file_and_line(void **state)
     mart_remove_tree(dir, &err);
 }
 
-static void resuming_with_another_seed_task_or_prompt_is_refused(void **state) {
+static void resuming_with_another_seed_task_prompt_or_discount_is_refused(void **state) {
     (void)state;
     char dir[256], md[300], data[300], out[300];
     make_run_inputs(dir, sizeof dir, 2, false, false);
@@ -772,6 +771,10 @@ static void resuming_with_another_seed_task_or_prompt_is_refused(void **state) {
     assert_int_equal(rl_train(&c, &err), MART_ERR);
     if (!strstr(err.msg, "--repeat-question")) fail_msg("%s", err.msg);
     c.repeat_question = false;
+    c.discount = 0.5;
+    assert_int_equal(rl_train(&c, &err), MART_ERR);
+    if (!strstr(err.msg, "--discount")) fail_msg("%s", err.msg);
+    c.discount = 1.0;
     c.multi = !c.multi;
     assert_int_equal(rl_train(&c, &err), MART_ERR);
     assert_non_null(strstr(err.msg, "--task"));
@@ -858,7 +861,7 @@ int main(void) {
         cmocka_unit_test(ratio_starts_at_one_from_a_bf16_checkpoint),
         cmocka_unit_test(out_of_range_or_conflicting_options_are_refused_by_name),
         cmocka_unit_test(bad_training_data_is_an_error_naming_the_file_and_line),
-        cmocka_unit_test(resuming_with_another_seed_task_or_prompt_is_refused),
+        cmocka_unit_test(resuming_with_another_seed_task_prompt_or_discount_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

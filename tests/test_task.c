@@ -286,9 +286,8 @@ static void pretrain_reads_transcripts_and_refuses_malformed_attempts(void **sta
 
 /* Reads a whole file (test helper); NULL if it cannot. */
 static char *slurp(const char *dir, const char *name, size_t *len) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    char *data = NULL;
+    char path[512], *data = NULL;
+    mart_path_join(path, sizeof path, dir, name);
     mart_err err = {{0}};
     return mart_read_file(path, &data, len, &err) == MART_OK ? data : NULL;
 }

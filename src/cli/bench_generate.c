@@ -7,6 +7,7 @@
  * the figure before it existed. */
 #include "cli/cli.h"
 #include "mart/gen.h"
+#include "mart/safetensors.h"
 #include "model/kern_gemv.h"
 
 #include <cblas.h>
@@ -126,9 +127,7 @@ static double measure_dp_peak(double *per_cpu) {
 static void round_to_bf16(float *a, int64_t n) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &a[i], sizeof u);
-        u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        uint32_t u = (uint32_t)st_f32_to_bf16(a[i]) << 16;
         memcpy(&a[i], &u, sizeof u);
     }
 }

@@ -149,16 +149,15 @@ int env_build_prompt(const tok_tokenizer *tok, const env_config *cfg, const char
                      int32_t attempts, int32_t **ids, int32_t *n, mart_err *err) {
     int32_t im_start, im_end;
     if (special_ids(tok, &im_start, &im_end, NULL, err) != MART_OK) return MART_ERR;
-    mart_buf sys = {0};
-    subst_int(&sys, system_template(cfg), "{N}", attempts);
+    char *sys = env_system_text(cfg, attempts);
     idvec v = {0};
     size_t ql = strlen(question);
-    int rc = push_turn_open(&v, tok, im_start, "system", sys.data, sys.len, err);
+    int rc = push_turn_open(&v, tok, im_start, "system", sys, strlen(sys), err);
     if (rc == MART_OK) rc = push_turn_close(&v, tok, im_end, err);
     if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "user", question, ql, err);
     if (rc == MART_OK) rc = push_turn_close(&v, tok, im_end, err);
     if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "assistant", "", 0, err);
-    mart_buf_free(&sys);
+    free(sys);
     if (rc != MART_OK) {
         free(v.ids);
         return mart_fail_wrap(err, "building the prompt");
@@ -172,19 +171,18 @@ int env_build_feedback(const tok_tokenizer *tok, const env_config *cfg, const ch
                        int32_t left, bool turn_closed, int32_t **ids, int32_t *n, mart_err *err) {
     int32_t im_start, im_end;
     if (special_ids(tok, &im_start, &im_end, NULL, err) != MART_OK) return MART_ERR;
-    mart_buf msg = {0};
-    subst_int(&msg, feedback_template(cfg), "{n}", left);
+    char *msg = env_feedback_text(cfg, left);
     idvec v = {0};
     /* The model's turn is closed by <|im_end|>: ours unless the model sampled it itself. */
     int rc = turn_closed ? push_text(&v, tok, "\n", 1, err) : push_turn_close(&v, tok, im_end, err);
-    if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "system", msg.data, msg.len, err);
+    if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "system", msg, strlen(msg), err);
     if (rc == MART_OK) rc = push_turn_close(&v, tok, im_end, err);
     if (rc == MART_OK && cfg->repeat_question) {
         rc = push_turn_open(&v, tok, im_start, "user", question, strlen(question), err);
         if (rc == MART_OK) rc = push_turn_close(&v, tok, im_end, err);
     }
     if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "assistant", "", 0, err);
-    mart_buf_free(&msg);
+    free(msg);
     if (rc != MART_OK) {
         free(v.ids);
         return mart_fail_wrap(err, "building the feedback turn");

@@ -24,6 +24,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
+/* The first `left` (at most 32) of 32 lanes. */
+static inline __mmask32 mask32(int64_t left) {
+    return left >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1ull << left) - 1);
+}
+
 /* Rows of w handled together: their dot products with one x row share the loads of x. */
 #define GEMV_ROWS 4
 /* Software prefetch distance, in rows of the 4-row tiles (in units of 256 weights for the
@@ -188,7 +193,7 @@ gemv_tile_bf16(const float *xp, const uint16_t *wb, int64_t N, int64_t K, int64_
         for (int r = 0; r < GEMV_ROWS; r++)
             a[i][r] = _mm512_setzero_ps();
     for (int64_t k = 0; k < K; k += 32) {
-        __mmask32 mk = K - k >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1ull << (K - k)) - 1);
+        __mmask32 mk = mask32(K - k);
         __m512 we[GEMV_ROWS], wo[GEMV_ROWS];
         for (int r = 0; r < GEMV_ROWS; r++) {
             _mm_prefetch((const char *)(w[r] + k + GEMV_PREFETCH_ROWS * K), _MM_HINT_T0);
@@ -224,8 +229,7 @@ gemv_rows_bf16(const float *xp, const uint16_t *wb, int64_t N, int64_t K, int64_
         for (int i = 0; i < MR; i++)
             ae[i] = ao[i] = _mm512_setzero_ps();
         for (int64_t k = 0; k < K; k += 32) {
-            __mmask32 mk =
-                K - k >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1ull << (K - k)) - 1);
+            __mmask32 mk = mask32(K - k);
             _mm_prefetch((const char *)(wr + k + GEMV_PREFETCH_ROWS * 256), _MM_HINT_T0);
             __m512i v = _mm512_maskz_loadu_epi16(mk, wr + k);
             __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
@@ -311,10 +315,6 @@ store_sums(float *acc, const __m512 v[16], const int MR) {
     float out[16];
     _mm512_storeu_ps(out, reduce16(v));
     memcpy(acc, out, (size_t)MR * GEMV_ROWS * sizeof(float));
-}
-
-static inline __mmask32 mask32(int64_t left) {
-    return left >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1ull << left) - 1);
 }
 
 /* 32 elements (k.., mk the ones inside K) of the dot products of a tile: the accumulator

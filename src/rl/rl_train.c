@@ -50,9 +50,9 @@ void rl_config_default(rl_config *c) {
     c->lambda = RL_LAMBDA;
     c->max_grad_norm = RL_MAX_GRAD_NORM;
     c->beta1 = RL_BETA1;
+    c->beta2 = RL_BETA2;
     c->warmup_frac = RL_WARMUP_FRAC;
     c->discount = 1.0;
-    c->beta2 = RL_BETA2;
     c->weight_decay = 0.0f;
     c->seed = 0;
     c->save_every = 50;
@@ -291,6 +291,11 @@ static int load_state(trainer *t, const char *ckpt, mart_err *err) {
     if (rc == MART_OK && cJSON_IsTrue(rq) != t->c.repeat_question)
         rc = mart_fail(err, "%s: the run was started %s --repeat-question", path,
                        cJSON_IsTrue(rq) ? "with" : "without");
+    /* the same rewards (a checkpoint from before discount was recorded had no discount) */
+    const cJSON *disc = cJSON_GetObjectItemCaseSensitive(o, "discount");
+    double was_discount = cJSON_IsNumber(disc) ? disc->valuedouble : 1.0;
+    if (rc == MART_OK && was_discount != t->c.discount)
+        rc = mart_fail(err, "%s: the run was started with --discount %g", path, was_discount);
     if (rc == MART_OK && n != t->n_problems)
         rc = mart_fail(err, "%s: the run had %lld problems, %s has %d", path, (long long)n,
                        t->c.data_path, t->n_problems);

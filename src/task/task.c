@@ -356,7 +356,8 @@ int task_generate_splits(const task_config *c, task_splits *out, mart_err *err) 
         mart_rng r;
         mart_rng_seed(&r, c->seed, 4);
         for (int64_t i = 0; i < out->n_sft; i++)
-            if (mart_rng_uniform(&r) < c->sft_retry_frac) make_transcript(&out->sft[i], c->sft_repeat, &r);
+            if (mart_rng_uniform(&r) < c->sft_retry_frac)
+                make_transcript(&out->sft[i], c->sft_repeat, &r);
     }
     free(seen.keys);
     if (rc != MART_OK) task_splits_free(out);

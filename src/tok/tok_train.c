@@ -91,7 +91,6 @@ static bool best_pair(const train_corpus *c, pair_count **tab, uint64_t *cap, in
     return true;
 }
 
-
 int tok_build_bytes(const char *const *corpus, int64_t n_corpus, int32_t merges,
                     tok_tokenizer **out, mart_err *err) {
     *out = NULL;
