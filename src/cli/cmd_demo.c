@@ -20,7 +20,7 @@
 #include <string.h>
 
 /* The stage settings of one demo size. PLAN_FULL is the configuration measured in
- * docs/DEMO.md (about 8 minutes on 2 idle cores); --quick exercises every stage in
+ * docs/DEMO.md (about 12 minutes on 2 idle cores); --quick exercises every stage in
  * seconds. */
 typedef struct {
     const char *n_train, *n_test, *n_sft, *sft_repeat;    /* mart tasks */
@@ -33,8 +33,8 @@ typedef struct {
 static const demo_plan PLAN_FULL = {
     .n_train = "4000", .n_test = "500", .n_sft = "20000", .sft_repeat = "0.8",
     .pt_steps = "2000", .pt_batch = "32", .pt_lr = "3e-3", .pt_merges = "512",
-    .rl_steps = "100", .rl_batch = "32", .rl_samples = "4", .rl_mini = "32", .rl_lr = "3e-4",
-    .critic_lr = "1e-3", .kl = "0.01", .temperature = "1.0", .max_tokens = "200",
+    .rl_steps = "100", .rl_batch = "64", .rl_samples = "4", .rl_mini = "64", .rl_lr = "3e-4",
+    .critic_lr = "1e-3", .kl = "0.05", .temperature = "1.0", .max_tokens = "200",
     .eval_tokens = "200",
 };
 
@@ -192,7 +192,7 @@ int cmd_demo(int argc, char **argv) {
                        "Reproduces the paper's finding with a tiny model on a CPU: builds the "
                        "synthetic math task, pretrains a base model, trains it with RL once on the "
                        "single-turn task and once on the multi-attempt task (1..5 attempts), and "
-                       "evaluates both with 1..5 attempts. About 8 minutes on two idle cores.",
+                       "evaluates both with 1..5 attempts. About 12 minutes on two idle cores.",
                        opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (rc) return rc == 1 ? 0 : 2;
     mart_err err = {{0}};
