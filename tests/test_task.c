@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -292,6 +293,37 @@ static char *slurp(const char *dir, const char *name, size_t *len) {
     return mart_read_file(path, &data, len, &err) == MART_OK ? data : NULL;
 }
 
+/* Runs `mart pretrain` in-process with its stderr captured into msg; returns its status. */
+static int pretrain_capturing_stderr(int argc, char **argv, char *msg, size_t cap) {
+    char log[] = "/tmp/mart_pretrain_log_XXXXXX";
+    int fd = mkstemp(log);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    int rc = cmd_pretrain(argc, argv);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    ssize_t n = pread(fd, msg, cap - 1, 0);
+    msg[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(log);
+    return rc;
+}
+
+/* Writes folder dst/name with the bytes of src/name (test helper). */
+static void copy_file(const char *src, const char *dst, const char *name) {
+    size_t len;
+    char *data = slurp(src, name, &len), path[512];
+    assert_non_null(data);
+    mart_err err = {{0}};
+    assert_int_equal(mart_write_file_atomic(mart_path_join(path, sizeof path, dst, name), data,
+                                            len, &err),
+                     MART_OK);
+    free(data);
+}
+
 static void pretrain_init_fine_tunes_the_given_model_and_keeps_its_tokenizer(void **state) {
     (void)state;
     char dir[] = "/tmp/mart_pretrain_init_XXXXXX";
@@ -341,6 +373,37 @@ static void pretrain_init_fine_tunes_the_given_model_and_keeps_its_tokenizer(voi
     char *none[] = {"pretrain", "--init", dir, "--data", data, "--out", c, NULL};
     assert_int_not_equal(cmd_pretrain(7, none), 0);
     mart_err err = {{0}};
+    /* a sequence length past the model's positions, a tokenizer larger than the model's
+     * vocabulary and a tokenizer without <|im_end|>: each refused, saying why */
+    char msg[4096];
+    char *long_seq[] = {"pretrain", "--init", a, "--data", data, "--out", c, "--seq-len",
+                        "100000", NULL};
+    assert_int_not_equal(pretrain_capturing_stderr(9, long_seq, msg, sizeof msg), 0);
+    if (!strstr(msg, "--seq-len 100000 exceeds")) fail_msg("%s", msg);
+    char d[128], e[128];
+    snprintf(d, sizeof d, "%s/d", dir);
+    snprintf(e, sizeof e, "%s/e", dir);
+    char *bigger[] = {"pretrain", "--data", data, "--out", d, "--steps", "1", "--batch", "2",
+                      "--merges", "32", NULL};
+    assert_int_equal(cmd_pretrain(11, bigger), 0);
+    assert_int_equal(mart_mkdirs(e, &err), MART_OK);
+    copy_file(a, e, "config.json");
+    copy_file(a, e, "model.safetensors");
+    copy_file(d, e, "tokenizer.json");
+    char *mismatch[] = {"pretrain", "--init", e, "--data", data, "--out", c, NULL};
+    assert_int_not_equal(pretrain_capturing_stderr(7, mismatch, msg, sizeof msg), 0);
+    if (!strstr(msg, "tokenizer.json has")) fail_msg("%s", msg);
+    size_t tl;
+    char *tj = slurp(a, "tokenizer.json", &tl), path[512];
+    assert_non_null(tj);
+    for (char *q = tj; (q = strstr(q, "<|im_end|>")) != NULL; q++) q[6] = 'x'; /* <|im_exd|> */
+    assert_int_equal(mart_write_file_atomic(mart_path_join(path, sizeof path, e,
+                                                           "tokenizer.json"),
+                                            tj, tl, &err),
+                     MART_OK);
+    free(tj);
+    assert_int_not_equal(pretrain_capturing_stderr(7, mismatch, msg, sizeof msg), 0);
+    if (!strstr(msg, "has no <|im_end|>")) fail_msg("%s", msg);
     assert_int_equal(mart_remove_tree(dir, &err), MART_OK);
 }
 

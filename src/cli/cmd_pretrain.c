@@ -131,6 +131,33 @@ static int build_response(sft_example *e, const tok_tokenizer *tok, const env_co
     return MART_OK;
 }
 
+/* A byte tokenizer whose merges are learned on the pieces the model will read. The
+ * environment encodes each turn's text ("system\n" + text, "user\n" + question, then the
+ * response) separately between the special tokens, so the corpus holds exactly these pieces. */
+static int build_tokenizer(const sft_example *ex, int64_t n_ex, const env_config *ecfg,
+                           int32_t merges, tok_tokenizer **tok, mart_err *err) {
+    int32_t span = ecfg->max_attempts - ecfg->min_attempts + 1;
+    char **corpus = mart_xmalloc((size_t)(4 * n_ex) * sizeof *corpus);
+    for (int64_t i = 0; i < n_ex; i++) {
+        char *sys = env_system_text(ecfg, ecfg->min_attempts + (int32_t)(i % span));
+        corpus[4 * i] = mart_xstrcat("system\n", sys);
+        free(sys);
+        corpus[4 * i + 1] = mart_xstrcat("user\n", ex[i].problem);
+        corpus[4 * i + 2] = mart_xstrdup(ex[i].solution);
+        if (ex[i].n_attempts > 1) {
+            char *fb = env_feedback_text(ecfg, ex[i].attempts_allowed - 1);
+            corpus[4 * i + 3] = mart_xstrcat("system\n", fb);
+            free(fb);
+        } else {
+            corpus[4 * i + 3] = mart_xstrdup("");
+        }
+    }
+    int rc = tok_build_bytes((const char *const *)corpus, 4 * n_ex, merges, tok, err);
+    for (int64_t i = 0; i < 4 * n_ex; i++) free(corpus[i]);
+    free(corpus);
+    return rc;
+}
+
 static double lr_at(int64_t step, int64_t steps, double peak) {
     int64_t warm = (int64_t)(PRETRAIN_WARMUP_FRAC * (double)steps);
     if (warm < 1) warm = 1;
@@ -219,28 +246,7 @@ int cmd_pretrain(int argc, char **argv) {
         fprintf(stderr, "mart pretrain: %lld examples, tokenizer of %d tokens from %s\n",
                 (long long)n_ex, tok_vocab_size(tok), init);
     } else {
-        /* Tokenizer: merges learned on the pieces the model will read. The environment encodes
-         * each turn's text ("system\n" + text, "user\n" + question, then the response)
-         * separately between the special tokens, so the corpus holds exactly these pieces. */
-        char **corpus = mart_xmalloc((size_t)(4 * n_ex) * sizeof *corpus);
-        for (int64_t i = 0; i < n_ex; i++) {
-            int32_t att = min_att + (int32_t)(i % (max_att - min_att + 1));
-            char *sys = env_system_text(&ecfg, att);
-            corpus[4 * i] = mart_xstrcat("system\n", sys);
-            free(sys);
-            corpus[4 * i + 1] = mart_xstrcat("user\n", ex[i].problem);
-            corpus[4 * i + 2] = mart_xstrdup(ex[i].solution);
-            if (ex[i].n_attempts > 1) {
-                char *fb = env_feedback_text(&ecfg, ex[i].attempts_allowed - 1);
-                corpus[4 * i + 3] = mart_xstrcat("system\n", fb);
-                free(fb);
-            } else {
-                corpus[4 * i + 3] = mart_xstrdup("");
-            }
-        }
-        rc = tok_build_bytes((const char *const *)corpus, 4 * n_ex, merges, &tok, &err);
-        for (int64_t i = 0; i < 4 * n_ex; i++) free(corpus[i]);
-        free(corpus);
+        rc = build_tokenizer(ex, n_ex, &ecfg, merges, &tok, &err);
         if (rc != MART_OK) goto done;
         fprintf(stderr, "mart pretrain: %lld examples, tokenizer of %d tokens (%d merges) built "
                         "in %.1fs\n", (long long)n_ex, tok_vocab_size(tok), merges,
