@@ -503,14 +503,14 @@ static void warm_start(model *m, const tok_tokenizer *tok) {
     for (int32_t i = 0; i < n; i++) d[i] = tg[i] >= 0 ? -1.0f / n_ans : 0.0f;
     model_batch batch = {.n_seqs = B, .tokens = toks, .offsets = offs};
     adamw_state st;
-    adamw_init(&st, m->n_params);
+    adamw_init(&st, m->be, m->n_params);
     adamw_config ac = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f};
     for (int it = 0; it < 60; it++) {
         model_out out = {.targets = tg, .logprobs = lp};
         assert_int_equal(model_forward(m, &batch, NULL, &out, true, &err), MART_OK);
         model_zero_grads(m);
         model_backward(m, d, NULL, NULL);
-        adamw_step(&st, m->params, m->grads, &ac);
+        model_adamw_step(m, &st, &ac);
     }
     adamw_free(&st);
     free(lp);

@@ -284,7 +284,7 @@ int cmd_pretrain(int argc, char **argv) {
         m = model_create(&cfg, false, true);
         model_init_random(m, (uint64_t)seed);
     }
-    adamw_init(&opt, m->n_params);
+    adamw_init(&opt, m->be, m->n_params);
     if ((rc = mart_mkdirs(out, &err)) != MART_OK) goto done;
     mf = fopen(mart_path_join(path, sizeof path, out, "metrics.jsonl"), "w");
     if (!mf) {
@@ -357,7 +357,7 @@ int cmd_pretrain(int argc, char **argv) {
         float gnorm = model_clip_grad_norm(m, PRETRAIN_CLIP);
         adamw_config ac = {.lr = (float)lr_at(step, steps, lr), .beta1 = 0.9f, .beta2 = 0.95f,
                            .eps = 1e-8f, .weight_decay = wd};
-        adamw_step(&opt, m->params, m->grads, &ac);
+        model_adamw_step(m, &opt, &ac);
         total_tokens += ntok;
         ema = step == 0 ? loss : 0.95 * ema + 0.05 * loss;
         double el = mart_now() - t_train;

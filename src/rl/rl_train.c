@@ -427,8 +427,8 @@ static int setup(trainer *t, mart_err *err) {
         if (c->algo == RL_ALGO_PPO) t->critic = model_clone(base, true, true);
     }
     if (t->actor->has_value_head) model_set_value_head(t->actor, false);
-    adamw_init(&t->opt_actor, t->actor->n_params);
-    if (t->critic) adamw_init(&t->opt_critic, t->critic->n_params);
+    adamw_init(&t->opt_actor, t->actor->be, t->actor->n_params);
+    if (t->critic) adamw_init(&t->opt_critic, t->critic->be, t->critic->n_params);
     if (resuming) {
         char p[4096];
         if (load_optimizer(t, mart_path_join(p, sizeof p, ckpt, "optimizer.safetensors"), err) !=
@@ -469,7 +469,7 @@ static int optimizer_step(trainer *t, model *m, adamw_state *s, double peak, dou
                                              t->c.warmup_frac, RL_MIN_LR_RATIO),
                        .beta1 = t->c.beta1, .beta2 = t->c.beta2, .eps = ADAM_EPS,
                        .weight_decay = t->c.weight_decay};
-    adamw_step(s, m->params, m->grads, &ac);
+    model_adamw_step(m, s, &ac);
     return MART_OK;
 }
 
