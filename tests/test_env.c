@@ -530,6 +530,46 @@ static void test_only_boxed_answers_count_even_with_the_graders_fallback_on(void
     env_episode_free(&ep);
 }
 
+/* The study's single-turn baseline (SPEC §3): the turn runs past the box to its end; the answer
+ * is the last box, else "the answer is", else the last number; the reward is +1 right, -0.5
+ * wrong with "boxed" in the text, -1 otherwise. */
+static void test_study_baseline_reads_the_answer_with_the_qwen_parsers_fallbacks(void **state) {
+    (void)state;
+    env_config c = defaults();
+    c.study_baseline = true;
+    c.baseline_prompt = true;
+    static const struct {
+        const char *script, *answer;
+        env_attempt_status status;
+        float reward;
+    } cases[] = {
+        /* no stop at the box: the later box wins, and the text runs to <|im_end|> */
+        {"\\boxed{5} no wait, \\boxed{6} done<|im_end|>", "6", ENV_ATTEMPT_RIGHT, 1.0f},
+        {"so the answer is 6.<|im_end|>", "6", ENV_ATTEMPT_RIGHT, 1.0f},
+        {"we get 1,206 then 3.5 and -6<|im_end|>", "-6", ENV_ATTEMPT_WRONG, -1.0f},
+        {"adding: 2 and 4 give 6<|im_end|>", "6", ENV_ATTEMPT_RIGHT, 1.0f},
+        {"I would write boxed here but 7<|im_end|>", "7", ENV_ATTEMPT_WRONG, -0.5f},
+        {"\\boxed{7}<|im_end|>", "7", ENV_ATTEMPT_WRONG, -0.5f},
+        {"no idea at all<|im_end|>", NULL, ENV_ATTEMPT_NO_BOX, -1.0f},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        env_episode ep;
+        const char *script = cases[i].script;
+        int32_t used = run_script(&c, Q, "6", 1, script, &ep, NULL);
+        int32_t n_ids = 0;
+        free(golden_ids(script, &n_ids));
+        assert_int_equal(used, n_ids); /* every id up to <|im_end|>: no stop at the box */
+        assert_int_equal(ep.n_attempts, 1);
+        assert_int_equal(ep.attempts[0].status, cases[i].status);
+        if (cases[i].answer)
+            assert_string_equal(ep.attempts[0].answer, cases[i].answer);
+        else
+            assert_null(ep.attempts[0].answer);
+        assert_true(ep.reward == cases[i].reward);
+        env_episode_free(&ep);
+    }
+}
+
 /* With Qwen's tokenizer: the prompt and feedback ids, built from special ids and encoded text
  * pieces, equal the ids of the whole ChatML string tokenized at once, the way the reference
  * builds them, both by mart's tokenizer and (when node is there) by the transformers.js
@@ -646,6 +686,7 @@ int main(void) {
         cmocka_unit_test(test_reward_is_discounted_by_attempts_used),
         cmocka_unit_test(test_cancelled_feedback_leaves_no_trace_and_ends_the_episode),
         cmocka_unit_test(test_attempts_are_drawn_uniformly_in_the_configured_range),
+        cmocka_unit_test(test_study_baseline_reads_the_answer_with_the_qwen_parsers_fallbacks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -18,6 +18,11 @@ typedef struct {
                                     1 = no discount (paper) */
     bool repeat_question;        /* the "repeat question" prompt/feedback variant */
     bool baseline_prompt;        /* single-turn: the plain Qwen math system prompt */
+    bool study_baseline;         /* the study's single-turn baseline task (SPEC §3): no stop at
+                                    a boxed answer (the turn runs to its end or the budget); the
+                                    answer read with the Qwen parser's fallbacks (last box, else
+                                    "the answer is", else the last number); reward +1 right,
+                                    -0.5 wrong when the text contains "boxed", -1 otherwise */
     const char *system_template; /* NULL = SPEC's; "{N}" = attempts allowed */
     const char *feedback_template; /* NULL = SPEC's system text of the feedback turn;
                                       "{n}" = attempts left */

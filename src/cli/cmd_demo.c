@@ -236,7 +236,7 @@ int cmd_demo(int argc, char **argv) {
                         "--max-tokens", (char *)p->max_tokens, "--actor-lr", (char *)p->rl_lr,
                         "--critic-lr", (char *)p->critic_lr, "--kl-coef", (char *)p->kl,
                         "--temperature", (char *)p->temperature, "--seed", s_seed,
-                        "--repeat-question", NULL};
+                        "--lr-horizon", "0", "--kl-clamp", "10", "--repeat-question", NULL};
         if (stage(tasks[i], cmd_train, a_rl, &t_rl[i])) return 1;
     }
     /* the two RL models, and their shared base for reference */

@@ -212,7 +212,10 @@ float env_episode_reward(const env_episode *e, const env_config *cfg) {
     for (int32_t i = 0; i < e->n_attempts; i++) {
         if (e->attempts[i].status == ENV_ATTEMPT_RIGHT)
             return (float)pow(cfg->discount, (double)e->n_attempts);
-        if (e->attempts[i].answer) boxed = true;
+        /* the study's baseline: "boxed" anywhere in the text, whatever the parser found */
+        if (cfg->study_baseline ? e->attempts[i].text && strstr(e->attempts[i].text, "boxed")
+                                : e->attempts[i].answer != NULL)
+            boxed = true;
     }
     /* SPEC §2: -0.5 when some attempt gave a (wrong) boxed answer, -1 when none did. */
     return boxed ? -0.5f : -1.0f;
@@ -312,6 +315,49 @@ static char *extract_box(const env_session *s) {
     return grade_extract(s->text.data + from, s->text.len - from, &gc);
 }
 
+/* The Qwen math parser's last resort: the last match of -?\d*\.?\d+ in the text with its
+ * commas removed, malloc'd, or NULL. */
+static char *last_number(const char *text, size_t len) {
+    char *t = mart_xmalloc(len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (text[i] != ',') t[n++] = text[i];
+    t[n] = 0;
+    const char *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        if (t[j] == '-') j++;
+        size_t d0 = j;
+        while (j < n && t[j] >= '0' && t[j] <= '9')
+            j++;
+        size_t int_end = j;
+        if (j < n && t[j] == '.' && j + 1 < n && t[j + 1] >= '0' && t[j + 1] <= '9') {
+            j++;
+            while (j < n && t[j] >= '0' && t[j] <= '9')
+                j++;
+        } else if (int_end == d0) {
+            i++;
+            continue;
+        }
+        best = t + i;
+        best_len = j - i;
+        i = j;
+    }
+    char *r = best ? mart_xstrdup(best) : NULL;
+    if (r) r[best_len] = 0;
+    free(t);
+    return r;
+}
+
+/* The study's baseline answer: the last box, else "the answer is ...", else the last number. */
+static char *extract_baseline(const env_session *s) {
+    grade_config gc = s->cfg->grade;
+    gc.fallback_extract = true;
+    char *a = grade_extract(s->text.data, s->text.len, &gc);
+    return a ? a : last_number(s->text.data, s->text.len);
+}
+
 /* A problem without a gold answer (NULL) can never be solved. */
 static bool is_right(const env_session *s, const char *answer) {
     return s->gold && grade_equal(answer, s->gold, &s->cfg->grade);
@@ -346,7 +392,11 @@ env_step env_episode_on_token(env_session *s, int32_t id, float logprob, bool ou
     bool check = turn_end || budget_end || s->attempt_tokens % chunk == 0;
     /* At the end of the turn or budget the text is final: a trailing `\boxed 5` counts. */
     char *answer = NULL;
-    if (turn_end || budget_end || (check && has_box(s))) answer = extract_box(s);
+    if (cfg->study_baseline) {
+        if (turn_end || budget_end) answer = extract_baseline(s);
+    } else if (turn_end || budget_end || (check && has_box(s))) {
+        answer = extract_box(s);
+    }
     env_attempt_status st;
     if (answer)
         st = is_right(s, answer) ? ENV_ATTEMPT_RIGHT : ENV_ATTEMPT_WRONG;
@@ -384,7 +434,7 @@ void env_episode_cancel_feedback(env_session *s) {
 void env_episode_force_end(env_session *s) {
     if (s->done) return;
     if (s->attempt_tokens > 0 || s->ep->n_attempts == 0) {
-        char *answer = extract_box(s);
+        char *answer = s->cfg->study_baseline ? extract_baseline(s) : extract_box(s);
         env_attempt_status st = !answer               ? ENV_ATTEMPT_BUDGET
                                 : is_right(s, answer) ? ENV_ATTEMPT_RIGHT
                                                       : ENV_ATTEMPT_WRONG;

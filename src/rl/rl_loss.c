@@ -15,6 +15,7 @@ void rl_loss_config_default(rl_loss_config *c) {
     c->clip_eps = RL_CLIP_EPS;
     c->value_clip = RL_VALUE_CLIP;
     c->kl_coef = RL_KL_COEF;
+    c->kl_clamp = 0.0f;
     c->temperature = 1.0f;
 }
 
@@ -156,7 +157,7 @@ int rl_actor_backward(model *actor, rl_sample *const *s, int32_t n, const rl_los
                 bool clipped;
                 float pg = rl_policy_loss(lp[row], x->old_logprobs[i], x->advantages[i],
                                           c->clip_eps, &d_pg, &clipped);
-                if (c->kl_coef != 0.0f) kl = rl_kl_k3(lp[row], x->ref_logprobs[i], &d_kl);
+                if (c->kl_coef != 0.0f) kl = rl_kl_k3(lp[row], x->ref_logprobs[i], c->kl_clamp, &d_kl);
                 d_lp[row] = (float)(inv_norm * (d_pg + c->kl_coef * d_kl));
                 double dev = fabs(exp((double)lp[row] - x->old_logprobs[i]) - 1.0);
                 if (dev > st->max_ratio_dev) st->max_ratio_dev = dev;

@@ -21,6 +21,7 @@
 #define STREAM_STEP 0x200000000ULL       /* + step: attempt counts */
 #define STREAM_SHUFFLE 0x300000000ULL    /* + step: mini-batch shuffles */
 #define STREAM_SAMPLING_SHIFT 36         /* sampling stream base: (step + 1) << 36 */
+#define STREAM_VALUE_HEAD 0x400000000ULL /* the critic's value head initialisation */
 
 #define ADAM_EPS 1e-8f
 
@@ -52,6 +53,11 @@ void rl_config_default(rl_config *c) {
     c->beta1 = RL_BETA1;
     c->beta2 = RL_BETA2;
     c->warmup_frac = RL_WARMUP_FRAC;
+    c->whiten = true;
+    c->micro_mean = false;
+    c->lr_horizon = RL_LR_HORIZON;
+    c->chunk = 1;
+    c->value_head_zero = false;
     c->discount = 1.0;
     c->weight_decay = 0.0f;
     c->seed = 0;
@@ -336,6 +342,19 @@ static int trim_metrics(const trainer *t, const char *path, mart_err *err) {
 
 /* ---- set-up ---- */
 
+/* The critic's value head as the reference starts it: normal, std 1/(hidden+1), from a
+ * stream of its own. */
+static void init_value_head(model *critic, uint64_t seed) {
+    int64_t d = critic->cfg.hidden_size;
+    float *w = mart_xmalloc((size_t)d * sizeof(float));
+    mart_rng r;
+    mart_rng_seed(&r, seed, STREAM_VALUE_HEAD);
+    for (int64_t j = 0; j < d; j++)
+        w[j] = mart_rng_normal(&r) / (float)(d + 1);
+    critic->be->upload(critic->be, critic->value_head, w, d);
+    free(w);
+}
+
 static int setup(trainer *t, mart_err *err) {
     const rl_config *c = &t->c;
     if (c->rollout_batch < 1 || c->n_samples < 1 || c->mini_batch < 1 || c->micro_batch < 1 ||
@@ -353,13 +372,21 @@ static int setup(trainer *t, mart_err *err) {
         return mart_fail(err, "--warmup must be in [0, 1)");
     if (c->min_attempts < 1 || c->max_attempts < c->min_attempts)
         return mart_fail(err, "attempts: need 1 <= --min-attempts <= --max-attempts");
+    if (!(c->lr_horizon >= 0.0 && c->lr_horizon <= 1e6))
+        return mart_fail(err, "--lr-horizon must be in [0, 1e6] passes over the data");
+    if (c->chunk < 1) return mart_fail(err, "--chunk must be at least 1");
+    if (!(c->loss.kl_clamp >= 0.0f)) return mart_fail(err, "--kl-clamp must be >= 0");
+    if (c->study_baseline && (c->multi || c->repeat_question))
+        return mart_fail(err, "the study's baseline task is single-turn with the plain prompt");
     if (load_data(t, err) != MART_OK) return MART_ERR;
     if (tok_load(c->model_dir, &t->tok, err) != MART_OK) return MART_ERR;
     env_config_default(&t->env);
     t->env.max_tokens = c->max_tokens;
     t->env.min_attempts = c->multi ? c->min_attempts : 1;
     t->env.max_attempts = c->multi ? c->max_attempts : 1;
-    t->env.baseline_prompt = !c->multi && c->baseline_prompt;
+    t->env.baseline_prompt = !c->multi && (c->baseline_prompt || c->study_baseline);
+    t->env.study_baseline = c->study_baseline;
+    t->env.chunk = c->chunk;
     t->env.repeat_question = c->repeat_question;
     t->env.discount = c->discount;
     /* Questions whose prompt (with the most attempts' digit) exceeds --max-prompt are
@@ -392,11 +419,16 @@ static int setup(trainer *t, mart_err *err) {
     t->n_problems = kept;
     if (kept == 0) return mart_fail(err, "%s: no problem fits --max-prompt %d", c->data_path,
                                     c->max_prompt);
-    int32_t *fb = NULL, nfb = 0;
-    if (env_build_feedback(t->tok, &t->env, "", 99, false, &fb, &nfb, err) != MART_OK)
-        return MART_ERR;
-    free(fb);
-    t->feedback_room = nfb;
+    /* Room for a feedback turn: with the repeated question, the longest question's. */
+    t->feedback_room = 0;
+    for (int32_t i = 0; i < (t->env.repeat_question ? kept : 1); i++) {
+        int32_t *fb = NULL, nfb = 0;
+        if (env_build_feedback(t->tok, &t->env, t->env.repeat_question ? t->questions[i] : "",
+                               99, false, &fb, &nfb, err) != MART_OK)
+            return MART_ERR;
+        free(fb);
+        if (nfb > t->feedback_room) t->feedback_room = nfb;
+    }
     t->order = mart_xmalloc((size_t)t->n_problems * sizeof(int32_t));
     char ckpt[4096];
     mart_path_join(ckpt, sizeof ckpt, c->out_dir, "checkpoint");
@@ -424,7 +456,10 @@ static int setup(trainer *t, mart_err *err) {
     } else {
         t->actor = base;
         if (need_ref) t->ref = model_clone(base, false, false);
-        if (c->algo == RL_ALGO_PPO) t->critic = model_clone(base, true, true);
+        if (c->algo == RL_ALGO_PPO) {
+            t->critic = model_clone(base, true, true);
+            if (!c->value_head_zero) init_value_head(t->critic, c->seed);
+        }
     }
     if (t->actor->has_value_head) model_set_value_head(t->actor, false);
     adamw_init(&t->opt_actor, t->actor->be, t->actor->n_params);
@@ -438,10 +473,9 @@ static int setup(trainer *t, mart_err *err) {
     }
     shuffle_order(t);
 
-
-    int32_t n_eps = c->rollout_batch * c->n_samples;
-    int64_t per_epoch = (n_eps + c->mini_batch - 1) / c->mini_batch;
-    t->total_opt_steps = (int64_t)c->steps * c->epochs * per_epoch;
+    t->total_opt_steps = rl_schedule_steps(c->lr_horizon, t->n_problems, c->steps,
+                                           c->rollout_batch, c->n_samples, c->mini_batch,
+                                           c->epochs);
     return MART_OK;
 }
 
@@ -488,6 +522,19 @@ static void compute_advantages(trainer *t, rl_sample *s, int32_t n) {
                    x->advantages, x->returns);
             free(r);
         }
+        /* Whitened over the whole rollout batch; the returns keep the raw advantages. */
+        if (t->c.whiten) {
+            rl_moments mo = {0};
+            for (int32_t k = 0; k < n; k++)
+                rl_moments_add_sum(&mo, s[k].advantages, s[k].trainable, s[k].n_tokens);
+            if (mo.count == 0) return;
+            double mean = mo.sum / mo.count;
+            for (int32_t k = 0; k < n; k++)
+                rl_moments_add_dev(&mo, s[k].advantages, s[k].trainable, s[k].n_tokens, mean);
+            double scale = rl_whiten_scale(mo.dev / mo.count);
+            for (int32_t k = 0; k < n; k++)
+                rl_whiten(s[k].advantages, s[k].trainable, s[k].n_tokens, mean, scale);
+        }
         return;
     }
     int32_t g = t->c.n_samples;
@@ -526,11 +573,19 @@ static int update(trainer *t, rl_sample *s, int32_t n, step_metrics *m, mart_err
             }
             if (n_tok == 0) continue;
             double inv = 1.0 / (double)n_tok;
+            int32_t n_micro = (nb + c->micro_batch - 1) / c->micro_batch;
             model_zero_grads(t->actor);
             if (t->critic) model_zero_grads(t->critic);
             rl_stats mst = {0};
             for (int32_t u0 = 0; u0 < nb && rc == MART_OK; u0 += c->micro_batch) {
                 int32_t nu = nb - u0 < c->micro_batch ? nb - u0 : c->micro_batch;
+                if (c->micro_mean) {
+                    /* the reference: each micro-batch's token mean, averaged over them */
+                    int64_t nt_u = 0;
+                    for (int32_t k = 0; k < nu; k++)
+                        nt_u += mb[u0 + k]->n_trainable;
+                    inv = nt_u ? 1.0 / ((double)nt_u * (double)n_micro) : 0.0;
+                }
                 rc = rl_actor_backward(t->actor, mb + u0, nu, &c->loss, inv, &mst, err);
                 if (rc == MART_OK && t->critic)
                     rc = rl_critic_backward(t->critic, mb + u0, nu, &c->loss, inv, &mst, err);
@@ -751,9 +806,9 @@ int rl_train(const rl_config *cfg, mart_err *err) {
     int rc = setup(&t, err);
     if (rc == MART_OK && t.c.steps <= 0) {
         t.c.steps = (t.n_problems + t.c.rollout_batch - 1) / t.c.rollout_batch;
-        int32_t n_eps = t.c.rollout_batch * t.c.n_samples;
-        t.total_opt_steps = (int64_t)t.c.steps * t.c.epochs *
-                            ((n_eps + t.c.mini_batch - 1) / t.c.mini_batch);
+        t.total_opt_steps = rl_schedule_steps(t.c.lr_horizon, t.n_problems, t.c.steps,
+                                              t.c.rollout_batch, t.c.n_samples, t.c.mini_batch,
+                                              t.c.epochs);
     }
     char mpath[4096];
     mart_path_join(mpath, sizeof mpath, cfg->out_dir, "metrics.jsonl");
