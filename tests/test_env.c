@@ -570,6 +570,27 @@ static void test_study_baseline_reads_the_answer_with_the_qwen_parsers_fallbacks
     }
 }
 
+/* The room reserved per feedback turn fits the longest question when the turn repeats it. */
+static void test_feedback_room_fits_the_longest_repeated_question(void **state) {
+    (void)state;
+    env_config c = defaults();
+    char long_q[2048];
+    size_t n = 0;
+    while (n + 40 < sizeof long_q)
+        n += (size_t)snprintf(long_q + n, sizeof long_q - n, "Tom has %zu apples and more. ", n);
+    const char *qs[3] = {Q, long_q, "What is 1+1?"};
+    int32_t room_plain = 0, room_rep = 0, room_short = 0, *fb = NULL, nfb = 0;
+    mart_err err = {0};
+    assert_int_equal(env_feedback_room(tok, &c, qs, 3, &room_plain, &err), MART_OK);
+    c.repeat_question = true;
+    assert_int_equal(env_feedback_room(tok, &c, qs, 3, &room_rep, &err), MART_OK);
+    assert_int_equal(env_feedback_room(tok, &c, qs, 1, &room_short, &err), MART_OK);
+    assert_int_equal(env_build_feedback(tok, &c, long_q, 99, false, &fb, &nfb, &err), MART_OK);
+    free(fb);
+    assert_int_equal(room_rep, nfb);
+    assert_true(room_rep > room_short + 200 && room_short > room_plain);
+}
+
 /* With Qwen's tokenizer: the prompt and feedback ids, built from special ids and encoded text
  * pieces, equal the ids of the whole ChatML string tokenized at once, the way the reference
  * builds them, both by mart's tokenizer and (when node is there) by the transformers.js
@@ -687,6 +708,7 @@ int main(void) {
         cmocka_unit_test(test_cancelled_feedback_leaves_no_trace_and_ends_the_episode),
         cmocka_unit_test(test_attempts_are_drawn_uniformly_in_the_configured_range),
         cmocka_unit_test(test_study_baseline_reads_the_answer_with_the_qwen_parsers_fallbacks),
+        cmocka_unit_test(test_feedback_room_fits_the_longest_repeated_question),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -129,6 +129,11 @@ int env_build_prompt(const tok_tokenizer *tok, const env_config *cfg, const char
  * model's <|endoftext|>) it opens with our <|im_end|>. malloc'd into *ids. */
 int env_build_feedback(const tok_tokenizer *tok, const env_config *cfg, const char *question,
                        int32_t left, bool turn_closed, int32_t **ids, int32_t *n, mart_err *err);
+/* The most tokens a feedback turn takes for any of the n questions (only the repeat-question
+ * variant repeats the question in the turn; otherwise one turn is measured), with two digits
+ * of attempts left: the room to reserve per feedback turn when sizing sequences. */
+int env_feedback_room(const tok_tokenizer *tok, const env_config *cfg,
+                      const char *const *questions, int32_t n, int32_t *room, mart_err *err);
 /* The text of the system turn for `attempts` attempts and of the feedback turn's system
  * message with `left` attempts left, as cfg selects them (malloc'd, without the role line). */
 char *env_system_text(const env_config *cfg, int32_t attempts);

@@ -558,3 +558,17 @@ int env_run(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
     mart_progress_finish(&rp.bar);
     return rc;
 }
+
+int env_feedback_room(const tok_tokenizer *tok, const env_config *cfg,
+                      const char *const *questions, int32_t n, int32_t *room, mart_err *err) {
+    *room = 0;
+    for (int32_t i = 0; i < (cfg->repeat_question ? n : 1); i++) {
+        int32_t *fb = NULL, nfb = 0;
+        if (env_build_feedback(tok, cfg, cfg->repeat_question ? questions[i] : "", 99, false, &fb,
+                               &nfb, err) != MART_OK)
+            return MART_ERR;
+        free(fb);
+        if (nfb > *room) *room = nfb;
+    }
+    return MART_OK;
+}

@@ -419,16 +419,9 @@ static int setup(trainer *t, mart_err *err) {
     t->n_problems = kept;
     if (kept == 0) return mart_fail(err, "%s: no problem fits --max-prompt %d", c->data_path,
                                     c->max_prompt);
-    /* Room for a feedback turn: with the repeated question, the longest question's. */
-    t->feedback_room = 0;
-    for (int32_t i = 0; i < (t->env.repeat_question ? kept : 1); i++) {
-        int32_t *fb = NULL, nfb = 0;
-        if (env_build_feedback(t->tok, &t->env, t->env.repeat_question ? t->questions[i] : "",
-                               99, false, &fb, &nfb, err) != MART_OK)
-            return MART_ERR;
-        free(fb);
-        if (nfb > t->feedback_room) t->feedback_room = nfb;
-    }
+    if (env_feedback_room(t->tok, &t->env, (const char *const *)t->questions, kept,
+                          &t->feedback_room, err) != MART_OK)
+        return MART_ERR;
     t->order = mart_xmalloc((size_t)t->n_problems * sizeof(int32_t));
     char ckpt[4096];
     mart_path_join(ckpt, sizeof ckpt, c->out_dir, "checkpoint");
