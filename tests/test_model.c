@@ -633,6 +633,22 @@ static void clip_grad_norm_scales_to_the_limit_and_reports_the_old_norm(void **s
     model_free(m);
 }
 
+/* Taking the CPU backend keeps OpenBLAS on one thread per call but leaves OpenMP's thread
+ * count as it was (OpenBLAS's OpenMP build would otherwise set it to 1 for the process). */
+static void the_cpu_backend_keeps_the_openmp_thread_count(void **state) {
+    (void)state;
+    int before = omp_get_max_threads();
+    assert_non_null(mart_backend_cpu());
+    assert_int_equal(omp_get_max_threads(), before);
+    int team = 0;
+#pragma omp parallel
+    {
+#pragma omp atomic
+        team++;
+    }
+    assert_int_equal(team, before);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(linear_backward_matches_finite_differences),
@@ -651,6 +667,7 @@ int main(void) {
         cmocka_unit_test(tensor_table_uses_hugging_face_names_and_covers_params_once),
         cmocka_unit_test(random_init_is_seeded_normal_and_independent_of_thread_count),
         cmocka_unit_test(adamw_step_matches_a_hand_computed_update),
+        cmocka_unit_test(the_cpu_backend_keeps_the_openmp_thread_count),
         cmocka_unit_test(clip_grad_norm_scales_to_the_limit_and_reports_the_old_norm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -173,9 +173,9 @@ struct mart_backend {
 
 };
 
-/* The CPU backend: OpenMP threads and OpenBLAS (kept single-threaded inside: mart splits the
- * work itself in blocks fixed by the shapes, so results do not depend on the thread count).
- * A process-wide immutable table; never freed. */
+/* The CPU backend: OpenMP threads and OpenBLAS, each sgemm call on one thread (mart splits
+ * the work itself in blocks fixed by the shapes, so results do not depend on the thread
+ * count). A process-wide immutable table; never freed. */
 const mart_backend *mart_backend_cpu(void);
 /* A CPU backend without the small-M (decoding) matrix kernels: every product goes to sgemm.
  * For benchmarks that compare the two; same results up to float rounding. Its buffers are

@@ -1,15 +1,11 @@
 /* backend_cpu: the CPU backend's operation table (see mart/backend.h) over the kernels of
- * kern_cpu.c and kern_gemv.c. Buffers are host memory. OpenBLAS is set to one thread when
- * the table is first asked for: the kernels split products themselves, in blocks fixed by
- * the shapes, which keeps every result independent of the thread count. */
+ * kern_cpu.c and kern_gemv.c. Buffers are host memory. */
 #include "mart/backend.h"
 #include "mart/core.h"
 #include "model/kern.h"
 #include "model/kern_gemv.h"
 
 #include <assert.h>
-#include <cblas.h>
-#include <pthread.h>
 #include <string.h>
 
 /* What distinguishes the two CPU tables. */
@@ -200,19 +196,10 @@ static cpu_ctx ctx_default = {.small_m = true}, ctx_sgemm_only = {.small_m = fal
 static const mart_backend cpu_default = CPU_TABLE(&ctx_default),
                           cpu_sgemm_only = CPU_TABLE(&ctx_sgemm_only);
 
-static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
-
-/* One thread per sgemm call, so a product's sums never depend on OpenBLAS's own split. */
-static void blas_single_thread(void) {
-    openblas_set_num_threads(1);
-}
-
 const mart_backend *mart_backend_cpu(void) {
-    pthread_once(&blas_once, blas_single_thread);
     return &cpu_default;
 }
 
 const mart_backend *mart_backend_cpu_sgemm_only(void) {
-    pthread_once(&blas_once, blas_single_thread);
     return &cpu_sgemm_only;
 }

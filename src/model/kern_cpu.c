@@ -67,6 +67,22 @@ static float *thread_scratch(size_t n) {
 
 /* ---- matrix products ---- */
 
+/* cblas_sgemm on the calling thread alone. OpenBLAS's OpenMP build runs single-threaded
+ * inside an active parallel region, but outside one it splits the product over OpenMP's
+ * thread count, which would make its sums depend on that count: there, the count is set to 1
+ * for the call. */
+static void sgemm_1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                    float *c, int64_t ldc) {
+    bool serial = !omp_in_parallel();
+    int threads = serial ? omp_get_max_threads() : 1;
+    if (serial && threads > 1) omp_set_num_threads(1);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta,
+                c, (blasint)ldc);
+    if (serial && threads > 1) omp_set_num_threads(threads);
+}
+
 /* Products smaller than this (multiply-adds) run as one sgemm call on the calling thread. */
 #define GEMM_SPLIT_MIN 4e6
 /* Blocks per product when split: enough for 8 threads to share; fixed, so that the blocks'
@@ -74,13 +90,15 @@ static float *thread_scratch(size_t n) {
 #define GEMM_BLOCKS 8
 
 /* Row-major C (m, n) = alpha op(A) op(B) + beta C, split into GEMM_BLOCKS blocks of rows of C
- * (or of columns, when C has few rows) that threads take in turn, each one single-threaded
- * sgemm call. Element (i, j) is always computed by the same call over the whole of k. */
+ * (or of columns, when C has fewer rows than columns) that threads take in turn, each one
+ * single-threaded sgemm call. A block of rows packs all of B again and a block of columns all
+ * of A, so the split goes along the longer side, where the operand packed again is the
+ * smaller. Element (i, j) is always computed by the same call over the whole of k. */
 static void sgemm_blocks(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                          const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                          float *c, int64_t ldc) {
     bool split = (double)m * (double)n * (double)k >= GEMM_SPLIT_MIN;
-    bool by_rows = m >= n || m >= 16 * GEMM_BLOCKS;
+    bool by_rows = m >= n;
     int64_t len = by_rows ? m : n;
     /* Boundaries on multiples of 16 keep each block's rows or columns cache-line aligned. */
     int64_t step = ((len + GEMM_BLOCKS - 1) / GEMM_BLOCKS + 15) & ~(int64_t)15;
@@ -101,9 +119,7 @@ static void sgemm_blocks(bool ta, bool tb, int64_t m, int64_t n, int64_t k, floa
             cb = c + i0;
             nb = i1 - i0;
         }
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (blasint)mb, (blasint)nb, (blasint)k, alpha, ab, (blasint)lda, bb,
-                    (blasint)ldb, beta, cb, (blasint)ldc);
+        sgemm_1(ta, tb, mb, nb, k, alpha, ab, lda, bb, ldb, beta, cb, ldc);
     }
 }
 
@@ -276,8 +292,7 @@ void kern_attention_forward(float *out, const float *q, int64_t ld_q, int64_t ld
             float *S = s->probs ? s->probs + ((int64_t)h * nq + r0) * nk
                                 : thread_scratch((size_t)nr * (size_t)kk);
             const float *qb = q + (s->q_row + r0) * ld_q + (int64_t)h * hd;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, kk, hd, scale, qb,
-                        (blasint)ld_q, kh, (blasint)ld_kv, 0.0f, S, (blasint)lds);
+            sgemm_1(false, true, nr, kk, hd, scale, qb, ld_q, kh, ld_kv, 0.0f, S, lds);
             for (int32_t i = 0; i < nr; i++) {
                 float *row = S + i * lds;
                 int32_t nv = p0 + r0 + i + 1; /* visible keys */
@@ -297,9 +312,8 @@ void kern_attention_forward(float *out, const float *q, int64_t ld_q, int64_t ld
                 for (int64_t j = nv; j < lds; j++)
                     row[j] = 0.0f;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, kk, 1.0f, S,
-                        (blasint)lds, vh, (blasint)ld_kv, 0.0f,
-                        out + (s->q_row + r0) * ld_o + (int64_t)h * hd, (blasint)ld_o);
+            sgemm_1(false, false, nr, hd, kk, 1.0f, S, lds, vh, ld_kv, 0.0f,
+                    out + (s->q_row + r0) * ld_o + (int64_t)h * hd, ld_o);
         }
     }
 }
@@ -337,11 +351,9 @@ void kern_attention_backward(float *dq, const float *dout, const float *q, int64
                 const float *dO = dout + (s->q_row + r0) * ld_o + (int64_t)h * hd;
                 const float *qb = q + (s->q_row + r0) * ld_q + (int64_t)h * hd;
                 /* dV += P^T dO */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, hd, nr, 1.0f, P, nk, dO,
-                            (blasint)ld_o, 1.0f, dvg, (blasint)ld_kv);
+                sgemm_1(true, false, kk, hd, nr, 1.0f, P, nk, dO, ld_o, 1.0f, dvg, ld_kv);
                 /* dP = dO V^T, then dS = P * (dP - rowsum(P * dP)) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, kk, hd, 1.0f, dO,
-                            (blasint)ld_o, vg, (blasint)ld_kv, 0.0f, dS, kk);
+                sgemm_1(false, true, nr, kk, hd, 1.0f, dO, ld_o, vg, ld_kv, 0.0f, dS, kk);
                 for (int32_t i = 0; i < nr; i++) {
                     float *ds = dS + (int64_t)i * kk;
                     const float *p = P + (int64_t)i * nk;
@@ -357,11 +369,9 @@ void kern_attention_backward(float *dq, const float *dout, const float *q, int64
                         ds[j] = 0.0f;
                 }
                 /* dQ = scale dS K ; dK += scale dS^T Q */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, kk, scale, dS, kk,
-                            kg, (blasint)ld_kv, 0.0f, dq + (s->q_row + r0) * ld_q + (int64_t)h * hd,
-                            (blasint)ld_q);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, hd, nr, scale, dS, kk, qb,
-                            (blasint)ld_q, 1.0f, dkg, (blasint)ld_kv);
+                sgemm_1(false, false, nr, hd, kk, scale, dS, kk, kg, ld_kv, 0.0f,
+                        dq + (s->q_row + r0) * ld_q + (int64_t)h * hd, ld_q);
+                sgemm_1(true, false, kk, hd, nr, scale, dS, kk, qb, ld_q, 1.0f, dkg, ld_kv);
             }
         }
     }
