@@ -871,6 +871,84 @@ static void resuming_with_another_seed_task_prompt_or_discount_is_refused(void *
     mart_remove_tree(dir, &err);
 }
 
+/* A folder that holds a run is never trained over silently; a checkpoint stranded by an
+ * interrupted swap is found by --resume; every state.json field is checked against the run;
+ * non-finite settings are refused by name. */
+static void runs_are_never_lost_or_overwritten_silently(void **state) {
+    (void)state;
+    char dir[256], md[300], data[300], out[300], path[700];
+    make_run_inputs(dir, sizeof dir, 2, false, false);
+    rl_config c;
+    run_config(&c, dir, md, data, out, "kept");
+    c.algo = RL_ALGO_GRPO;
+    c.n_samples = 2;
+    c.rollout_batch = 1;
+    c.max_tokens = 4;
+    c.steps = 1;
+    mart_err err = {{0}};
+    if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
+    /* again without --resume: refused, nothing touched */
+    assert_int_equal(rl_train(&c, &err), MART_ERR);
+    if (!strstr(err.msg, "--resume")) fail_msg("%s", err.msg);
+    /* the checkpoint stranded between two renames: --resume finds it */
+    char ck[400], old[420];
+    snprintf(ck, sizeof ck, "%s/checkpoint", out);
+    snprintf(old, sizeof old, "%s/checkpoint.old.12345", out);
+    assert_int_equal(rename(ck, old), 0);
+    c.resume = true;
+    c.steps = 2;
+    if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
+    assert_true(mart_is_dir(ck) && !mart_path_exists(old));
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
+    assert_int_equal((int)metric(path, 2, "step"), 2);
+    /* no checkpoint but metrics: refused rather than started over */
+    assert_int_equal(mart_remove_tree(ck, &err), MART_OK);
+    c.steps = 3;
+    assert_int_equal(rl_train(&c, &err), MART_ERR);
+    if (!strstr(err.msg, "refusing")) fail_msg("%s", err.msg);
+    /* a tampered state.json: an error naming the field, never an out-of-bounds read */
+    run_config(&c, dir, md, data, out, "tampered");
+    c.algo = RL_ALGO_GRPO;
+    c.n_samples = 2;
+    c.rollout_batch = 1;
+    c.max_tokens = 4;
+    c.steps = 1;
+    if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
+    static const char *bad[] = {"\"data_pos\": -5", "\"data_pos\": -100000", "\"data_pos\": 3",
+                                "\"step\": 1.5"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        snprintf(path, sizeof path, "%s/checkpoint/state.json", out);
+        char *text = NULL;
+        size_t len;
+        assert_int_equal(mart_read_file(path, &text, &len, &err), MART_OK);
+        char *field = strstr(text, k == 3 ? "\"step\":" : "\"data_pos\":");
+        assert_non_null(field);
+        char *end = strchr(field, ',');
+        mart_buf b = {0};
+        mart_buf_append(&b, text, (size_t)(field - text));
+        mart_buf_append(&b, bad[k], strlen(bad[k]));
+        mart_buf_append(&b, end, strlen(end));
+        assert_int_equal(mart_write_file_atomic(path, b.data, b.len, &err), MART_OK);
+        c.resume = true;
+        c.steps = 2;
+        assert_int_equal(rl_train(&c, &err), MART_ERR);
+        if (!strstr(err.msg, k == 3 ? "'step'" : "'data_pos'")) fail_msg("%s", err.msg);
+        assert_int_equal(mart_write_file_atomic(path, text, len, &err), MART_OK);
+        mart_buf_free(&b);
+        free(text);
+    }
+    /* NaN and infinite settings */
+    run_config(&c, dir, md, data, out, "nan");
+    c.actor_lr = NAN;
+    assert_int_equal(rl_train(&c, &err), MART_ERR);
+    assert_non_null(strstr(err.msg, "--actor-lr"));
+    c.actor_lr = 1e-3;
+    c.temperature = INFINITY;
+    assert_int_equal(rl_train(&c, &err), MART_ERR);
+    assert_non_null(strstr(err.msg, "--temperature"));
+    mart_remove_tree(dir, &err);
+}
+
 static void environment_episodes_train_exactly_the_sampled_tokens(void **state) {
     (void)state;
     char dir[256], p[400];
@@ -955,6 +1033,7 @@ int main(void) {
         cmocka_unit_test(out_of_range_or_conflicting_options_are_refused_by_name),
         cmocka_unit_test(bad_training_data_is_an_error_naming_the_file_and_line),
         cmocka_unit_test(resuming_with_another_seed_task_prompt_or_discount_is_refused),
+        cmocka_unit_test(runs_are_never_lost_or_overwritten_silently),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -217,6 +217,12 @@ int cmd_demo(int argc, char **argv) {
     }
     snprintf(d_final[2], sizeof d_final[2], "%s", d_base);
     mart_path_join(d_eval[2], sizeof d_eval[2], out, "eval_base");
+    /* The demo's folder is its own: every run starts its stages afresh (the trainers refuse to
+     * train over an earlier run's folder). */
+    const char *stage_dirs[] = {d_base, d_run[0], d_run[1], d_eval[0], d_eval[1], d_eval[2]};
+    for (size_t i = 0; i < sizeof stage_dirs / sizeof stage_dirs[0]; i++)
+        if (mart_path_exists(stage_dirs[i]) && mart_remove_tree(stage_dirs[i], &err) != MART_OK)
+            return cli_error("demo", &err);
     double t_all = mart_now(), t_tasks = 0, t_pre = 0, t_rl[2] = {0}, t_eval[3] = {0};
 
     char *a_tasks[] = {"tasks", "--out", d_data, "--seed", s_seed, "--n-train", (char *)p->n_train,

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mart/ckpt.h"
 #include "mart/eval.h"
 #include "mart/safetensors.h"
 
@@ -153,51 +154,16 @@ static void copy_if_exists(const char *src_dir, const char *dst_dir, const char 
     free(data);
 }
 
-/* Saves the model in `dtype` without changing it for the caller. */
-static int save_model_as(model *m, const char *dir, mart_dtype dtype, mart_err *err) {
-    mart_dtype keep = m->cfg.dtype;
-    m->cfg.dtype = dtype;
-    int rc = model_save(m, dir, err);
-    m->cfg.dtype = keep;
-    return rc;
-}
-
 static int save_optimizer(const trainer *t, const char *path, mart_err *err) {
-    st_view v[4];
-    int32_t n = 0;
-    const adamw_state *opts[2] = {&t->opt_actor, t->critic ? &t->opt_critic : NULL};
-    const char *names[2][2] = {{"actor.m", "actor.v"}, {"critic.m", "critic.v"}};
-    for (int k = 0; k < 2; k++) {
-        if (!opts[k]) continue;
-        for (int j = 0; j < 2; j++) {
-            v[n] = (st_view){.name = names[k][j], .dtype = MART_DTYPE_F32, .ndim = 1,
-                             .shape = {opts[k]->n}, .data = j ? opts[k]->v : opts[k]->m};
-            n++;
-        }
-    }
-    return st_save(path, v, n, NULL, NULL, 0, err);
+    const adamw_state *opts[2] = {&t->opt_actor, &t->opt_critic};
+    const char *names[2] = {"actor", "critic"};
+    return ckpt_save_moments(path, opts, names, t->critic ? 2 : 1, err);
 }
 
 static int load_optimizer(trainer *t, const char *path, mart_err *err) {
-    st_file *f;
-    if (st_open(path, &f, err) != MART_OK) return MART_ERR;
-    adamw_state *opts[2] = {&t->opt_actor, t->critic ? &t->opt_critic : NULL};
-    const char *names[2][2] = {{"actor.m", "actor.v"}, {"critic.m", "critic.v"}};
-    int rc = MART_OK;
-    for (int k = 0; k < 2 && rc == MART_OK; k++) {
-        if (!opts[k]) continue;
-        for (int j = 0; j < 2; j++) {
-            const st_view *tv = st_find(f, names[k][j]);
-            if (!tv || tv->dtype != MART_DTYPE_F32 || tv->ndim != 1 || tv->shape[0] != opts[k]->n) {
-                rc = mart_fail(err, "%s: tensor %s missing or of the wrong shape (want %lld)",
-                               path, names[k][j], (long long)opts[k]->n);
-                break;
-            }
-            st_to_f32(tv, j ? opts[k]->v : opts[k]->m);
-        }
-    }
-    st_close(f);
-    return rc;
+    adamw_state *opts[2] = {&t->opt_actor, &t->opt_critic};
+    const char *names[2] = {"actor", "critic"};
+    return ckpt_load_moments(path, opts, names, t->critic ? 2 : 1, err);
 }
 
 static cJSON *state_json(const trainer *t) {
@@ -232,7 +198,7 @@ static int save_run_dir(trainer *t, const char *name, bool full, mart_err *err) 
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", t->c.out_dir, name);
     if (mart_path_exists(tmp) && mart_remove_tree(tmp, err) != MART_OK) return MART_ERR;
     if (mart_mkdirs(tmp, err) != MART_OK) return MART_ERR;
-    int rc = save_model_as(t->actor, tmp, full ? MART_DTYPE_F32 : t->base_dtype, err);
+    int rc = ckpt_save_model(t->actor, tmp, full ? MART_DTYPE_F32 : t->base_dtype, err);
     if (rc == MART_OK) rc = tok_save(t->tok, mart_path_join(sub, sizeof sub, tmp, "tokenizer.json"), err);
     if (rc == MART_OK) {
         copy_if_exists(t->c.model_dir, tmp, "tokenizer_config.json");
@@ -240,46 +206,37 @@ static int save_run_dir(trainer *t, const char *name, bool full, mart_err *err) 
         copy_if_exists(t->c.model_dir, tmp, "special_tokens_map.json");
     }
     if (rc == MART_OK && full && t->critic)
-        rc = save_model_as(t->critic, mart_path_join(sub, sizeof sub, tmp, "critic"),
+        rc = ckpt_save_model(t->critic, mart_path_join(sub, sizeof sub, tmp, "critic"),
                            MART_DTYPE_F32, err);
     if (rc == MART_OK && full)
         rc = save_optimizer(t, mart_path_join(sub, sizeof sub, tmp, "optimizer.safetensors"), err);
     if (rc == MART_OK && full) {
         cJSON *o = state_json(t);
-        char *s = cJSON_Print(o);
-        rc = mart_write_file_atomic(mart_path_join(sub, sizeof sub, tmp, "state.json"), s,
-                                    strlen(s), err);
-        free(s);
+        rc = ckpt_write_json(mart_path_join(sub, sizeof sub, tmp, "state.json"), o, err);
         cJSON_Delete(o);
     }
-    if (rc == MART_OK) rc = mart_replace_dir(tmp, dst, err);
+    if (rc == MART_OK) rc = ckpt_commit(tmp, dst, err);
     if (rc != MART_OK) return mart_fail_wrap(err, "writing %s", dst);
-    return MART_OK;
-}
-
-static int json_int(const cJSON *o, const char *key, int64_t *v, const char *path, mart_err *err) {
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(x)) return mart_fail(err, "%s: field '%s' missing", path, key);
-    *v = (int64_t)x->valuedouble;
     return MART_OK;
 }
 
 static int load_state(trainer *t, const char *ckpt, mart_err *err) {
     char path[4096];
     mart_path_join(path, sizeof path, ckpt, "state.json");
-    char *text = NULL;
-    size_t len;
-    if (mart_read_file(path, &text, &len, err) != MART_OK) return MART_ERR;
-    cJSON *o = cJSON_Parse(text);
-    free(text);
-    if (!o) return mart_fail(err, "%s: not valid JSON", path);
+    cJSON *o;
+    if (ckpt_read_json(path, &o, err) != MART_OK) return MART_ERR;
     int64_t step = 0, opt_step = 0, pos = 0, epoch = 0, n = 0, sa = 0, sc = 0;
+    const int64_t big = (int64_t)1 << 40;
     int rc = MART_OK;
-    if (json_int(o, "step", &step, path, err) || json_int(o, "opt_step", &opt_step, path, err) ||
-        json_int(o, "data_pos", &pos, path, err) || json_int(o, "data_epoch", &epoch, path, err) ||
-        json_int(o, "n_problems", &n, path, err) ||
-        json_int(o, "adam_step_actor", &sa, path, err) ||
-        json_int(o, "adam_step_critic", &sc, path, err))
+    /* Every field within what the data and the run allow: a tampered file is an error, never
+     * an index out of bounds. */
+    if (ckpt_json_int(o, "n_problems", t->n_problems, t->n_problems, &n, path, err) ||
+        ckpt_json_int(o, "step", 0, INT32_MAX - 1, &step, path, err) ||
+        ckpt_json_int(o, "opt_step", 0, big, &opt_step, path, err) ||
+        ckpt_json_int(o, "data_pos", 0, t->n_problems, &pos, path, err) ||
+        ckpt_json_int(o, "data_epoch", 0, big, &epoch, path, err) ||
+        ckpt_json_int(o, "adam_step_actor", 0, big, &sa, path, err) ||
+        ckpt_json_int(o, "adam_step_critic", 0, big, &sc, path, err))
         rc = MART_ERR;
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(o, "seed");
     if (rc == MART_OK && (!cJSON_IsString(seed) ||
@@ -302,9 +259,6 @@ static int load_state(trainer *t, const char *ckpt, mart_err *err) {
     double was_discount = cJSON_IsNumber(disc) ? disc->valuedouble : 1.0;
     if (rc == MART_OK && was_discount != t->c.discount)
         rc = mart_fail(err, "%s: the run was started with --discount %g", path, was_discount);
-    if (rc == MART_OK && n != t->n_problems)
-        rc = mart_fail(err, "%s: the run had %lld problems, %s has %d", path, (long long)n,
-                       t->c.data_path, t->n_problems);
     cJSON_Delete(o);
     if (rc != MART_OK) return MART_ERR;
     t->step = (int32_t)step;
@@ -314,30 +268,6 @@ static int load_state(trainer *t, const char *ckpt, mart_err *err) {
     t->opt_actor.step = sa;
     t->opt_critic.step = sc;
     return MART_OK;
-}
-
-/* Keeps the metrics of steps <= t->step (a crash may have left lines after the checkpoint). */
-static int trim_metrics(const trainer *t, const char *path, mart_err *err) {
-    if (!mart_path_exists(path)) return MART_OK;
-    char *text = NULL;
-    size_t len;
-    if (mart_read_file(path, &text, &len, err) != MART_OK) return MART_ERR;
-    mart_buf keep = {0};
-    for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
-        nl = strchr(line, '\n');
-        if (nl) *nl = 0;
-        cJSON *o = cJSON_Parse(line);
-        const cJSON *s = o ? cJSON_GetObjectItemCaseSensitive(o, "step") : NULL;
-        if (cJSON_IsNumber(s) && s->valuedouble <= t->step) {
-            mart_buf_append(&keep, line, strlen(line));
-            mart_buf_append(&keep, "\n", 1);
-        }
-        cJSON_Delete(o);
-    }
-    int rc = mart_write_file_atomic(path, keep.data ? keep.data : "", keep.len, err);
-    mart_buf_free(&keep);
-    free(text);
-    return rc;
 }
 
 /* ---- set-up ---- */
@@ -372,6 +302,17 @@ static int setup(trainer *t, mart_err *err) {
         return mart_fail(err, "--warmup must be in [0, 1)");
     if (c->min_attempts < 1 || c->max_attempts < c->min_attempts)
         return mart_fail(err, "attempts: need 1 <= --min-attempts <= --max-attempts");
+    if (!(c->actor_lr >= 0.0 && c->actor_lr < 1.0) || !(c->critic_lr >= 0.0 && c->critic_lr < 1.0))
+        return mart_fail(err, "--actor-lr and --critic-lr must be finite, in [0, 1)");
+    if (!(c->temperature > 0.0f && c->temperature <= 100.0f) ||
+        !(c->loss.kl_coef >= 0.0f && c->loss.kl_coef <= 1e3f) ||
+        !(c->loss.clip_eps > 0.0f && c->loss.clip_eps < 1.0f) ||
+        !(c->loss.value_clip > 0.0f && c->loss.value_clip <= 1e3f) ||
+        !(c->lambda >= 0.0f && c->lambda <= 1.0f) || !(c->max_grad_norm >= 0.0f) ||
+        !isfinite(c->max_grad_norm) || !(c->weight_decay >= 0.0f && c->weight_decay < 1.0f))
+        return mart_fail(err, "--temperature (0, 100], --kl-coef [0, 1000], --clip (0, 1), "
+                              "--value-clip (0, 1000], --lambda [0, 1], --max-grad-norm >= 0 and "
+                              "--weight-decay [0, 1) must be finite numbers in those ranges");
     if (!(c->lr_horizon >= 0.0 && c->lr_horizon <= 1e6))
         return mart_fail(err, "--lr-horizon must be in [0, 1e6] passes over the data");
     if (c->chunk < 1) return mart_fail(err, "--chunk must be at least 1");
@@ -425,7 +366,10 @@ static int setup(trainer *t, mart_err *err) {
     t->order = mart_xmalloc((size_t)t->n_problems * sizeof(int32_t));
     char ckpt[4096];
     mart_path_join(ckpt, sizeof ckpt, c->out_dir, "checkpoint");
-    bool resuming = c->resume && mart_is_dir(ckpt);
+    bool have_ckpt = c->resume ? ckpt_recover(c->out_dir, "checkpoint") : mart_is_dir(ckpt);
+    if (ckpt_check_fresh_start(c->out_dir, c->resume, have_ckpt, "training", err) != MART_OK)
+        return MART_ERR;
+    bool resuming = c->resume && have_ckpt;
     if (c->resume && !resuming && !c->quiet)
         fprintf(stderr, "mart train: no checkpoint in %s, starting from the base model\n",
                 c->out_dir);
@@ -490,8 +434,14 @@ static void trainer_free(trainer *t) {
 
 /* ---- one step ---- */
 
-static int optimizer_step(trainer *t, model *m, adamw_state *s, double peak, double *norm) {
+static int optimizer_step(trainer *t, model *m, adamw_state *s, double peak, double *norm,
+                          mart_err *err) {
     *norm = model_clip_grad_norm(m, t->c.max_grad_norm);
+    /* a non-finite gradient would make every weight NaN: stop before the update */
+    if (!isfinite(*norm))
+        return mart_fail(err, "%s gradient norm is %g (a non-finite loss); weights left as they "
+                              "were after the previous step",
+                         m == t->actor ? "actor" : "critic", *norm);
     adamw_config ac = {.lr = (float)rl_lr_at(t->opt_step, t->total_opt_steps, peak,
                                              t->c.warmup_frac, RL_MIN_LR_RATIO),
                        .beta1 = t->c.beta1, .beta2 = t->c.beta2, .eps = ADAM_EPS,
@@ -587,8 +537,10 @@ static int update(trainer *t, rl_sample *s, int32_t n, step_metrics *m, mart_err
             if (first) m->ratio_dev0 = mst.max_ratio_dev;
             first = false;
             double gn, cgn = 0;
-            optimizer_step(t, t->actor, &t->opt_actor, c->actor_lr, &gn);
-            if (t->critic) optimizer_step(t, t->critic, &t->opt_critic, c->critic_lr, &cgn);
+            rc = optimizer_step(t, t->actor, &t->opt_actor, c->actor_lr, &gn, err);
+            if (rc == MART_OK && t->critic)
+                rc = optimizer_step(t, t->critic, &t->opt_critic, c->critic_lr, &cgn, err);
+            if (rc != MART_OK) break;
             m->lr = rl_lr_at(t->opt_step, t->total_opt_steps, c->actor_lr, c->warmup_frac,
                              RL_MIN_LR_RATIO);
             t->opt_step++;
@@ -806,7 +758,7 @@ int rl_train(const rl_config *cfg, mart_err *err) {
     char mpath[4096];
     mart_path_join(mpath, sizeof mpath, cfg->out_dir, "metrics.jsonl");
     FILE *mf = NULL;
-    if (rc == MART_OK && t.step > 0) rc = trim_metrics(&t, mpath, err);
+    if (rc == MART_OK && t.step > 0) rc = ckpt_trim_metrics(mpath, t.step, err);
     if (rc == MART_OK) {
         mf = fopen(mpath, t.step > 0 ? "a" : "w");
         if (!mf) rc = mart_fail(err, "%s: cannot open for writing", mpath);
