@@ -218,17 +218,17 @@ static void the_schedule_follows_one_curve_whatever_the_run_length(void **state)
     int64_t warm = (int64_t)ceil(0.03 * 9920); /* 298 optimiser steps: ~37 rollout steps */
     assert_int_equal(warm, 298);
     for (int64_t k = 0; k < 80; k++)
-        assert_true(rl_lr_at(k, a, 5e-7, 0.03, 0.1) == rl_lr_at(k, b, 5e-7, 0.03, 0.1));
-    assert_float_equal(rl_lr_at(149, a, 5e-7, 0.03, 0.1), 5e-7 * 149 / 298, 1e-18);
+        assert_true(adamw_lr_at(k, a, 5e-7, 0.03, 0.1) == adamw_lr_at(k, b, 5e-7, 0.03, 0.1));
+    assert_float_equal(adamw_lr_at(149, a, 5e-7, 0.03, 0.1), 5e-7 * 149 / 298, 1e-18);
     /* 1600 optimiser steps (200 rollout steps of 8): past warm-up, 13.5% into the cosine, at 96%
      * of the peak */
     double cosine = 0.1 + 0.9 * 0.5 * (1.0 + cos(M_PI * (1600.0 - 298.0) / (9920.0 - 298.0)));
-    assert_float_equal(rl_lr_at(1600, a, 5e-7, 0.03, 0.1), 5e-7 * cosine, 1e-18);
+    assert_float_equal(adamw_lr_at(1600, a, 5e-7, 0.03, 0.1), 5e-7 * cosine, 1e-18);
     assert_true(cosine > 0.95);
     /* horizon 0: the run's own steps (10 rollout steps x 8 optimiser steps) */
     int64_t own = rl_schedule_steps(0, 8000, 10, 1024, 1, 128, 1);
     assert_int_equal(own, 80);
-    assert_float_equal(rl_lr_at(80, own, 5e-7, 0.03, 0.1), 5e-8, 1e-18);
+    assert_float_equal(adamw_lr_at(80, own, 5e-7, 0.03, 0.1), 5e-8, 1e-18);
     /* at least one step a pass on tiny data */
     assert_int_equal(rl_schedule_steps(160, 3, 1, 3, 1, 128, 1), 160);
 }
@@ -270,14 +270,14 @@ static void group_advantages_match_hand_computed_grpo_and_rloo(void **state) {
 static void lr_warms_up_linearly_then_decays_by_cosine_to_a_tenth(void **state) {
     (void)state;
     /* total 200: warm-up ceil(6) = 6 steps, then cosine over 194 */
-    assert_float_equal(rl_lr_at(0, 200, 1.0, 0.03, 0.1), 0.0, 1e-12);
-    assert_float_equal(rl_lr_at(3, 200, 1.0, 0.03, 0.1), 0.5, 1e-12);
-    assert_float_equal(rl_lr_at(6, 200, 1.0, 0.03, 0.1), 1.0, 1e-12);
-    assert_float_equal(rl_lr_at(103, 200, 1.0, 0.03, 0.1), 0.55, 1e-12);
-    assert_float_equal(rl_lr_at(200, 200, 1.0, 0.03, 0.1), 0.1, 1e-12);
+    assert_float_equal(adamw_lr_at(0, 200, 1.0, 0.03, 0.1), 0.0, 1e-12);
+    assert_float_equal(adamw_lr_at(3, 200, 1.0, 0.03, 0.1), 0.5, 1e-12);
+    assert_float_equal(adamw_lr_at(6, 200, 1.0, 0.03, 0.1), 1.0, 1e-12);
+    assert_float_equal(adamw_lr_at(103, 200, 1.0, 0.03, 0.1), 0.55, 1e-12);
+    assert_float_equal(adamw_lr_at(200, 200, 1.0, 0.03, 0.1), 0.1, 1e-12);
     double prev = 2;
     for (int s = 6; s <= 200; s++) {
-        double lr = rl_lr_at(s, 200, 1.0, 0.03, 0.1);
+        double lr = adamw_lr_at(s, 200, 1.0, 0.03, 0.1);
         assert_true(lr <= prev);
         prev = lr;
     }

@@ -135,6 +135,8 @@ int mart_threads(void);
  * (e.g. to write a checkpoint). A second signal exits at once. */
 void mart_install_stop_handler(void);
 bool mart_stop_requested(void);
+/* The signal that requested the stop (SIGINT, SIGTERM), or 0. */
+int mart_stop_signal(void);
 /* Resident set size of this process in bytes (peak when peak is true). */
 int64_t mart_rss_bytes(bool peak);
 

@@ -202,5 +202,14 @@ void adamw_free(adamw_state *s);
 void adamw_step(adamw_state *s, float *params, const float *grads, const adamw_config *c);
 /* One update of m's parameters from its gradients (s made for m->n_params). */
 void model_adamw_step(model *m, adamw_state *s, const adamw_config *c);
+/* The step every trainer takes: clips m's gradients to global norm max_norm (0 = no
+ * clipping), then one AdamW update. Returns the norm before clipping; when it is not finite
+ * (a non-finite loss), nothing is updated and the caller stops with an error. */
+float model_optimizer_step(model *m, adamw_state *s, const adamw_config *c, float max_norm);
+/* The learning-rate schedule of every trainer, at optimiser step `step` (0-based) of `total`:
+ * linear warm-up over ceil(warmup_frac*total) steps (lr = peak*step/warmup, as Hugging Face's
+ * scheduler), then cosine from peak down to min_ratio*peak, reached at step == total. */
+double adamw_lr_at(int64_t step, int64_t total, double peak, double warmup_frac,
+                   double min_ratio);
 
 #endif

@@ -85,12 +85,7 @@ typedef enum {
 void rl_group_advantages(const float *rewards, int32_t n_groups, int32_t group_size,
                          rl_group_mode mode, float *adv);
 
-/* Learning rate at optimiser step `step` (0-based) of `total`: linear warm-up over
- * ceil(warmup_frac*total) steps (lr = peak*step/warmup, as Hugging Face's scheduler), then
- * cosine from peak down to min_ratio*peak, reached at step == total. */
-double rl_lr_at(int64_t step, int64_t total, double peak, double warmup_frac, double min_ratio);
-
-/* The optimiser steps the schedule is sized for. horizon > 0: that many passes over the
+/* The optimiser steps the schedule (adamw_lr_at, mart/model.h) is sized for. horizon > 0: that many passes over the
  * prompt set, as the reference (ceil(horizon * floor(n_problems * n_samples / mini_batch) *
  * epochs), at least 1 step a pass), whatever this run's length; horizon 0: this run's steps
  * (run_steps rollout steps of rollout_batch questions). */

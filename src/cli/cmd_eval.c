@@ -121,6 +121,7 @@ int cmd_eval(int argc, char **argv) {
                 (long long)res.tokens_sampled, res.seconds, out);
         eval_results_free(&res);
     }
+    if (status != 0 && mart_stop_signal()) status = cli_stop_status(); /* resumable: 130/143 */
     if (m) model_free(m);
     if (tok) tok_free(tok);
     free(benches);

@@ -113,5 +113,5 @@ int cmd_train(int argc, char **argv) {
     c.max_grad_norm = (float)gnorm;
     c.weight_decay = (float)wd;
     if (rl_train(&c, &err) != MART_OK) return cli_error("train", &err);
-    return 0;
+    return cli_stop_status(); /* stopped by a signal: the checkpoint is written, not final/ */
 }

@@ -481,7 +481,7 @@ static volatile sig_atomic_t stop_flag = 0;
 
 static void on_stop(int sig) {
     if (stop_flag) _exit(128 + sig);
-    stop_flag = 1;
+    stop_flag = sig;
 }
 
 void mart_install_stop_handler(void) {
@@ -495,6 +495,10 @@ void mart_install_stop_handler(void) {
 
 bool mart_stop_requested(void) {
     return stop_flag != 0;
+}
+
+int mart_stop_signal(void) {
+    return stop_flag;
 }
 
 int64_t mart_rss_bytes(bool peak) {

@@ -47,3 +47,20 @@ float model_clip_grad_norm(model *m, float max_norm) {
         m->be->scale(m->be, m->grads, m->n_params, max_norm / (norm + 1e-6f));
     return norm;
 }
+
+float model_optimizer_step(model *m, adamw_state *s, const adamw_config *c, float max_norm) {
+    float norm = model_clip_grad_norm(m, max_norm);
+    if (isfinite(norm)) model_adamw_step(m, s, c);
+    return norm;
+}
+
+double adamw_lr_at(int64_t step, int64_t total, double peak, double warmup_frac,
+                   double min_ratio) {
+    int64_t warmup = (int64_t)ceil(warmup_frac * (double)total);
+    if (step < warmup) return peak * (double)step / (double)warmup;
+    double span = (double)(total - warmup);
+    double progress = span > 0 ? (double)(step - warmup) / span : 1.0;
+    if (progress > 1.0) progress = 1.0;
+    double cosine = 0.5 * (1.0 + cos(M_PI * progress));
+    return peak * (min_ratio + (1.0 - min_ratio) * cosine);
+}

@@ -110,15 +110,6 @@ void rl_group_advantages(const float *rewards, int32_t n_groups, int32_t group_s
     }
 }
 
-double rl_lr_at(int64_t step, int64_t total, double peak, double warmup_frac, double min_ratio) {
-    int64_t warmup = (int64_t)ceil(warmup_frac * (double)total);
-    if (step < warmup) return peak * (double)step / (double)warmup;
-    double span = (double)(total - warmup);
-    double progress = span > 0 ? (double)(step - warmup) / span : 1.0;
-    if (progress > 1.0) progress = 1.0;
-    double cosine = 0.5 * (1.0 + cos(M_PI * progress));
-    return peak * (min_ratio + (1.0 - min_ratio) * cosine);
-}
 
 int64_t rl_schedule_steps(double horizon, int64_t n_problems, int32_t run_steps,
                           int32_t rollout_batch, int32_t n_samples, int32_t mini_batch,

@@ -436,17 +436,16 @@ static void trainer_free(trainer *t) {
 
 static int optimizer_step(trainer *t, model *m, adamw_state *s, double peak, double *norm,
                           mart_err *err) {
-    *norm = model_clip_grad_norm(m, t->c.max_grad_norm);
-    /* a non-finite gradient would make every weight NaN: stop before the update */
+    adamw_config ac = {.lr = (float)adamw_lr_at(t->opt_step, t->total_opt_steps, peak,
+                                                t->c.warmup_frac, RL_MIN_LR_RATIO),
+                       .beta1 = t->c.beta1, .beta2 = t->c.beta2, .eps = ADAM_EPS,
+                       .weight_decay = t->c.weight_decay};
+    *norm = model_optimizer_step(m, s, &ac, t->c.max_grad_norm);
+    /* a non-finite gradient would have made every weight NaN: nothing was updated */
     if (!isfinite(*norm))
         return mart_fail(err, "%s gradient norm is %g (a non-finite loss); weights left as they "
                               "were after the previous step",
                          m == t->actor ? "actor" : "critic", *norm);
-    adamw_config ac = {.lr = (float)rl_lr_at(t->opt_step, t->total_opt_steps, peak,
-                                             t->c.warmup_frac, RL_MIN_LR_RATIO),
-                       .beta1 = t->c.beta1, .beta2 = t->c.beta2, .eps = ADAM_EPS,
-                       .weight_decay = t->c.weight_decay};
-    model_adamw_step(m, s, &ac);
     return MART_OK;
 }
 
@@ -541,7 +540,7 @@ static int update(trainer *t, rl_sample *s, int32_t n, step_metrics *m, mart_err
             if (rc == MART_OK && t->critic)
                 rc = optimizer_step(t, t->critic, &t->opt_critic, c->critic_lr, &cgn, err);
             if (rc != MART_OK) break;
-            m->lr = rl_lr_at(t->opt_step, t->total_opt_steps, c->actor_lr, c->warmup_frac,
+            m->lr = adamw_lr_at(t->opt_step, t->total_opt_steps, c->actor_lr, c->warmup_frac,
                              RL_MIN_LR_RATIO);
             t->opt_step++;
             n_opt++;
