@@ -7,12 +7,22 @@
 #include <ctype.h>
 #include <string.h>
 
-/* Tolerance for numeric closeness (relative), as in the Qwen2.5-Math evaluation toolkit. */
+/* Tolerance for numeric closeness (relative) when the gold is written as a decimal, as in the
+ * Qwen2.5-Math evaluation toolkit. */
 #define GRADE_REL_TOL 1e-4
-/* Tolerance at random points for formulas with variables and no decimals: they are exact
- * expressions evaluated at 128 bits, so only rounding may differ (x + 1000 vs x + 1000.1 must
- * not pass as a 1e-4 match). */
+/* Tolerance when the gold is exact (\sqrt{5}, 2\pi, a formula): both sides are evaluated at
+ * 128 bits, so only rounding may differ. A decimal that approximates an exact irrational gold
+ * (-2.236 for -\sqrt{5}) is not the answer, and x + 1000 vs x + 1000.1 is no 1e-4 match. */
 #define GRADE_SYMBOLIC_TOL 1e-20
+/* Integer-only identities (\lceil \log_2(n+1) \rceil = \lfloor \log_2 n \rfloor + 1) are
+ * decided at n = 1 .. GRADE_INT_POINTS: enough to pass every power of two up to 64 and every
+ * square up to 8^2. */
+#define GRADE_INT_POINTS 64
+#define HOW_INTEGERS "equal at the integers 1..64: floor/ceiling taken to mean an integer variable"
+#define LIMIT_BIG "a value too large to compare exactly"
+#define LIMIT_WORK "work limit reached"
+#define LIMIT_SYMS "more than 16 variables"
+#define LIMIT_ITEMS "more than 256 members in a list or set"
 /* Steps of parsing and evaluation per comparison: a 10 kB answer needs about 2·10^4. */
 #define GRADE_WORK_LIMIT 200000
 /* Most items of a list, set or ± expansion compared element-wise. */
@@ -73,11 +83,22 @@ static bool collect_syms(gctx *c, const gnode *n) {
     return true;
 }
 
+/* Records the first bound that left a part of the comparison undecided. */
+static void undecided(gctx *c, const char *why) {
+    if (!c->limit) c->limit = why;
+}
+
 /* Gives every variable its value at random point `pt`: a rational in about [0.9, 8.5] drawn
- * from the variable's name, so that both sides and every run agree. */
+ * from the variable's name, so that both sides and every run agree; in integer mode, the
+ * integer pt + 1. */
 static void set_point(gctx *c, int pt) {
     c->point = pt;
     for (int k = 0; k < c->n_syms; k++) {
+        if (c->integers) {
+            mpq_set_si(c->sym_q[k], pt + 1, 1);
+            mpfr_set_q(c->sym_f[k], c->sym_q[k], MPFR_RNDN);
+            continue;
+        }
         uint64_t h = 1469598103934665603ull;
         for (int32_t i = 0; i < c->sym_len[k]; i++)
             h = (h ^ (unsigned char)c->sym_name[k][i]) * 1099511628211ull;
@@ -109,11 +130,18 @@ static bool has_decimal(const gnode *n) {
     return false;
 }
 
-/* The tolerance for comparing a and b numerically: relative rel_tol for numbers and for
- * formulas with decimals, GRADE_SYMBOLIC_TOL for exact formulas with variables. */
-static double tolerance(const gctx *c, const gnode *a, const gnode *b, bool vars) {
-    if (vars && !has_decimal(a) && !has_decimal(b)) return GRADE_SYMBOLIC_TOL;
-    return c->cfg->rel_tol;
+/* The tolerance for comparing a prediction with `gold` numerically: rel_tol when the gold is
+ * written with decimals, GRADE_SYMBOLIC_TOL when it is exact. */
+static double tolerance(const gctx *c, const gnode *gold) {
+    return has_decimal(gold) ? c->cfg->rel_tol : GRADE_SYMBOLIC_TOL;
+}
+
+static bool has_func(const gnode *n, int op) {
+    if (!n) return false;
+    if (n->kind == GN_FUNC && n->op == op) return true;
+    for (int32_t i = 0; i < n->n; i++)
+        if (has_func(n->k[i], op)) return true;
+    return false;
 }
 
 static bool has_syms(const gnode *n) {
@@ -144,16 +172,19 @@ static bool close_enough(double tol, mpfr_t ar, mpfr_t ai, mpfr_t br, mpfr_t bi)
     return ok;
 }
 
-/* Value equality of two scalar trees with ± signs sa / sb, at every point. */
-static bool values_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uint32_t sb) {
+/* Value equality of scalar trees a (prediction) and b (gold) with ± signs sa / sb, at every
+ * point. Undecided when a value is too large to compare exactly (10^{10^6} vs 10^{10^6} + 1:
+ * no tolerance guess) or the work budget runs out. */
+static grade_verdict values_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b,
+                                  uint32_t sb) {
     bool vars = has_syms(a) || has_syms(b);
-    int points = vars ? GRADE_POINTS : 1;
+    int points = !vars ? 1 : c->integers ? GRADE_INT_POINTS : GRADE_POINTS;
     mpq_t ar, ai, br, bi;
     mpq_inits(ar, ai, br, bi, NULL);
     mpfr_t fr, fi, gr, gi;
     mpfr_inits2(GRADE_PREC, fr, fi, gr, gi, (mpfr_ptr)0);
-    bool eq = true;
-    for (int pt = 0; pt < points && eq; pt++) {
+    grade_verdict v = GRADE_EQUAL;
+    for (int pt = 0; pt < points && v == GRADE_EQUAL; pt++) {
         if (vars)
             set_point(c, pt);
         else
@@ -163,41 +194,90 @@ static bool values_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, u
         bool ea = grade_eval_exact(c, a, ar, ai);
         c->pm_signs = sb;
         bool eb = ea && grade_eval_exact(c, b, br, bi);
-        if (c->exhausted) {
-            eq = false;
-            break;
-        }
-        if (ea && eb) {
-            eq = mpq_equal(ar, br) && mpq_equal(ai, bi);
+        if (!c->exhausted && ea && eb) {
+            if (!mpq_equal(ar, br) || !mpq_equal(ai, bi)) v = GRADE_UNEQUAL;
             continue;
         }
-        if (c->too_big) { /* rationals too large to decide exactly: no tolerance guess */
-            c->too_big = false;
-            eq = false;
-            break;
-        }
+        bool big = c->too_big;
         c->pm_signs = sa;
         c->used_mpfr = true;
-        bool na = grade_eval_num(c, a, fr, fi);
+        bool na = !c->exhausted && grade_eval_num(c, a, fr, fi);
         c->pm_signs = sb;
         bool nb = na && grade_eval_num(c, b, gr, gi);
-        eq = na && nb && close_enough(tolerance(c, a, b, vars), fr, fi, gr, gi);
+        big |= c->too_big;
+        if (c->exhausted) {
+            undecided(c, LIMIT_WORK);
+            v = GRADE_UNDECIDED;
+        } else if (big) {
+            undecided(c, LIMIT_BIG);
+            v = GRADE_UNDECIDED;
+        } else if (!na || !nb || !close_enough(tolerance(c, b), fr, fi, gr, gi))
+            v = GRADE_UNEQUAL;
     }
+    c->too_big = false;
     mpq_clears(ar, ai, br, bi, NULL);
     mpfr_clears(fr, fi, gr, gi, (mpfr_ptr)0);
-    return eq && !c->exhausted;
+    return v;
+}
+
+/* Powers too large to evaluate (10^{10^{10}} vs 10^{10000000000}): equal when base and
+ * exponent are; unequal when the bases are one positive rational other than 1 and the
+ * exponents differ. Undecided otherwise. */
+static grade_verdict powers_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b,
+                                  uint32_t sb) {
+    if (a->kind != GN_POW || b->kind != GN_POW) return GRADE_UNDECIDED;
+    grade_verdict base = values_equal(c, a->k[0], sa, b->k[0], sb);
+    if (base != GRADE_EQUAL) return GRADE_UNDECIDED;
+    grade_verdict expo = values_equal(c, a->k[1], sa, b->k[1], sb);
+    if (expo != GRADE_UNEQUAL || has_syms(a->k[0])) return expo;
+    mpq_t re, im;
+    mpq_inits(re, im, NULL);
+    c->pm_signs = sa;
+    c->point = -1;
+    bool plain = grade_eval_exact(c, a->k[0], re, im) && mpq_sgn(im) == 0 && mpq_sgn(re) > 0 &&
+                 mpq_cmp_ui(re, 1, 1) != 0;
+    mpq_clears(re, im, NULL);
+    return plain ? GRADE_UNEQUAL : GRADE_UNDECIDED;
+}
+
+/* Formulas of integer-only functions (floor, ceiling) in one variable: the variable is an
+ * integer in the question, and random rational points never meet the integers where such
+ * formulas jump (\lfloor \sqrt{n} \rfloor vs \lceil \sqrt{n} \rceil - 1 differ exactly at
+ * the squares). Decided at the positive integers; c->how says so when that differs from the
+ * verdict at rational points `at_reals`. */
+static grade_verdict integers_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b,
+                                    uint32_t sb, grade_verdict at_reals) {
+    bool integer_funcs = has_func(a, GF_FLOOR) || has_func(a, GF_CEIL) ||
+                         has_func(b, GF_FLOOR) || has_func(b, GF_CEIL);
+    if (!integer_funcs || c->n_syms != 1 || !has_syms(a) || !has_syms(b)) return at_reals;
+    c->integers = true;
+    grade_verdict v = values_equal(c, a, sa, b, sb);
+    c->integers = false;
+    if (v == GRADE_EQUAL && at_reals != GRADE_EQUAL) c->how = HOW_INTEGERS;
+    return v;
+}
+
+static grade_verdict scalar_verdict(gctx *c, const gnode *a, uint32_t sa, const gnode *b,
+                                    uint32_t sb) {
+    const char *limit = c->limit;
+    grade_verdict v = values_equal(c, a, sa, b, sb);
+    if (v == GRADE_UNDECIDED && !c->exhausted) v = powers_equal(c, a, sa, b, sb);
+    if (v != GRADE_UNDECIDED) v = integers_equal(c, a, sa, b, sb, v);
+    if (v != GRADE_UNDECIDED) c->limit = limit; /* decided after all */
+    return v;
 }
 
 static bool scalar_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uint32_t sb) {
     bool pct = has_kind(a, GN_PCT) || has_kind(b, GN_PCT);
     /* 8\% against 8 (a unit) or against 0.08 (a value) */
     c->pct_ignore = false;
-    if (values_equal(c, a, sa, b, sb)) return true;
-    if (!pct || c->exhausted) return false;
-    c->pct_ignore = true;
-    bool eq = values_equal(c, a, sa, b, sb);
-    c->pct_ignore = false;
-    return eq;
+    grade_verdict v = scalar_verdict(c, a, sa, b, sb);
+    if (v == GRADE_UNEQUAL && pct) {
+        c->pct_ignore = true;
+        v = scalar_verdict(c, a, sa, b, sb);
+        c->pct_ignore = false;
+    }
+    return v == GRADE_EQUAL;
 }
 
 /* An equation's left side that only names the answer: x, a_1, f(x), m_{max}. */
@@ -223,19 +303,23 @@ static void pm_indices(const gnode *n, uint32_t *mask) {
         pm_indices(n->k[i], mask);
 }
 
-/* Appends the members of n (each ± choice of a scalar is a member); false when too many. */
-static bool add_items(const gnode *n, gitem *items, int *count) {
+/* Appends the members of n (each ± choice of a scalar or a tuple is a member: (\pm 1, 3) is
+ * (1, 3) and (-1, 3)); false when too many. */
+static bool add_items(gctx *c, const gnode *n, gitem *items, int *count) {
     if (n->kind == GN_LIST || n->kind == GN_SET) {
         for (int32_t i = 0; i < n->n; i++)
-            if (!add_items(n->k[i], items, count)) return false;
+            if (!add_items(c, n->k[i], items, count)) return false;
         return true;
     }
     uint32_t mask = 0;
-    if (n->kind != GN_TUPLE && n->kind != GN_MATRIX) pm_indices(n, &mask);
+    if (n->kind != GN_MATRIX) pm_indices(n, &mask);
     /* every sign pattern over the ± of this member */
     uint32_t sub = 0;
     do {
-        if (*count >= MAX_ITEMS) return false;
+        if (*count >= MAX_ITEMS) {
+            undecided(c, LIMIT_ITEMS);
+            return false;
+        }
         items[(*count)++] = (gitem){n, sub | SIGNS_FIXED};
         sub = (sub - mask) & mask;
     } while (sub != 0);
@@ -244,12 +328,14 @@ static bool add_items(const gnode *n, gitem *items, int *count) {
 
 static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uint32_t sb);
 
-/* Every member of A equals some member of B (sets: repetition does not count). */
-static bool items_covered(gctx *c, const gitem *A, int na, const gitem *B, int nb) {
-    for (int i = 0; i < na; i++) {
+/* Every member of X equals some member of Y (sets: repetition does not count); X holds the
+ * prediction's members when x_pred, else the gold's. */
+static bool items_covered(gctx *c, const gitem *X, int nx, const gitem *Y, int ny, bool x_pred) {
+    for (int i = 0; i < nx; i++) {
         bool found = false;
-        for (int j = 0; j < nb && !found; j++)
-            found = node_equal(c, A[i].n, A[i].signs, B[j].n, B[j].signs);
+        for (int j = 0; j < ny && !found; j++)
+            found = x_pred ? node_equal(c, X[i].n, X[i].signs, Y[j].n, Y[j].signs)
+                           : node_equal(c, Y[j].n, Y[j].signs, X[i].n, X[i].signs);
         if (!found || c->exhausted) return false;
     }
     return true;
@@ -310,7 +396,7 @@ static bool equations_proportional(gctx *c, const gnode *a, const gnode *b) {
             mpfr_set(r0, ar, MPFR_RNDN);
         else {
             mpfr_set_zero(ai, 1);
-            ok = close_enough(tolerance(c, a, b, true), ar, ai, r0, ai);
+            ok = close_enough(tolerance(c, b), ar, ai, r0, ai);
         }
     }
     mpfr_clears(ar, ai, br, bi, r0, (mpfr_ptr)0);
@@ -403,15 +489,18 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
                 nested |= l->k[i]->kind == GN_TUPLE;
             if (!nested) {
                 for (int32_t i = 0; i < t->n; i++)
-                    if (!node_equal(c, t->k[i], 0, l->k[i], 0)) return false;
+                    if (!(t == a ? node_equal(c, t->k[i], 0, l->k[i], 0)
+                                 : node_equal(c, l->k[i], 0, t->k[i], 0)))
+                        return false;
                 return true;
             }
         }
         gitem *A = mart_xmalloc(sizeof(gitem) * MAX_ITEMS * 2), *B = A + MAX_ITEMS;
         int na = 0, nb = 0;
-        bool ok = add_items(a, A, &na) && add_items(b, B, &nb);
+        bool ok = add_items(c, a, A, &na) && add_items(c, b, B, &nb);
         if (a->kind == GN_SET && b->kind == GN_SET) /* {1, 1} = {1} */
-            ok = ok && items_covered(c, A, na, B, nb) && items_covered(c, B, nb, A, na);
+            ok = ok && items_covered(c, A, na, B, nb, true) &&
+                 items_covered(c, B, nb, A, na, false);
         else
             ok = ok && items_match(c, A, na, B, nb);
         free(A);
@@ -422,14 +511,16 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
         const gnode *r = a->kind == GN_REL ? a : b, *t = r == a ? b : a;
         interval_buf ib;
         if (t->n != 2 || !rel_interval(r, &ib)) return false;
-        return node_equal(c, &ib.iv, 0, t, 0);
+        return r == a ? node_equal(c, &ib.iv, 0, t, 0) : node_equal(c, t, 0, &ib.iv, 0);
     }
     if (a->kind == GN_TUPLE || b->kind == GN_TUPLE) {
         if (a->kind == GN_MATRIX || b->kind == GN_MATRIX) { /* column vector as a tuple */
             const gnode *m = a->kind == GN_MATRIX ? a : b, *t = m == a ? b : a;
             if ((m->rows != 1 && m->cols != 1) || m->n != t->n || t->open != '(') return false;
             for (int32_t i = 0; i < t->n; i++)
-                if (!node_equal(c, m->k[i], 0, t->k[i], 0)) return false;
+                if (!(m == a ? node_equal(c, m->k[i], 0, t->k[i], 0)
+                             : node_equal(c, t->k[i], 0, m->k[i], 0)))
+                    return false;
             return true;
         }
         if (a->kind != b->kind || a->n != b->n || a->open != b->open || a->close != b->close)
@@ -480,15 +571,20 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
 
 /* ---- entry point ------------------------------------------------------------------------- */
 
-bool grade_equal(const char *pred, const char *gold, const grade_config *cfg) {
+const char *grade_verdict_name(grade_verdict v) {
+    return v == GRADE_EQUAL ? "equal" : v == GRADE_UNDECIDED ? "undecided" : "unequal";
+}
+
+grade_result grade_compare(const char *pred, const char *gold, const grade_config *cfg) {
     grade_config def;
     if (!cfg) {
         grade_config_default(&def);
         cfg = &def;
     }
-    if (!pred || !gold) return false;
+    grade_result r = {GRADE_UNEQUAL, NULL};
+    if (!pred || !gold) return r;
     garena ar = {0};
-    bool pt, gt, eq = false;
+    bool pt, gt;
     char *p = grade_normalize(&ar, pred, strlen(pred), &pt);
     char *g = grade_normalize(&ar, gold, strlen(gold), &gt);
     char *ps = garena_alloc(&ar, strlen(p) + 1), *gs = garena_alloc(&ar, strlen(g) + 1);
@@ -496,26 +592,37 @@ bool grade_equal(const char *pred, const char *gold, const grade_config *cfg) {
     strip_spaces(gs, g);
     if (!*ps || !*gs) goto done;
     if (!strcmp(ps, gs)) {
-        eq = true;
+        r.verdict = GRADE_EQUAL;
         goto done;
     }
     char gl = choice_letter(gs);
     if (gl) {
-        eq = choice_letter(ps) == gl;
+        r.verdict = choice_letter(ps) == gl ? GRADE_EQUAL : GRADE_UNEQUAL;
         goto done;
     }
     if (pt || gt) goto done; /* text answers match only as text */
 
     gctx c = {.cfg = cfg, .point = -1};
-    gnode *a = grade_parse(&ar, p, &c.work, cfg->work_limit);
-    gnode *b = a ? grade_parse(&ar, g, &c.work, cfg->work_limit) : NULL;
-    if (!a || !b) goto done;
-    if (!collect_syms(&c, a) || !collect_syms(&c, b)) goto done;
+    gnode *a = grade_parse(&ar, p, &c.work, cfg->work_limit, &c.limit);
+    gnode *b = a ? grade_parse(&ar, g, &c.work, cfg->work_limit, &c.limit) : NULL;
+    if (!a || !b) {
+        if (c.limit) r = (grade_result){GRADE_UNDECIDED, c.limit};
+        goto done;
+    }
+    if (!collect_syms(&c, a) || !collect_syms(&c, b)) {
+        r = (grade_result){GRADE_UNDECIDED, LIMIT_SYMS};
+        goto done;
+    }
     for (int k = 0; k < c.n_syms; k++) {
         mpq_init(c.sym_q[k]);
         mpfr_init2(c.sym_f[k], GRADE_PREC);
     }
-    eq = node_equal(&c, a, 0, b, 0) && !c.exhausted;
+    bool eq = node_equal(&c, a, 0, b, 0) && !c.exhausted;
+    if (c.exhausted) undecided(&c, LIMIT_WORK);
+    if (eq)
+        r = (grade_result){GRADE_EQUAL, c.how};
+    else if (c.limit)
+        r = (grade_result){GRADE_UNDECIDED, c.limit};
     for (int k = 0; k < c.n_syms; k++) {
         mpq_clear(c.sym_q[k]);
         mpfr_clear(c.sym_f[k]);
@@ -525,5 +632,9 @@ bool grade_equal(const char *pred, const char *gold, const grade_config *cfg) {
     if (c.used_mpfr) mpfr_free_cache2(MPFR_FREE_LOCAL_CACHE);
 done:
     garena_free(&ar);
-    return eq;
+    return r;
+}
+
+bool grade_equal(const char *pred, const char *gold, const grade_config *cfg) {
+    return grade_compare(pred, gold, cfg).verdict == GRADE_EQUAL;
 }

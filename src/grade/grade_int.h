@@ -98,8 +98,10 @@ typedef struct gnode {
 } gnode;
 
 /* Parses a normalized answer. Returns NULL when it is not mathematics the grader reads (the
- * caller then compares strings) or when it exceeds the work budget (*work counts steps). */
-gnode *grade_parse(garena *a, const char *s, int64_t *work, int64_t work_limit);
+ * caller then compares strings) or when it exceeds a bound: then *limit names the bound (the
+ * work budget, *work counting steps; the nesting depth; the tree height). */
+gnode *grade_parse(garena *a, const char *s, int64_t *work, int64_t work_limit,
+                   const char **limit);
 
 /* ---- comparison -------------------------------------------------------------------------- */
 
@@ -109,8 +111,11 @@ gnode *grade_parse(garena *a, const char *s, int64_t *work, int64_t work_limit);
 typedef struct {
     const grade_config *cfg;
     int64_t work;      /* steps spent; stop at cfg->work_limit */
-    bool exhausted;    /* the work budget ran out: answer false */
-    bool too_big;      /* an exact value exceeded its size bound: answer false */
+    bool exhausted;    /* the work budget ran out: undecided */
+    bool too_big;      /* a value exceeded its size bound (exactly or numerically) */
+    const char *limit; /* the first bound that left a part undecided (static text) or NULL */
+    const char *how;   /* how an equal verdict was reached when it assumed something, or NULL */
+    bool integers;     /* the random points are the positive integers (integer-only identities) */
     bool used_mpfr;    /* numeric evaluation ran (MPFR caches to release) */
     uint32_t pm_signs; /* bit j: sign of the j-th ± of the tree being evaluated */
     bool pct_ignore;   /* evaluate x% as x (unit) instead of x/100 */

@@ -7,10 +7,19 @@
 #include <ctype.h>
 #include <string.h>
 
-#define MAX_DEPTH 100 /* nesting of groups; deeper input is rejected, not recursed into */
-/* Tallest tree: a sum of 2000 terms is a chain 2000 deep, and every walk over the tree
- * recurses along it, so taller trees are rejected to keep the stack small in worker threads. */
+/* Nesting of grammar rules: each level of brackets, braces, fractions or roots passes through
+ * about five, so this admits about 100 levels (real answers need 20-30: continued fractions,
+ * nested radicals); deeper input is undecided, not recursed into. */
+#define MAX_DEPTH 500
+/* Tallest tree. Every walk over the tree recurses along its height, so taller trees are
+ * undecided to keep the stack small in worker threads. Sums and products are built balanced
+ * (height log2 of their length), so only nesting makes a tree tall. */
 #define MAX_HEIGHT 300
+/* The reasons a parse stops at a bound (grade_result.reason). */
+#define LIMIT_WORK "work limit reached"
+#define LIMIT_DEPTH "nesting deeper than about 100 levels"
+#define LIMIT_HEIGHT "expression tree taller than 300 levels"
+#define LIMIT_PM "more than 16 \\pm signs"
 
 typedef enum { T_END, T_NUM, T_SYM, T_CMD, T_CH } ttype;
 
@@ -31,6 +40,7 @@ typedef struct {
     int abs_depth; /* inside |...|: a '|' closes instead of opening */
     int n_pm;      /* ± seen so far (their index) */
     bool fail;
+    const char *limit_hit; /* the bound that made the parse fail, or NULL */
 } gparser;
 
 /* Bare words read as commands: "sqrt(2)", "sin x", "pi". */
@@ -144,8 +154,14 @@ static gnode *fail(gparser *p) {
     return NULL;
 }
 
+/* Fails the parse at a bound, naming it. */
+static gnode *fail_limit(gparser *p, const char *why) {
+    if (!p->limit_hit) p->limit_hit = why;
+    return fail(p);
+}
+
 static bool step(gparser *p) {
-    if (++*p->work > p->limit) p->fail = true;
+    if (++*p->work > p->limit) fail_limit(p, LIMIT_WORK);
     return !p->fail;
 }
 
@@ -164,7 +180,7 @@ static gnode *grow(gparser *p, gnode *x) {
     for (int32_t i = 0; i < x->n; i++)
         if (x->k[i] && x->k[i]->height > h) h = x->k[i]->height;
     x->height = h + 1;
-    if (x->height > MAX_HEIGHT) p->fail = true;
+    if (x->height > MAX_HEIGHT) fail_limit(p, LIMIT_HEIGHT);
     return x;
 }
 
@@ -195,7 +211,7 @@ static gnode *parse_postfix(gparser *p);
 
 static bool enter(gparser *p) {
     if (++p->depth > MAX_DEPTH) {
-        p->fail = true;
+        fail_limit(p, LIMIT_DEPTH);
         return false;
     }
     return step(p);
@@ -659,29 +675,71 @@ static gnode *parse_unary(gparser *p) {
     return p->fail ? NULL : x;
 }
 
+/* A chain of terms t0 op1 t1 op2 t2 ... where each op only says whether its term is
+ * inverted (subtracted, divided): built as a balanced tree so that a sum of n terms is
+ * log2(n) tall. `pos` joins two terms of the same sign (ADD, MUL), `inv` a term and an inverted
+ * one (SUB, DIV). Returns the node of terms [lo, hi) and sets *neg when the whole is inverted. */
+typedef struct {
+    gnode *t;
+    bool inv;
+} gchain_term;
+
+static gnode *chain_balanced(gparser *p, const gchain_term *t, int32_t lo, int32_t hi,
+                             gnode_kind pos, gnode_kind inv, bool *neg) {
+    if (hi - lo == 1) {
+        *neg = t[lo].inv;
+        return t[lo].t;
+    }
+    int32_t mid = lo + (hi - lo) / 2;
+    bool nl, nr;
+    gnode *l = chain_balanced(p, t, lo, mid, pos, inv, &nl);
+    gnode *r = chain_balanced(p, t, mid, hi, pos, inv, &nr);
+    *neg = nl && nr;
+    if (nl == nr) return mk2(p, pos, l, r);
+    return nl ? mk2(p, inv, r, l) : mk2(p, inv, l, r);
+}
+
+/* Appends a term to an arena array that doubles (long sums stay off the stack). */
+static void chain_push(gparser *p, gchain_term **t, int32_t *n, int32_t *cap, gnode *x, bool inv) {
+    if (*n == *cap) {
+        gchain_term *bigger = garena_alloc(p->ar, sizeof **t * (size_t)*cap * 2);
+        memcpy(bigger, *t, sizeof **t * (size_t)*cap);
+        *t = bigger;
+        *cap *= 2;
+    }
+    (*t)[(*n)++] = (gchain_term){x, inv};
+}
+
 static gnode *parse_term(gparser *p) {
     gnode *x = parse_unary(p);
-    while (x && !p->fail) {
+    if (!x) return NULL;
+    int32_t n = 0, cap = 8;
+    gchain_term *t = garena_alloc(p->ar, sizeof *t * (size_t)cap);
+    chain_push(p, &t, &n, &cap, x, false);
+    while (!p->fail) {
         if (!step(p)) return NULL;
-        const gtok *t = peek(p);
-        gnode_kind op;
-        if (is_ch(t, '*') || is_cmd(p, t, "cdot") || is_cmd(p, t, "times"))
-            op = GN_MUL;
-        else if (is_ch(t, '/') || is_cmd(p, t, "div"))
-            op = GN_DIV;
-        else if (starts_factor(p, t)) {
-            gnode *y = parse_postfix(p); /* implicit product binds like '*' */
+        const gtok *k = peek(p);
+        bool inv;
+        gnode *y;
+        if (is_ch(k, '*') || is_cmd(p, k, "cdot") || is_cmd(p, k, "times"))
+            inv = false;
+        else if (is_ch(k, '/') || is_cmd(p, k, "div"))
+            inv = true;
+        else if (starts_factor(p, k)) {
+            y = parse_postfix(p); /* implicit product binds like '*' */
             if (!y) return NULL;
-            x = mk2(p, GN_MUL, x, y);
+            chain_push(p, &t, &n, &cap, y, false);
             continue;
         } else
             break;
         p->i++;
-        gnode *y = parse_unary(p);
+        y = parse_unary(p);
         if (!y) return NULL;
-        x = mk2(p, op, x, y);
+        chain_push(p, &t, &n, &cap, y, inv);
     }
-    return p->fail ? NULL : x;
+    if (p->fail) return NULL;
+    bool neg;
+    return chain_balanced(p, t, 0, n, GN_MUL, GN_DIV, &neg);
 }
 
 static gnode *parse_sum(gparser *p) {
@@ -699,28 +757,42 @@ static gnode *parse_sum(gparser *p) {
         x->op = (uint8_t)p->n_pm++;
     } else
         x = parse_term(p);
+    int32_t n = 0, cap = 8;
+    gchain_term *t = garena_alloc(p->ar, sizeof *t * (size_t)cap);
+    if (x) chain_push(p, &t, &n, &cap, x, false);
     while (x && !p->fail) {
         if (!step(p)) break;
-        gnode_kind op;
+        bool pm = false, minus_plus = false, inv = false;
         if (accept_ch(p, '+'))
-            op = GN_ADD;
+            ;
         else if (accept_ch(p, '-'))
-            op = GN_SUB;
+            inv = true;
         else if (accept_cmd(p, "pm"))
-            op = GN_PM;
+            pm = true;
         else if (accept_cmd(p, "mp"))
-            op = GN_PM;
+            pm = minus_plus = true;
         else
             break;
-        bool minus_plus = is_cmd(p, &p->t[p->i - 1], "mp");
         gnode *y = parse_term(p);
         if (!y) {
             x = fail(p);
             break;
         }
-        if (minus_plus) y = mk1(p, GN_NEG, y);
-        x = mk2(p, op, x, y);
-        if (op == GN_PM) x->op = (uint8_t)p->n_pm++;
+        if (!pm) {
+            chain_push(p, &t, &n, &cap, y, inv);
+            continue;
+        }
+        /* a ± joins everything before it (its sign pattern is per ± node) */
+        bool neg;
+        x = chain_balanced(p, t, 0, n, GN_ADD, GN_SUB, &neg);
+        x = mk2(p, GN_PM, x, minus_plus ? mk1(p, GN_NEG, y) : y);
+        x->op = (uint8_t)p->n_pm++;
+        n = 0;
+        chain_push(p, &t, &n, &cap, x, false);
+    }
+    if (x && !p->fail) {
+        bool neg;
+        x = chain_balanced(p, t, 0, n, GN_ADD, GN_SUB, &neg);
     }
     p->depth--;
     return p->fail ? NULL : x;
@@ -817,16 +889,21 @@ static gnode *parse_list(gparser *p, char close1, char close2, const char *close
     return grow(p, l);
 }
 
-gnode *grade_parse(garena *a, const char *s, int64_t *work, int64_t work_limit) {
+gnode *grade_parse(garena *a, const char *s, int64_t *work, int64_t work_limit,
+                   const char **limit) {
     size_t len = strlen(s);
-    if (len == 0 || len > (size_t)INT32_MAX / 2) return NULL;
+    if (len == 0) return NULL;
     *work += (int64_t)len / 16; /* lexing is cheap but not free */
-    if (*work > work_limit) return NULL;
+    if (*work > work_limit || len > (size_t)INT32_MAX / 2) {
+        *limit = LIMIT_WORK;
+        return NULL;
+    }
     gparser p = {.s = s, .ar = a, .work = work, .limit = work_limit};
     p.t = mart_xmalloc(sizeof(gtok) * (len + 1));
     p.n = lex(s, len, p.t);
     gnode *x = parse_list(&p, 0, 0, NULL);
-    if (p.n_pm > 16) x = NULL; /* too many ± to expand */
+    if (!p.fail && p.n_pm > 16) fail_limit(&p, LIMIT_PM); /* too many ± to expand */
     free(p.t);
+    if (p.fail) *limit = p.limit_hit;
     return p.fail ? NULL : x;
 }
