@@ -403,71 +403,271 @@ static bool equations_proportional(gctx *c, const gnode *a, const gnode *b) {
     return ok;
 }
 
-/* An inequality in one variable as the interval it describes: x > 2 → (2, \infty),
- * -1 \le x < 3 → [-1, 3). Fills iv (its two ends point into ends[], infinities into inf[]);
- * false when r is not such an inequality. */
-typedef struct {
-    gnode iv, inf, ninf;
-    gnode *ends[2], *inf_kid[1];
-} interval_buf;
+/* ---- rewriting: answers in the shape they are compared in --------------------------------- */
+
+static gnode *mk_node(gctx *c, gnode_kind kind, int32_t n) {
+    gnode *x = garena_alloc(c->ar, sizeof *x);
+    x->kind = (uint8_t)kind;
+    x->n = n;
+    x->height = 1;
+    if (n) x->k = garena_alloc(c->ar, sizeof(gnode *) * (size_t)n);
+    return x;
+}
+
+static gnode *mk_node2(gctx *c, gnode_kind kind, const gnode *a, const gnode *b) {
+    gnode *x = mk_node(c, kind, 2);
+    x->k[0] = (gnode *)a;
+    x->k[1] = (gnode *)b;
+    x->height = 1 + (a->height > b->height ? a->height : b->height);
+    return x;
+}
+
+static gnode *mk_interval(gctx *c, const gnode *lo, bool lo_closed, const gnode *hi,
+                          bool hi_closed) {
+    gnode *iv = mk_node2(c, GN_TUPLE, lo, hi);
+    iv->open = lo_closed ? '[' : '(';
+    iv->close = hi_closed ? ']' : ')';
+    return iv;
+}
 
 static bool is_var(const gnode *n) {
     return n->kind == GN_SYM && n->op == GC_VAR;
 }
 
-static bool rel_interval(const gnode *r, interval_buf *ib) {
-    if (r->kind != GN_REL) return false;
-    ib->inf = (gnode){.kind = GN_INF, .height = 1};
-    ib->inf_kid[0] = &ib->inf;
-    ib->ninf = (gnode){.kind = GN_NEG, .n = 1, .k = ib->inf_kid, .height = 2};
-    ib->iv = (gnode){.kind = GN_TUPLE, .n = 2, .k = ib->ends, .height = 3};
+static bool same_sym(const gnode *a, const gnode *b) {
+    return a->len == b->len && !memcmp(a->str, b->str, (size_t)a->len);
+}
+
+static bool has_sym(const gnode *n, const gnode *v) {
+    if (n->kind == GN_SYM && same_sym(n, v)) return true;
+    for (int32_t i = 0; i < n->n; i++)
+        if (n->k[i] && has_sym(n->k[i], v)) return true;
+    return false;
+}
+
+/* An inequality in one variable as the set it describes: x > 2 → (2, \infty),
+ * -1 \le x < 3 → [-1, 3), |x| \ge 2 → (-\infty, -2] \cup [2, \infty). NULL when r is not such
+ * an inequality (the ends must not hold the variable). */
+static gnode *rel_set(gctx *c, const gnode *r) {
+    if (r->kind != GN_REL) return NULL;
     int op = r->op;
-    const gnode *lo = NULL, *hi = NULL;
-    bool lo_closed = false, hi_closed = false;
-    const gnode *l = r->k[0], *rt = r->k[1];
+    const gnode *l = r->k[0], *rt = r->k[1], *var;
+    gnode *inf = mk_node(c, GN_INF, 0), *ninf = mk_node2(c, GN_NEG, inf, inf);
+    ninf->n = 1;
     if (l->kind == GN_REL && is_var(l->k[1])) { /* a < x < b, a > x > b */
         int op1 = l->op;
         bool up = (op1 == GR_LT || op1 == GR_LE) && (op == GR_LT || op == GR_LE);
         bool down = (op1 == GR_GT || op1 == GR_GE) && (op == GR_GT || op == GR_GE);
-        if (!up && !down) return false;
-        lo = up ? l->k[0] : rt;
-        hi = up ? rt : l->k[0];
-        lo_closed = up ? op1 == GR_LE : op == GR_GE;
-        hi_closed = up ? op == GR_LE : op1 == GR_GE;
-    } else {
-        if (is_var(rt) && !is_var(l)) { /* 2 < x is x > 2 */
-            const gnode *t = l;
-            l = rt;
-            rt = t;
-            op = flip_rel(op);
-        }
-        if (!is_var(l) || op == GR_EQ || op == GR_NE) return false;
-        if (op == GR_LT || op == GR_LE) {
-            lo = &ib->ninf;
-            hi = rt;
-            hi_closed = op == GR_LE;
-        } else {
-            lo = rt;
-            hi = &ib->inf;
-            lo_closed = op == GR_GE;
-        }
+        var = l->k[1];
+        if ((!up && !down) || has_sym(l->k[0], var) || has_sym(rt, var)) return NULL;
+        return up ? mk_interval(c, l->k[0], op1 == GR_LE, rt, op == GR_LE)
+                  : mk_interval(c, rt, op == GR_GE, l->k[0], op1 == GR_GE);
     }
-    if (has_syms(lo) || has_syms(hi)) return false;
-    ib->ends[0] = (gnode *)lo;
-    ib->ends[1] = (gnode *)hi;
-    ib->iv.open = lo_closed ? '[' : '(';
-    ib->iv.close = hi_closed ? ']' : ')';
-    return true;
+    bool abs_l = l->kind == GN_FUNC && l->op == GF_ABS && is_var(l->k[0]);
+    bool abs_r = rt->kind == GN_FUNC && rt->op == GF_ABS && is_var(rt->k[0]);
+    if ((is_var(rt) || abs_r) && !is_var(l) && !abs_l) { /* 2 < x is x > 2 */
+        const gnode *t = l;
+        l = rt;
+        rt = t;
+        op = flip_rel(op);
+        abs_l = abs_r;
+    }
+    var = abs_l ? l->k[0] : l;
+    if (!is_var(var) || op == GR_EQ || op == GR_NE || op == GR_IN || has_sym(rt, var))
+        return NULL;
+    bool below = op == GR_LT || op == GR_LE, closed = op == GR_LE || op == GR_GE;
+    if (!abs_l)
+        return below ? mk_interval(c, ninf, false, rt, closed)
+                     : mk_interval(c, rt, closed, inf, false);
+    gnode *neg = mk_node2(c, GN_NEG, rt, rt);
+    neg->n = 1;
+    if (below) return mk_interval(c, neg, closed, rt, closed); /* |x| < a */
+    gnode *u = mk_node2(c, GN_UNION, mk_interval(c, ninf, false, neg, closed),
+                        mk_interval(c, rt, closed, inf, false));
+    return u;
+}
+
+/* "x < 1 or x > 4" (a list of inequalities) as the union of their sets; NULL otherwise. */
+static gnode *or_set(gctx *c, const gnode *l) {
+    if (l->kind != GN_LIST || l->n > MAX_ITEMS) return NULL;
+    int32_t n = 0;
+    gnode **parts = garena_alloc(c->ar, sizeof(gnode *) * (size_t)l->n * 2);
+    for (int32_t i = 0; i < l->n; i++) {
+        gnode *s = rel_set(c, l->k[i]);
+        if (!s) return NULL;
+        if (s->kind == GN_UNION)
+            for (int32_t j = 0; j < s->n; j++)
+                parts[n++] = s->k[j];
+        else
+            parts[n++] = s;
+    }
+    gnode *u = mk_node(c, GN_UNION, n);
+    memcpy(u->k, parts, sizeof(gnode *) * (size_t)n);
+    return u;
+}
+
+static bool has_structure(const gnode *n) {
+    return has_kind(n, GN_MATRIX) || has_kind(n, GN_TUPLE) || has_kind(n, GN_LIST) ||
+           has_kind(n, GN_SET);
+}
+
+/* A scalar applied to a matrix, as the matrix of scaled entries: -M, s M, M s, M / s. */
+static const gnode *matrix_scaled(gctx *c, const gnode *n) {
+    bool neg = n->kind == GN_NEG, mul = n->kind == GN_MUL, div = n->kind == GN_DIV;
+    if (!neg && !mul && !div) return n;
+    const gnode *m = matrix_scaled(c, n->k[0]), *s = neg ? NULL : n->k[1];
+    bool left = true; /* the matrix is k[0] */
+    if (mul && m->kind != GN_MATRIX) {
+        m = matrix_scaled(c, n->k[1]);
+        s = n->k[0];
+        left = false;
+    }
+    if (m->kind != GN_MATRIX || (s && has_structure(s))) return n;
+    gnode *r = mk_node(c, GN_MATRIX, m->n);
+    r->rows = m->rows;
+    r->cols = m->cols;
+    for (int32_t i = 0; i < m->n; i++) {
+        gnode *e = neg ? mk_node2(c, GN_NEG, m->k[i], m->k[i])
+                       : left ? mk_node2(c, n->kind, m->k[i], s) : mk_node2(c, GN_MUL, s, m->k[i]);
+        if (neg) e->n = 1;
+        r->k[i] = e;
+        if (e->height + 1 > r->height) r->height = e->height + 1;
+    }
+    return r;
+}
+
+/* Real value of a constant scalar, or false (for ordering points). */
+static bool real_value(gctx *c, const gnode *n, mpfr_t v) {
+    mpfr_t im;
+    mpfr_init2(im, GRADE_PREC);
+    c->point = -1;
+    c->pm_signs = 0;
+    c->used_mpfr = true;
+    bool ok = !has_syms(n) && grade_eval_num(c, n, v, im) && mpfr_zero_p(im);
+    mpfr_clear(im);
+    return ok;
+}
+
+/* A \setminus B as what it leaves: finite sets member by member; an interval (or the reals,
+ * (-\infty, \infty)) without finitely many inner points as the union of the pieces. Returns
+ * n itself when it is no such difference. */
+static const gnode *set_difference(gctx *c, const gnode *n);
+
+static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uint32_t sb);
+
+static const gnode *set_difference(gctx *c, const gnode *n) {
+    if (n->kind != GN_DIFF) return n;
+    const gnode *A = n->k[0], *B = n->k[1];
+    if (B->kind != GN_SET || B->n > MAX_ITEMS) return n;
+    if (A->kind == GN_SET) {
+        gnode *r = mk_node(c, GN_SET, A->n);
+        int32_t k = 0;
+        for (int32_t i = 0; i < A->n; i++) {
+            bool gone = false;
+            for (int32_t j = 0; j < B->n && !gone; j++)
+                gone = node_equal(c, A->k[i], 0, B->k[j], 0);
+            if (!gone) r->k[k++] = A->k[i];
+        }
+        r->n = k;
+        r->height = n->height;
+        return r;
+    }
+    if (A->kind != GN_TUPLE || A->n != 2) return n;
+    /* the points in increasing order, each strictly inside the interval */
+    int32_t m = B->n;
+    const gnode **pts = garena_alloc(c->ar, sizeof(gnode *) * (size_t)m);
+    mpfr_t *val = garena_alloc(c->ar, sizeof(mpfr_t) * (size_t)(m + 2));
+    for (int32_t i = 0; i < m + 2; i++)
+        mpfr_init2(val[i], GRADE_PREC);
+    bool ok = real_value(c, A->k[0], val[m]) && real_value(c, A->k[1], val[m + 1]);
+    for (int32_t i = 0; i < m && ok; i++) {
+        pts[i] = B->k[i];
+        ok = real_value(c, B->k[i], val[i]) && mpfr_cmp(val[i], val[m]) > 0 &&
+             mpfr_cmp(val[i], val[m + 1]) < 0;
+    }
+    for (int32_t i = 1; i < m && ok; i++) /* insertion sort: a few points */
+        for (int32_t j = i; j > 0 && mpfr_cmp(val[j - 1], val[j]) > 0; j--) {
+            mpfr_swap(val[j - 1], val[j]);
+            const gnode *t = pts[j - 1];
+            pts[j - 1] = pts[j];
+            pts[j] = t;
+        }
+    for (int32_t i = 1; i < m && ok; i++)
+        ok = mpfr_cmp(val[i - 1], val[i]) < 0;
+    for (int32_t i = 0; i < m + 2; i++)
+        mpfr_clear(val[i]);
+    if (!ok) return n;
+    gnode *u = mk_node(c, GN_UNION, m + 1);
+    for (int32_t i = 0; i <= m; i++)
+        u->k[i] = mk_interval(c, i ? pts[i - 1] : A->k[0], i ? false : A->open == '[',
+                              i < m ? pts[i] : A->k[1], i < m ? false : A->close == ']');
+    u->height = n->height + 2;
+    return u;
+}
+
+/* The answer itself, in the shape it is compared in: "x \in S" is S, "t(0, 4]" is (0, 4],
+ * a scalar times a matrix is a matrix, a set difference is what it leaves. */
+static const gnode *answer_shape(gctx *c, const gnode *n) {
+    if (n->kind == GN_REL && n->op == GR_IN && is_var(n->k[0])) n = n->k[1];
+    if (n->kind == GN_MUL && is_var(n->k[0]) && n->k[1]->kind == GN_TUPLE && n->k[1]->n == 2)
+        n = n->k[1];
+    n = set_difference(c, n);
+    return matrix_scaled(c, n);
+}
+
+/* A product whose only variable is a trailing unit letter (7m, \frac{5}{2} m: metres) as the
+ * number alone; NULL otherwise. Used only against an answer without variables, so that 3m + 2
+ * or an answer in m stays a formula. */
+static const gnode *unit_stripped(gctx *c, const gnode *n) {
+    if (n->kind != GN_MUL || !is_var(n->k[1]) || n->k[1]->len != 1 || has_syms(n->k[0]) ||
+        has_structure(n->k[0]) || !strchr("mgsJKWN", n->k[1]->str[0]))
+        return NULL;
+    (void)c;
+    return n->k[0];
+}
+
+/* g(t) = 3t against g(x) = 3x: one function of one variable, defined twice; the right sides
+ * are compared with the prediction's variable renamed. */
+static bool definitions_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uint32_t sb) {
+    const gnode *fa = a->k[0], *fb = b->k[0];
+    if (a->op != GR_EQ || b->op != GR_EQ || !is_var(fa) || !is_var(fb) || fa->len != 4 ||
+        fb->len != 4 || fa->str[1] != '(' || fb->str[1] != '(' || fa->str[0] != fb->str[0] ||
+        fa->str[2] == fb->str[2] || c->alias_from)
+        return false;
+    c->alias_from = fa->str + 2;
+    c->alias_to = fb->str + 2;
+    c->alias_from_len = c->alias_to_len = 1;
+    bool eq = node_equal(c, a->k[1], sa, b->k[1], sb);
+    c->alias_from = c->alias_to = NULL;
+    return eq;
 }
 
 static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uint32_t sb) {
     if (++c->work > c->cfg->work_limit) c->exhausted = true;
     if (c->exhausted) return false;
+    a = answer_shape(c, a);
+    b = answer_shape(c, b);
     /* "x = 5" against "5": the left side only names the answer */
     if (a->kind == GN_REL && a->op == GR_EQ && b->kind != GN_REL && names_answer(a->k[0]))
         a = a->k[1];
     if (b->kind == GN_REL && b->op == GR_EQ && a->kind != GN_REL && names_answer(b->k[0]))
         b = b->k[1];
+    /* 7m against 7: a unit letter beside an answer without variables */
+    const gnode *ua = has_syms(b) ? NULL : unit_stripped(c, a);
+    const gnode *ub = has_syms(a) ? NULL : unit_stripped(c, b);
+    if (ua) a = ua;
+    if (ub) b = ub;
+    /* inequalities against sets: x > 2 vs (2, \infty), x < 1 or x > 4 vs a union */
+    bool set_a = a->kind == GN_TUPLE || a->kind == GN_UNION;
+    bool set_b = b->kind == GN_TUPLE || b->kind == GN_UNION;
+    if (set_a != set_b || (a->kind == GN_REL && b->kind == GN_REL)) {
+        const gnode *ra = set_a ? NULL : a->kind == GN_LIST ? or_set(c, a) : rel_set(c, a);
+        const gnode *rb = set_b ? NULL : b->kind == GN_LIST ? or_set(c, b) : rel_set(c, b);
+        if ((ra || set_a) && (rb || set_b)) { /* both sides are sets now */
+            a = ra ? ra : a;
+            b = rb ? rb : b;
+        }
+    }
 
     uint32_t ma = 0, mb = 0;
     if (!is_group(a) && a->kind != GN_TUPLE && a->kind != GN_MATRIX) pm_indices(a, &ma);
@@ -483,8 +683,7 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
         const gnode *gb = b->kind == GN_TUPLE && a->kind == GN_LIST && b->open == '(' ? a : NULL;
         if (ga || gb) {
             const gnode *t = ga ? a : b, *l = ga ? b : a;
-            if (t->n != l->n || t->close != ')') return false;
-            bool nested = false;
+            bool nested = t->n != l->n || t->close != ')';
             for (int32_t i = 0; i < l->n; i++)
                 nested |= l->k[i]->kind == GN_TUPLE;
             if (!nested) {
@@ -505,13 +704,6 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
             ok = ok && items_match(c, A, na, B, nb);
         free(A);
         return ok;
-    }
-    if ((a->kind == GN_REL && b->kind == GN_TUPLE) || (b->kind == GN_REL && a->kind == GN_TUPLE)) {
-        /* x > 2 against (2, \infty) */
-        const gnode *r = a->kind == GN_REL ? a : b, *t = r == a ? b : a;
-        interval_buf ib;
-        if (t->n != 2 || !rel_interval(r, &ib)) return false;
-        return r == a ? node_equal(c, &ib.iv, 0, t, 0) : node_equal(c, t, 0, &ib.iv, 0);
     }
     if (a->kind == GN_TUPLE || b->kind == GN_TUPLE) {
         if (a->kind == GN_MATRIX || b->kind == GN_MATRIX) { /* column vector as a tuple */
@@ -556,6 +748,7 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
         if (a->op == flip_rel(b->op) && node_equal(c, a->k[0], sa, b->k[1], sb) &&
             node_equal(c, a->k[1], sa, b->k[0], sb))
             return true;
+        if (definitions_equal(c, a, sa, b, sb)) return true;
         if (a->op == GR_EQ && b->op == GR_EQ) return equations_proportional(c, a, b);
         return false;
     }
@@ -602,7 +795,7 @@ grade_result grade_compare(const char *pred, const char *gold, const grade_confi
     }
     if (pt || gt) goto done; /* text answers match only as text */
 
-    gctx c = {.cfg = cfg, .point = -1};
+    gctx c = {.cfg = cfg, .ar = &ar, .point = -1};
     gnode *a = grade_parse(&ar, p, &c.work, cfg->work_limit, &c.limit);
     gnode *b = a ? grade_parse(&ar, g, &c.work, cfg->work_limit, &c.limit) : NULL;
     if (!a || !b) {

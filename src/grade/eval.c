@@ -29,9 +29,16 @@ static bool spend(gctx *c, int64_t steps) {
     return !c->exhausted;
 }
 
+/* The variable's slot; a renamed variable (c->alias_from) takes its new name's value. */
 static int sym_index(const gctx *c, const gnode *n) {
+    const char *name = n->str;
+    int32_t len = n->len;
+    if (c->alias_from && len == c->alias_from_len && !memcmp(name, c->alias_from, (size_t)len)) {
+        name = c->alias_to;
+        len = c->alias_to_len;
+    }
     for (int k = 0; k < c->n_syms; k++)
-        if (c->sym_len[k] == n->len && !memcmp(c->sym_name[k], n->str, (size_t)n->len)) return k;
+        if (c->sym_len[k] == len && !memcmp(c->sym_name[k], name, (size_t)len)) return k;
     return -1;
 }
 

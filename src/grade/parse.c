@@ -93,9 +93,12 @@ static int32_t lex(const char *s, size_t len, gtok *t) {
                 k.type = T_CMD;
                 k.len = (int32_t)(j - i);
                 i = j;
-            } else {
+            } else { /* one letter and its primes: y, y'' */
                 k.type = T_SYM;
                 i++;
+                while (i < len && s[i] == '\'')
+                    i++;
+                k.len = (int32_t)(i - (size_t)k.pos);
             }
         } else if (ch == '\\' && i + 1 < len) {
             size_t j = i + 1;
@@ -301,6 +304,40 @@ static void symbol_subscript(gparser *p, gnode *x) {
     x->len = (int32_t)w;
 }
 
+/* Letters that name functions when a parenthesis follows: f(x), g(t), h(2), and capitals
+ * (I(0), P(A), V(1)); other letters multiply (x(x+1), n(n-1)). */
+static bool function_letter(char ch) {
+    return ch == 'f' || ch == 'g' || ch == 'h' || (ch >= 'A' && ch <= 'Z');
+}
+
+/* After a function letter: "(argument)" with one item makes the symbol the function's value,
+ * named by its text without spaces ("I(0)", "f(x+1)"): a value of its own, not a product. */
+static void function_value(gparser *p, gnode *x) {
+    if (x->len != 1 || !function_letter(x->str[0]) || !is_ch(peek(p), '(')) return;
+    int depth = 0;
+    int32_t j = p->i;
+    for (; p->t[j].type != T_END; j++) {
+        const gtok *t = &p->t[j];
+        if (is_ch(t, '(') || is_ch(t, '[') || is_ch(t, '{'))
+            depth++;
+        else if ((is_ch(t, ')') || is_ch(t, ']') || is_ch(t, '}')) && --depth == 0)
+            break;
+        else if (depth == 1 && (is_ch(t, ',') || is_ch(t, ';')))
+            return; /* a point A(1, 2) or a tuple */
+    }
+    if (p->t[j].type == T_END || !is_ch(&p->t[j], ')') || j == p->i + 1) return;
+    int32_t start = p->t[p->i].pos, end = p->t[j].pos + 1;
+    char *name = garena_alloc(p->ar, (size_t)(end - start) + 2);
+    size_t w = 0;
+    name[w++] = x->str[0];
+    for (int32_t q = start; q < end; q++)
+        if (p->s[q] != ' ') name[w++] = p->s[q];
+    x->str = name;
+    x->len = (int32_t)w;
+    x->op = GC_VAR;
+    p->i = j + 1;
+}
+
 static gnode *parse_matrix(gparser *p) {
     /* after \begin: {pmatrix} cells with & and \\ until \end{pmatrix} */
     if (!accept_ch(p, '{')) return fail(p);
@@ -354,6 +391,16 @@ static gnode *parse_matrix(gparser *p) {
     return grow(p, m);
 }
 
+static bool is_minus_one(const gnode *x) {
+    return x->kind == GN_NEG && x->k[0]->kind == GN_NUM && x->k[0]->len == 1 &&
+           x->k[0]->str[0] == '1';
+}
+
+/* The inverse of a trigonometric function, or -1. */
+static int inverse_func(int op) {
+    return op == GF_SIN ? GF_ASIN : op == GF_COS ? GF_ACOS : op == GF_TAN ? GF_ATAN : -1;
+}
+
 static gnode *parse_command(gparser *p) {
     const gtok *t = peek(p);
     const char *name = p->s + t->pos;
@@ -367,7 +414,7 @@ static gnode *parse_command(gparser *p) {
         if (!b) return NULL;
         return mk2(p, GN_DIV, a, b);
     }
-    if (IS("binom") || IS("choose")) {
+    if (IS("binom")) {
         gnode *a = parse_arg(p);
         if (!a) return NULL;
         gnode *b = parse_arg(p);
@@ -413,6 +460,18 @@ static gnode *parse_command(gparser *p) {
         return x;
     }
     if (IS("begin")) return parse_matrix(p);
+    if (IS("langle")) { /* a vector \langle a, b \rangle is the tuple (a, b) */
+        gnode *x = parse_list(p, 0, 0, "rangle");
+        if (!x || !accept_cmd(p, "rangle")) return fail(p);
+        gnode *tu = mk(p, GN_TUPLE, x->kind == GN_LIST ? x->n : 1);
+        if (x->kind == GN_LIST)
+            memcpy(tu->k, x->k, sizeof(gnode *) * (size_t)x->n);
+        else
+            tu->k[0] = x;
+        tu->open = '(';
+        tu->close = ')';
+        return grow(p, tu);
+    }
     if (IS("exp") && is_ch(peek(p), '^')) return fail(p);
     for (size_t f = 0; f < sizeof funcs / sizeof funcs[0]; f++) {
         if (strlen(funcs[f].name) != n || memcmp(funcs[f].name, name, n)) continue;
@@ -434,6 +493,10 @@ static gnode *parse_command(gparser *p) {
         if (!arg) return NULL;
         gnode *x = mk2(p, GN_FUNC, arg, base);
         x->op = funcs[f].op;
+        if (power && is_minus_one(power) && inverse_func(x->op) >= 0) { /* \sin^{-1} = \arcsin */
+            x->op = (uint8_t)inverse_func(x->op);
+            power = NULL;
+        }
         return power ? mk2(p, GN_POW, x, power) : x;
     }
     for (size_t g = 0; g < sizeof greek / sizeof greek[0]; g++)
@@ -576,13 +639,14 @@ static gnode *parse_primary(gparser *p) {
     case T_SYM:
         x = mk(p, GN_SYM, 0);
         x->str = p->s + t->pos;
-        x->len = 1;
-        x->op = t->len == 1 && p->s[t->pos] == 'e' ? GC_E : p->s[t->pos] == 'i' ? GC_I : GC_VAR;
+        x->len = t->len;
+        x->op = t->len > 1 ? GC_VAR : p->s[t->pos] == 'e' ? GC_E : p->s[t->pos] == 'i' ? GC_I : GC_VAR;
         p->i++;
         if (is_ch(peek(p), '_')) {
             x->op = GC_VAR;
             symbol_subscript(p, x);
         }
+        function_value(p, x);
         break;
     case T_CMD:
         x = parse_command(p);
@@ -590,9 +654,13 @@ static gnode *parse_primary(gparser *p) {
     case T_CH:
         if (t->ch == '(' || t->ch == '[')
             x = parse_bracket(p);
-        else if (t->ch == '{') {
+        else if (t->ch == '{') { /* a group, or {n \choose k} */
             p->i++;
-            x = parse_list(p, '}', 0, NULL);
+            x = parse_list(p, '}', 0, "choose");
+            if (x && accept_cmd(p, "choose")) {
+                gnode *k = parse_list(p, '}', 0, NULL);
+                x = k ? mk2(p, GN_BINOM, x, k) : NULL;
+            }
             if (x && !accept_ch(p, '}')) x = fail(p);
         } else if (t->ch == '|' && p->abs_depth == 0) {
             p->i++;
@@ -615,15 +683,16 @@ static gnode *parse_primary(gparser *p) {
 /* Can this token begin a factor of an implicit product (2x, 3\sqrt{2}, x(y+1))? */
 static bool starts_factor(gparser *p, const gtok *t) {
     switch (t->type) {
-    case T_NUM:
-        return false; /* 2 3 is no product */
+    case T_NUM: /* (n-1)3^n; but 2 3 is no product */
+        return p->i > 0 && is_ch(&p->t[p->i - 1], ')');
     case T_SYM:
         return true;
     case T_CMD: {
         static const char *no[] = {"cdot", "times",    "div",   "pm",  "mp",       "le",
                                    "leq",  "leqslant", "ge",    "geq", "geqslant", "lt",
                                    "gt",   "ne",       "neq",   "cup", "end",      "\\",
-                                   "}",    "rfloor",   "rceil", "to",  "approx",   "in"};
+                                   "}",    "rfloor",   "rceil", "to",  "approx",   "in",
+                                   "choose", "rangle", "setminus"};
         for (size_t k = 0; k < sizeof no / sizeof no[0]; k++)
             if (is_cmd(p, t, no[k])) return false;
         return true;
@@ -800,6 +869,10 @@ static gnode *parse_sum(gparser *p) {
 
 static gnode *parse_union(gparser *p) {
     gnode *x = parse_sum(p);
+    if (x && accept_cmd(p, "setminus")) { /* A \setminus B */
+        gnode *y = parse_sum(p);
+        return y ? mk2(p, GN_DIFF, x, y) : fail(p);
+    }
     if (!x || !is_cmd(p, peek(p), "cup")) return x;
     enum { MAX_PARTS = 256 };
     gnode **parts = garena_alloc(p->ar, sizeof(gnode *) * MAX_PARTS);
@@ -818,8 +891,10 @@ static gnode *parse_union(gparser *p) {
 static int rel_op(gparser *p) {
     const gtok *t = peek(p);
     int op = -1, len = 1;
-    if (is_ch(t, '=') || is_cmd(p, t, "in"))
-        op = GR_EQ; /* x \in [a, b] names the answer */
+    if (is_ch(t, '='))
+        op = GR_EQ;
+    else if (is_cmd(p, t, "in"))
+        op = GR_IN;
     else if (is_ch(t, '<')) {
         op = GR_LT;
         if (is_ch(&p->t[p->i + 1], '=')) op = GR_LE, len = 2;
