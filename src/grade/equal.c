@@ -55,15 +55,43 @@ static void strip_spaces(char *d, const char *s) {
     *d = 0;
 }
 
-/* The letter of a multiple-choice answer: "B", "(B)", "B)" → 'B'; 0 when it is not one. */
-static char choice_letter(const char *s) {
-    char letter = 0;
-    for (; *s; s++) {
-        if (*s == '(' || *s == ')' || *s == ' ' || *s == '{' || *s == '}') continue;
-        if (letter || !(*s >= 'A' && *s <= 'E')) return 0;
-        letter = *s;
-    }
-    return letter;
+/* A multiple-choice label at the start of s (spaces stripped): "(B)", "B)", or "B" as the
+ * whole answer; lower case "(b)" too when `lower`. Returns the letter in upper case and sets
+ * *rest to what follows it (the option's value, "" for none); 0 when there is no label. */
+static char choice_label(const char *s, bool lower, const char **rest) {
+    while (*s == '{')
+        s++;
+    bool paren = *s == '(';
+    s += paren;
+    char ch = *s;
+    bool upper = ch >= 'A' && ch <= 'E', low = lower && paren && ch >= 'a' && ch <= 'e';
+    if (!upper && !low) return 0;
+    s++;
+    if (*s == ')')
+        s++;
+    else if (paren)
+        return 0;
+    while (*s == '}')
+        s++;
+    if (!paren && s[-1] != ')' && *s) return 0; /* "Bx" is no label */
+    *rest = s;
+    return (char)(ch & ~0x20);
+}
+
+/* The value of a number word (seven, twelve, forty), or -1. */
+static int number_word(const char *s) {
+    static const char *const small[] = {"zero",    "one",       "two",      "three",    "four",
+                                        "five",    "six",       "seven",    "eight",    "nine",
+                                        "ten",     "eleven",    "twelve",   "thirteen", "fourteen",
+                                        "fifteen", "sixteen",   "seventeen", "eighteen", "nineteen"};
+    static const char *const tens[] = {"twenty", "thirty",  "forty",  "fifty",
+                                       "sixty",  "seventy", "eighty", "ninety"};
+    for (int k = 0; k < 20; k++)
+        if (!strcmp(s, small[k])) return k;
+    for (int k = 0; k < 8; k++)
+        if (!strcmp(s, tens[k])) return 20 + 10 * k;
+    if (!strcmp(s, "hundred")) return 100;
+    return -1;
 }
 
 static bool collect_syms(gctx *c, const gnode *n) {
@@ -104,7 +132,10 @@ static void set_point(gctx *c, int pt) {
             h = (h ^ (unsigned char)c->sym_name[k][i]) * 1099511628211ull;
         mart_rng r;
         mart_rng_seed(&r, h, (uint64_t)pt);
-        long num = (long)mart_rng_range(&r, 11, 60), den = (long)mart_rng_range(&r, 7, 13);
+        /* the later points lie in (0, 1), inside the domain of \arcsin, \arccos */
+        long num = pt < GRADE_POINTS ? (long)mart_rng_range(&r, 11, 60)
+                                     : (long)mart_rng_range(&r, 1, 9);
+        long den = (long)mart_rng_range(&r, 7, 13);
         mpq_set_si(c->sym_q[k], num, (unsigned long)den);
         mpq_canonicalize(c->sym_q[k]);
         mpfr_set_q(c->sym_f[k], c->sym_q[k], MPFR_RNDN);
@@ -173,18 +204,21 @@ static bool close_enough(double tol, mpfr_t ar, mpfr_t ai, mpfr_t br, mpfr_t bi)
 }
 
 /* Value equality of scalar trees a (prediction) and b (gold) with ± signs sa / sb, at every
- * point. Undecided when a value is too large to compare exactly (10^{10^6} vs 10^{10^6} + 1:
+ * point. With variables, GRADE_POINTS points where both are defined are needed (a point
+ * outside both domains, such as x > 1 for \arcsin x, is skipped; up to twice as many are
+ * tried). Undecided when a value is too large to compare exactly (10^{10^6} vs 10^{10^6} + 1:
  * no tolerance guess) or the work budget runs out. */
 static grade_verdict values_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b,
                                   uint32_t sb) {
     bool vars = has_syms(a) || has_syms(b);
-    int points = !vars ? 1 : c->integers ? GRADE_INT_POINTS : GRADE_POINTS;
+    int points = !vars ? 1 : c->integers ? GRADE_INT_POINTS : 2 * GRADE_POINTS;
+    int defined = 0, wanted = !vars ? 1 : c->integers ? GRADE_INT_POINTS : GRADE_POINTS;
     mpq_t ar, ai, br, bi;
     mpq_inits(ar, ai, br, bi, NULL);
     mpfr_t fr, fi, gr, gi;
     mpfr_inits2(GRADE_PREC, fr, fi, gr, gi, (mpfr_ptr)0);
     grade_verdict v = GRADE_EQUAL;
-    for (int pt = 0; pt < points && v == GRADE_EQUAL; pt++) {
+    for (int pt = 0; pt < points && v == GRADE_EQUAL && defined < wanted; pt++) {
         if (vars)
             set_point(c, pt);
         else
@@ -196,6 +230,7 @@ static grade_verdict values_equal(gctx *c, const gnode *a, uint32_t sa, const gn
         bool eb = ea && grade_eval_exact(c, b, br, bi);
         if (!c->exhausted && ea && eb) {
             if (!mpq_equal(ar, br) || !mpq_equal(ai, bi)) v = GRADE_UNEQUAL;
+            defined++;
             continue;
         }
         bool big = c->too_big;
@@ -203,8 +238,11 @@ static grade_verdict values_equal(gctx *c, const gnode *a, uint32_t sa, const gn
         c->used_mpfr = true;
         bool na = !c->exhausted && grade_eval_num(c, a, fr, fi);
         c->pm_signs = sb;
-        bool nb = na && grade_eval_num(c, b, gr, gi);
+        bool nb = !c->exhausted && grade_eval_num(c, b, gr, gi);
         big |= c->too_big;
+        if (vars && !c->integers && !na && !nb && !big && !c->exhausted)
+            continue; /* outside both domains */
+        defined++;
         if (c->exhausted) {
             undecided(c, LIMIT_WORK);
             v = GRADE_UNDECIDED;
@@ -214,6 +252,7 @@ static grade_verdict values_equal(gctx *c, const gnode *a, uint32_t sa, const gn
         } else if (!na || !nb || !close_enough(tolerance(c, b), fr, fi, gr, gi))
             v = GRADE_UNEQUAL;
     }
+    if (v == GRADE_EQUAL && defined == 0) v = GRADE_UNEQUAL; /* defined nowhere */
     c->too_big = false;
     mpq_clears(ar, ai, br, bi, NULL);
     mpfr_clears(fr, fi, gr, gi, (mpfr_ptr)0);
@@ -788,10 +827,31 @@ grade_result grade_compare(const char *pred, const char *gold, const grade_confi
         r.verdict = GRADE_EQUAL;
         goto done;
     }
-    char gl = choice_letter(gs);
-    if (gl) {
-        r.verdict = choice_letter(ps) == gl ? GRADE_EQUAL : GRADE_UNEQUAL;
+    /* multiple choice: "(B) 14" against "(B)" (the letters) or against "14" (the values) */
+    const char *pr = NULL, *gr = NULL;
+    char gl = choice_label(gs, false, &gr), pl = choice_label(ps, gl != 0, &pr);
+    if (!gl && pl) gl = choice_label(gs, true, &gr); /* (b) against (B), either way round */
+    if (gl && (!*gr || (pl && !*pr))) {
+        r.verdict = pl == gl ? GRADE_EQUAL : GRADE_UNEQUAL;
         goto done;
+    }
+    if ((gl && pl && pl != gl) || (gl && !pl && !*gr)) goto done;
+    if ((gl && *gr) || (pl && *pr)) {
+        r = grade_compare(pl ? pr : ps, gl ? gr : gs, cfg);
+        goto done;
+    }
+    /* number words: "seven" is 7 */
+    char digits[2][8];
+    int pw = pt ? number_word(ps) : -1, gw = gt ? number_word(gs) : -1;
+    if (pw >= 0) {
+        snprintf(digits[0], sizeof digits[0], "%d", pw);
+        p = digits[0];
+        pt = false;
+    }
+    if (gw >= 0) {
+        snprintf(digits[1], sizeof digits[1], "%d", gw);
+        g = digits[1];
+        gt = false;
     }
     if (pt || gt) goto done; /* text answers match only as text */
 
