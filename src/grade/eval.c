@@ -656,7 +656,23 @@ bool grade_eval_num(gctx *c, const gnode *n, mpfr_t re, mpfr_t im) {
             case GN_POW:
                 ok = pow_num(c, re, im, b.re, b.im);
                 break;
-            case GN_BINOM: { /* n!/(k!(n-k)!) for real n >= k >= 0 through log-gamma */
+            case GN_BINOM: { /* n(n-1)...(n-k+1)/k! for a small integer k and any n, else
+                                * n!/(k!(n-k)!) for real n >= k >= 0 through log-gamma */
+                if (real_p(im) && real_p(b.im) && mpfr_integer_p(b.re) && mpfr_sgn(b.re) >= 0 &&
+                    mpfr_cmp_ui(b.re, 64) <= 0) {
+                    unsigned long k = mpfr_get_ui(b.re, MPFR_RNDN);
+                    mpfr_t t, f;
+                    mpfr_inits2(GRADE_PREC, t, f, (mpfr_ptr)0);
+                    mpfr_set_ui(f, 1, MPFR_RNDN);
+                    for (unsigned long j = 0; j < k; j++) {
+                        mpfr_sub_ui(t, re, j, MPFR_RNDN);
+                        mpfr_mul(f, f, t, MPFR_RNDN);
+                        mpfr_div_ui(f, f, j + 1, MPFR_RNDN);
+                    }
+                    mpfr_set(re, f, MPFR_RNDN);
+                    mpfr_clears(t, f, (mpfr_ptr)0);
+                    break;
+                }
                 ok = real_p(im) && real_p(b.im) && mpfr_sgn(b.re) >= 0 && mpfr_cmp(re, b.re) >= 0;
                 if (ok) {
                     bool integers = mpfr_integer_p(re) && mpfr_integer_p(b.re);
