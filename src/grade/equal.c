@@ -74,6 +74,7 @@ static char choice_label(const char *s, bool lower, const char **rest) {
     while (*s == '}')
         s++;
     if (!paren && s[-1] != ')' && *s) return 0; /* "Bx" is no label */
+    if (*s && strchr("+*/^=.,", *s)) return 0; /* "(C) + 1" is no option's value */
     *rest = s;
     return (char)(ch & ~0x20);
 }
@@ -167,11 +168,12 @@ static double tolerance(const gctx *c, const gnode *gold) {
     return has_decimal(gold) ? c->cfg->rel_tol : GRADE_SYMBOLIC_TOL;
 }
 
-static bool has_func(const gnode *n, int op) {
+/* Whether n holds an integer-only function (floor, ceiling). */
+static bool has_int_func(const gnode *n) {
     if (!n) return false;
-    if (n->kind == GN_FUNC && n->op == op) return true;
+    if (n->kind == GN_FUNC && (n->op == GF_FLOOR || n->op == GF_CEIL)) return true;
     for (int32_t i = 0; i < n->n; i++)
-        if (has_func(n->k[i], op)) return true;
+        if (has_int_func(n->k[i])) return true;
     return false;
 }
 
@@ -286,9 +288,8 @@ static grade_verdict powers_equal(gctx *c, const gnode *a, uint32_t sa, const gn
  * verdict at rational points `at_reals`. */
 static grade_verdict integers_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b,
                                     uint32_t sb, grade_verdict at_reals) {
-    bool integer_funcs = has_func(a, GF_FLOOR) || has_func(a, GF_CEIL) ||
-                         has_func(b, GF_FLOOR) || has_func(b, GF_CEIL);
-    if (!integer_funcs || c->n_syms != 1 || !has_syms(a) || !has_syms(b)) return at_reals;
+    if (c->n_syms != 1 || !(has_int_func(a) || has_int_func(b)) || !has_syms(a) || !has_syms(b))
+        return at_reals;
     c->integers = true;
     grade_verdict v = values_equal(c, a, sa, b, sb);
     c->integers = false;
@@ -644,10 +645,17 @@ static const gnode *set_difference(gctx *c, const gnode *n) {
     return u;
 }
 
+/* x, or x = y naming one variable twice ("x = x \in [a, b]"). */
+static bool names_variable(const gnode *n) {
+    return is_var(n) ||
+           (n->kind == GN_REL && n->op == GR_EQ && is_var(n->k[0]) && is_var(n->k[1]) &&
+            same_sym(n->k[0], n->k[1]));
+}
+
 /* The answer itself, in the shape it is compared in: "x \in S" is S, "t(0, 4]" is (0, 4],
  * a scalar times a matrix is a matrix, a set difference is what it leaves. */
 static const gnode *answer_shape(gctx *c, const gnode *n) {
-    if (n->kind == GN_REL && n->op == GR_IN && is_var(n->k[0])) n = n->k[1];
+    if (n->kind == GN_REL && n->op == GR_IN && names_variable(n->k[0])) n = n->k[1];
     if (n->kind == GN_MUL && is_var(n->k[0]) && n->k[1]->kind == GN_TUPLE && n->k[1]->n == 2)
         n = n->k[1];
     n = set_difference(c, n);
@@ -657,11 +665,10 @@ static const gnode *answer_shape(gctx *c, const gnode *n) {
 /* A product whose only variable is a trailing unit letter (7m, \frac{5}{2} m: metres) as the
  * number alone; NULL otherwise. Used only against an answer without variables, so that 3m + 2
  * or an answer in m stays a formula. */
-static const gnode *unit_stripped(gctx *c, const gnode *n) {
-    if (n->kind != GN_MUL || !is_var(n->k[1]) || n->k[1]->len != 1 || has_syms(n->k[0]) ||
-        has_structure(n->k[0]) || !strchr("mgsJKWN", n->k[1]->str[0]))
+static const gnode *unit_stripped(const gnode *n) {
+    if (n->kind != GN_MUL || !is_var(n->k[1]) || n->k[1]->len != 1 ||
+        !strchr("mgsJKWN", n->k[1]->str[0]) || has_syms(n->k[0]) || has_structure(n->k[0]))
         return NULL;
-    (void)c;
     return n->k[0];
 }
 
@@ -692,10 +699,10 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
     if (b->kind == GN_REL && b->op == GR_EQ && a->kind != GN_REL && names_answer(b->k[0]))
         b = b->k[1];
     /* 7m against 7: a unit letter beside an answer without variables */
-    const gnode *ua = has_syms(b) ? NULL : unit_stripped(c, a);
-    const gnode *ub = has_syms(a) ? NULL : unit_stripped(c, b);
-    if (ua) a = ua;
-    if (ub) b = ub;
+    const gnode *ua = unit_stripped(a), *ub = unit_stripped(b);
+    if (ua && !has_syms(b)) a = ua;
+    else if (ub && !has_syms(a))
+        b = ub;
     /* inequalities against sets: x > 2 vs (2, \infty), x < 1 or x > 4 vs a union */
     bool set_a = a->kind == GN_TUPLE || a->kind == GN_UNION;
     bool set_b = b->kind == GN_TUPLE || b->kind == GN_UNION;
