@@ -454,6 +454,13 @@ static gnode *mk_node(gctx *c, gnode_kind kind, int32_t n) {
     return x;
 }
 
+static gnode *mk_node1(gctx *c, gnode_kind kind, const gnode *a) {
+    gnode *x = mk_node(c, kind, 1);
+    x->k[0] = (gnode *)a;
+    x->height = 1 + a->height;
+    return x;
+}
+
 static gnode *mk_node2(gctx *c, gnode_kind kind, const gnode *a, const gnode *b) {
     gnode *x = mk_node(c, kind, 2);
     x->k[0] = (gnode *)a;
@@ -492,8 +499,7 @@ static gnode *rel_set(gctx *c, const gnode *r) {
     if (r->kind != GN_REL) return NULL;
     int op = r->op;
     const gnode *l = r->k[0], *rt = r->k[1], *var;
-    gnode *inf = mk_node(c, GN_INF, 0), *ninf = mk_node2(c, GN_NEG, inf, inf);
-    ninf->n = 1;
+    gnode *inf = mk_node(c, GN_INF, 0), *ninf = mk_node1(c, GN_NEG, inf);
     if (l->kind == GN_REL && is_var(l->k[1])) { /* a < x < b, a > x > b */
         int op1 = l->op;
         bool up = (op1 == GR_LT || op1 == GR_LE) && (op == GR_LT || op == GR_LE);
@@ -519,12 +525,10 @@ static gnode *rel_set(gctx *c, const gnode *r) {
     if (!abs_l)
         return below ? mk_interval(c, ninf, false, rt, closed)
                      : mk_interval(c, rt, closed, inf, false);
-    gnode *neg = mk_node2(c, GN_NEG, rt, rt);
-    neg->n = 1;
+    gnode *neg = mk_node1(c, GN_NEG, rt);
     if (below) return mk_interval(c, neg, closed, rt, closed); /* |x| < a */
-    gnode *u = mk_node2(c, GN_UNION, mk_interval(c, ninf, false, neg, closed),
-                        mk_interval(c, rt, closed, inf, false));
-    return u;
+    return mk_node2(c, GN_UNION, mk_interval(c, ninf, false, neg, closed),
+                    mk_interval(c, rt, closed, inf, false));
 }
 
 /* "x < 1 or x > 4" (a list of inequalities) as the union of their sets; NULL otherwise. */
@@ -567,9 +571,9 @@ static const gnode *matrix_scaled(gctx *c, const gnode *n) {
     r->rows = m->rows;
     r->cols = m->cols;
     for (int32_t i = 0; i < m->n; i++) {
-        gnode *e = neg ? mk_node2(c, GN_NEG, m->k[i], m->k[i])
-                       : left ? mk_node2(c, n->kind, m->k[i], s) : mk_node2(c, GN_MUL, s, m->k[i]);
-        if (neg) e->n = 1;
+        gnode *e = neg    ? mk_node1(c, GN_NEG, m->k[i])
+                   : left ? mk_node2(c, n->kind, m->k[i], s)
+                          : mk_node2(c, GN_MUL, s, m->k[i]);
         r->k[i] = e;
         if (e->height + 1 > r->height) r->height = e->height + 1;
     }

@@ -68,26 +68,29 @@ bool grade_has_boxed(const char *text, size_t len) {
     return false;
 }
 
-static bool word_at(const char *s, size_t i, size_t end, const char *w) {
-    size_t n = strlen(w);
-    return i + n <= end && !memcmp(s + i, w, n) && (i + n == end || !isalpha((unsigned char)s[i + n]));
+/* Length of the joining word or command at s[i] ("and", "or", "\quad", "\text", "\,"), or 0. */
+static size_t joiner_len(const char *s, size_t i, size_t end) {
+    static const char *const words[] = {"and", "or", "\\qquad", "\\quad", "\\text", "\\,"};
+    for (size_t k = 0; k < sizeof words / sizeof words[0]; k++) {
+        size_t n = strlen(words[k]);
+        if (i + n <= end && !memcmp(s + i, words[k], n) &&
+            (i + n == end || !isalpha((unsigned char)s[i + n])))
+            return n;
+    }
+    return 0;
 }
 
 /* Whether text[from, to) only joins two boxes of one closing sentence: spaces, '$', ',', ';',
- * "and" / "or" (bare or in \text{}), \quad, and "x =" / "y_1 =" naming the next value. Any
- * other word ("Wait", "then", a full stop) makes the earlier box a superseded draft. */
+ * braces, "and" / "or" (bare or in \text{}), \quad, and "x =" / "y_1 =" naming the next value.
+ * Any other word ("Wait", "then") or a full stop makes the earlier box a superseded draft. */
 static bool joins_boxes(const char *s, size_t from, size_t to) {
     for (size_t i = from; i < to;) {
         unsigned char ch = (unsigned char)s[i];
-        if (isspace(ch) || ch == '$' || ch == ',' || ch == ';' || ch == '=' || ch == '&') {
+        size_t n = joiner_len(s, i, to);
+        if (n) {
+            i += n;
+        } else if (isspace(ch) || strchr("$,;=&{}", ch)) {
             i++;
-        } else if (word_at(s, i, to, "and") || word_at(s, i, to, "or")) {
-            i += s[i] == 'a' ? 3 : 2;
-        } else if (word_at(s, i, to, "\\quad") || word_at(s, i, to, "\\qquad") ||
-                   word_at(s, i, to, "\\text") || word_at(s, i, to, "\\,")) {
-            i += s[i + 1] == 'q' && s[i + 2] == 'q' ? 6 : s[i + 1] == 'q' ? 5 : s[i + 1] == 't' ? 5 : 2;
-        } else if (ch == '{' || ch == '}' || (ch == '\\' && i + 1 < to && s[i + 1] == ',')) {
-            i += ch == '\\' ? 2 : 1;
         } else if (isalpha(ch) && (i + 1 == to || !isalpha((unsigned char)s[i + 1]))) {
             size_t j = i + 1; /* a variable naming the next value: x =, y_1 =, a_{n} = */
             if (j < to && s[j] == '_') {
@@ -97,11 +100,10 @@ static bool joins_boxes(const char *s, size_t from, size_t to) {
                         j++;
                 if (j < to) j++;
             }
-            size_t k = j;
-            while (k < to && s[k] == ' ')
-                k++;
-            if (k >= to || s[k] != '=') return false;
-            i = k + 1;
+            while (j < to && s[j] == ' ')
+                j++;
+            if (j >= to || s[j] != '=') return false;
+            i = j + 1;
         } else
             return false;
     }
