@@ -1,12 +1,17 @@
 #!/usr/bin/python3
 """Writes tests/grade_cases.jsonl: labelled (pred, gold) pairs for the grader's accuracy test.
 
-Two sources, each label being the mathematical truth as a careful competition grader judges:
+Three sources, each label being the mathematical truth as a careful competition grader judges:
   1. rewrites of the real gold answers in data/bench: for each gold of a recognised shape, one
      rewrite that is equal by construction (another spelling of the same value) and one near
      miss that is unequal by construction (off by one, wrong sign, swapped order, dropped
      element, flipped bracket, rounded too early);
-  2. hand-written pairs per category, including the cases the usual toolkits get wrong.
+  2. hand-written pairs per category, including the cases the usual toolkits get wrong;
+  3. hand-written pairs (and whole responses, for extraction) per kind of answer that careful
+     grading judges differently from a naive grader: decimals for exact irrational golds, huge
+     or deep answers, several boxes, unboxed answers, choice letters with values, unit letters,
+     implicit products, many variables, notation, inequalities as sets, scaled matrices, and
+     integer-only identities. Each is its own example of its kind.
 Run: /usr/bin/python3 tests/grade_cases.py  (deterministic; the output is committed)."""
 import json, os, re
 from fractions import Fraction
@@ -208,6 +213,8 @@ H = [
     ("\\tan^2 x + 1", "\\sec^2 x", True, "trig", "identity at random points"),
     ("\\sin^2 x", "1 - \\cos^2 x", True, "trig", "Pythagoras"),
     ("\\sin 2x", "2\\sin x", False, "trig", "double angle is not doubling"),
+    ("\\arccos x", "\\frac{\\pi}{2}-\\arcsin x", True, "trig", "inverse functions: points inside their domain"),
+    ("\\arccos x", "\\frac{\\pi}{2}+\\arcsin x", False, "trig", "inverse functions, wrong sign"),
     ("\\log_2 8", "3", True, "log", "log base 2"),
     ("\\ln(e^3)", "3", True, "log", "ln exp"),
     ("\\exp(1)", "e", True, "exp", "exp"),
@@ -219,6 +226,8 @@ H = [
     ("\\dbinom{6}{3}", "20", True, "binomial", "\\dbinom"),
     ("\\binom{2n}{n}", "\\frac{(2n)!}{(n!)^2}", True, "binomial", "symbolic binomial"),
     ("\\binom{6}{2}", "20", False, "binomial", "wrong k"),
+    ("\\binom{n}{2}", "\\frac{n(n-1)}{2}", True, "binomial", "binomial of a variable"),
+    ("\\binom{n}{3}", "\\frac{n(n-1)(n-3)}{6}", False, "binomial", "binomial of a variable, wrong factor"),
     # variables
     ("x^2+2x+1", "(x+1)^2", True, "variables", "expanded square"),
     ("x^2+2x-1", "(x+1)^2", False, "variables", "sign of constant"),
@@ -447,6 +456,30 @@ K = [
     ("\\lfloor \\frac{n}{2} \\rfloor", "\\lceil \\frac{n}{2} \\rceil", False, "integer-identity", "floor and ceiling differ at odd n"),
     ("\\lfloor \\sqrt{n} \\rfloor", "\\lceil \\sqrt{n} \\rceil - 1", False, "integer-identity", "differ at squares"),
     ("\\lfloor \\log_2 n \\rfloor + 1", "\\lceil \\log_2 n \\rceil", False, "integer-identity", "differ at powers of two"),
+    ("1.7321", "\\sqrt{3}", False, "irrational-gold", "a further example of the kind"),
+    ("\\frac{\\sqrt{3}}{1}", "1.7321", True, "irrational-gold", "a further example of the kind"),
+    ("0.7854", "\\frac{\\pi}{4}", False, "irrational-gold", "a further example of the kind"),
+    ("3^{3^{20}}", "3^{3486784401}", True, "limits", "a further example of the kind"),
+    ("\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+1}}}}}}}}}}}}}}}}}}}}}}}}", "\\frac{75025}{121393}", True, "limits", "a further example of the kind"),
+    ("\\textbf{(D)}\\ 48", "48", True, "choice-value", "a further example of the kind"),
+    ("(c) 12", "\\textbf{(C)}", True, "choice-value", "a further example of the kind"),
+    ("5\\,\\mathrm{m}", "5", True, "unit-letter", "a further example of the kind"),
+    ("30\\ \\text{m}/\\text{s}", "30", True, "unit-letter", "a further example of the kind"),
+    ("2m+1", "2m + 1", True, "unit-letter", "a further example of the kind"),
+    ("(n+2)4^n", "4^n(n+2)", True, "implicit-product", "a further example of the kind"),
+    ("f(s)=s^3", "f(t)=t^3", True, "implicit-product", "a further example of the kind"),
+    ("z''", "z^{\\prime\\prime}", True, "implicit-product", "a further example of the kind"),
+    ("WXYZ=AB", "AB=WXYZ", True, "many-variables", "a further example of the kind"),
+    ("nine", "9", True, "notation", "a further example of the kind"),
+    ("{10 \\choose 2}", "45", True, "notation", "a further example of the kind"),
+    ("\\cos^{-1}(0)", "\\frac{\\pi}{2}", True, "notation", "a further example of the kind"),
+    ("\\mathbb{R}\\setminus\\{-1,1\\}", "(-\\infty,-1)\\cup(-1,1)\\cup(1,\\infty)", True, "notation", "a further example of the kind"),
+    ("x \\le -3 \\text{ or } x \\ge 3", "|x| \\ge 3", True, "interval-inequality", "a further example of the kind"),
+    ("y \\in (1, 5)", "1<y<5", True, "interval-inequality", "a further example of the kind"),
+    ("2\\begin{pmatrix} 1 & 0 \\\\ 0 & 1 \\end{pmatrix}", "\\begin{pmatrix} 2 & 0 \\\\ 0 & 2 \\end{pmatrix}", True, "matrix-scalar", "a further example of the kind"),
+    ("(3, \\pm 2)", "(3,2),(3,-2)", True, "matrix-scalar", "a further example of the kind"),
+    ("\\lfloor \\frac{n+2}{3} \\rfloor", "\\lceil \\frac{n}{3} \\rceil", True, "integer-identity", "a further example of the kind"),
+    ("\\lfloor \\frac{n+1}{3} \\rfloor", "\\lceil \\frac{n}{3} \\rceil", False, "integer-identity", "a further example of the kind"),
 ]
 for p, g, e, c, n in K:
     add(p, g, e, c, n)
@@ -467,6 +500,10 @@ R = [
     ("We try 5 and 7, and the total is 35.", "12", False, "fallback", "last number, wrong"),
     ("Final Answer: The final answer is $-2$. I hope it is correct.", "-2", True, "fallback", "phrase followed by a sentence"),
     ("I cannot solve this.", "3", False, "fallback", "no number at all"),
+    ("Hence $a=\\boxed{3}$ and $b=\\boxed{-4}$.", "(3,-4)", True, "multi-box", "a further example of the kind"),
+    ("I think \\boxed{5}. Hmm, let me recheck. Actually \\boxed{7}.", "7", True, "multi-box", "a further example of the kind"),
+    ("Therefore, the final answer is $\\frac{7}{2}$.", "3.5", True, "fallback", "a further example of the kind"),
+    ("The total comes to 1,250 dollars.", "1250", True, "fallback", "a further example of the kind"),
 ]
 for r, g, e, c, n in R:
     cases.append({"response": r, "gold": g, "equal": e, "category": c, "note": n,

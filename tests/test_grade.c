@@ -234,7 +234,8 @@ static void equality_is_symmetric_on_the_labelled_cases(void **state) {
         const char *cat = cJSON_GetObjectItem(recs[i], "category")->valuestring;
         /* one-sided by design: prefixes, units, and the tolerance that only a decimal gold has */
         if (!strcmp(cat, "prefix") || !strcmp(cat, "units") || !strcmp(cat, "unit-letter") ||
-            !strcmp(cat, "interval-inequality") || (strchr(pred, '.') != NULL) != (strchr(gold, '.') != NULL))
+            !strcmp(cat, "interval-inequality") ||
+            (strchr(pred, '.') != NULL) != (strchr(gold, '.') != NULL))
             continue;
         if (grade_equal(pred, gold, NULL) != grade_equal(gold, pred, NULL))
             fail_msg("case %lld: '%s' vs '%s' is not symmetric", (long long)i + 1, pred, gold);
@@ -386,7 +387,8 @@ static void limits_give_undecided_verdicts_with_a_reason(void **state) {
 /* Floor/ceiling identities that hold on the integers only are decided there, and say so. */
 static void integer_only_identities_say_how_they_were_decided(void **state) {
     (void)state;
-    grade_result r = grade_compare("\\lceil \\log_2 (n+1) \\rceil", "\\lfloor \\log_2 n \\rfloor + 1", NULL);
+    grade_result r =
+        grade_compare("\\lceil \\log_2 (n+1) \\rceil", "\\lfloor \\log_2 n \\rfloor + 1", NULL);
     assert_int_equal(r.verdict, GRADE_EQUAL);
     assert_non_null(r.reason);
     assert_non_null(strstr(r.reason, "integer"));

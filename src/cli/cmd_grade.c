@@ -143,7 +143,8 @@ static int grade_batch(const char *input, const grade_config *cfg, mart_err *err
     free(buf);
     if (f != stdin) fclose(f);
     if (!bad) return MART_OK;
-    return mart_fail(err, "%lld of %lld lines are not gradable (error lines in the output); first: %s",
+    return mart_fail(err,
+                     "%lld of %lld lines are not gradable (error lines in the output); first: %s",
                      (long long)bad, (long long)line, first.msg);
 }
 

@@ -74,17 +74,17 @@ static char choice_label(const char *s, bool lower, const char **rest) {
     while (*s == '}')
         s++;
     if (!paren && s[-1] != ')' && *s) return 0; /* "Bx" is no label */
-    if (*s && strchr("+*/^=.,", *s)) return 0; /* "(C) + 1" is no option's value */
+    if (*s && strchr("+*/^=.,", *s)) return 0;  /* "(C) + 1" is no option's value */
     *rest = s;
     return (char)(ch & ~0x20);
 }
 
 /* The value of a number word (seven, twelve, forty), or -1. */
 static int number_word(const char *s) {
-    static const char *const small[] = {"zero",    "one",       "two",      "three",    "four",
-                                        "five",    "six",       "seven",    "eight",    "nine",
-                                        "ten",     "eleven",    "twelve",   "thirteen", "fourteen",
-                                        "fifteen", "sixteen",   "seventeen", "eighteen", "nineteen"};
+    static const char *const small[] = {"zero",    "one",     "two",       "three",    "four",
+                                        "five",    "six",     "seven",     "eight",    "nine",
+                                        "ten",     "eleven",  "twelve",    "thirteen", "fourteen",
+                                        "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"};
     static const char *const tens[] = {"twenty", "thirty",  "forty",  "fifty",
                                        "sixty",  "seventy", "eighty", "ninety"};
     for (int k = 0; k < 20; k++)
@@ -134,8 +134,8 @@ static void set_point(gctx *c, int pt) {
         mart_rng r;
         mart_rng_seed(&r, h, (uint64_t)pt);
         /* the later points lie in (0, 1), inside the domain of \arcsin, \arccos */
-        long num = pt < GRADE_POINTS ? (long)mart_rng_range(&r, 11, 60)
-                                     : (long)mart_rng_range(&r, 1, 9);
+        long num =
+            pt < GRADE_POINTS ? (long)mart_rng_range(&r, 11, 60) : (long)mart_rng_range(&r, 1, 9);
         long den = (long)mart_rng_range(&r, 7, 13);
         mpq_set_si(c->sym_q[k], num, (unsigned long)den);
         mpq_canonicalize(c->sym_q[k]);
@@ -519,8 +519,7 @@ static gnode *rel_set(gctx *c, const gnode *r) {
         abs_l = abs_r;
     }
     var = abs_l ? l->k[0] : l;
-    if (!is_var(var) || op == GR_EQ || op == GR_NE || op == GR_IN || has_sym(rt, var))
-        return NULL;
+    if (!is_var(var) || op == GR_EQ || op == GR_NE || op == GR_IN || has_sym(rt, var)) return NULL;
     bool below = op == GR_LT || op == GR_LE, closed = op == GR_LE || op == GR_GE;
     if (!abs_l)
         return below ? mk_interval(c, ninf, false, rt, closed)
@@ -651,9 +650,8 @@ static const gnode *set_difference(gctx *c, const gnode *n) {
 
 /* x, or x = y naming one variable twice ("x = x \in [a, b]"). */
 static bool names_variable(const gnode *n) {
-    return is_var(n) ||
-           (n->kind == GN_REL && n->op == GR_EQ && is_var(n->k[0]) && is_var(n->k[1]) &&
-            same_sym(n->k[0], n->k[1]));
+    return is_var(n) || (n->kind == GN_REL && n->op == GR_EQ && is_var(n->k[0]) &&
+                         is_var(n->k[1]) && same_sym(n->k[0], n->k[1]));
 }
 
 /* The answer itself, in the shape it is compared in: "x \in S" is S, "t(0, 4]" is (0, 4],
@@ -704,13 +702,16 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
         b = b->k[1];
     /* 7m against 7: a unit letter beside an answer without variables */
     const gnode *ua = unit_stripped(a), *ub = unit_stripped(b);
-    if (ua && !has_syms(b)) a = ua;
+    if (ua && !has_syms(b))
+        a = ua;
     else if (ub && !has_syms(a))
         b = ub;
     /* inequalities against sets: x > 2 vs (2, \infty), x < 1 or x > 4 vs a union */
     bool set_a = a->kind == GN_TUPLE || a->kind == GN_UNION;
     bool set_b = b->kind == GN_TUPLE || b->kind == GN_UNION;
-    if (set_a != set_b || (a->kind == GN_REL && b->kind == GN_REL)) {
+    bool rel_a = a->kind == GN_REL || a->kind == GN_LIST,
+         rel_b = b->kind == GN_REL || b->kind == GN_LIST;
+    if ((set_a || rel_a) && (set_b || rel_b) && !(set_a && set_b)) {
         const gnode *ra = set_a ? NULL : a->kind == GN_LIST ? or_set(c, a) : rel_set(c, a);
         const gnode *rb = set_b ? NULL : b->kind == GN_LIST ? or_set(c, b) : rel_set(c, b);
         if ((ra || set_a) && (rb || set_b)) { /* both sides are sets now */
@@ -748,8 +749,8 @@ static bool node_equal(gctx *c, const gnode *a, uint32_t sa, const gnode *b, uin
         int na = 0, nb = 0;
         bool ok = add_items(c, a, A, &na) && add_items(c, b, B, &nb);
         if (a->kind == GN_SET && b->kind == GN_SET) /* {1, 1} = {1} */
-            ok = ok && items_covered(c, A, na, B, nb, true) &&
-                 items_covered(c, B, nb, A, na, false);
+            ok =
+                ok && items_covered(c, A, na, B, nb, true) && items_covered(c, B, nb, A, na, false);
         else
             ok = ok && items_match(c, A, na, B, nb);
         free(A);

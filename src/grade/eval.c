@@ -157,7 +157,8 @@ static bool log_exact(gctx *c, const gnode *n, mpq_t re, mpq_t im) {
         double k = round(log(fabs(mpq_get_d(re))) / log(mpq_get_d(br)));
         ok = isfinite(k) && fabs(k) <= 64 &&
              fabs(k) * (double)(mpz_sizeinbase(mpq_numref(br), 2) +
-                                mpz_sizeinbase(mpq_denref(br), 2)) <= EXACT_MAX_BITS;
+                                mpz_sizeinbase(mpq_denref(br), 2)) <=
+                 EXACT_MAX_BITS;
         if (ok) {
             unsigned long uk = (unsigned long)fabs(k);
             mpz_pow_ui(mpq_numref(t), mpq_numref(br), uk);
@@ -657,7 +658,7 @@ bool grade_eval_num(gctx *c, const gnode *n, mpfr_t re, mpfr_t im) {
                 ok = pow_num(c, re, im, b.re, b.im);
                 break;
             case GN_BINOM: { /* n(n-1)...(n-k+1)/k! for a small integer k and any n, else
-                                * n!/(k!(n-k)!) for real n >= k >= 0 through log-gamma */
+                              * n!/(k!(n-k)!) for real n >= k >= 0 through log-gamma */
                 if (real_p(im) && real_p(b.im) && mpfr_integer_p(b.re) && mpfr_sgn(b.re) >= 0 &&
                     mpfr_cmp_ui(b.re, 64) <= 0) {
                     unsigned long k = mpfr_get_ui(b.re, MPFR_RNDN);

@@ -102,8 +102,7 @@ typedef struct gnode {
 /* Parses a normalized answer. Returns NULL when it is not mathematics the grader reads (the
  * caller then compares strings) or when it exceeds a bound: then *limit names the bound (the
  * work budget, *work counting steps; the nesting depth; the tree height). */
-gnode *grade_parse(garena *a, const char *s, int64_t *work, int64_t work_limit,
-                   const char **limit);
+gnode *grade_parse(garena *a, const char *s, int64_t *work, int64_t work_limit, const char **limit);
 
 /* ---- comparison -------------------------------------------------------------------------- */
 
@@ -112,7 +111,7 @@ gnode *grade_parse(garena *a, const char *s, int64_t *work, int64_t work_limit,
 
 typedef struct {
     const grade_config *cfg;
-    garena *ar;        /* the comparison's arena, for trees rewritten while comparing */
+    garena *ar; /* the comparison's arena, for trees rewritten while comparing */
     const char *alias_from, *alias_to; /* a variable renamed (g(t) = 3t vs g(x) = 3x), or NULL */
     int32_t alias_from_len, alias_to_len;
     int64_t work;      /* steps spent; stop at cfg->work_limit */

@@ -327,16 +327,15 @@ static void clean(mart_buf *o, const char *s, size_t len, int depth) {
 static bool is_unit_word(const char *w, size_t n) {
     /* single letters (m, g, s, J, K, W) are left to the comparison: a variable in 7m + 1 */
     static const char *units[] = {
-        "cm",     "km",      "mm",       "kg",      "mg",
-        "sec",    "seconds", "second",  "min",      "minutes", "minute",  "hours",   "hour",
-        "hr",     "hrs",     "days",    "day",      "weeks",   "week",    "years",   "year",
-        "months", "inches",  "inch",    "in",       "feet",    "foot",    "ft",      "yards",
-        "yd",     "miles",   "mile",    "mph",      "meters",  "meter",   "metres",  "units",
-        "unit",   "sq",      "square",  "cubic",    "degrees", "degree",  "dollars", "dollar",
-        "cents",  "cent",    "percent", "liters",   "ml",      "gallons", "pounds",  "lbs",
-        "ounces", "oz",      "people",  "students", "ways",    "points",  "km/h",    "m/s",
-        "cm/s",   "kmh",     "ergs",    "erg",      "Hz",      "eV",      "pc",      "AU",
-        "nm",     "kpc",     "Mpc"};
+        "cm",       "km",      "mm",      "kg",      "mg",     "sec",    "seconds", "second",
+        "min",      "minutes", "minute",  "hours",   "hour",   "hr",     "hrs",     "days",
+        "day",      "weeks",   "week",    "years",   "year",   "months", "inches",  "inch",
+        "in",       "feet",    "foot",    "ft",      "yards",  "yd",     "miles",   "mile",
+        "mph",      "meters",  "meter",   "metres",  "units",  "unit",   "sq",      "square",
+        "cubic",    "degrees", "degree",  "dollars", "dollar", "cents",  "cent",    "percent",
+        "liters",   "ml",      "gallons", "pounds",  "lbs",    "ounces", "oz",      "people",
+        "students", "ways",    "points",  "km/h",    "m/s",    "cm/s",   "kmh",     "ergs",
+        "erg",      "Hz",      "eV",      "pc",      "AU",     "nm",     "kpc",     "Mpc"};
     for (size_t k = 0; k < sizeof units / sizeof units[0]; k++)
         if (strlen(units[k]) == n && !memcmp(units[k], w, n)) return true;
     return false;
@@ -408,7 +407,8 @@ char *grade_normalize(garena *a, const char *s, size_t len, bool *is_text) {
                             k++;
                         i = k - 1;
                     }
-                    /* and the '/' or \cdot that joins it to the next unit (\mathrm{km}/\mathrm{h}) */
+                    /* and the '/' or \cdot that joins it to the next unit (\mathrm{km}/\mathrm{h})
+                     */
                     k = i + 1;
                     while (k < n && t[k] == ' ')
                         k++;

@@ -640,7 +640,10 @@ static gnode *parse_primary(gparser *p) {
         x = mk(p, GN_SYM, 0);
         x->str = p->s + t->pos;
         x->len = t->len;
-        x->op = t->len > 1 ? GC_VAR : p->s[t->pos] == 'e' ? GC_E : p->s[t->pos] == 'i' ? GC_I : GC_VAR;
+        x->op = t->len > 1            ? GC_VAR
+                : p->s[t->pos] == 'e' ? GC_E
+                : p->s[t->pos] == 'i' ? GC_I
+                                      : GC_VAR;
         p->i++;
         if (is_ch(peek(p), '_')) {
             x->op = GC_VAR;
@@ -688,11 +691,10 @@ static bool starts_factor(gparser *p, const gtok *t) {
     case T_SYM:
         return true;
     case T_CMD: {
-        static const char *no[] = {"cdot", "times",    "div",   "pm",  "mp",       "le",
-                                   "leq",  "leqslant", "ge",    "geq", "geqslant", "lt",
-                                   "gt",   "ne",       "neq",   "cup", "end",      "\\",
-                                   "}",    "rfloor",   "rceil", "to",  "approx",   "in",
-                                   "choose", "rangle", "setminus"};
+        static const char *no[] = {
+            "cdot", "times",    "div",   "pm", "mp",     "le",  "leq",    "leqslant", "ge",
+            "geq",  "geqslant", "lt",    "gt", "ne",     "neq", "cup",    "end",      "\\",
+            "}",    "rfloor",   "rceil", "to", "approx", "in",  "choose", "rangle",   "setminus"};
         for (size_t k = 0; k < sizeof no / sizeof no[0]; k++)
             if (is_cmd(p, t, no[k])) return false;
         return true;
