@@ -853,7 +853,7 @@ grade_result grade_compare(const char *pred, const char *gold, const grade_confi
         goto done;
     }
     /* number words: "seven" is 7 */
-    char digits[2][8];
+    char digits[2][12];
     int pw = pt ? number_word(ps) : -1, gw = gt ? number_word(gs) : -1;
     if (pw >= 0) {
         snprintf(digits[0], sizeof digits[0], "%d", pw);
