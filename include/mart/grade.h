@@ -1,7 +1,8 @@
 /* grade: math answer extraction and equivalence. Turns a model response into a final answer
- * (last complete \boxed{...}) and decides whether it equals the gold answer: LaTeX is parsed
+ * (the final attempt's boxes) and decides whether it equals the gold answer: LaTeX is parsed
  * into expression trees and compared exactly (GMP rationals), numerically, or at random
- * points. Pure functions, thread-safe, with a hard bound on the work per comparison. */
+ * points. Pure functions, thread-safe, with hard bounds on the work per comparison; a bound
+ * reached gives an "undecided" verdict that names it. */
 #ifndef MART_GRADE_H
 #define MART_GRADE_H
 

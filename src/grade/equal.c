@@ -1,7 +1,9 @@
 /* grade equivalence: decides whether two answers are the same. Strings first (cheap), then
- * multiple-choice letters and text, then expression trees compared structurally (sets and
- * "all solutions" lists ignore order, tuples and intervals do not) down to scalars, which are
- * compared exactly, numerically, or at random points when they have variables. */
+ * multiple-choice letters and text, then expression trees, rewritten into the shape they are
+ * compared in (inequalities as sets, scaled matrices, set differences), compared structurally
+ * (sets and "all solutions" lists ignore order, tuples and intervals do not) down to scalars,
+ * which are compared exactly, numerically, or at random points when they have variables.
+ * Each comparison ends equal, unequal, or undecided when a bound was reached. */
 #include "grade/grade_int.h"
 
 #include <ctype.h>

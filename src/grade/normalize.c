@@ -1,6 +1,7 @@
 /* grade normalization: the string-level clean-up before parsing. Removes what carries no
  * mathematical meaning (sizing, spacing, degree signs, dollar signs, unit words, thousands
- * separators, trailing periods) and unifies spellings (\dfrac → \frac, unicode → LaTeX). */
+ * separators, trailing periods, code modules such as math.) and unifies spellings (\dfrac →
+ * \frac, unicode → LaTeX, ^{\prime} → ', ** → ^, \mathbb{R} → (-\infty, \infty)). */
 #include "grade/grade_int.h"
 
 #include <ctype.h>
