@@ -408,8 +408,7 @@ char *grade_normalize(garena *a, const char *s, size_t len, bool *is_text) {
                             k++;
                         i = k - 1;
                     }
-                    /* and the '/' or \cdot that joins it to the next unit (\mathrm{km}/\mathrm{h})
-                     */
+                    /* and the '/' or \cdot joining it to the next unit (km/h, N m) */
                     k = i + 1;
                     while (k < n && t[k] == ' ')
                         k++;

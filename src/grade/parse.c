@@ -316,16 +316,19 @@ static void function_value(gparser *p, gnode *x) {
     if (x->len != 1 || !function_letter(x->str[0]) || !is_ch(peek(p), '(')) return;
     int depth = 0;
     int32_t j = p->i;
-    for (; p->t[j].type != T_END; j++) {
+    bool items = false; /* a point A(1, 2) or a tuple */
+    for (; p->t[j].type != T_END && !items; j++) {
         const gtok *t = &p->t[j];
         if (is_ch(t, '(') || is_ch(t, '[') || is_ch(t, '{'))
             depth++;
         else if ((is_ch(t, ')') || is_ch(t, ']') || is_ch(t, '}')) && --depth == 0)
             break;
-        else if (depth == 1 && (is_ch(t, ',') || is_ch(t, ';')))
-            return; /* a point A(1, 2) or a tuple */
+        else
+            items = depth == 1 && (is_ch(t, ',') || is_ch(t, ';'));
     }
-    if (p->t[j].type == T_END || !is_ch(&p->t[j], ')') || j == p->i + 1) return;
+    *p->work += (j - p->i) / 8; /* the scan is charged: f(f(f(... rescans at every level */
+    if (items || p->t[j].type == T_END || !is_ch(&p->t[j], ')') || j == p->i + 1 || !step(p))
+        return;
     int32_t start = p->t[p->i].pos, end = p->t[j].pos + 1;
     char *name = garena_alloc(p->ar, (size_t)(end - start) + 2);
     size_t w = 0;
