@@ -73,6 +73,49 @@ static void has_boxed_is_true_only_once_a_box_is_closed(void **state) {
     assert_false(grade_has_boxed("\\boxed", 6));
 }
 
+static void extract_joins_closing_boxes_and_says_where_answers_came_from(void **state) {
+    (void)state;
+    grade_found how;
+    const char *t = "roots $\\boxed{1}$ and $\\boxed{-3}$.";
+    char *a = grade_extract_found(t, strlen(t), NULL, &how);
+    assert_string_equal(a, "1, -3");
+    assert_int_equal(how, GRADE_FOUND_BOX);
+    free(a);
+    t = "so $x = \\boxed{2}$, $y_1 = \\boxed{5}$";
+    a = grade_extract_found(t, strlen(t), NULL, &how);
+    assert_string_equal(a, "2, 5");
+    free(a);
+    t = "I got \\boxed{3}. Wait, no: \\boxed{4}";
+    a = grade_extract_found(t, strlen(t), NULL, &how);
+    assert_string_equal(a, "4"); /* a superseded draft */
+    free(a);
+    a = extract("\\boxed{6} and \\boxed{6}");
+    assert_string_equal(a, "6"); /* the same box twice is one answer */
+    free(a);
+    grade_config c;
+    grade_config_default(&c);
+    t = "Adding, we get $m+n=116$.";
+    assert_null(grade_extract_found(t, strlen(t), &c, &how));
+    assert_int_equal(how, GRADE_FOUND_NONE);
+    c.fallback_extract = true;
+    a = grade_extract_found(t, strlen(t), &c, &how);
+    assert_string_equal(a, "116");
+    assert_int_equal(how, GRADE_FOUND_LAST_NUMBER);
+    free(a);
+    t = "The final answer is -7. I hope it is right.";
+    a = grade_extract_found(t, strlen(t), &c, &how);
+    assert_string_equal(a, "-7");
+    assert_int_equal(how, GRADE_FOUND_PHRASE);
+    free(a);
+    t = "It was 2024 then. Nothing more to say.";
+    assert_null(grade_extract_found(t, strlen(t), &c, &how)); /* no number in the last sentence */
+    t = "We get \\boxed{5}. The answer is 6.";
+    a = grade_extract_found(t, strlen(t), &c, &how);
+    assert_string_equal(a, "5"); /* a box wins over the fallback */
+    assert_int_equal(how, GRADE_FOUND_BOX);
+    free(a);
+}
+
 static char *gold_of(const char *json, const char *bench) {
     cJSON *rec = cJSON_Parse(json);
     assert_non_null(rec);
@@ -133,6 +176,19 @@ static void every_benchmark_gold_answer_equals_itself(void **state) {
     }
 }
 
+/* The answer of a labelled case, malloc'd: its "pred", or what is extracted from its
+ * "response" (with the fallback when the case says "fallback"); NULL when none is found. */
+static char *case_answer(const cJSON *rec, grade_found *how) {
+    const cJSON *pred = cJSON_GetObjectItem(rec, "pred");
+    *how = GRADE_FOUND_BOX;
+    if (cJSON_IsString(pred)) return mart_xstrdup(pred->valuestring);
+    const char *resp = cJSON_GetObjectItem(rec, "response")->valuestring;
+    grade_config c;
+    grade_config_default(&c);
+    c.fallback_extract = cJSON_IsTrue(cJSON_GetObjectItem(rec, "fallback"));
+    return grade_extract_found(resp, strlen(resp), &c, how);
+}
+
 /* The labelled pairs: every label must be matched. */
 static void labelled_cases_are_all_graded_correctly(void **state) {
     (void)state;
@@ -144,17 +200,19 @@ static void labelled_cases_are_all_graded_correctly(void **state) {
     assert_true(n >= 300);
     int64_t wrong = 0, n_equal = 0;
     for (int64_t i = 0; i < n; i++) {
-        const char *pred = cJSON_GetObjectItem(recs[i], "pred")->valuestring;
+        grade_found how;
+        char *pred = case_answer(recs[i], &how);
         const char *gold = cJSON_GetObjectItem(recs[i], "gold")->valuestring;
         bool want = cJSON_IsTrue(cJSON_GetObjectItem(recs[i], "equal"));
         n_equal += want;
         if (grade_equal(pred, gold, NULL) != want) {
             wrong++;
             print_error("case %lld [%s] pred '%s' gold '%s': expected %s (%s)\n", (long long)i + 1,
-                        cJSON_GetObjectItem(recs[i], "category")->valuestring, pred, gold,
-                        want ? "equal" : "unequal",
+                        cJSON_GetObjectItem(recs[i], "category")->valuestring,
+                        pred ? pred : "(none)", gold, want ? "equal" : "unequal",
                         cJSON_GetObjectItem(recs[i], "note")->valuestring);
         }
+        free(pred);
     }
     assert_true(n_equal > n / 4 && n_equal < 3 * n / 4); /* both kinds well represented */
     mart_jsonl_free(recs, n);
@@ -169,10 +227,16 @@ static void equality_is_symmetric_on_the_labelled_cases(void **state) {
     assert_int_equal(mart_jsonl_load(source_path("tests/grade_cases.jsonl"), &recs, &n, &err),
                      MART_OK);
     for (int64_t i = 0; i < n; i++) {
-        const char *pred = cJSON_GetObjectItem(recs[i], "pred")->valuestring;
+        const cJSON *p = cJSON_GetObjectItem(recs[i], "pred");
+        if (!cJSON_IsString(p)) continue; /* responses */
+        const char *pred = p->valuestring;
         const char *gold = cJSON_GetObjectItem(recs[i], "gold")->valuestring;
         const char *cat = cJSON_GetObjectItem(recs[i], "category")->valuestring;
-        if (!strcmp(cat, "prefix") || !strcmp(cat, "units")) continue; /* one-sided by design */
+        /* one-sided by design: prefixes, units, and the tolerance that only a decimal gold has */
+        if (!strcmp(cat, "prefix") || !strcmp(cat, "units") || !strcmp(cat, "unit-letter") ||
+            !strcmp(cat, "interval-inequality") ||
+            (strchr(pred, '.') != NULL) != (strchr(gold, '.') != NULL))
+            continue;
         if (grade_equal(pred, gold, NULL) != grade_equal(gold, pred, NULL))
             fail_msg("case %lld: '%s' vs '%s' is not symmetric", (long long)i + 1, pred, gold);
     }
@@ -276,6 +340,65 @@ static void deep_inputs_fit_a_small_thread_stack(void **state) {
     assert_true(ok);
 }
 
+/* Where a bound is reached the verdict is "undecided" with the bound named, never a silent
+ * "unequal"; what real answers need stays inside the bounds. */
+static void limits_give_undecided_verdicts_with_a_reason(void **state) {
+    (void)state;
+    grade_result r = grade_compare("10^{10^6}", "10^{10^6}+1", NULL);
+    assert_int_equal(r.verdict, GRADE_UNDECIDED);
+    assert_string_equal(r.reason, "a value too large to compare exactly");
+    assert_false(grade_equal("10^{10^6}", "10^{10^6}+1", NULL)); /* not equal for rewards */
+    assert_int_equal(grade_compare("10^{10^{10}}", "10^{10000000000}", NULL).verdict, GRADE_EQUAL);
+    assert_int_equal(grade_compare("10^{10^{10}}", "10^{10000000001}", NULL).verdict,
+                     GRADE_UNEQUAL);
+    mart_buf b = {0};
+    for (int i = 0; i < 5000; i++)
+        mart_buf_append(&b, "(", 1);
+    mart_buf_append(&b, "1", 2);
+    r = grade_compare(b.data, "1", NULL);
+    assert_int_equal(r.verdict, GRADE_UNDECIDED);
+    assert_string_equal(r.reason, "nesting deeper than about 100 levels");
+    b.len = 0; /* 60 levels of parentheses: inside the bound */
+    for (int i = 0; i < 60; i++)
+        mart_buf_append(&b, "(1+", 3);
+    mart_buf_append(&b, "x", 1);
+    for (int i = 0; i < 60; i++)
+        mart_buf_append(&b, ")", 1);
+    mart_buf_append(&b, "", 1);
+    assert_true(grade_equal(b.data, "x+60", NULL));
+    b.len = 0; /* a sum of 3000 terms is a balanced tree, not a chain 3000 tall */
+    for (int i = 0; i < 3000; i++)
+        mart_buf_printf(&b, "%sx", i ? "+" : "");
+    assert_true(grade_equal(b.data, "3000x", NULL));
+    assert_false(grade_equal(b.data, "2999x", NULL));
+    mart_buf_free(&b);
+    grade_config c;
+    grade_config_default(&c);
+    c.work_limit = 5;
+    r = grade_compare("x^2+2x+1", "(x+1)^2", &c);
+    assert_int_equal(r.verdict, GRADE_UNDECIDED);
+    assert_string_equal(r.reason, "work limit reached");
+    r = grade_compare("2", "3", NULL);
+    assert_int_equal(r.verdict, GRADE_UNEQUAL);
+    assert_null(r.reason);
+    assert_string_equal(grade_verdict_name(GRADE_UNDECIDED), "undecided");
+}
+
+/* Floor/ceiling identities that hold on the integers only are decided there, and say so. */
+static void integer_only_identities_say_how_they_were_decided(void **state) {
+    (void)state;
+    grade_result r =
+        grade_compare("\\lceil \\log_2 (n+1) \\rceil", "\\lfloor \\log_2 n \\rfloor + 1", NULL);
+    assert_int_equal(r.verdict, GRADE_EQUAL);
+    assert_non_null(r.reason);
+    assert_non_null(strstr(r.reason, "integer"));
+    r = grade_compare("\\lfloor \\sqrt{n} \\rfloor", "\\lceil \\sqrt{n} \\rceil - 1", NULL);
+    assert_int_equal(r.verdict, GRADE_UNEQUAL); /* they differ at the squares */
+    r = grade_compare("(n+1)^2", "n^2+2n+1", NULL);
+    assert_int_equal(r.verdict, GRADE_EQUAL);
+    assert_null(r.reason); /* no assumption was needed */
+}
+
 static void work_limit_bounds_a_comparison(void **state) {
     (void)state;
     grade_config c;
@@ -293,9 +416,12 @@ typedef struct {
 
 static void *grade_all(void *arg) {
     thread_job *j = arg;
-    for (int64_t i = 0; i < j->n; i++)
-        j->out[i] = grade_equal(cJSON_GetObjectItem(j->recs[i], "pred")->valuestring,
-                                cJSON_GetObjectItem(j->recs[i], "gold")->valuestring, NULL);
+    for (int64_t i = 0; i < j->n; i++) {
+        grade_found how;
+        char *pred = case_answer(j->recs[i], &how);
+        j->out[i] = grade_equal(pred, cJSON_GetObjectItem(j->recs[i], "gold")->valuestring, NULL);
+        free(pred);
+    }
     return NULL;
 }
 
@@ -330,12 +456,15 @@ int main(void) {
         cmocka_unit_test(extract_takes_the_last_complete_box),
         cmocka_unit_test(extract_fallback_is_off_by_default_and_reads_the_answer_is),
         cmocka_unit_test(has_boxed_is_true_only_once_a_box_is_closed),
+        cmocka_unit_test(extract_joins_closing_boxes_and_says_where_answers_came_from),
         cmocka_unit_test(gold_answers_follow_each_benchmark_format),
         cmocka_unit_test(every_benchmark_gold_answer_equals_itself),
         cmocka_unit_test(labelled_cases_are_all_graded_correctly),
         cmocka_unit_test(equality_is_symmetric_on_the_labelled_cases),
         cmocka_unit_test(huge_or_long_answers_return_promptly),
         cmocka_unit_test(deep_inputs_fit_a_small_thread_stack),
+        cmocka_unit_test(limits_give_undecided_verdicts_with_a_reason),
+        cmocka_unit_test(integer_only_identities_say_how_they_were_decided),
         cmocka_unit_test(work_limit_bounds_a_comparison),
         cmocka_unit_test(concurrent_grading_gives_the_same_answers),
     };
