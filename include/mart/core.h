@@ -66,6 +66,13 @@ float mart_rng_normal(mart_rng *r);          /* N(0, 1) */
 int64_t mart_rng_range(mart_rng *r, int64_t lo, int64_t hi); /* uniform in [lo, hi] */
 void mart_rng_shuffle_i32(mart_rng *r, int32_t *a, int64_t n);
 
+/* ---- hashing ---------------------------------------------------------------------------- */
+
+#define MART_FNV_OFFSET 1469598103934665603ull
+/* FNV-1a: h (start from MART_FNV_OFFSET) folded with n bytes. The same on every machine and
+ * run, so it may seed random streams. */
+uint64_t mart_fnv1a(uint64_t h, const void *data, size_t n);
+
 /* ---- time and progress ----------------------------------------------------------------- */
 
 double mart_now(void); /* monotonic seconds */

@@ -387,6 +387,15 @@ int mart_replace_dir(const char *src, const char *dst, mart_err *err) {
     return MART_OK;
 }
 
+/* ---- hashing ---- */
+
+uint64_t mart_fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
 /* ---- JSONL ---- */
 
 int mart_jsonl_open(mart_jsonl *r, const char *path, mart_err *err) {

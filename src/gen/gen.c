@@ -185,10 +185,7 @@ static bool same_prompt(const gen_request *a, const gen_request *b) {
 }
 
 static uint64_t prompt_hash(const gen_request *r) {
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)r->n_prompt;
-    for (int32_t i = 0; i < r->n_prompt; i++)
-        h = (h ^ (uint32_t)r->prompt[i]) * 1099511628211ull;
-    return h;
+    return mart_fnv1a(MART_FNV_OFFSET, r->prompt, (size_t)r->n_prompt * sizeof(int32_t));
 }
 
 static int hash_cmp(const void *pa, const void *pb) {

@@ -130,9 +130,7 @@ static void set_point(gctx *c, int pt) {
             mpfr_set_q(c->sym_f[k], c->sym_q[k], MPFR_RNDN);
             continue;
         }
-        uint64_t h = 1469598103934665603ull;
-        for (int32_t i = 0; i < c->sym_len[k]; i++)
-            h = (h ^ (unsigned char)c->sym_name[k][i]) * 1099511628211ull;
+        uint64_t h = mart_fnv1a(MART_FNV_OFFSET, c->sym_name[k], (size_t)c->sym_len[k]);
         mart_rng r;
         mart_rng_seed(&r, h, (uint64_t)pt);
         /* the later points lie in (0, 1), inside the domain of \arcsin, \arccos */

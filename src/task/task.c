@@ -283,9 +283,7 @@ typedef struct {
 } text_set;
 
 static uint64_t fnv1a(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
+    return mart_fnv1a(MART_FNV_OFFSET, s, strlen(s));
 }
 
 /* Inserts s; returns false when it was already there. */
