@@ -40,7 +40,8 @@ const char *tok_chat_template(const tok_tokenizer *t);
  * for text already in NFC; invalid UTF-8 bytes pass through NFC untouched. The built-in byte
  * tokenizer has no normalizer. A SentencePiece-style tokenizer drops the space its
  * normalizer or Metaspace put in front of the text (the decoder's Strip), so there too
- * decode(encode(s)) == s, as in Hugging Face. */
+ * decode(encode(s)) == s, as in Hugging Face, except where s holds the metaspace U+2581 (it
+ * comes back as a space) or special tokens (the text after one gets its own prefix space). */
 int tok_decode(const tok_tokenizer *t, const int32_t *ids, int64_t n, mart_buf *out,
                mart_err *err);
 /* The raw bytes a token stands for (ByteLevel-decoded, or for SentencePiece-style tokens with

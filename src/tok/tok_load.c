@@ -30,8 +30,8 @@ int tok_compile_pre(tok_tokenizer *t, mart_err *err) {
         if (!s->pattern) continue;
         /* UTF mode with Unicode properties; invalid UTF-8 in the text is allowed and simply
          * never matches, so arbitrary bytes still tokenize (and round-trip). */
-        uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF;
-        if (s->pattern_literal) opts |= PCRE2_LITERAL;
+        uint32_t opts = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF;
+        opts |= s->pattern_literal ? PCRE2_LITERAL : PCRE2_UCP; /* LITERAL refuses UCP */
         int code;
         PCRE2_SIZE off;
         s->re =
