@@ -1,0 +1,4 @@
+# The real Llama-2-architecture model in ../shared/models/stories260K: greedy generation from
+# BOS against the text that ships with it.
+add_test(NAME stories_greedy COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/stories_greedy.sh $<TARGET_FILE:mart>)
+set_tests_properties(stories_greedy PROPERTIES TIMEOUT 120 ENVIRONMENT "OMP_NUM_THREADS=2")
