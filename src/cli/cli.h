@@ -37,5 +37,6 @@ int cmd_train(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_data(int argc, char **argv);
 
 #endif

@@ -23,6 +23,7 @@ static const command commands[] = {
     {"grade", cmd_grade, "math answer extraction and equivalence"},
     {"tokenize", cmd_tokenize, "text to token ids with a tokenizer.json"},
     {"detokenize", cmd_detokenize, "token ids to text"},
+    {"data", cmd_data, "the data directory: list, get (download, sha256-checked), prepare"},
     {"plot", cmd_plot, "accuracy-vs-attempts and learning-curve plots (SVG and PNG)"},
     {"bench", cmd_bench, "benchmarks: train, generate, tokenize, grade, machine limits"},
 };
