@@ -50,6 +50,36 @@ const char *tok_token_bytes(const tok_tokenizer *t, int32_t id, size_t *len);
 /* The id of a special/added token given its exact text (e.g. "<|im_end|>"), or -1. */
 int32_t tok_special_id(const tok_tokenizer *t, const char *text);
 
+/* ---- the vocabulary as written, for exporters (GGUF) ---- */
+
+/* What a token is, in GGUF's terms: an added special token is CONTROL, another added token
+ * USER_DEFINED, model.unk_token UNKNOWN, a SentencePiece-style <0xXX> token BYTE, an id
+ * without a token UNUSED, the rest NORMAL. */
+typedef enum {
+    TOK_KIND_NORMAL,
+    TOK_KIND_UNKNOWN,
+    TOK_KIND_CONTROL,
+    TOK_KIND_USER_DEFINED,
+    TOK_KIND_UNUSED,
+    TOK_KIND_BYTE,
+} tok_kind;
+tok_kind tok_token_kind(const tok_tokenizer *t, int32_t id);
+/* The token's string as tokenizer.json writes it (ByteLevel characters, or text with the
+ * metaspace; an added token's content), or NULL for an id without a token. */
+const char *tok_token_text(const tok_tokenizer *t, int32_t id);
+/* True for a SentencePiece-style tokenizer (Llama 2 family), false for byte-level BPE. */
+bool tok_is_sentencepiece(const tok_tokenizer *t);
+/* model.unk_token's id, or -1. */
+int32_t tok_unk_id(const tok_tokenizer *t);
+/* Whether tok_encode_specials adds BOS / EOS. */
+bool tok_adds_bos(const tok_tokenizer *t);
+bool tok_adds_eos(const tok_tokenizer *t);
+/* The BPE merges in rank order: merge `rank` (0 <= rank < tok_n_merges) joins ids *left and
+ * *right into *merged. */
+int32_t tok_n_merges(const tok_tokenizer *t);
+void tok_merge_at(const tok_tokenizer *t, int32_t rank, int32_t *left, int32_t *right,
+                  int32_t *merged);
+
 /* Incremental decoder: emits text only when UTF-8 characters are complete; the pushes from
  * tok_stream_init on give the bytes tok_decode gives for the whole sequence. */
 typedef struct {

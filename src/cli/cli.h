@@ -38,5 +38,7 @@ int cmd_pretrain(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #endif

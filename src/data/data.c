@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mart/grade.h"
@@ -154,6 +155,9 @@ static int fetch_file(const char *url, const char *target, const char *want, mar
     char *tmp = mart_xmalloc(tl + 16);
     snprintf(tmp, tl + 16, "%s.part.XXXXXX", target);
     int fd = mkstemp(tmp);
+    mode_t mask = umask(0); /* mkstemp makes 0600; give the file the usual permissions */
+    umask(mask);
+    if (fd >= 0) fchmod(fd, 0666 & ~mask);
     if (fd < 0) {
         mart_fail(err, "%s: cannot create a temporary file: %s", tmp, strerror(errno));
         free(tmp);

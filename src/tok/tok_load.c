@@ -2,6 +2,7 @@
  * tokenizer_config.json beside it, and freeing tokenizers. */
 #include "tok/tok_internal.h"
 
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -750,4 +751,56 @@ int32_t tok_eos_id(const tok_tokenizer *t) {
 
 const char *tok_chat_template(const tok_tokenizer *t) {
     return t->chat_template;
+}
+
+static const tok_added *added_of(const tok_tokenizer *t, int32_t id) {
+    for (int32_t i = 0; i < t->n_added; i++)
+        if (t->added[i].id == id) return &t->added[i];
+    return NULL;
+}
+
+tok_kind tok_token_kind(const tok_tokenizer *t, int32_t id) {
+    if (id < 0 || id >= t->vocab_size || !t->valid[id]) return TOK_KIND_UNUSED;
+    const tok_added *a = added_of(t, id);
+    if (a) return a->special ? TOK_KIND_CONTROL : TOK_KIND_USER_DEFINED;
+    if (id == t->unk_id) return TOK_KIND_UNKNOWN;
+    for (int b = 0; t->char_level && b < 256; b++)
+        if (t->byte_tok[b] == id) return TOK_KIND_BYTE;
+    return TOK_KIND_NORMAL;
+}
+
+const char *tok_token_text(const tok_tokenizer *t, int32_t id) {
+    if (id < 0 || id >= t->vocab_size || !t->valid[id]) return NULL;
+    const tok_added *a = added_of(t, id);
+    return a ? a->content : t->vocab_str[id];
+}
+
+bool tok_is_sentencepiece(const tok_tokenizer *t) {
+    return t->char_level;
+}
+
+int32_t tok_unk_id(const tok_tokenizer *t) {
+    return t->unk_id;
+}
+
+bool tok_adds_bos(const tok_tokenizer *t) {
+    return t->add_bos;
+}
+
+bool tok_adds_eos(const tok_tokenizer *t) {
+    return t->add_eos;
+}
+
+int32_t tok_n_merges(const tok_tokenizer *t) {
+    return t->n_merges;
+}
+
+void tok_merge_at(const tok_tokenizer *t, int32_t rank, int32_t *left, int32_t *right,
+                  int32_t *merged) {
+    assert(rank >= 0 && rank < t->n_merges);
+    *left = t->merge_list[rank][0];
+    *right = t->merge_list[rank][1];
+    const tok_merge_slot *m = tok_merge_find(t, *left, *right);
+    assert(m);
+    *merged = m->merged;
 }
