@@ -2,3 +2,6 @@
 # BOS against the text that ships with it.
 add_test(NAME stories_greedy COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/stories_greedy.sh $<TARGET_FILE:mart>)
 set_tests_properties(stories_greedy PROPERTIES TIMEOUT 120 ENVIRONMENT "OMP_NUM_THREADS=2")
+# mart score of stories260K against the float64 PyTorch reference.
+add_test(NAME stories_score COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/stories_score.sh $<TARGET_FILE:mart>)
+set_tests_properties(stories_score PROPERTIES TIMEOUT 300 ENVIRONMENT "OMP_NUM_THREADS=2")
