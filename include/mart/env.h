@@ -93,7 +93,9 @@ typedef struct {
                                     until a box begins) */
     int32_t *feedback;           /* (n_feedback) the last feedback turn's ids */
     int32_t n_feedback;
-    int32_t id_im_start, id_im_end, id_eot; /* ChatML specials; id_eot may be -1 */
+    int32_t id_im_start, id_im_end, id_eot; /* ChatML specials; id_eot may be -1. Without
+                                               ChatML tokens: -1, -1 and the eos (the
+                                               markers are text) */
     int32_t cap;                            /* capacity of ep->tokens/trainable/logprobs */
     bool done;
 } env_session;
