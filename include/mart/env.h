@@ -102,7 +102,8 @@ typedef struct {
 
 /* Starts an episode of `attempts` attempts (>= 1) on problem p: fills ep (zeroed first) with
  * the prompt ids, none trainable. The session keeps pointers to tok, cfg and p's strings:
- * they must outlive it. Errors: a tokenizer without the ChatML specials, a failed encode. */
+ * they must outlive it. A tokenizer without the ChatML specials gets the markers as text and
+ * its eos ends a turn. Errors: no ChatML specials and no eos_token, a failed encode. */
 int env_episode_begin(env_session *s, const tok_tokenizer *tok, const env_config *cfg,
                       const env_problem *p, int32_t attempts, env_episode *ep, mart_err *err);
 /* Consumes one id sampled by the model (recorded as trainable with its log-prob) and says
