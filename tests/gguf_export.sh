@@ -41,6 +41,12 @@ for dir in "${models[@]}"; do
     cmp <("$mart" score --model "$tmp/$name.bf16" --input "$tmp/ids.jsonl") \
         <("$mart" score --model "$tmp/$name.again" --input "$tmp/ids.jsonl")
     echo "$name: F32 and BF16 round trips score identically"
+    "$py" - "$tmp/$name.score" <("$mart" score --model "$tmp/$name.q8_0" --input "$tmp/ids.jsonl") <<'PY'
+import json, sys
+a, b = ([json.loads(l)["logprobs"] for l in open(f)] for f in sys.argv[1:3])
+d = [abs(x - y) for p, q in zip(a, b) for x, y in zip(p, q)]
+print(f"  Q8_0 round trip: log-probs moved by at most {max(d):.3f} (mean {sum(d) / len(d):.3f}) over {len(d)} tokens")
+PY
 done
 # Bad input: not a GGUF file, a truncated one; an unknown --dtype.
 echo "not gguf" > "$tmp/bad.gguf"
