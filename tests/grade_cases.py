@@ -13,7 +13,8 @@ import json, os, re
 from fractions import Fraction
 
 here = os.path.dirname(os.path.abspath(__file__))
-bench = os.path.join(os.environ.get("MART_DATA") or os.path.join(os.path.dirname(here), "..", "shared", "data"), "bench")
+data = os.environ.get("MART_DATA") or os.path.join(os.path.dirname(here), "..", "shared", "data")
+bench = os.path.join(data, "bench")
 cases = []
 
 

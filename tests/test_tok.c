@@ -701,8 +701,8 @@ static void saved_sentencepiece_tokenizer_is_its_file_byte_for_byte(void **state
 
 static void bad_tokenizer_config_is_refused_naming_the_field(void **state) {
     (void)state;
-    const char *json = "{\"normalizer\":null,\"model\":{\"type\":\"BPE\"," SPM_VOCAB
-                       ",\"merges\":[]}}";
+    const char *json =
+        "{\"normalizer\":null,\"model\":{\"type\":\"BPE\"," SPM_VOCAB ",\"merges\":[]}}";
     const char *cfgs[][2] = {
         {"{\"add_bos_token\":true}", "add_bos_token"},
         {"{\"bos_token\":\"<nope>\"}", "bos_token"},
@@ -791,10 +791,11 @@ static void malformed_and_unsupported_files_are_refused_naming_the_field(void **
     expect_load_error("{\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"Regex\":\" \"},"
                       "\"content\":\"_\"},\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[]}}",
                       "normalizer.pattern");
-    expect_load_error("{\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Strip\","
-                      "\"content\":\" \",\"start\":1,\"stop\":0}]},\"model\":{\"type\":\"BPE\","
-                      VOCAB ",\"merges\":[]}}",
-                      "decoder.decoders[0]");
+    expect_load_error(
+        "{\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Strip\","
+        "\"content\":\" \",\"start\":1,\"stop\":0}]},\"model\":{\"type\":\"BPE\"," VOCAB
+        ",\"merges\":[]}}",
+        "decoder.decoders[0]");
     expect_load_error("{\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\"," VOCAB
                       ",\"merges\":[]}}",
                       "decoder.type");

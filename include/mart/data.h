@@ -36,8 +36,7 @@ int data_dir_resolve(const char *dir, char *buf, size_t cap, mart_err *err);
 /* The file holding benchmark `name` in data_dir: bench/<name>.jsonl for aime24, amc23,
  * math500, minerva_math, olympiadbench and gsm8k (GSM8K's test split), math/test.jsonl for
  * "math" (MATH's test split). Unknown names are an error listing the known ones. */
-int data_bench_path(const char *data_dir, const char *name, char *buf, size_t cap,
-                    mart_err *err);
+int data_bench_path(const char *data_dir, const char *name, char *buf, size_t cap, mart_err *err);
 
 /* Fetches every file of set `name` into data_dir: downloaded to a temporary file beside the
  * target, its sha256 checked, then renamed into place, so a failed or corrupt download never

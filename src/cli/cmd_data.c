@@ -9,8 +9,9 @@
 static int data_list(int argc, char **argv) {
     const char *dir_opt = NULL;
     cli_opt opts[] = {
-        {"data-dir", CLI_STR, &dir_opt, "data directory (default: $MART_DATA, else "
-                                        "~/.cache/mart/data)"},
+        {"data-dir", CLI_STR, &dir_opt,
+         "data directory (default: $MART_DATA, else "
+         "~/.cache/mart/data)"},
     };
     int pr = cli_parse("data list", "[--data-dir DIR]",
                        "Lists the known sets, their files and whether each is in the data "
@@ -45,8 +46,9 @@ static int data_list(int argc, char **argv) {
 static int data_get_cmd(int argc, char **argv) {
     const char *dir_opt = NULL, *base = getenv("MART_DATA_URL");
     cli_opt opts[] = {
-        {"data-dir", CLI_STR, &dir_opt, "data directory (default: $MART_DATA, else "
-                                        "~/.cache/mart/data)"},
+        {"data-dir", CLI_STR, &dir_opt,
+         "data directory (default: $MART_DATA, else "
+         "~/.cache/mart/data)"},
         {"base-url", CLI_STR, &base,
          "fetch every file from BASE/<path> instead of its public URL (a mirror; default: "
          "$MART_DATA_URL)"},
@@ -55,8 +57,8 @@ static int data_get_cmd(int argc, char **argv) {
     const char **names = mart_xcalloc((size_t)argc + 1, sizeof *names);
     int n_rest = 0, n_names = 0;
     for (int i = 0; i < argc; i++) {
-        bool value = i > 0 && (!strcmp(argv[i - 1], "--data-dir") ||
-                               !strcmp(argv[i - 1], "--base-url"));
+        bool value =
+            i > 0 && (!strcmp(argv[i - 1], "--data-dir") || !strcmp(argv[i - 1], "--base-url"));
         if (i > 0 && argv[i][0] != '-' && !value)
             names[n_names++] = argv[i];
         else
@@ -106,8 +108,9 @@ static int data_prepare(int argc, char **argv) {
     const char *dir_opt = NULL, *out = NULL, *levels = "3-5", *exclude = "math500",
                *split = "train";
     cli_opt opts[] = {
-        {"data-dir", CLI_STR, &dir_opt, "data directory (default: $MART_DATA, else "
-                                        "~/.cache/mart/data)"},
+        {"data-dir", CLI_STR, &dir_opt,
+         "data directory (default: $MART_DATA, else "
+         "~/.cache/mart/data)"},
         {"out", CLI_STR, &out, "output JSONL file (required)"},
         {"levels", CLI_STR, &levels, "math: levels to keep, LO-HI or N (1..5)"},
         {"exclude", CLI_STR, &exclude,
@@ -146,8 +149,8 @@ static int data_prepare(int argc, char **argv) {
         }
         hi = lo;
     }
-    if (data_prepare_math(dir, lo, hi, strcmp(exclude, "none") ? exclude : NULL, out, stderr,
-                          &st, &err) != MART_OK)
+    if (data_prepare_math(dir, lo, hi, strcmp(exclude, "none") ? exclude : NULL, out, stderr, &st,
+                          &err) != MART_OK)
         return cli_error("data prepare", &err);
     print_stats(out, &st);
     return 0;

@@ -6,8 +6,8 @@
 #include <string.h>
 
 int cmd_export(int argc, char **argv) {
-    const char *model_dir = NULL, *tok_path = NULL, *format = "gguf", *out = NULL,
-               *dtype = "bf16", *name = NULL;
+    const char *model_dir = NULL, *tok_path = NULL, *format = "gguf", *out = NULL, *dtype = "bf16",
+               *name = NULL;
     cli_opt opts[] = {
         {"model", CLI_STR, &model_dir, "model directory (config.json, model.safetensors)"},
         {"tokenizer", CLI_STR, &tok_path, "tokenizer.json or its directory (default: --model)"},

@@ -54,8 +54,7 @@ static const data_file math_files[] = {
 static const data_set known_sets[] = {
     {"aime24", "AIME 2024 (30 problems)", aime24_files, N_OF(aime24_files)},
     {"amc23", "AMC 2023 (40 problems)", amc23_files, N_OF(amc23_files)},
-    {"math500", "MATH-500 (500 problems of MATH's test split)", math500_files,
-     N_OF(math500_files)},
+    {"math500", "MATH-500 (500 problems of MATH's test split)", math500_files, N_OF(math500_files)},
     {"minerva_math", "Minerva Math (272 problems)", minerva_files, N_OF(minerva_files)},
     {"olympiadbench", "OlympiadBench (675 problems)", olympiad_files, N_OF(olympiad_files)},
     {"gsm8k", "GSM8K: the evaluation-kit test file, and the train/test splits", gsm8k_files,
@@ -87,8 +86,7 @@ int data_dir_resolve(const char *dir, char *buf, size_t cap, mart_err *err) {
     return MART_OK;
 }
 
-int data_bench_path(const char *data_dir, const char *name, char *buf, size_t cap,
-                    mart_err *err) {
+int data_bench_path(const char *data_dir, const char *name, char *buf, size_t cap, mart_err *err) {
     static const char *const benches[] = {"aime24",       "amc23",         "math500",
                                           "minerva_math", "olympiadbench", "gsm8k"};
     int n = -1;
@@ -196,8 +194,9 @@ static int fetch_file(const char *url, const char *target, const char *want, mar
     else if (!closed)
         status = mart_fail(err, "%s: cannot write: %s", tmp, strerror(errno));
     else if (strcmp(got, want))
-        status = mart_fail(err, "%s: sha256 %s, expected %s (a changed or corrupt file; nothing "
-                                "stored)",
+        status = mart_fail(err,
+                           "%s: sha256 %s, expected %s (a changed or corrupt file; nothing "
+                           "stored)",
                            url, got, want);
     else if (rename(tmp, target) != 0)
         status = mart_fail(err, "%s: cannot rename into place: %s", target, strerror(errno));
@@ -306,8 +305,7 @@ int data_prepare_math(const char *data_dir, int32_t lo, int32_t hi, const char *
         for (int64_t i = 0; i < st->bench_size && rc == MART_OK; i++) {
             const cJSON *p = cJSON_GetObjectItemCaseSensitive(recs[i], "problem");
             if (!cJSON_IsString(p))
-                rc = mart_fail(err, "%s:%lld: no string field \"problem\"", path,
-                               (long long)i + 1);
+                rc = mart_fail(err, "%s:%lld: no string field \"problem\"", path, (long long)i + 1);
             else
                 skip[i] = squeeze_spaces(p->valuestring);
         }
@@ -350,8 +348,8 @@ int data_prepare_math(const char *data_dir, int32_t lo, int32_t hi, const char *
                 hit[k] = true;
             } else if (level < lo || level > hi) {
                 st->off_level++;
-            } else if (!(answer = grade_extract(sol->valuestring, strlen(sol->valuestring),
-                                                NULL))) {
+            } else if (!(answer =
+                             grade_extract(sol->valuestring, strlen(sol->valuestring), NULL))) {
                 st->no_answer++;
                 const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "id");
                 size_t sl = strlen(sol->valuestring);

@@ -366,7 +366,8 @@ env_step env_episode_on_token(env_session *s, int32_t id, float logprob, bool ou
     ep_push(s, &id, 1, true, logprob);
     e->n_sampled++;
     s->attempt_tokens++;
-    bool turn_end = (s->id_im_end >= 0 && id == s->id_im_end) || (s->id_eot >= 0 && id == s->id_eot);
+    bool turn_end =
+        (s->id_im_end >= 0 && id == s->id_im_end) || (s->id_eot >= 0 && id == s->id_eot);
     if (!turn_end) {
         size_t len = 0, old = s->text.len;
         const char *b = tok_token_bytes(s->tok, id, &len);

@@ -18,8 +18,19 @@
 
 /* GGUF metadata value types. */
 enum {
-    GV_U8 = 0, GV_I8 = 1, GV_U16 = 2, GV_I16 = 3, GV_U32 = 4, GV_I32 = 5, GV_F32 = 6,
-    GV_BOOL = 7, GV_STRING = 8, GV_ARRAY = 9, GV_U64 = 10, GV_I64 = 11, GV_F64 = 12,
+    GV_U8 = 0,
+    GV_I8 = 1,
+    GV_U16 = 2,
+    GV_I16 = 3,
+    GV_U32 = 4,
+    GV_I32 = 5,
+    GV_F32 = 6,
+    GV_BOOL = 7,
+    GV_STRING = 8,
+    GV_ARRAY = 9,
+    GV_U64 = 10,
+    GV_I64 = 11,
+    GV_F64 = 12,
 };
 /* ggml tensor types used here. */
 enum { GT_F32 = 0, GT_F16 = 1, GT_Q8_0 = 8, GT_BF16 = 30 };
@@ -33,13 +44,18 @@ enum { FT_ALL_F32 = 0, FT_MOSTLY_Q8_0 = 7, FT_MOSTLY_BF16 = 32 };
 /* GGUF's name of a Hugging Face tensor name; false when it has none (the value head). */
 static bool gguf_name_of(const char *hf, char *out, size_t cap) {
     static const char *const map[][2] = {
-        {"self_attn.q_proj.", "attn_q."},     {"self_attn.k_proj.", "attn_k."},
-        {"self_attn.v_proj.", "attn_v."},     {"self_attn.o_proj.", "attn_output."},
-        {"mlp.gate_proj.", "ffn_gate."},      {"mlp.up_proj.", "ffn_up."},
-        {"mlp.down_proj.", "ffn_down."},      {"input_layernorm.", "attn_norm."},
+        {"self_attn.q_proj.", "attn_q."},
+        {"self_attn.k_proj.", "attn_k."},
+        {"self_attn.v_proj.", "attn_v."},
+        {"self_attn.o_proj.", "attn_output."},
+        {"mlp.gate_proj.", "ffn_gate."},
+        {"mlp.up_proj.", "ffn_up."},
+        {"mlp.down_proj.", "ffn_down."},
+        {"input_layernorm.", "attn_norm."},
         {"post_attention_layernorm.", "ffn_norm."},
     };
-    if (!strcmp(hf, "model.embed_tokens.weight")) return snprintf(out, cap, "token_embd.weight") > 0;
+    if (!strcmp(hf, "model.embed_tokens.weight"))
+        return snprintf(out, cap, "token_embd.weight") > 0;
     if (!strcmp(hf, "model.norm.weight")) return snprintf(out, cap, "output_norm.weight") > 0;
     if (!strcmp(hf, "lm_head.weight")) return snprintf(out, cap, "output.weight") > 0;
     int layer, used = 0;
@@ -79,8 +95,12 @@ typedef struct {
 static void put(writer *w, const void *p, size_t n) {
     if (!w->failed && n && fwrite(p, 1, n, w->f) != n) w->failed = true;
 }
-static void put_u32(writer *w, uint32_t v) { put(w, &v, 4); }
-static void put_u64(writer *w, uint64_t v) { put(w, &v, 8); }
+static void put_u32(writer *w, uint32_t v) {
+    put(w, &v, 4);
+}
+static void put_u64(writer *w, uint64_t v) {
+    put(w, &v, 8);
+}
 static void put_str(writer *w, const char *s) {
     put_u64(w, strlen(s));
     put(w, s, strlen(s));
@@ -127,10 +147,13 @@ typedef struct {
 static uint64_t tensor_bytes(uint32_t type, int64_t rows, int64_t cols) {
     uint64_t n = (uint64_t)rows * (uint64_t)cols;
     switch (type) {
-    case GT_F32: return 4 * n;
+    case GT_F32:
+        return 4 * n;
     case GT_BF16:
-    case GT_F16: return 2 * n;
-    default: return n / GGUF_Q8_0_BLOCK * Q8_0_BYTES;
+    case GT_F16:
+        return 2 * n;
+    default:
+        return n / GGUF_Q8_0_BLOCK * Q8_0_BYTES;
     }
 }
 
@@ -177,7 +200,9 @@ static void write_tokenizer(writer *w, const model *m, const tok_tokenizer *t) {
     bool spm = tok_is_sentencepiece(t);
     kv_str(w, "tokenizer.ggml.model", spm ? "llama" : "gpt2");
     kv_str(w, "tokenizer.ggml.pre",
-           spm ? "default" : m->cfg.arch == MART_ARCH_QWEN2 ? "qwen2" : "llama-bpe");
+           spm                              ? "default"
+           : m->cfg.arch == MART_ARCH_QWEN2 ? "qwen2"
+                                            : "llama-bpe");
     kv_array(w, "tokenizer.ggml.tokens", GV_STRING, (uint64_t)V);
     for (int32_t id = 0; id < V; id++) {
         const char *s = id < Vt ? tok_token_text(t, id) : NULL;
@@ -187,8 +212,8 @@ static void write_tokenizer(writer *w, const model *m, const tok_tokenizer *t) {
     }
     /* GGUF's token types: NORMAL 1, UNKNOWN 2, CONTROL 3, USER_DEFINED 4, UNUSED 5, BYTE 6. */
     static const int32_t type_of[] = {
-        [TOK_KIND_NORMAL] = 1, [TOK_KIND_UNKNOWN] = 2, [TOK_KIND_CONTROL] = 3,
-        [TOK_KIND_USER_DEFINED] = 4, [TOK_KIND_UNUSED] = 5, [TOK_KIND_BYTE] = 6,
+        [TOK_KIND_NORMAL] = 1,       [TOK_KIND_UNKNOWN] = 2, [TOK_KIND_CONTROL] = 3,
+        [TOK_KIND_USER_DEFINED] = 4, [TOK_KIND_UNUSED] = 5,  [TOK_KIND_BYTE] = 6,
     };
     kv_array(w, "tokenizer.ggml.token_type", GV_I32, (uint64_t)V);
     for (int32_t id = 0; id < V; id++)
@@ -254,10 +279,10 @@ int gguf_export(const model *m, const tok_tokenizer *t, const char *name, gguf_d
         o->cols = mt->ndim == 2 ? mt->shape[1] : mt->shape[0];
         o->heads = permuted_heads(c, mt->name);
         bool matrix = mt->ndim == 2;
-        o->type = !matrix                                                   ? GT_F32
-                  : dtype == GGUF_BF16                                      ? GT_BF16
+        o->type = !matrix                                                ? GT_F32
+                  : dtype == GGUF_BF16                                   ? GT_BF16
                   : dtype == GGUF_Q8_0 && o->cols % GGUF_Q8_0_BLOCK == 0 ? GT_Q8_0
-                                                                            : GT_F32;
+                                                                         : GT_F32;
         o->offset = data;
         o->bytes = tensor_bytes(o->type, o->rows, o->cols);
         data = align_up(data + o->bytes);
@@ -292,14 +317,14 @@ int gguf_export(const model *m, const tok_tokenizer *t, const char *name, gguf_d
     kv_str(&w, "general.name", name);
     kv_u32(&w, "general.alignment", GGUF_ALIGNMENT);
     kv_u32(&w, "general.file_type",
-           dtype == GGUF_F32 ? FT_ALL_F32 : dtype == GGUF_BF16 ? FT_MOSTLY_BF16 : FT_MOSTLY_Q8_0);
+           dtype == GGUF_F32    ? FT_ALL_F32
+           : dtype == GGUF_BF16 ? FT_MOSTLY_BF16
+                                : FT_MOSTLY_Q8_0);
     kv_u32(&w, kind_key(arch, "vocab_size", k, sizeof k), (uint32_t)c->vocab_size);
-    kv_u32(&w, kind_key(arch, "context_length", k, sizeof k),
-           (uint32_t)c->max_position_embeddings);
+    kv_u32(&w, kind_key(arch, "context_length", k, sizeof k), (uint32_t)c->max_position_embeddings);
     kv_u32(&w, kind_key(arch, "embedding_length", k, sizeof k), (uint32_t)c->hidden_size);
     kv_u32(&w, kind_key(arch, "block_count", k, sizeof k), (uint32_t)c->n_layers);
-    kv_u32(&w, kind_key(arch, "feed_forward_length", k, sizeof k),
-           (uint32_t)c->intermediate_size);
+    kv_u32(&w, kind_key(arch, "feed_forward_length", k, sizeof k), (uint32_t)c->intermediate_size);
     kv_u32(&w, kind_key(arch, "attention.head_count", k, sizeof k), (uint32_t)c->n_heads);
     kv_u32(&w, kind_key(arch, "attention.head_count_kv", k, sizeof k), (uint32_t)c->n_kv_heads);
     kv_f32(&w, kind_key(arch, "attention.layer_norm_rms_epsilon", k, sizeof k), c->rms_norm_eps);
@@ -400,16 +425,20 @@ static void skip_value(cursor *c, uint32_t type, int depth) {
         uint64_t n = get_u64(c);
         if (et != GV_STRING && et != GV_ARRAY) {
             size_t s = scalar_size(et);
-            if (!s || n > (c->len - c->pos) / s) c->bad = true;
-            else c->pos += n * s;
+            if (!s || n > (c->len - c->pos) / s)
+                c->bad = true;
+            else
+                c->pos += n * s;
             return;
         }
         for (uint64_t i = 0; i < n && !c->bad; i++)
             skip_value(c, et, depth + 1);
     } else {
         size_t s = scalar_size(type);
-        if (!s || s > c->len - c->pos) c->bad = true;
-        else c->pos += s;
+        if (!s || s > c->len - c->pos)
+            c->bad = true;
+        else
+            c->pos += s;
     }
 }
 
@@ -454,15 +483,48 @@ static int kv_int(const gguf_in *g, const char *key, int64_t dflt, int64_t *out,
     if (!k) return MART_OK;
     const uint8_t *p = g->c.p + k->at;
     switch (k->type) {
-    case GV_U8: *out = p[0]; break;
-    case GV_I8: *out = (int8_t)p[0]; break;
-    case GV_U16: { uint16_t v; memcpy(&v, p, 2); *out = v; break; }
-    case GV_I16: { int16_t v; memcpy(&v, p, 2); *out = v; break; }
-    case GV_U32: { uint32_t v; memcpy(&v, p, 4); *out = v; break; }
-    case GV_I32: { int32_t v; memcpy(&v, p, 4); *out = v; break; }
-    case GV_U64: { uint64_t v; memcpy(&v, p, 8); *out = (int64_t)v; break; }
-    case GV_I64: { memcpy(out, p, 8); break; }
-    default: return mart_fail(err, "%s: key %s: not an integer", g->path, key);
+    case GV_U8:
+        *out = p[0];
+        break;
+    case GV_I8:
+        *out = (int8_t)p[0];
+        break;
+    case GV_U16: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        *out = v;
+        break;
+    }
+    case GV_I16: {
+        int16_t v;
+        memcpy(&v, p, 2);
+        *out = v;
+        break;
+    }
+    case GV_U32: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        *out = v;
+        break;
+    }
+    case GV_I32: {
+        int32_t v;
+        memcpy(&v, p, 4);
+        *out = v;
+        break;
+    }
+    case GV_U64: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        *out = (int64_t)v;
+        break;
+    }
+    case GV_I64: {
+        memcpy(out, p, 8);
+        break;
+    }
+    default:
+        return mart_fail(err, "%s: key %s: not an integer", g->path, key);
     }
     return MART_OK;
 }
@@ -504,8 +566,9 @@ static int gguf_parse(gguf_in *g, mart_err *err) {
         k->type = get_u32(c);
         k->at = c->pos;
         skip_value(c, k->type, 0);
-        if (c->bad) return mart_fail(err, "%s: metadata pair %llu is malformed", g->path,
-                                     (unsigned long long)i);
+        if (c->bad)
+            return mart_fail(err, "%s: metadata pair %llu is malformed", g->path,
+                             (unsigned long long)i);
     }
     int64_t align;
     if (kv_int(g, "general.alignment", GGUF_ALIGNMENT, &align, err) != MART_OK) return MART_ERR;
@@ -523,8 +586,8 @@ static int gguf_parse(gguf_in *g, mart_err *err) {
             t->dims[d] = get_u64(c);
         t->type = get_u32(c);
         t->offset = get_u64(c);
-        if (c->bad) return mart_fail(err, "%s: tensor %llu: truncated", g->path,
-                                     (unsigned long long)i);
+        if (c->bad)
+            return mart_fail(err, "%s: tensor %llu: truncated", g->path, (unsigned long long)i);
     }
     g->data = (c->pos + (size_t)align - 1) / (size_t)align * (size_t)align;
     for (uint64_t i = 0; i < g->n_t; i++) {
@@ -537,14 +600,14 @@ static int gguf_parse(gguf_in *g, mart_err *err) {
             numel *= t->dims[d];
         }
         if (t->type != GT_F32 && t->type != GT_F16 && t->type != GT_BF16 && t->type != GT_Q8_0)
-            return mart_fail(err, "%s: tensor %.*s: ggml type %u is not supported (F32, F16, "
-                                  "BF16, Q8_0)",
+            return mart_fail(err,
+                             "%s: tensor %.*s: ggml type %u is not supported (F32, F16, "
+                             "BF16, Q8_0)",
                              g->path, (int)t->name_len, t->name, t->type);
         if (t->type == GT_Q8_0 && t->dims[0] % GGUF_Q8_0_BLOCK)
-            return mart_fail(err, "%s: tensor %.*s: Q8_0 rows must be a multiple of 32",
-                             g->path, (int)t->name_len, t->name);
-        uint64_t bytes = tensor_bytes(t->type, (int64_t)(numel / t->dims[0]),
-                                      (int64_t)t->dims[0]);
+            return mart_fail(err, "%s: tensor %.*s: Q8_0 rows must be a multiple of 32", g->path,
+                             (int)t->name_len, t->name);
+        uint64_t bytes = tensor_bytes(t->type, (int64_t)(numel / t->dims[0]), (int64_t)t->dims[0]);
         if (g->data > c->len || t->offset > c->len - g->data ||
             bytes > c->len - g->data - t->offset)
             return mart_fail(err, "%s: tensor %.*s: data outside the file", g->path,
@@ -605,8 +668,7 @@ static int config_from(const gguf_in *g, model_config *c, mart_err *err) {
     else if (arch && alen == 5 && !memcmp(arch, "llama", 5))
         c->arch = MART_ARCH_LLAMA;
     else
-        return mart_fail(err, "%s: general.architecture: missing, or not qwen2 or llama",
-                         g->path);
+        return mart_fail(err, "%s: general.architecture: missing, or not qwen2 or llama", g->path);
     const char *an = c->arch == MART_ARCH_QWEN2 ? "qwen2" : "llama";
     char k[128];
     int64_t d, layers, ffn, heads, kv, ctx, hd, bos, eos;
@@ -628,13 +690,13 @@ static int config_from(const gguf_in *g, model_config *c, mart_err *err) {
         kv_int(g, "tokenizer.ggml.bos_token_id", -1, &bos, err) != MART_OK ||
         kv_int(g, "tokenizer.ggml.eos_token_id", -1, &eos, err) != MART_OK)
         return MART_ERR;
-    if (d <= 0 || layers <= 0 || ffn <= 0 || heads <= 0 || kv <= 0 || hd <= 0 ||
-        heads % kv || d > 1 << 20 || layers > 1024 || ffn > 1 << 22 || heads > 1024)
+    if (d <= 0 || layers <= 0 || ffn <= 0 || heads <= 0 || kv <= 0 || hd <= 0 || heads % kv ||
+        d > 1 << 20 || layers > 1024 || ffn > 1 << 22 || heads > 1024)
         return mart_fail(err, "%s: %s hyper-parameters missing or out of range", g->path, an);
     const tensor_ref *emb = find_tensor(g, "token_embd.weight");
     if (!emb || emb->n_dims != 2 || (int64_t)emb->dims[0] != d || emb->dims[1] > 1 << 24)
-        return mart_fail(err, "%s: tensor token_embd.weight: missing or not (vocab, %lld)",
-                         g->path, (long long)d);
+        return mart_fail(err, "%s: tensor token_embd.weight: missing or not (vocab, %lld)", g->path,
+                         (long long)d);
     c->vocab_size = (int32_t)emb->dims[1];
     c->hidden_size = (int32_t)d;
     c->n_layers = (int32_t)layers;
@@ -669,7 +731,8 @@ int gguf_import(const char *path, model **out, mart_err *err) {
         if (!gguf_name_of(mt->name, name, sizeof name)) continue;
         const tensor_ref *t = find_tensor(&g, name);
         int64_t rows = mt->ndim == 2 ? mt->shape[0] : 1, cols = mt->shape[mt->ndim - 1];
-        if (!t || t->dims[0] != (uint64_t)cols || (t->n_dims == 2 ? t->dims[1] : 1) != (uint64_t)rows ||
+        if (!t || t->dims[0] != (uint64_t)cols ||
+            (t->n_dims == 2 ? t->dims[1] : 1) != (uint64_t)rows ||
             t->n_dims != (uint32_t)mt->ndim) {
             rc = mart_fail(err, "%s: tensor %s: missing or not of shape (%lld, %lld)", path, name,
                            (long long)rows, (long long)cols);

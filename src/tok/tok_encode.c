@@ -118,7 +118,8 @@ static int bpe_piece(const tok_tokenizer *t, const unsigned char *s, size_t n, i
     int32_t *pv = big ? mart_xmalloc(n * sizeof *pv) : pv_s;
     heap_ent *h = big ? mart_xmalloc(2 * n * sizeof *h) : h_s;
     int32_t m = 0; /* symbols before merging */
-    int rc = t->char_level ? char_symbols(t, s, n, id, &m, err) : byte_symbols(t, s, n, id, &m, err);
+    int rc =
+        t->char_level ? char_symbols(t, s, n, id, &m, err) : byte_symbols(t, s, n, id, &m, err);
     if (rc != MART_OK) goto done;
     for (int32_t i = 0; i < m; i++) {
         nx[i] = i + 1;
@@ -127,8 +128,8 @@ static int bpe_piece(const tok_tokenizer *t, const unsigned char *s, size_t n, i
     int32_t nh = 0;
     for (int32_t i = 0; i + 1 < m; i++)
         push_pair(t, id, h, &nh, i, i + 1);
-    /* The heap never holds more than 2n entries (m <= n symbols): m-1 at the start, at most 2 per merge, and
-     * there are at most m-1 merges, each preceded by a pop. */
+    /* The heap never holds more than 2n entries (m <= n symbols): m-1 at the start, at most 2 per
+     * merge, and there are at most m-1 merges, each preceded by a pop. */
     while (nh > 0) {
         heap_ent e = heap_pop(h, &nh);
         if (id[e.left] < 0 || nx[e.left] != e.right || id[e.right] < 0) continue;
@@ -416,7 +417,7 @@ static void replace_all(const char *s, size_t n, const char *from, const char *t
 
 /* Runs the normalizer steps over one section; the result stays valid until enc_free. */
 static void normalize_section(const tok_tokenizer *t, const char **s, size_t *n, enc_state *e) {
-    for (int32_t k = 0; k < t->n_norm && *n > 0; k++) {
+    for (int32_t k = 0; k<t->n_norm && * n> 0; k++) {
         const tok_norm_step *st = &t->norm[k];
         mart_buf b = {0};
         if (st->kind == TOK_NORM_NFC) {

@@ -116,8 +116,8 @@ struct tok_tokenizer {
     int32_t n_added;
     uint8_t added_first[256]; /* 1 if some added token starts with this byte */
 
-    bool nfc;               /* normalizer is exactly NFC (what tok_save writes back) */
-    tok_norm_step *norm;    /* (n_norm) */
+    bool nfc;            /* normalizer is exactly NFC (what tok_save writes back) */
+    tok_norm_step *norm; /* (n_norm) */
     int32_t n_norm;
     tok_pre_step *pre; /* (n_pre) */
     int32_t n_pre;
@@ -131,8 +131,8 @@ struct tok_tokenizer {
      * <0xXX> tokens (byte_fallback, when all exist) or unk_id (runs fused with fuse_unk). */
     bool char_level;
     bool byte_fallback, fuse_unk;
-    int32_t unk_id;          /* -1: none */
-    int32_t byte_tok[256];   /* id of "<0xXX>" for each byte; -1 if missing */
+    int32_t unk_id;        /* -1: none */
+    int32_t byte_tok[256]; /* id of "<0xXX>" for each byte; -1 if missing */
     /* Decoder (char_level): per token, `dec_from` becomes `dec_to` and <0xXX> tokens become
      * their byte (dec_byte_fallback); then up to dec_strip leading spaces of the whole text
      * are dropped (Strip after Fuse, or Metaspace's prefix space). */

@@ -135,8 +135,7 @@ void tok_build_bytes_table(tok_tokenizer *t) {
         tok_strmap_init(&t->vocab_map, (uint64_t)V);
         for (int32_t id = 0; id < V; id++) {
             if (!t->vocab_str[id]) continue;
-            tok_strmap_put(&t->vocab_map, t->vocab_str[id], (uint32_t)strlen(t->vocab_str[id]),
-                           id);
+            tok_strmap_put(&t->vocab_map, t->vocab_str[id], (uint32_t)strlen(t->vocab_str[id]), id);
             int byte = byte_token_value(t->vocab_str[id]);
             if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
         }
@@ -332,7 +331,8 @@ static int load_normalizer(tok_tokenizer *t, const cJSON *n, const char *field, 
     }
     if (!strcmp(type, "Prepend")) {
         const cJSON *pre = cJSON_GetObjectItemCaseSensitive(n, "prepend");
-        if (!cJSON_IsString(pre)) return mart_fail(err, "%s.prepend: missing or not a string", field);
+        if (!cJSON_IsString(pre))
+            return mart_fail(err, "%s.prepend: missing or not a string", field);
         norm_push(t, TOK_NORM_PREPEND)->text = mart_xstrdup(pre->valuestring);
         return MART_OK;
     }
@@ -607,7 +607,8 @@ static int load_json(tok_tokenizer *t, const cJSON *root, mart_err *err) {
                              dt ? dt : "?");
     } else {
         bool fused = false;
-        if (dec && !cJSON_IsNull(dec) && load_char_decoder(t, dec, "decoder", &fused, err) != MART_OK)
+        if (dec && !cJSON_IsNull(dec) &&
+            load_char_decoder(t, dec, "decoder", &fused, err) != MART_OK)
             return MART_ERR;
         t->byte_fallback = json_flag(model, "byte_fallback", false);
         t->fuse_unk = json_flag(model, "fuse_unk", false);
