@@ -2,7 +2,8 @@
 """Writes tests/grade_cases.jsonl: labelled (pred, gold) pairs for the grader's accuracy test.
 
 Three sources, each label being the mathematical truth as a careful competition grader judges:
-  1. rewrites of the real gold answers in data/bench: for each gold of a recognised shape, one
+  1. rewrites of the real gold answers in the data directory's bench/ ($MART_DATA, default
+     ../shared/data beside the repository): for each gold of a recognised shape, one
      rewrite that is equal by construction (another spelling of the same value) and one near
      miss that is unequal by construction (off by one, wrong sign, swapped order, dropped
      element, flipped bracket, rounded too early);
@@ -17,7 +18,8 @@ import json, os, re
 from fractions import Fraction
 
 here = os.path.dirname(os.path.abspath(__file__))
-bench = os.path.join(os.path.dirname(here), "data", "bench")
+data = os.environ.get("MART_DATA") or os.path.join(os.path.dirname(here), "..", "shared", "data")
+bench = os.path.join(data, "bench")
 cases = []
 
 

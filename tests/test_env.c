@@ -595,6 +595,52 @@ static void test_feedback_room_fits_the_longest_repeated_question(void **state) 
  * pieces, equal the ids of the whole ChatML string tokenized at once, the way the reference
  * builds them, both by mart's tokenizer and (when node is there) by the transformers.js
  * reference. Skipped when the reference package has not been installed (tests/ref/tok). */
+/* A base model's tokenizer without ChatML tokens (Llama 2 family: stories260K in
+ * ../shared/models): the markers are text, each stretch tokenized as the whole string would
+ * be, and a turn ends at the tokenizer's eos. */
+static void test_without_chatml_tokens_the_markers_are_text_and_eos_ends_a_turn(void **state) {
+    (void)state;
+    const char *src = getenv("MART_SOURCE_DIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/../shared/models/stories260K", src ? src : ".");
+    tok_tokenizer *t = NULL;
+    mart_err err = {0};
+    if (tok_load(path, &t, &err) != MART_OK) fail_msg("%s", err.msg);
+    env_config c = defaults();
+    int32_t *ids = NULL, n = 0, *want = NULL;
+    int64_t nw = 0;
+    assert_int_equal(env_build_prompt(t, &c, Q, 3, &ids, &n, &err), MART_OK);
+    assert_int_equal(tok_encode(t, PROMPT3, strlen(PROMPT3), &want, &nw, &err), MART_OK);
+    assert_int_equal(n, nw);
+    assert_memory_equal(ids, want, (size_t)n * sizeof *ids);
+    free(ids);
+    free(want);
+    /* An attempt without a box, ended by eos (</s>, id 2): feedback closes the turn. */
+    env_session s;
+    env_episode ep;
+    env_problem p = {Q, "6"};
+    assert_int_equal(env_episode_begin(&s, t, &c, &p, 2, &ep, &err), MART_OK);
+    assert_int_equal(tok_eos_id(t), 2);
+    assert_int_equal(env_episode_on_token(&s, 300, 0, false), ENV_STEP_CONTINUE);
+    assert_int_equal(env_episode_on_token(&s, 2, 0, false), ENV_STEP_FEEDBACK);
+    char *msg = env_feedback_text(&c, 1);
+    mart_buf fb = {0};
+    mart_buf_printf(&fb, "<|im_end|>\n<|im_start|>system\n%s<|im_end|>\n<|im_start|>assistant\n",
+                    msg);
+    want = NULL;
+    nw = 0;
+    assert_int_equal(tok_encode(t, fb.data, fb.len, &want, &nw, &err), MART_OK);
+    assert_int_equal(s.n_feedback, nw);
+    assert_memory_equal(s.feedback, want, (size_t)nw * sizeof *want);
+    assert_int_equal(ep.attempts[0].status, ENV_ATTEMPT_NO_BOX);
+    free(want);
+    free(msg);
+    mart_buf_free(&fb);
+    env_session_free(&s);
+    env_episode_free(&ep);
+    tok_free(t);
+}
+
 static void test_ids_match_the_whole_string_tokenized_by_the_reference(void **state) {
     (void)state;
     const char *src = getenv("MART_SOURCE_DIR");
@@ -688,6 +734,7 @@ static void test_ids_match_the_whole_string_tokenized_by_the_reference(void **st
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_defaults_are_the_papers),
+        cmocka_unit_test(test_without_chatml_tokens_the_markers_are_text_and_eos_ends_a_turn),
         cmocka_unit_test(test_prompt_has_the_exact_bytes_and_ids_of_the_spec),
         cmocka_unit_test(test_feedback_turn_has_the_exact_bytes_and_ids_of_the_spec),
         cmocka_unit_test(test_repeat_question_and_baseline_variants_have_their_exact_bytes),

@@ -345,16 +345,14 @@ static void test_rerun_skips_finished_problems_and_gives_the_same_accuracy(void 
 
 static void test_named_benchmarks_resolve_in_the_data_folder(void **state) {
     (void)state;
-    const char *src = getenv("MART_SOURCE_DIR");
-    if (!src) skip();
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/data/bench", src);
+    const char *dir = getenv("MART_DATA");
+    if (!dir) skip();
     static const int32_t ks[1] = {2};
-    const char *benches[2] = {"aime24", "gsm8k"};
+    const char *benches[3] = {"aime24", "gsm8k", "math"};
     eval_config c;
     eval_config_default(&c);
     c.benches = benches;
-    c.n_benches = 2;
+    c.n_benches = 3;
     c.data_dir = dir;
     c.ks = ks;
     c.n_ks = 1;
@@ -364,15 +362,21 @@ static void test_named_benchmarks_resolve_in_the_data_folder(void **state) {
     eval_results r;
     mart_err err = {0};
     assert_int_equal(eval_run_with(scripted_runner, NULL, tok, &c, NULL, &r, &err), MART_OK);
-    assert_int_equal(r.n_benches, 2);
+    assert_int_equal(r.n_benches, 3);
     assert_string_equal(r.benches[1].name, "gsm8k");
-    assert_int_equal(r.benches[0].n, 2);
-    assert_int_equal(r.benches[1].n, 2);
+    assert_string_equal(r.benches[2].name, "math"); /* MATH's test split */
+    for (int b = 0; b < 3; b++)
+        assert_int_equal(r.benches[b].n, 2);
     eval_results_free(&r);
-    /* An unknown name is an error naming the path it looked for. */
+    /* An unknown name is an error listing the known ones. */
     benches[1] = "nosuchbench";
     assert_int_equal(eval_run_with(scripted_runner, NULL, tok, &c, NULL, &r, &err), MART_ERR);
-    assert_non_null(strstr(err.msg, "nosuchbench.jsonl"));
+    assert_non_null(strstr(err.msg, "'nosuchbench' is not known"));
+    /* A known name missing from the data directory says how to fetch it. */
+    benches[1] = "gsm8k";
+    c.data_dir = "/nonexistent";
+    assert_int_equal(eval_run_with(scripted_runner, NULL, tok, &c, NULL, &r, &err), MART_ERR);
+    assert_non_null(strstr(err.msg, "mart data get aime24"));
 }
 
 static void test_a_record_without_the_question_field_is_an_error_naming_the_line(void **state) {

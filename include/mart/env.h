@@ -98,14 +98,17 @@ typedef struct {
                                     until a box begins) */
     int32_t *feedback;           /* (n_feedback) the last feedback turn's ids */
     int32_t n_feedback;
-    int32_t id_im_start, id_im_end, id_eot; /* ChatML specials; id_eot may be -1 */
+    int32_t id_im_start, id_im_end, id_eot; /* ChatML specials; id_eot may be -1. Without
+                                               ChatML tokens: -1, -1 and the eos (the
+                                               markers are text) */
     int32_t cap;                            /* capacity of ep->tokens/trainable/logprobs */
     bool done;
 } env_session;
 
 /* Starts an episode of `attempts` attempts (>= 1) on problem p: fills ep (zeroed first) with
  * the prompt ids, none trainable. The session keeps pointers to tok, cfg and p's strings:
- * they must outlive it. Errors: a tokenizer without the ChatML specials, a failed encode. */
+ * they must outlive it. A tokenizer without the ChatML specials gets the markers as text and
+ * its eos ends a turn. Errors: no ChatML specials and no eos_token, a failed encode. */
 int env_episode_begin(env_session *s, const tok_tokenizer *tok, const env_config *cfg,
                       const env_problem *p, int32_t attempts, env_episode *ep, mart_err *err);
 /* Consumes one id sampled by the model (recorded as trainable with its log-prob) and says

@@ -20,13 +20,14 @@
 
 typedef struct {
     const char *const *benches; /* (n_benches) names (aime24, amc23, math500, minerva_math,
-                                   olympiadbench, gsm8k) or paths of .jsonl files */
+                                   olympiadbench, gsm8k, math; see data_bench_path) or paths
+                                   of .jsonl files */
     int32_t n_benches;
     const env_problem *problems; /* alternative to benches: one in-memory set (n_problems) */
     int32_t n_problems;
     const char *problems_name; /* its name in the results ("custom" when NULL) */
-    const char *data_dir;      /* where <name>.jsonl lives; NULL: $MART_DATA_DIR, else
-                                  $MART_SOURCE_DIR/data/bench, else the source tree's */
+    const char *data_dir;      /* the data directory (data_dir_resolve: NULL means $MART_DATA,
+                                  else ~/.cache/mart/data) */
     const char *question_key;  /* NULL: the benchmark's own ("problem"/"question") */
     const char *answer_key;    /* for .jsonl files; NULL = "answer" */
     const int32_t *ks;         /* (n_ks) numbers of attempts to evaluate, e.g. 1..7 */

@@ -64,7 +64,8 @@ bool grade_equal(const char *pred, const char *gold, const grade_config *c);
 const char *grade_verdict_name(grade_verdict v);
 
 /* The gold answer of a benchmark record, malloc'd: `bench` is one of aime24, amc23, math500,
- * minerva_math, olympiadbench, gsm8k, or NULL/other for `answer_key` (default "answer"). */
+ * minerva_math, olympiadbench, gsm8k, math (MATH: the solution's last box), or NULL/other for
+ * `answer_key` (default "answer"). */
 int grade_gold_answer(const struct cJSON *rec, const char *bench, const char *answer_key,
                       char **gold, mart_err *err);
 

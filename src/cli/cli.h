@@ -40,5 +40,8 @@ int cmd_train(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #endif

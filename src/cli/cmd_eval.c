@@ -35,10 +35,10 @@ int cmd_eval(int argc, char **argv) {
         {"tokenizer", CLI_STR, &tok_path, "tokenizer.json or its directory (default: --model)"},
         {"bench", CLI_STR, &bench,
          "comma-separated benchmarks: aime24, amc23, math500, minerva_math, olympiadbench, "
-         "gsm8k, or FILE.jsonl"},
+         "gsm8k, math (MATH's test split), or FILE.jsonl"},
         {"data-dir", CLI_STR, &cfg.data_dir,
-         "folder holding <bench>.jsonl (default: $MART_DATA_DIR, else the source tree's "
-         "data/bench)"},
+         "data directory (default: $MART_DATA, else ~/.cache/mart/data; mart data get fills "
+         "it)"},
         {"question-key", CLI_STR, &cfg.question_key, "question field of FILE.jsonl records"},
         {"answer-key", CLI_STR, &cfg.answer_key,
          "gold-answer field of FILE.jsonl (default answer)"},

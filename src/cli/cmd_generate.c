@@ -132,11 +132,11 @@ static int write_result(FILE *f, const tok_tokenizer *tok, const gen_result *r,
         n_text--;
     /* Ids the tokenizer does not know (a model's padded vocabulary) have no text. */
     mart_buf text = {0};
-    for (int32_t i = 0; i < n_text; i++) {
-        size_t len = 0;
-        const char *b = tok_token_bytes(tok, r->tokens[i], &len);
-        if (b) mart_buf_append(&text, b, len);
-    }
+    tok_stream ts;
+    tok_stream_init(&ts);
+    for (int32_t i = 0; i < n_text; i++)
+        tok_stream_push(&ts, tok, r->tokens[i], &text);
+    tok_stream_flush(&ts, &text);
     size_t text_len = text.len;
     if (stop_str && text.len) {
         const char *hit = memmem(text.data, text.len, stop_str, strlen(stop_str));

@@ -76,48 +76,88 @@ static void subst_int(mart_buf *b, const char *tmpl, const char *key, int32_t v)
     }
 }
 
+/* Ids being built. Text waits in `text` and is encoded in one piece when a special id follows
+ * or the building ends, so each stretch between special tokens is tokenized as the whole
+ * string would be (it matters for SentencePiece-style tokenizers, which prefix a space to
+ * every piece they encode). */
 typedef struct {
     int32_t *ids;
     int64_t n;
+    mart_buf text;
 } idvec;
 
-static void push_id(idvec *v, int32_t id) {
+static void push_text(idvec *v, const char *text, size_t len) {
+    mart_buf_append(&v->text, text, len);
+}
+
+static int flush_text(idvec *v, const tok_tokenizer *tok, mart_err *err) {
+    if (v->text.len == 0) return MART_OK;
+    int rc = tok_encode(tok, v->text.data, v->text.len, &v->ids, &v->n, err);
+    v->text.len = 0;
+    return rc;
+}
+
+/* A ChatML marker: its special id, or its text when the tokenizer has none (id < 0). */
+static int push_special(idvec *v, const tok_tokenizer *tok, int32_t id, const char *marker,
+                        mart_err *err) {
+    if (id < 0) {
+        push_text(v, marker, strlen(marker));
+        return MART_OK;
+    }
+    if (flush_text(v, tok, err) != MART_OK) return MART_ERR;
     v->ids = mart_xrealloc(v->ids, (size_t)(v->n + 1) * sizeof *v->ids);
     v->ids[v->n++] = id;
+    return MART_OK;
 }
 
-static int push_text(idvec *v, const tok_tokenizer *tok, const char *text, size_t len,
-                     mart_err *err) {
-    if (len == 0) return MART_OK;
-    return tok_encode(tok, text, len, &v->ids, &v->n, err);
+/* Ends the building: encodes the text left; frees everything on failure. */
+static int idvec_finish(idvec *v, const tok_tokenizer *tok, int rc, int32_t **ids, int32_t *n,
+                        mart_err *err) {
+    if (rc == MART_OK) rc = flush_text(v, tok, err);
+    mart_buf_free(&v->text);
+    if (rc != MART_OK) {
+        free(v->ids);
+        return MART_ERR;
+    }
+    *ids = v->ids;
+    *n = (int32_t)v->n;
+    return MART_OK;
 }
 
+/* The ChatML special ids. A tokenizer without them (a base model's, e.g. Llama 2's) gets the
+ * ChatML markers as text: *im_start and *im_end are -1 and a turn ends at the tokenizer's
+ * eos (*eot) instead. */
 static int special_ids(const tok_tokenizer *tok, int32_t *im_start, int32_t *im_end, int32_t *eot,
                        mart_err *err) {
     *im_start = tok_special_id(tok, "<|im_start|>");
     *im_end = tok_special_id(tok, "<|im_end|>");
+    if (*im_start < 0 || *im_end < 0) {
+        *im_start = *im_end = -1;
+        if (tok_eos_id(tok) < 0)
+            return mart_fail(err, "the tokenizer has neither the ChatML special tokens "
+                                  "<|im_start|>/<|im_end|> nor an eos_token to end a turn");
+        if (eot) *eot = tok_eos_id(tok);
+        return MART_OK;
+    }
     if (eot) *eot = tok_special_id(tok, "<|endoftext|>");
-    if (*im_start < 0 || *im_end < 0)
-        return mart_fail(err, "tokenizer has no ChatML special tokens <|im_start|>/<|im_end|>");
     return MART_OK;
 }
 
 /* One ChatML turn without its closing <|im_end|>: <|im_start|> role "\n" body. */
 static int push_turn_open(idvec *v, const tok_tokenizer *tok, int32_t im_start, const char *role,
                           const char *body, size_t body_len, mart_err *err) {
-    push_id(v, im_start);
-    mart_buf b = {0};
-    mart_buf_printf(&b, "%s\n", role);
-    mart_buf_append(&b, body, body_len);
-    int rc = push_text(v, tok, b.data, b.len, err);
-    mart_buf_free(&b);
-    return rc;
+    if (push_special(v, tok, im_start, "<|im_start|>", err) != MART_OK) return MART_ERR;
+    push_text(v, role, strlen(role));
+    push_text(v, "\n", 1);
+    push_text(v, body, body_len);
+    return MART_OK;
 }
 
 /* Closes a turn: <|im_end|> "\n". */
 static int push_turn_close(idvec *v, const tok_tokenizer *tok, int32_t im_end, mart_err *err) {
-    push_id(v, im_end);
-    return push_text(v, tok, "\n", 1, err);
+    if (push_special(v, tok, im_end, "<|im_end|>", err) != MART_OK) return MART_ERR;
+    push_text(v, "\n", 1);
+    return MART_OK;
 }
 
 static const char *system_template(const env_config *cfg) {
@@ -158,12 +198,8 @@ int env_build_prompt(const tok_tokenizer *tok, const env_config *cfg, const char
     if (rc == MART_OK) rc = push_turn_close(&v, tok, im_end, err);
     if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "assistant", "", 0, err);
     free(sys);
-    if (rc != MART_OK) {
-        free(v.ids);
+    if (idvec_finish(&v, tok, rc, ids, n, err) != MART_OK)
         return mart_fail_wrap(err, "building the prompt");
-    }
-    *ids = v.ids;
-    *n = (int32_t)v.n;
     return MART_OK;
 }
 
@@ -174,7 +210,11 @@ int env_build_feedback(const tok_tokenizer *tok, const env_config *cfg, const ch
     char *msg = env_feedback_text(cfg, left);
     idvec v = {0};
     /* The model's turn is closed by <|im_end|>: ours unless the model sampled it itself. */
-    int rc = turn_closed ? push_text(&v, tok, "\n", 1, err) : push_turn_close(&v, tok, im_end, err);
+    int rc = MART_OK;
+    if (turn_closed)
+        push_text(&v, "\n", 1);
+    else
+        rc = push_turn_close(&v, tok, im_end, err);
     if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "system", msg, strlen(msg), err);
     if (rc == MART_OK) rc = push_turn_close(&v, tok, im_end, err);
     if (rc == MART_OK && cfg->repeat_question) {
@@ -183,12 +223,8 @@ int env_build_feedback(const tok_tokenizer *tok, const env_config *cfg, const ch
     }
     if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "assistant", "", 0, err);
     free(msg);
-    if (rc != MART_OK) {
-        free(v.ids);
+    if (idvec_finish(&v, tok, rc, ids, n, err) != MART_OK)
         return mart_fail_wrap(err, "building the feedback turn");
-    }
-    *ids = v.ids;
-    *n = (int32_t)v.n;
     return MART_OK;
 }
 
@@ -376,7 +412,8 @@ env_step env_episode_on_token(env_session *s, int32_t id, float logprob, bool ou
     ep_push(s, &id, 1, true, logprob);
     e->n_sampled++;
     s->attempt_tokens++;
-    bool turn_end = id == s->id_im_end || (s->id_eot >= 0 && id == s->id_eot);
+    bool turn_end =
+        (s->id_im_end >= 0 && id == s->id_im_end) || (s->id_eot >= 0 && id == s->id_eot);
     if (!turn_end) {
         size_t len = 0, old = s->text.len;
         const char *b = tok_token_bytes(s->tok, id, &len);
@@ -494,9 +531,11 @@ int env_run_ex(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
     if (rc == MART_OK) {
         gen_params gp = *p;
         gp.max_new_tokens = cfg->max_tokens;
-        int32_t stops[2] = {ss[0].id_im_end, ss[0].id_eot};
+        int32_t stops[2], n_stops = 0;
+        if (ss[0].id_im_end >= 0) stops[n_stops++] = ss[0].id_im_end;
+        if (ss[0].id_eot >= 0) stops[n_stops++] = ss[0].id_eot;
         gp.stop_ids = stops;
-        gp.n_stop_ids = stops[1] >= 0 ? 2 : 1;
+        gp.n_stop_ids = n_stops;
         run_ctx c = {on_done, ctx, ss};
         /* Requests get their own copy of the prompt: the session grows (and may move)
          * ep->tokens from the callback while the engine may still read the prompt. */

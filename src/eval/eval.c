@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mart/data.h"
 #include "mart/plot.h"
 
 /* Sequences decoded together (the engine's slots), and batches per runner call. Episodes
@@ -102,20 +103,6 @@ static bool has_suffix(const char *s, const char *suf) {
     return a >= b && !strcmp(s + a - b, suf);
 }
 
-static void default_data_dir(char *buf, size_t cap) {
-    const char *data = getenv("MART_DATA_DIR");
-    if (data && *data) {
-        snprintf(buf, cap, "%s", data);
-        return;
-    }
-    const char *src = getenv("MART_SOURCE_DIR");
-    if (src && *src) {
-        snprintf(buf, cap, "%s/data/bench", src);
-        if (mart_is_dir(buf)) return;
-    }
-    snprintf(buf, cap, "%s/data/bench", MART_SOURCE_DIR);
-}
-
 static int load_set(const eval_config *cfg, const char *spec, eval_set *set, mart_err *err) {
     memset(set, 0, sizeof *set);
     bool is_file = has_suffix(spec, ".jsonl") || strchr(spec, '/');
@@ -127,19 +114,12 @@ static int load_set(const eval_config *cfg, const char *spec, eval_set *set, mar
         set->name = mart_xstrdup(base);
         if (has_suffix(set->name, ".jsonl")) set->name[strlen(set->name) - 6] = 0;
     } else {
-        if (cfg->data_dir)
-            snprintf(dir, sizeof dir, "%s", cfg->data_dir);
-        else
-            default_data_dir(dir, sizeof dir);
-        snprintf(path, sizeof path, "%s/%s.jsonl", dir, spec);
-        if (!mart_path_exists(path)) {
-            set->name = NULL;
-            return mart_fail(err,
-                             "benchmark '%s': %s not found (known: aime24, amc23, "
-                             "math500, minerva_math, olympiadbench, gsm8k; or give a "
-                             "FILE.jsonl; --data-dir sets the folder)",
-                             spec, path);
-        }
+        if (data_dir_resolve(cfg->data_dir, dir, sizeof dir, err) != MART_OK ||
+            data_bench_path(dir, spec, path, sizeof path, err) != MART_OK)
+            return MART_ERR;
+        if (!mart_path_exists(path))
+            return mart_fail(err, "benchmark '%s': %s not found (mart data get %s fetches it)",
+                             spec, path, spec);
         set->name = mart_xstrdup(spec);
         bench = spec;
     }

@@ -312,7 +312,7 @@ int grade_gold_answer(const struct cJSON *rec, const char *bench, const char *an
     *gold = NULL;
     if (!cJSON_IsObject(rec)) return mart_fail(err, "record is not a JSON object");
     bench = bench ? bench : "";
-    if (!strcmp(bench, "minerva_math")) {
+    if (!strcmp(bench, "minerva_math") || !strcmp(bench, "math")) {
         const cJSON *sol = cJSON_GetObjectItemCaseSensitive(rec, "solution");
         if (!cJSON_IsString(sol))
             return mart_fail(err, "field \"solution\": missing or not a string");

@@ -1,15 +1,18 @@
 #!/usr/bin/python3
-"""Seeds the grader's fuzz corpus: every distinct gold answer of data/bench paired with itself,
-the answer kinds of tests/grade_cases.jsonl, plus hand-made hostile inputs. libFuzzer grows the corpus from here; `-merge=1` keeps it small."""
+"""Seeds the grader's fuzz corpus: every distinct gold answer of the benchmarks
+($MART_DATA/bench, default ../shared/data/bench beside the repository) paired with itself,
+the answer kinds of tests/grade_cases.jsonl, plus hand-made hostile inputs. libFuzzer grows the
+corpus from here; `-merge=1` keeps it small."""
 import hashlib, json, os, sys
 
 root = os.path.dirname(os.path.abspath(__file__))
 repo = os.path.dirname(os.path.dirname(root))
 out = os.path.join(root, "corpus")
+data = os.environ.get("MART_DATA") or os.path.join(repo, "..", "shared", "data")
 os.makedirs(out, exist_ok=True)
 golds = set()
 for name in ["math500", "aime24", "amc23", "olympiadbench", "minerva_math"]:
-    for line in open(os.path.join(repo, "data", "bench", name + ".jsonl")):
+    for line in open(os.path.join(data, "bench", name + ".jsonl")):
         r = json.loads(line)
         if name == "olympiadbench":
             golds.add(", ".join(r["final_answer"]))
