@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "mart/eval.h"
+#include "mart/plot.h"
 
 static tok_tokenizer *tok;
 static char tmpdir[256];
@@ -199,12 +200,17 @@ static void test_results_json_has_the_documented_shape(void **state) {
     assert_float_equal(cJSON_GetObjectItem(avg, "1")->valuedouble, 1.0 / 3, 1e-12);
     assert_float_equal(cJSON_GetObjectItem(avg, "2")->valuedouble, 2.0 / 3, 1e-12);
     cJSON_Delete(o);
-    /* It loads back as written, and the figure is there. */
+    /* It loads back as written; the figure is the plot module's, drawn from the results (the
+     * evaluation itself draws nothing). */
     eval_results back;
     assert_int_equal(eval_results_load(path, &back, &err), MART_OK);
     assert_int_equal(back.n_ks, 2);
     assert_int_equal(back.n_benches, 2);
     assert_float_equal(back.average[1], 2.0 / 3, 1e-12);
+    assert_false(mart_path_exists(mart_path_join(path, sizeof path, out, "attempts.svg")));
+    assert_int_equal(plot_eval_attempts(&back, mart_path_join(path, sizeof path, out, "attempts"),
+                                        &err),
+                     MART_OK);
     eval_results_free(&back);
     assert_true(mart_path_exists(mart_path_join(path, sizeof path, out, "attempts.svg")));
     assert_true(mart_path_exists(mart_path_join(path, sizeof path, out, "attempts.png")));

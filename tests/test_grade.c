@@ -16,7 +16,7 @@
 static char *source_path(const char *rel) {
     const char *root = getenv("MART_SOURCE_DIR");
     static __thread char buf[4096];
-    snprintf(buf, sizeof buf, "%s/%s", root ? root : MART_SOURCE_DIR, rel);
+    snprintf(buf, sizeof buf, "%s/%s", root ? root : ".", rel);
     return buf;
 }
 

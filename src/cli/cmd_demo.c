@@ -112,16 +112,10 @@ static int plot_attempts(const char *out, const double base[5], const double sin
     plot_series s[3] = {{"multi-attempt RL", ks, multi, 5},
                         {"single-turn RL", ks, single, 5},
                         {"base (before RL)", ks, base, 5}};
-    plot_spec spec;
-    plot_spec_default(&spec);
-    spec.title = "mart demo: accuracy on the test split vs attempts allowed (greedy)";
-    spec.xlabel = "attempts allowed";
-    spec.ylabel = "accuracy";
-    spec.x_integer = true;
-    spec.y_percent = true;
     char path[4096];
-    return plot_write_svg_png(&spec, s, 3, mart_path_join(path, sizeof path, out, "attempts"),
-                              err);
+    return plot_accuracy_vs_attempts(
+        "mart demo: accuracy on the test split vs attempts allowed (greedy)", s, 3,
+        mart_path_join(path, sizeof path, out, "attempts"), err);
 }
 
 static int plot_curves(const char *out, const char *run_single, const char *run_multi,

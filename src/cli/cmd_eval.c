@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "mart/plot.h"
 #include "mart/eval.h"
 
 /* Splits a comma-separated list in place into a malloc'd array of pointers into s. */
@@ -108,11 +109,16 @@ int cmd_eval(int argc, char **argv) {
     tok_tokenizer *tok = NULL;
     model *m = NULL;
     eval_results res;
+    char fig[4096];
     mart_install_stop_handler();
     if (tok_load(tok_path ? tok_path : model_dir, &tok, &err) != MART_OK ||
         model_load(model_dir, false, &m, &err) != MART_OK ||
         eval_run(m, tok, &cfg, out, &res, &err) != MART_OK) {
         status = cli_error("eval", &err);
+    } else if (plot_eval_attempts(&res, mart_path_join(fig, sizeof fig, out, "attempts"), &err) !=
+               MART_OK) {
+        status = cli_error("eval", &err);
+        eval_results_free(&res);
     } else {
         fprintf(stderr,
                 "mart eval: %lld episodes generated (%lld resumed), %lld tokens in "

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "mart/data.h"
-#include "mart/plot.h"
 
 /* Sequences decoded together (the engine's slots), and batches per runner call. Episodes
  * are written to transcripts.jsonl as they finish, so the wave size only bounds how long a
@@ -544,9 +543,6 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, cons
             char path[4096];
             rc = eval_results_save(res, mart_path_join(path, sizeof path, out_dir, "results.json"),
                                    err);
-            if (rc == MART_OK)
-                rc = eval_plot_attempts(res, mart_path_join(path, sizeof path, out_dir, "attempts"),
-                                        err);
         }
         if (rc == MART_OK && !cfg->quiet) eval_print_table(res, stdout);
         if (rc != MART_OK) eval_results_free(res);
@@ -735,28 +731,3 @@ void eval_print_table(const eval_results *r, FILE *f) {
     fprintf(f, "\n");
 }
 
-int eval_plot_attempts(const eval_results *r, const char *base, mart_err *err) {
-    int32_t n = r->n_benches + (r->n_benches > 1);
-    plot_series *s = mart_xcalloc((size_t)n, sizeof *s);
-    double *x = mart_xcalloc((size_t)r->n_ks, sizeof *x);
-    for (int32_t j = 0; j < r->n_ks; j++)
-        x[j] = r->ks[j];
-    for (int32_t b = 0; b < r->n_benches; b++)
-        s[b] = (plot_series){r->benches[b].name, x, r->benches[b].accuracy, r->n_ks};
-    if (r->n_benches > 1) s[n - 1] = (plot_series){"average", x, r->average, r->n_ks};
-    plot_spec spec;
-    plot_spec_default(&spec);
-    char title[256];
-    snprintf(title, sizeof title, "%s: accuracy by number of attempts",
-             r->model ? r->model : "model");
-    spec.title = title;
-    spec.xlabel = "attempts allowed (k)";
-    spec.ylabel = "accuracy";
-    spec.x_integer = true;
-    spec.y_percent = true;
-    spec.y_from_zero = true;
-    int rc = plot_write_svg_png(&spec, s, n, base, err);
-    free(s);
-    free(x);
-    return rc;
-}
