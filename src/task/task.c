@@ -394,3 +394,19 @@ int task_write_jsonl(const char *path, const task_item *items, int64_t n, mart_e
     mart_buf_free(&b);
     return rc;
 }
+
+int task_write_splits(const task_config *c, const char *dir, mart_err *err) {
+    task_splits s;
+    if (mart_mkdirs(dir, err) != MART_OK || task_generate_splits(c, &s, err) != MART_OK)
+        return MART_ERR;
+    const char *files[3] = {"train.jsonl", "test.jsonl", "sft.jsonl"};
+    const task_item *items[3] = {s.train, s.test, s.sft};
+    int64_t n[3] = {s.n_train, s.n_test, s.n_sft};
+    int rc = MART_OK;
+    char path[4096];
+    for (int i = 0; i < 3 && rc == MART_OK; i++)
+        rc = task_write_jsonl(mart_path_join(path, sizeof path, dir, files[i]), items[i], n[i],
+                              err);
+    task_splits_free(&s);
+    return rc;
+}
