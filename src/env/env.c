@@ -407,6 +407,7 @@ static env_step finish(env_session *s) {
 
 env_step env_episode_on_token(env_session *s, int32_t id, float logprob, bool out_of_room) {
     assert(!s->done);
+    assert(id >= 0 && isfinite(logprob));
     env_episode *e = s->ep;
     const env_config *cfg = s->cfg;
     ep_push(s, &id, 1, true, logprob);

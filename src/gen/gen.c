@@ -340,6 +340,7 @@ static int32_t pack_batch(gen_engine *g, gen_seq **by_slot, gen_seq **fed) {
 
 int gen_generate(gen_engine *g, const gen_request *reqs, int32_t n, const gen_params *p,
                  gen_callback cb, void *ctx, gen_result *results, mart_err *err) {
+    assert(n >= 0 && (n == 0 || (reqs && results)));
     for (int32_t i = 0; i < n; i++)
         memset(&results[i], 0, sizeof results[i]);
     if (n <= 0) return MART_OK;

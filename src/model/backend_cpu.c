@@ -48,6 +48,7 @@ static void cpu_linear(const mart_backend *be, float *y, const float *x, const f
                        const uint16_t *w16, const float *b, int64_t M, int64_t N, int64_t K,
                        bool accumulate, mart_products products) {
     const cpu_ctx *c = be->ctx;
+    assert(M >= 0 && N >= 0 && K >= 0 && (M == 0 || (y && x && w)));
     kern_linear(y, x, w, w16, b, M, N, K, accumulate, products, c->small_m);
 }
 
@@ -55,6 +56,7 @@ static void cpu_linear_backward(const mart_backend *be, float *dx, float *dw, fl
                                 const float *dy, const float *x, const float *w, int64_t M,
                                 int64_t N, int64_t K, bool dx_accumulate) {
     (void)be;
+    assert(M >= 0 && N >= 0 && K >= 0 && (M == 0 || (dy && x && w)));
     kern_linear_backward(dx, dw, db, dy, x, w, M, N, K, dx_accumulate);
 }
 
@@ -91,6 +93,9 @@ static void cpu_attention_forward(const mart_backend *be, float *out, const floa
                                   int64_t ld_q, int64_t ld_kv, const mart_attn_seq *seqs,
                                   int32_t n_seqs, int32_t n_heads, int32_t n_kv, int32_t hd) {
     (void)be;
+    assert(n_kv > 0 && n_heads % n_kv == 0 && hd > 0 && ld_q >= (int64_t)(n_heads + 2 * n_kv) * hd);
+    for (int32_t i = 0; i < n_seqs; i++)
+        assert(seqs[i].n_q >= 0 && seqs[i].n_k >= seqs[i].n_q);
     kern_attention_forward(out, q, ld_q, ld_kv, seqs, n_seqs, n_heads, n_kv, hd);
 }
 
@@ -125,12 +130,14 @@ static void cpu_logsoftmax_backward(const mart_backend *be, float *dz, const flo
                                     const float *ent, int64_t M, int64_t V, float temp,
                                     const int32_t *targets, const float *dlp, const float *dent) {
     (void)be;
+    assert(M >= 0 && V > 0 && !(dlp && !targets));
     kern_logsoftmax_backward(dz, lsm, ent, M, V, temp, targets, dlp, dent);
 }
 
 static void cpu_embed_forward(const mart_backend *be, float *out, const float *table,
                               const int32_t *tokens, int64_t n, int64_t d) {
     (void)be;
+    assert(n >= 0 && d > 0);
     kern_embed_forward(out, table, tokens, n, d);
 }
 
@@ -161,6 +168,8 @@ static void cpu_dot_rows_backward(const mart_backend *be, float *dx, float *dv, 
 static void cpu_adamw(const mart_backend *be, float *params, const float *grads, float *m,
                       float *v, int64_t n, int64_t step, const adamw_config *c) {
     (void)be;
+    assert(n >= 0 && step >= 1 && c->beta1 >= 0.0f && c->beta1 < 1.0f && c->beta2 >= 0.0f &&
+           c->beta2 < 1.0f);
     kern_adamw(params, grads, m, v, n, step, c);
 }
 

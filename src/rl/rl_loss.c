@@ -7,6 +7,7 @@
  * action values). */
 #include "mart/rl.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,7 @@ typedef struct {
 } packed;
 
 static void pack(rl_sample *const *s, int32_t n, packed *p) {
+    assert(n >= 0);
     int64_t rows = 0;
     for (int32_t k = 0; k < n; k++)
         if (s[k]->n_tokens > 1) rows += s[k]->n_tokens - 1;
@@ -74,6 +76,9 @@ static void pack(rl_sample *const *s, int32_t n, packed *p) {
     p->offsets[0] = 0;
     for (int32_t k = 0; k < n; k++) {
         const rl_sample *x = s[k];
+        /* the sample's invariants: a prompt of untrainable tokens, trainable ones counted */
+        assert(x->n_prompt >= 0 && x->n_prompt <= x->n_tokens);
+        assert(x->n_trainable >= 0 && x->n_trainable <= x->n_tokens - x->n_prompt);
         if (x->n_tokens < 2) continue; /* nothing to predict */
         for (int32_t i = 1; i < x->n_tokens; i++, r++) {
             p->tokens[r] = x->tokens[i - 1];
@@ -134,6 +139,7 @@ int rl_score(model *m, rl_sample *const *s, int32_t n, int32_t micro, float temp
 
 int rl_actor_backward(model *actor, rl_sample *const *s, int32_t n, const rl_loss_config *c,
                       double inv_norm, rl_stats *st, mart_err *err) {
+    assert(actor->trainable && isfinite(inv_norm) && inv_norm >= 0.0);
     packed p;
     pack(s, n, &p);
     if (p.rows == 0) {
@@ -179,6 +185,7 @@ int rl_actor_backward(model *actor, rl_sample *const *s, int32_t n, const rl_los
 
 int rl_critic_backward(model *critic, rl_sample *const *s, int32_t n, const rl_loss_config *c,
                        double inv_norm, rl_stats *st, mart_err *err) {
+    assert(critic->trainable && critic->has_value_head && isfinite(inv_norm) && inv_norm >= 0.0);
     packed p;
     pack(s, n, &p);
     if (p.rows == 0) {

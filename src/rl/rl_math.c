@@ -6,6 +6,7 @@
 
 void rl_gae(int32_t n, const uint8_t *trainable, const float *rewards, const float *values,
             float gamma, float lambda, float *adv, float *ret) {
+    assert(n >= 0 && gamma >= 0.0f && gamma <= 1.0f && lambda >= 0.0f && lambda <= 1.0f);
     /* Walking backwards over trainable tokens only is the same computation as the literal
      * rule (gamma = lambda = 1 on steps whose next token is feedback): over a feedback span
      * delta_i + delta_f1 + ... + delta_fk telescopes to r_i + gamma*V_m - V_i, and the last
