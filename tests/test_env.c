@@ -570,6 +570,28 @@ static void test_study_baseline_reads_the_answer_with_the_qwen_parsers_fallbacks
     }
 }
 
+/* A chat prompt: the exact ChatML bytes, as ids of the whole string; a later exchange starts
+ * with the "\n" that follows the previous turn's <|im_end|>. */
+static void test_chat_prompts_have_the_chatml_bytes(void **state) {
+    (void)state;
+    mart_err err = {0};
+    int32_t *ids = NULL, n = 0, ng = 0;
+    assert_int_equal(env_build_chat(tok, "Be brief.", "Hi there", false, &ids, &n, &err), MART_OK);
+    int32_t *want = golden_ids("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi "
+                               "there<|im_end|>\n<|im_start|>assistant\n",
+                               &ng);
+    assert_int_equal(n, ng);
+    assert_memory_equal(ids, want, (size_t)n * sizeof(int32_t));
+    free(ids);
+    free(want);
+    assert_int_equal(env_build_chat(tok, NULL, "Next", true, &ids, &n, &err), MART_OK);
+    want = golden_ids("\n<|im_start|>user\nNext<|im_end|>\n<|im_start|>assistant\n", &ng);
+    assert_int_equal(n, ng);
+    assert_memory_equal(ids, want, (size_t)n * sizeof(int32_t));
+    free(ids);
+    free(want);
+}
+
 /* The room reserved per feedback turn fits the longest question when the turn repeats it. */
 static void test_feedback_room_fits_the_longest_repeated_question(void **state) {
     (void)state;
@@ -756,6 +778,7 @@ int main(void) {
         cmocka_unit_test(test_attempts_are_drawn_uniformly_in_the_configured_range),
         cmocka_unit_test(test_study_baseline_reads_the_answer_with_the_qwen_parsers_fallbacks),
         cmocka_unit_test(test_feedback_room_fits_the_longest_repeated_question),
+        cmocka_unit_test(test_chat_prompts_have_the_chatml_bytes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -139,6 +139,12 @@ int env_feedback_room(const tok_tokenizer *tok, const env_config *cfg,
                       const char *const *questions, int32_t n, int32_t *room, mart_err *err);
 /* The text of the system turn for `attempts` attempts and of the feedback turn's system
  * message with `left` attempts left, as cfg selects them (malloc'd, without the role line). */
+/* A chat exchange's next prompt in ChatML: an optional system turn (system NULL or ""), the
+ * user's turn, then the assistant's header, as ids (*ids malloc'd). after_turn: the sequence
+ * already holds an earlier turn closed by <|im_end|>, so this starts with its "\n". The
+ * prompts of the environment are built the same way. */
+int env_build_chat(const tok_tokenizer *tok, const char *system, const char *user,
+                   bool after_turn, int32_t **ids, int32_t *n, mart_err *err);
 char *env_system_text(const env_config *cfg, int32_t attempts);
 char *env_feedback_text(const env_config *cfg, int32_t left);
 /* SPEC §2's reward of a finished episode (from its attempts). */

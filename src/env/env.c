@@ -173,6 +173,23 @@ static const char *feedback_template(const env_config *cfg) {
                                   : FEEDBACK_MULTI;
 }
 
+int env_build_chat(const tok_tokenizer *tok, const char *system, const char *user,
+                   bool after_turn, int32_t **ids, int32_t *n, mart_err *err) {
+    int32_t im_start, im_end;
+    if (special_ids(tok, &im_start, &im_end, NULL, err) != MART_OK) return MART_ERR;
+    idvec v = {0};
+    int rc = MART_OK;
+    if (after_turn) push_text(&v, "\n", 1);
+    if (system && *system) {
+        rc = push_turn_open(&v, tok, im_start, "system", system, strlen(system), err);
+        if (rc == MART_OK) rc = push_turn_close(&v, tok, im_end, err);
+    }
+    if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "user", user, strlen(user), err);
+    if (rc == MART_OK) rc = push_turn_close(&v, tok, im_end, err);
+    if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "assistant", "", 0, err);
+    return idvec_finish(&v, tok, rc, ids, n, err);
+}
+
 char *env_system_text(const env_config *cfg, int32_t attempts) {
     mart_buf b = {0};
     subst_int(&b, system_template(cfg), "{N}", attempts);
