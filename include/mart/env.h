@@ -166,10 +166,12 @@ int env_run(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
 
 /* Called when episode i is complete (from the generation loop; serialised). */
 typedef void (*env_done_fn)(void *ctx, int32_t i, const env_episode *ep);
-/* env_run with a completion hook instead of the built-in progress bar (on_done may be NULL). */
+/* env_run with a completion hook instead of the built-in progress bar (on_done may be NULL)
+ * and a sampling stream of its own for each request (streams: (n)), so that an episode's
+ * samples can depend on what it is, not on where it sits in a batch. */
 int env_run_ex(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
                const env_problem *problems, const int32_t *attempts, int32_t n, const gen_params *p,
-               uint64_t stream_base, env_done_fn on_done, void *ctx, env_episode *out,
+               const uint64_t *streams, env_done_fn on_done, void *ctx, env_episode *out,
                mart_err *err);
 
 #endif

@@ -37,9 +37,10 @@ typedef struct {
     int32_t batch;          /* sequences decoded together; runner calls take 8 batches */
     int64_t kv_budget_mb;   /* eval_run's engine; 0 = gen's default */
     env_config env;         /* max_tokens = EVAL_MAX_TOKENS, chunk 1, templates, grader */
-    gen_params sampling;    /* temperature 0 (greedy), seed 0; with temperature > 0 the
-                               RNG stream of an episode is its place in the work list,
-                               so a resumed run samples other streams */
+    gen_params sampling;    /* temperature 0 (greedy), seed 0; with temperature > 0 an
+                               episode samples from a stream of its own (benchmark,
+                               problem, attempts allowed), so a resumed run samples what
+                               an uninterrupted one does */
     const char *model_name; /* recorded in results.json */
     bool progress;          /* progress bar on stderr */
     bool quiet;             /* no table on stdout */
@@ -72,7 +73,7 @@ void eval_results_free(eval_results *r);
  * default runs env_run_ex on a gen_engine; tests plug in a scripted policy. */
 typedef int (*eval_runner)(void *ctx, const tok_tokenizer *tok, const env_config *cfg,
                            const env_problem *problems, const int32_t *attempts, int32_t n,
-                           const gen_params *p, uint64_t stream_base, env_done_fn on_done,
+                           const gen_params *p, const uint64_t *streams, env_done_fn on_done,
                            void *done_ctx, env_episode *out, mart_err *err);
 
 /* Evaluates model m (not modified) with a generation engine sized for the longest episode.

@@ -526,7 +526,7 @@ static gen_action on_gen_token(void *ctx, gen_seq *seq, void *user, int32_t toke
 
 int env_run_ex(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
                const env_problem *problems, const int32_t *attempts, int32_t n, const gen_params *p,
-               uint64_t stream_base, env_done_fn on_done, void *ctx, env_episode *out,
+               const uint64_t *streams, env_done_fn on_done, void *ctx, env_episode *out,
                mart_err *err) {
     if (n <= 0) return MART_OK;
     env_session *ss = mart_xcalloc((size_t)n, sizeof *ss);
@@ -543,7 +543,7 @@ int env_run_ex(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
         }
         reqs[i].prompt = out[i].tokens;
         reqs[i].n_prompt = out[i].n_prompt;
-        reqs[i].stream = stream_base + (uint64_t)i;
+        reqs[i].stream = streams[i];
         reqs[i].user = &ss[i];
     }
     if (rc == MART_OK) {
@@ -606,13 +606,15 @@ static void progress_done(void *ctx, int32_t i, const env_episode *ep) {
 int env_run(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
             const env_problem *problems, const int32_t *attempts, int32_t n, const gen_params *p,
             uint64_t stream_base, const char *progress_label, env_episode *out, mart_err *err) {
-    if (!progress_label)
-        return env_run_ex(g, tok, cfg, problems, attempts, n, p, stream_base, NULL, NULL, out, err);
+    uint64_t *streams = mart_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *streams);
+    for (int32_t i = 0; i < n; i++)
+        streams[i] = stream_base + (uint64_t)i;
     run_progress rp = {0};
-    mart_progress_start(&rp.bar, progress_label, n);
-    int rc = env_run_ex(g, tok, cfg, problems, attempts, n, p, stream_base, progress_done, &rp, out,
-                        err);
-    mart_progress_finish(&rp.bar);
+    if (progress_label) mart_progress_start(&rp.bar, progress_label, n);
+    int rc = env_run_ex(g, tok, cfg, problems, attempts, n, p, streams,
+                        progress_label ? progress_done : NULL, &rp, out, err);
+    if (progress_label) mart_progress_finish(&rp.bar);
+    free(streams);
     return rc;
 }
 

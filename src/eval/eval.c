@@ -363,6 +363,12 @@ typedef struct {
     int32_t set, kj, index;
 } work_item;
 
+/* The sampling stream of an episode: its benchmark, problem and attempts allowed, never its
+ * place in the work list (which a resumed run changes). */
+static uint64_t episode_stream(const work_item *w, int32_t attempts) {
+    return ((uint64_t)w->set << 48) ^ ((uint64_t)(uint32_t)attempts << 32) ^ (uint64_t)w->index;
+}
+
 /* Everything an episode's completion touches: the resume state, the transcript, the counts
  * and the progress bar. Episodes are recorded as they finish, so an interrupted wave loses
  * only the episodes still running. */
@@ -479,6 +485,7 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, cons
     int32_t wave = (cfg->batch > 0 ? cfg->batch : EVAL_BATCH) * EVAL_WAVE;
     env_problem *probs = mart_xcalloc((size_t)wave, sizeof *probs);
     int32_t *atts = mart_xcalloc((size_t)wave, sizeof *atts);
+    uint64_t *streams = mart_xcalloc((size_t)wave, sizeof *streams);
     env_episode *eps = mart_xcalloc((size_t)wave, sizeof *eps);
     c.recorded = mart_xcalloc((size_t)wave, sizeof *c.recorded);
     c.bar_on = cfg->progress && n_work > 0;
@@ -495,10 +502,11 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, cons
         for (int32_t t = 0; t < m; t++) {
             probs[t] = sets[work[w + t].set].problems[work[w + t].index];
             atts[t] = cfg->ks[work[w + t].kj];
+            streams[t] = episode_stream(&work[w + t], atts[t]);
             c.recorded[t] = false;
         }
         c.wave = &work[w];
-        rc = run(run_ctx, tok, &cfg->env, probs, atts, m, &cfg->sampling, (uint64_t)w,
+        rc = run(run_ctx, tok, &cfg->env, probs, atts, m, &cfg->sampling, streams,
                  on_episode_done, &c, eps, err);
         if (rc != MART_OK) break;
         for (int32_t t = 0; t < m; t++) {
@@ -510,6 +518,7 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, cons
     if (c.bar_on) mart_progress_finish(&c.bar);
     free(probs);
     free(atts);
+    free(streams);
     free(eps);
     free(c.recorded);
     free(work);
@@ -558,9 +567,9 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, cons
 
 static int engine_runner(void *ctx, const tok_tokenizer *tok, const env_config *cfg,
                          const env_problem *problems, const int32_t *attempts, int32_t n,
-                         const gen_params *p, uint64_t stream_base, env_done_fn on_done,
+                         const gen_params *p, const uint64_t *streams, env_done_fn on_done,
                          void *done_ctx, env_episode *out, mart_err *err) {
-    return env_run_ex(ctx, tok, cfg, problems, attempts, n, p, stream_base, on_done, done_ctx, out,
+    return env_run_ex(ctx, tok, cfg, problems, attempts, n, p, streams, on_done, done_ctx, out,
                       err);
 }
 
