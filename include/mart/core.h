@@ -50,6 +50,18 @@ void mart_buf_append(mart_buf *b, const void *data, size_t n);
 void mart_buf_printf(mart_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mart_buf_free(mart_buf *b);
 
+/* ---- fault injection (tests) ----------------------------------------------------------- */
+
+/* In builds with MART_FAULTS, the N-th allocation (N = $MART_FAULT_ALLOC) and the N-th file
+ * write (N = $MART_FAULT_WRITE, writes of checkpoints, models, results and transcripts) fail
+ * as if memory or disk had run out, so that tests can check every failure point; unset or 0:
+ * never. Without MART_FAULTS, never. */
+typedef enum { MART_FAULT_ALLOC = 0, MART_FAULT_WRITE = 1 } mart_fault_kind;
+bool mart_fault(mart_fault_kind kind);
+/* write(2) of all len bytes to fd, retrying short writes and EINTR; 0, or -1 with errno (a
+ * fault injected as ENOSPC). */
+int mart_write_all(int fd, const void *data, size_t len);
+
 /* ---- random numbers: xoshiro256**, splittable by (seed, stream) ------------------------- */
 
 typedef struct {

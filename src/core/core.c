@@ -48,27 +48,60 @@ int mart_fail_wrap(mart_err *err, const char *fmt, ...) {
 
 /* ---- allocation ---- */
 
+bool mart_fault(mart_fault_kind kind) {
+#ifdef MART_FAULTS
+    static _Atomic int64_t calls[2];
+    static int64_t at[2] = {-1, -1};
+    if (at[kind] < 0) {
+        const char *v = getenv(kind == MART_FAULT_ALLOC ? "MART_FAULT_ALLOC" : "MART_FAULT_WRITE");
+        at[kind] = v ? strtoll(v, NULL, 10) : 0;
+    }
+    return at[kind] > 0 && ++calls[kind] == at[kind];
+#else
+    (void)kind;
+    return false;
+#endif
+}
+
 static void oom(size_t n) {
     fprintf(stderr, "mart: out of memory (allocating %zu bytes)\n", n);
     abort();
 }
 
 void *mart_xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
+    void *p = mart_fault(MART_FAULT_ALLOC) ? NULL : malloc(n ? n : 1);
     if (!p) oom(n);
     return p;
 }
 
 void *mart_xcalloc(size_t count, size_t size) {
-    void *p = calloc(count ? count : 1, size ? size : 1);
+    void *p = mart_fault(MART_FAULT_ALLOC) ? NULL : calloc(count ? count : 1, size ? size : 1);
     if (!p) oom(count * size);
     return p;
 }
 
 void *mart_xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
+    void *q = mart_fault(MART_FAULT_ALLOC) ? NULL : realloc(p, n ? n : 1);
     if (!q) oom(n);
     return q;
+}
+
+int mart_write_all(int fd, const void *data, size_t len) {
+    if (mart_fault(MART_FAULT_WRITE)) {
+        errno = ENOSPC;
+        return -1;
+    }
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
 }
 
 char *mart_xstrdup(const char *s) {
@@ -88,7 +121,7 @@ char *mart_xstrcat(const char *a, const char *b) {
 
 void *mart_aligned_alloc(size_t n) {
     void *p = NULL;
-    if (posix_memalign(&p, 64, n ? n : 64) != 0) oom(n);
+    if (mart_fault(MART_FAULT_ALLOC) || posix_memalign(&p, 64, n ? n : 64) != 0) oom(n);
     return p;
 }
 
@@ -284,20 +317,12 @@ int mart_write_file_atomic(const char *path, const void *data, size_t len, mart_
         free(tmp);
         return MART_ERR;
     }
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            mart_fail(err, "%s: write failed: %s", path, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            free(tmp);
-            return MART_ERR;
-        }
-        p += w;
-        left -= (size_t)w;
+    if (mart_write_all(fd, data, len) != 0) {
+        mart_fail(err, "%s: write failed: %s", path, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return MART_ERR;
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
         mart_fail(err, "%s: flush failed: %s", path, strerror(errno));

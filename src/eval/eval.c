@@ -414,8 +414,10 @@ static void record_episode(eval_ctx *c, int32_t i, const env_episode *ep) {
         cJSON *o = transcript_line(set, it->index, c->cfg->ks[it->kj], ep, c->cfg, c->setting);
         mart_json_print_line(c->tf, o);
         cJSON_Delete(o);
-        if (fflush(c->tf) != 0)
-            c->io_rc = mart_fail(&c->io_err, "%s: write failed: %s", c->tpath, strerror(errno));
+        bool injected = mart_fault(MART_FAULT_WRITE);
+        if (injected || fflush(c->tf) != 0)
+            c->io_rc = mart_fail(&c->io_err, "%s: write failed: %s", c->tpath,
+                                 strerror(injected ? ENOSPC : errno));
         else if (mart_now() - c->last_sync > EVAL_SYNC_SECONDS)
             sync_transcripts(c);
     }

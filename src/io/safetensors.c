@@ -447,16 +447,8 @@ static void copy_fill(void *ctx, int32_t i, const st_view *t, void *dst) {
 }
 
 static int write_all(int fd, const void *data, size_t len, const char *path, mart_err *err) {
-    const char *p = data;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return mart_fail(err, "%s: write failed: %s", path, strerror(errno));
-        }
-        p += w;
-        len -= (size_t)w;
-    }
+    if (mart_write_all(fd, data, len) != 0)
+        return mart_fail(err, "%s: write failed: %s", path, strerror(errno));
     return MART_OK;
 }
 
