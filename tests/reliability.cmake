@@ -15,3 +15,7 @@ add_test(NAME every_failed_write_leaves_the_previous_state_and_a_clear_error
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/faults.sh $<TARGET_FILE:mart>)
 set_tests_properties(every_failed_write_leaves_the_previous_state_and_a_clear_error PROPERTIES
   TIMEOUT 900 SKIP_RETURN_CODE 77 LABELS slow ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE;OMP_NUM_THREADS=1")
+# mart's threads wait passively unless the user sets OMP_WAIT_POLICY (libgomp prints its
+# settings with OMP_DISPLAY_ENV).
+add_test(NAME threads_wait_passively_by_default
+  COMMAND sh -c "env -u OMP_WAIT_POLICY OMP_DISPLAY_ENV=true $<TARGET_FILE:mart> --version 2>&1 | grep -q \"OMP_WAIT_POLICY = 'PASSIVE'\" && OMP_WAIT_POLICY=active OMP_DISPLAY_ENV=true $<TARGET_FILE:mart> --version 2>&1 | grep -q \"OMP_WAIT_POLICY = 'ACTIVE'\"")

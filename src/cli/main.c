@@ -3,7 +3,9 @@
 #include "cli/cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     const char *name;
@@ -40,7 +42,18 @@ static void usage(FILE *f) {
     fprintf(f, "  %-11s %s\n", "help", "this message");
 }
 
+/* OpenMP threads wait passively (sleep at a barrier instead of spinning) unless the user says
+ * otherwise: spinning threads of several processes on shared cores stall each other at every
+ * barrier, many times slower than one thread. libgomp reads its environment when the program
+ * loads, so the default is set by starting the program again with it. */
+static void passive_threads_by_default(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv); /* returns only when it failed: carry on as we are */
+}
+
 int main(int argc, char **argv) {
+    passive_threads_by_default(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;
