@@ -10,7 +10,7 @@
 static void print_result(bool equal, const char *pred) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "equal", equal);
-    cJSON_AddStringToObject(o, "pred", pred ? pred : "");
+    mart_json_add_string(o, "pred", pred ? pred : "");
     mart_json_print_line(stdout, o);
     cJSON_Delete(o);
 }
@@ -57,7 +57,9 @@ int cmd_grade(int argc, char **argv) {
          "without a box, take \"the answer is ...\" (evaluation only)"},
     };
     int rc = cli_parse("grade", "(--input FILE.jsonl | --pred A --gold B)",
-                       "Prints {\"equal\":true|false,\"pred\":\"<answer>\"} per pair, in order.",
+                       "Prints {\"equal\":true|false,\"pred\":\"<answer>\"} per pair, in order; a bad "
+                       "line is answered with {\"error\": ..., \"line\": N} and the exit status "
+                       "is 1 once all lines are answered.",
                        opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     cfg.fallback_extract = fallback;
@@ -76,19 +78,26 @@ int cmd_grade(int argc, char **argv) {
     }
     mart_jsonl r;
     if (mart_jsonl_open(&r, input, &err) != MART_OK) return cli_error("grade", &err);
+    int status = 0;
     for (;;) {
         cJSON *rec = NULL;
         int got = mart_jsonl_next(&r, &rec, &err);
         if (got == 0) break;
+        if (got < 0 && r.io_error) {
+            status = cli_error("grade", &err);
+            break;
+        }
         if (got < 0 || grade_record(rec, &cfg, &err) != MART_OK) {
             if (got >= 0) mart_fail_wrap(&err, "%s:%lld", input, (long long)r.line);
-            cJSON_Delete(rec);
-            mart_jsonl_close(&r);
-            fflush(stdout);
-            return cli_error("grade", &err);
+            mart_jsonl_answer_error(&r, stdout, "grade", r.line, &err);
         }
         cJSON_Delete(rec);
     }
+    if (!status) status = cli_batch_status("grade", &r);
     mart_jsonl_close(&r);
-    return 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        mart_fail(&err, "cannot write to stdout");
+        status = cli_error("grade", &err);
+    }
+    return status;
 }
