@@ -87,7 +87,8 @@ void mart_progress_finish(mart_progress *p);
 
 /* ---- files ----------------------------------------------------------------------------- */
 
-/* Reads a whole file into a NUL-terminated malloc'd buffer. */
+/* Reads a whole regular file into a NUL-terminated malloc'd buffer; anything else (a
+ * directory, a FIFO, a device) is refused without blocking. */
 int mart_read_file(const char *path, char **data, size_t *len, mart_err *err);
 /* Writes `path` atomically: temporary file in the same directory, fsync, rename. On any
  * failure (full disk included) the old file is untouched and the error names the path. */

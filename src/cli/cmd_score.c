@@ -109,6 +109,12 @@ static int parse_line(const cJSON *obj, const char *path, int64_t line, int32_t 
     return MART_OK;
 }
 
+/* Memory of the (tokens, vocab) logits a forward pass over n tokens holds, the largest
+ * buffer scoring adds to the model. */
+static double logits_bytes(const model *m, int64_t n) {
+    return (double)n * m->cfg.vocab_size * sizeof(float);
+}
+
 /* Scores every record of input under the batch policy (core.h): a bad record is answered
  * with an error object in its place. Returns MART_ERR only when the run itself fails
  * (unreadable input, a failed forward pass); r->n_failed counts the answered errors. */
@@ -126,6 +132,12 @@ static int score_stream(model *m, mart_jsonl *r, int32_t batch_tokens, int64_t *
             break;
         }
         if (got > 0) got = parse_line(obj, r->path, r->line, m->cfg.vocab_size, &tok, &cap, &n, err);
+        if (got > 0 && n > batch_tokens) {
+            char what[64];
+            snprintf(what, sizeof what, "a line of %d tokens", n);
+            if (mart_check_memory(logits_bytes(m, n), what, err) != MART_OK)
+                got = mart_fail_wrap(err, "%s:%lld", r->path, (long long)r->line);
+        }
         cJSON_Delete(obj);
         if (got < 0) {
             /* The batch before a bad record is printed first, so answers stay in input order. */
@@ -224,6 +236,10 @@ int cmd_score(int argc, char **argv) {
     model *m;
     if (model_load(model_dir, false, &m, &err) != MART_OK) return cli_error("score", &err);
     double t1 = mart_now();
+    if (mart_check_memory(logits_bytes(m, batch_tokens), "--batch-tokens", &err) != MART_OK) {
+        model_free(m);
+        return cli_error("score", &err);
+    }
     int64_t n_lines = 0, n_tok = 0;
     mart_jsonl r;
     int rc = mart_jsonl_open(&r, input, &err);

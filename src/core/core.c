@@ -256,8 +256,19 @@ void mart_progress_finish(mart_progress *p) {
 /* ---- files ---- */
 
 int mart_read_file(const char *path, char **data, size_t *len, mart_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return mart_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    /* O_NONBLOCK so that a FIFO is refused below instead of waiting for a writer. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return mart_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return mart_fail(err, "%s: not a regular file", path);
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return mart_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    }
     mart_buf b = {0};
     char tmp[1 << 16];
     size_t n;
