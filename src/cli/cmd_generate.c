@@ -109,10 +109,13 @@ static bool write_result(const tok_tokenizer *tok, const gen_result *r, const in
     mart_buf_append(line, "{\"tokens\":[", 11);
     for (int32_t i = 0; i < r->n_tokens; i++)
         mart_buf_printf(line, "%s%d", i ? "," : "", r->tokens[i]);
+    /* A stop token sampled as the last token the budget allowed ends the sample as well. */
     int32_t n_text = r->n_tokens;
-    if (r->finish == GEN_FINISH_STOP && n_text > 0 &&
-        is_stop_id(stops, n_stops, r->tokens[n_text - 1]))
+    bool stopped = r->finish == GEN_FINISH_STOP;
+    if (n_text > 0 && is_stop_id(stops, n_stops, r->tokens[n_text - 1])) {
         n_text--;
+        stopped = true;
+    }
     /* Ids the tokenizer does not know (a model's padded vocabulary) have no text. */
     mart_buf text = {0};
     for (int32_t i = 0; i < n_text; i++) {
@@ -134,8 +137,7 @@ static bool write_result(const tok_tokenizer *tok, const gen_result *r, const in
         if (i) mart_buf_append(line, ",", 1);
         finite &= mart_json_number(line, (double)r->logprobs[i], 6);
     }
-    mart_buf_printf(line, "],\"finish\":\"%s\"}\n",
-                    r->finish == GEN_FINISH_STOP ? "stop" : "length");
+    mart_buf_printf(line, "],\"finish\":\"%s\"}\n", stopped ? "stop" : "length");
     return finite;
 }
 
