@@ -115,6 +115,8 @@ static bool json_to_i64(const cJSON *j, int64_t *out) {
 static int parse_metadata(st_file *f, const cJSON *meta, mart_err *err) {
     if (!cJSON_IsObject(meta))
         return mart_fail(err, "%s: header: \"__metadata__\" is not an object", f->path);
+    if (f->meta_keys)
+        return mart_fail(err, "%s: header: \"__metadata__\" appears twice", f->path);
     int32_t n = cJSON_GetArraySize(meta);
     f->meta_keys = mart_xcalloc((size_t)n + 1, sizeof *f->meta_keys);
     f->meta_values = mart_xcalloc((size_t)n + 1, sizeof *f->meta_values);
