@@ -190,7 +190,10 @@ int cmd_generate(int argc, char **argv) {
         "{\"tokens\": [ids], \"text\": \"...\", \"logprobs\": [...], \"finish\": "
         "\"stop\"|\"length\"} per sample. Log-probs are those of the sampling distribution "
         "(after temperature, top-k, top-p). Sampling stops at <|im_end|>, <|endoftext|> and "
-        "the model's eos (the stop token stays in tokens, not in text).",
+        "the model's eos (the stop token stays in tokens, not in text). \"text\" is valid "
+        "UTF-8 (U+FFFD where a sample ends inside a character). A bad line is answered with "
+        "one {\"error\": ..., \"line\": N} and the exit status is 1 once all lines are "
+        "answered; settings needing more memory than is available are refused up front.",
         opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (pr) return pr == 1 ? 0 : 2;
     mart_err err = {{0}};
