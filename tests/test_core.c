@@ -189,7 +189,9 @@ static void utf8_repair_replaces_each_maximal_ill_formed_subpart_by_one_fffd(voi
     assert_repairs_to("\xF4\x90\x80\x80", 4, R R R R, 12, 4);
     assert_repairs_to("\xF8\x88\x80\x80\x80", 5, R R R R R, 15, 5);
     /* A good lead then a bad continuation: the lead alone, then the next byte starts over. */
-    assert_repairs_to("\xE2\x82" "A", 3, R "A", 4, 1);
+    assert_repairs_to("\xE2\x82"
+                      "A",
+                      3, R "A", 4, 1);
 #undef R
     /* Valid UTF-8 is left as it is: every code point outside the surrogates, encoded. */
     mart_buf in = {0}, out = {0};
@@ -197,9 +199,11 @@ static void utf8_repair_replaces_each_maximal_ill_formed_subpart_by_one_fffd(voi
         if (cp >= 0xD800 && cp <= 0xDFFF) continue;
         unsigned char e[4];
         size_t len = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-        if (len == 1) e[0] = (unsigned char)cp;
+        if (len == 1)
+            e[0] = (unsigned char)cp;
         else {
-            for (size_t k = len - 1; k > 0; k--) e[k] = (unsigned char)(0x80 | ((cp >> (6 * (len - 1 - k))) & 0x3F));
+            for (size_t k = len - 1; k > 0; k--)
+                e[k] = (unsigned char)(0x80 | ((cp >> (6 * (len - 1 - k))) & 0x3F));
             e[0] = (unsigned char)((0xF00 >> len) | (cp >> (6 * (len - 1))));
         }
         mart_buf_append(&in, e, len);
@@ -214,7 +218,8 @@ static void utf8_repair_replaces_each_maximal_ill_formed_subpart_by_one_fffd(voi
     mart_rng_seed(&rng, 3, 0);
     for (int trial = 0; trial < 200; trial++) {
         char raw[64];
-        for (size_t i = 0; i < sizeof raw; i++) raw[i] = (char)(0x70 + mart_rng_range(&rng, 0, 0x8F));
+        for (size_t i = 0; i < sizeof raw; i++)
+            raw[i] = (char)(0x70 + mart_rng_range(&rng, 0, 0x8F));
         mart_buf o = {0};
         mart_utf8_repair(&o, raw, sizeof raw);
         for (size_t i = 0; i < o.len;) {

@@ -601,7 +601,7 @@ static void header_of_many_tensors_is_checked_in_n_log_n(void **state) {
     const int32_t n = 200000;
     static const float x[1] = {1};
     st_view *v = calloc((size_t)n, sizeof *v);
-    char (*names)[24] = calloc((size_t)n, sizeof *names);
+    char(*names)[24] = calloc((size_t)n, sizeof *names);
     for (int32_t i = 0; i < n; i++) {
         snprintf(names[i], sizeof names[i], "t%d", i);
         v[i] = (st_view){names[i], MART_DTYPE_F32, 1, {1}, x};
@@ -795,14 +795,15 @@ static void score_token_outside_the_vocabulary_names_the_line(void **state) {
 static void score_skips_blank_lines_and_answers_a_bad_line_in_its_place(void **state) {
     (void)state;
     char *out, *err;
-    assert_int_equal(run_score(score_model_dir(), "{\"tokens\":[1,2]}\n\r\n{\"tokens\":[3]}\n\n", "",
-                               &out, &err),
+    assert_int_equal(run_score(score_model_dir(), "{\"tokens\":[1,2]}\n\r\n{\"tokens\":[3]}\n\n",
+                               "", &out, &err),
                      0);
     assert_string_equal(strchr(out, '\n') + 1, "{\"logprobs\":[]}\n");
     free(out);
     free(err);
-    assert_int_equal(run_score(score_model_dir(), "{\"tokens\":[1,2]}\n{\"tokens\":[\"x\"]}\n{\"tokens\":[3]}\n",
-                               "", &out, &err),
+    assert_int_equal(run_score(score_model_dir(),
+                               "{\"tokens\":[1,2]}\n{\"tokens\":[\"x\"]}\n{\"tokens\":[3]}\n", "",
+                               &out, &err),
                      1);
     const char *second = strchr(out, '\n') + 1;
     assert_true(!strncmp(second, "{\"error\":\"", 10));

@@ -249,11 +249,10 @@ int cmd_generate(int argc, char **argv) {
         mart_fail(&err, "too many samples (%lld)", (long long)n_req);
         status = cli_error("generate", &err);
     }
-    if (!status && mart_check_memory((double)(kv_mb > 0 ? kv_mb : 0) * 1024 * 1024 +
-                                         requests_bytes((double)n_req, max_tokens, batch,
-                                                        m->cfg.vocab_size),
-                                     "the samples asked for (prompts x --n x --max-tokens)",
-                                     &err) != MART_OK)
+    if (!status &&
+        mart_check_memory((double)(kv_mb > 0 ? kv_mb : 0) * 1024 * 1024 +
+                              requests_bytes((double)n_req, max_tokens, batch, m->cfg.vocab_size),
+                          "the samples asked for (prompts x --n x --max-tokens)", &err) != MART_OK)
         status = cli_error("generate", &err);
     gen_result *res = NULL;
     int32_t stops[3], n_stops = 0;
@@ -288,8 +287,8 @@ int cmd_generate(int argc, char **argv) {
             const prompt_ids *p = &prompts[i];
             for (int32_t j = 0; !p->err && j < n_samples; j++, k++) {
                 tok_stream_init(&st[k].ts);
-                reqs[k] = (gen_request){p->ids, (int32_t)p->n, (uint64_t)(i * n_samples + j),
-                                        &st[k]};
+                reqs[k] =
+                    (gen_request){p->ids, (int32_t)p->n, (uint64_t)(i * n_samples + j), &st[k]};
             }
         }
         gen_ctx c = {tok, stop_str, {0}, 0, 0};

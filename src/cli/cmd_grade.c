@@ -57,9 +57,7 @@ int cmd_grade(int argc, char **argv) {
          "without a box, take \"the answer is ...\" (evaluation only)"},
     };
     int rc = cli_parse("grade", "(--input FILE.jsonl | --pred A --gold B)",
-                       "Prints {\"equal\":true|false,\"pred\":\"<answer>\"} per pair, in order; a bad "
-                       "line is answered with {\"error\": ..., \"line\": N} and the exit status "
-                       "is 1 once all lines are answered.",
+                       "Prints {\"equal\":true|false,\"pred\":\"<answer>\"} per pair, in order.",
                        opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     cfg.fallback_extract = fallback;

@@ -67,8 +67,10 @@ static int batch_flush(model *m, score_batch *b, mart_jsonl *r, FILE *out, mart_
         mart_buf_append(&line, "]}\n", 3);
         if (nan_at >= 0) {
             mart_err e;
-            mart_fail(&e, "%s:%lld: the model gave a non-finite log-probability (logprobs[%d]): "
-                      "are its weights finite?", r->path, (long long)b->lines[s], nan_at);
+            mart_fail(&e,
+                      "%s:%lld: the model gave a non-finite log-probability (logprobs[%d]): "
+                      "are its weights finite?",
+                      r->path, (long long)b->lines[s], nan_at);
             mart_jsonl_answer_error(r, out, "score", b->lines[s], &e);
         } else {
             fwrite(line.data, 1, line.len, out);
@@ -131,7 +133,8 @@ static int score_stream(model *m, mart_jsonl *r, int32_t batch_tokens, int64_t *
             rc = MART_ERR;
             break;
         }
-        if (got > 0) got = parse_line(obj, r->path, r->line, m->cfg.vocab_size, &tok, &cap, &n, err);
+        if (got > 0)
+            got = parse_line(obj, r->path, r->line, m->cfg.vocab_size, &tok, &cap, &n, err);
         if (got > 0 && n > batch_tokens) {
             char what[64];
             snprintf(what, sizeof what, "a line of %d tokens", n);

@@ -71,8 +71,10 @@ void mart_json_quote(mart_buf *out, const char *s, size_t n) {
         if (c >= 0x80) {
             bool valid;
             size_t len = mart_utf8_next(s + i, n - i, &valid);
-            if (valid) mart_buf_append(out, s + i, len);
-            else mart_buf_append(out, "\xEF\xBF\xBD", 3);
+            if (valid)
+                mart_buf_append(out, s + i, len);
+            else
+                mart_buf_append(out, "\xEF\xBF\xBD", 3);
             i += len;
             continue;
         }
@@ -131,10 +133,10 @@ void mart_json_print_line(FILE *f, const cJSON *obj) {
 /* The first \u0000 or lone surrogate escape of a line, and where it is. */
 typedef struct {
     enum { ESCAPE_NONE, ESCAPE_NUL, ESCAPE_LONE_SURROGATE } kind;
-    unsigned code;   /* the escaped code unit */
-    size_t column;   /* 1-based byte column of its backslash */
-    bool in_key;     /* inside an object key rather than a value */
-    char field[64];  /* key of the innermost member holding it; "" at top level */
+    unsigned code;  /* the escaped code unit */
+    size_t column;  /* 1-based byte column of its backslash */
+    bool in_key;    /* inside an object key rather than a value */
+    char field[64]; /* key of the innermost member holding it; "" at top level */
 } escape_finding;
 
 static int hex4(const char *s, size_t n, size_t i) {
@@ -189,10 +191,12 @@ static void scan_escapes(const char *s, size_t n, escape_finding *f) {
                 i += 4;
                 bool lone = false;
                 if (code >= 0xD800 && code <= 0xDBFF) {
-                    int low = i + 2 < n && s[i + 1] == '\\' && s[i + 2] == 'u' ? hex4(s, n, i + 3)
-                                                                                : -1;
-                    if (low >= 0xDC00 && low <= 0xDFFF) i += 6;
-                    else lone = true;
+                    int low =
+                        i + 2 < n && s[i + 1] == '\\' && s[i + 2] == 'u' ? hex4(s, n, i + 3) : -1;
+                    if (low >= 0xDC00 && low <= 0xDFFF)
+                        i += 6;
+                    else
+                        lone = true;
                 } else if (code >= 0xDC00 && code <= 0xDFFF) {
                     lone = true;
                 }
@@ -222,9 +226,12 @@ static void scan_escapes(const char *s, size_t n, escape_finding *f) {
 /* Fills err with what the finding means for line `line` of `path`. */
 static int escape_error(const escape_finding *f, const char *path, int64_t line, mart_err *err) {
     char where[96];
-    if (f->in_key) snprintf(where, sizeof where, "a key");
-    else if (f->field[0]) snprintf(where, sizeof where, "field '%s'", f->field);
-    else snprintf(where, sizeof where, "a string");
+    if (f->in_key)
+        snprintf(where, sizeof where, "a key");
+    else if (f->field[0])
+        snprintf(where, sizeof where, "field '%s'", f->field);
+    else
+        snprintf(where, sizeof where, "a string");
     if (f->kind == ESCAPE_NUL)
         return mart_fail(err, "%s:%lld: %s contains U+0000 (column %zu), which mart cannot carry",
                          path, (long long)line, where, f->column);
@@ -348,6 +355,7 @@ int mart_jsonl_load(const char *path, cJSON ***objs, int64_t *n, mart_err *err) 
 }
 
 void mart_jsonl_free(cJSON **objs, int64_t n) {
-    for (int64_t i = 0; i < n; i++) cJSON_Delete(objs[i]);
+    for (int64_t i = 0; i < n; i++)
+        cJSON_Delete(objs[i]);
     free(objs);
 }

@@ -115,8 +115,7 @@ static bool json_to_i64(const cJSON *j, int64_t *out) {
 static int parse_metadata(st_file *f, const cJSON *meta, mart_err *err) {
     if (!cJSON_IsObject(meta))
         return mart_fail(err, "%s: header: \"__metadata__\" is not an object", f->path);
-    if (f->meta_keys)
-        return mart_fail(err, "%s: header: \"__metadata__\" appears twice", f->path);
+    if (f->meta_keys) return mart_fail(err, "%s: header: \"__metadata__\" appears twice", f->path);
     int32_t n = cJSON_GetArraySize(meta);
     f->meta_keys = mart_xcalloc((size_t)n + 1, sizeof *f->meta_keys);
     f->meta_values = mart_xcalloc((size_t)n + 1, sizeof *f->meta_values);
@@ -353,8 +352,10 @@ const st_view *st_find(const st_file *f, const char *name) {
         int32_t mid = lo + (hi - lo) / 2;
         int c = strcmp(f->names[f->by_name[mid]], name);
         if (c == 0) return &f->views[f->by_name[mid]];
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return NULL;
 }

@@ -296,8 +296,8 @@ int model_config_load(const char *path, model_config *cfg, mart_err *err) {
     };
     for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++)
         if (bounds[i].value > bounds[i].max) {
-            mart_fail(err, "%s: field \"%s\" is %d, above mart's limit of %d", path,
-                      bounds[i].name, bounds[i].value, bounds[i].max);
+            mart_fail(err, "%s: field \"%s\" is %d, above mart's limit of %d", path, bounds[i].name,
+                      bounds[i].value, bounds[i].max);
             goto done;
         }
     if (c.head_dim % 2 != 0) {

@@ -41,7 +41,8 @@ static void check_quote(const char *s, size_t n) {
 static void check_strings(const cJSON *j) {
     if (cJSON_IsString(j)) check_quote(j->valuestring, strlen(j->valuestring));
     if (j->string) check_quote(j->string, strlen(j->string));
-    for (const cJSON *c = j->child; c; c = c->next) check_strings(c);
+    for (const cJSON *c = j->child; c; c = c->next)
+        check_strings(c);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

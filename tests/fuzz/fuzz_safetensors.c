@@ -21,7 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             const st_view *v = st_get(f, i);
             FUZZ_CHECK(st_find(f, v->name) == v);
             int64_t n = 1;
-            for (int32_t k = 0; k < v->ndim; k++) n *= v->shape[k];
+            for (int32_t k = 0; k < v->ndim; k++)
+                n *= v->shape[k];
             if (n > (1 << 20)) continue; /* bytes were checked against the file size already */
             float *out = malloc((size_t)(n > 0 ? n : 1) * sizeof *out);
             st_to_f32(v, out);
