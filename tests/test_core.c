@@ -7,6 +7,8 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <math.h>
 
@@ -257,6 +259,25 @@ static void json_quote_and_number_always_give_valid_json(void **state) {
 static void memory_check_refuses_what_is_not_available_with_the_figure(void **state) {
     (void)state;
     mart_err err = {0};
+    /* An address-space limit lowers what is available to what it leaves (in a child, so that
+     * the limit does not outlive the check). */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (!f || fscanf(f, "%ld", &pages) != 1) _exit(2);
+        fclose(f);
+        rlim_t used = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE), room = 64 << 20;
+        struct rlimit rl = {used + room, used + room};
+        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(3);
+        int64_t avail = mart_mem_available();
+        _exit(avail >= 0 && avail <= (int64_t)room && avail > (int64_t)(room / 2) ? 0 : 1);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
     assert_int_equal(mart_check_memory(1024.0, "a little", &err), MART_OK);
     assert_int_equal(mart_check_memory(1e30, "the moon", &err), MART_ERR);
     assert_non_null(strstr(err.msg, "the moon would need 9.31e+20 GiB of memory"));
