@@ -5,7 +5,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 PKGS="build-essential cmake pkg-config
   libopenblas-openmp-dev libpcre2-dev libcjson-dev libgmp-dev libmpfr-dev libcairo2-dev
-  libcmocka-dev
+  libcmocka-dev libcurl4-openssl-dev libssl-dev
   python3 python3-torch python3-numpy libblis4-openmp libtcmalloc-minimal4
   clang libclang-rt-14-dev"
 # Node.js and npm run the JavaScript reference tokenizer in the tests. A machine that already has

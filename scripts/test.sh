@@ -1,6 +1,8 @@
 #!/bin/sh
-# Builds mart and runs the whole test suite through ctest (the README's command 2).
-# MART_SANITIZE=1 builds in build-asan with AddressSanitizer + UBSan instead.
+# Builds mart and runs the whole test suite through ctest (the README's command 2), twice: with
+# 2 OpenMP threads and with 1, each time in a random test order, so that no verdict depends on
+# the thread count or on the order of the tests.
+# MART_SANITIZE=1 builds in build-asan with AddressSanitizer + UBSan and assert() on instead.
 set -eu
 cd "$(dirname "$0")/.."
 if [ "${MART_SANITIZE:-0}" = 1 ]; then
@@ -15,4 +17,8 @@ else
 fi
 cmake -S . -B "$dir" -DMART_WERROR=ON $flags >/dev/null
 cmake --build "$dir" -j"$(nproc)"
-cd "$dir" && ctest --output-on-failure -j"$(nproc)" --timeout 900
+cd "$dir"
+for threads in 2 1; do
+  echo "== ctest with OMP_NUM_THREADS=$threads, random order"
+  OMP_NUM_THREADS=$threads ctest --output-on-failure --schedule-random -j"$(nproc)" --timeout 900
+done

@@ -1,18 +1,25 @@
 #!/usr/bin/python3
 """Writes tests/grade_cases.jsonl: labelled (pred, gold) pairs for the grader's accuracy test.
 
-Two sources, each label being the mathematical truth as a careful competition grader judges:
-  1. rewrites of the real gold answers in data/bench: for each gold of a recognised shape, one
+Three sources, each label being the mathematical truth as a careful competition grader judges:
+  1. rewrites of the real gold answers in the data directory's bench/ ($MART_DATA, default
+     ../shared/data beside the repository): for each gold of a recognised shape, one
      rewrite that is equal by construction (another spelling of the same value) and one near
      miss that is unequal by construction (off by one, wrong sign, swapped order, dropped
      element, flipped bracket, rounded too early);
-  2. hand-written pairs per category, including the cases the usual toolkits get wrong.
+  2. hand-written pairs per category, including the cases the usual toolkits get wrong;
+  3. hand-written pairs (and whole responses, for extraction) per kind of answer that careful
+     grading judges differently from a naive grader: decimals for exact irrational golds, huge
+     or deep answers, several boxes, unboxed answers, choice letters with values, unit letters,
+     implicit products, many variables, notation, inequalities as sets, scaled matrices, and
+     integer-only identities. Each is its own example of its kind.
 Run: /usr/bin/python3 tests/grade_cases.py  (deterministic; the output is committed)."""
 import json, os, re
 from fractions import Fraction
 
 here = os.path.dirname(os.path.abspath(__file__))
-bench = os.path.join(os.path.dirname(here), "data", "bench")
+data = os.environ.get("MART_DATA") or os.path.join(os.path.dirname(here), "..", "shared", "data")
+bench = os.path.join(data, "bench")
 cases = []
 
 
@@ -167,10 +174,8 @@ H = [
     ("3\\times10^{8}", "3\\times10^{9}", False, "scientific", "wrong exponent"),
     ("4.5e33", "4.5\\times 10^{33}", True, "scientific", "e notation"),
     ("4.6e33", "4.5e33", False, "scientific", "mantissa off"),
-    ("3.1416", "\\pi", True, "numeric", "within 1e-4 relative"),
     ("3.14", "\\pi", False, "numeric", "outside 1e-4 relative"),
     ("1.414", "\\sqrt{2}", False, "numeric", "too rough"),
-    ("1.41421", "\\sqrt2", True, "numeric", "close enough"),
     ("8\\%", "8", True, "percent", "percent as a unit"),
     ("8\\%", "0.08", True, "percent", "percent as a value"),
     ("8", "8\\%", True, "percent", "gold with percent"),
@@ -210,6 +215,8 @@ H = [
     ("\\tan^2 x + 1", "\\sec^2 x", True, "trig", "identity at random points"),
     ("\\sin^2 x", "1 - \\cos^2 x", True, "trig", "Pythagoras"),
     ("\\sin 2x", "2\\sin x", False, "trig", "double angle is not doubling"),
+    ("\\arccos x", "\\frac{\\pi}{2}-\\arcsin x", True, "trig", "inverse functions: points inside their domain"),
+    ("\\arccos x", "\\frac{\\pi}{2}+\\arcsin x", False, "trig", "inverse functions, wrong sign"),
     ("\\log_2 8", "3", True, "log", "log base 2"),
     ("\\ln(e^3)", "3", True, "log", "ln exp"),
     ("\\exp(1)", "e", True, "exp", "exp"),
@@ -221,6 +228,8 @@ H = [
     ("\\dbinom{6}{3}", "20", True, "binomial", "\\dbinom"),
     ("\\binom{2n}{n}", "\\frac{(2n)!}{(n!)^2}", True, "binomial", "symbolic binomial"),
     ("\\binom{6}{2}", "20", False, "binomial", "wrong k"),
+    ("\\binom{n}{2}", "\\frac{n(n-1)}{2}", True, "binomial", "binomial of a variable"),
+    ("\\binom{n}{3}", "\\frac{n(n-1)(n-3)}{6}", False, "binomial", "binomial of a variable, wrong factor"),
     # variables
     ("x^2+2x+1", "(x+1)^2", True, "variables", "expanded square"),
     ("x^2+2x-1", "(x+1)^2", False, "variables", "sign of constant"),
@@ -330,6 +339,177 @@ H = [
 ]
 for p, g, e, c, n in H:
     add(p, g, e, c, n)
+
+# ---- 3. the kinds of answers careful human grading judges differently ------------------------
+# One list per kind; each pair is its own example of the kind. Categories name the kind; the
+# agreement table in docs/PERFORMANCE.md is kept by category (tests/grade_agreement.py).
+K = [
+    # a decimal that approximates an exact irrational gold is not the answer; a decimal gold keeps
+    # the tolerance
+    ("-2.236", "-\\sqrt{5}", False, "irrational-gold", "decimal for a negative radical"),
+    ("6.283", "2\\pi", False, "irrational-gold", "decimal for a multiple of pi"),
+    ("31.83", "\\frac{100}{\\pi}", False, "irrational-gold", "decimal for a quotient by pi"),
+    ("1.7320508", "\\sqrt{3}", False, "irrational-gold", "many digits are still an approximation"),
+    ("0.6931", "\\ln 2", False, "irrational-gold", "decimal for a logarithm"),
+    ("2.718", "e", False, "irrational-gold", "decimal for e"),
+    ("3.1416", "\\pi", False, "irrational-gold", "decimal for pi"),
+    ("1.41421", "\\sqrt2", False, "irrational-gold", "decimal for a root"),
+    ("\\frac{1}{\\sqrt{2}}", "\\frac{\\sqrt{2}}{2}", True, "irrational-gold", "exact forms stay equal"),
+    ("\\sin\\frac{\\pi}{3}", "\\frac{\\sqrt3}{2}", True, "irrational-gold", "exact trigonometric value"),
+    ("2\\sqrt{5}", "2.236", False, "irrational-gold", "a decimal gold is compared within tolerance: 2.236 is not 2 sqrt 5"),
+    ("\\sqrt{5}", "2.236", True, "irrational-gold", "decimal gold: the exact value is within tolerance"),
+    ("6.2832", "6.283", False, "irrational-gold", "two decimals compare exactly: 6.283 is the answer written"),
+    ("4\\pi", "12.566", True, "irrational-gold", "decimal gold of a physics-style set"),
+    ("9.81", "9.8", False, "irrational-gold", "decimal gold, outside tolerance"),
+    ("0.5", "\\frac{1}{2}", True, "irrational-gold", "a terminating decimal is exact"),
+    # limits: what real answers need is decided; beyond, "undecided" with a reason
+    ("10^{10^{10}}", "10^{10000000000}", True, "limits", "equal towers: same base, same exponent"),
+    ("2^{2^{64}}", "2^{18446744073709551616}", True, "limits", "equal huge powers of two"),
+    ("10^{10^{10}}", "10^{10000000001}", False, "limits", "huge powers of one base, exponents differ"),
+    ("((((((((((((((((((((((((x+1))))))))))))))))))))))))", "x+1", True, "limits", "24 nested parentheses"),
+    ("\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{256}}}}}}}}}}}}}}}}}}}}}}", "256^{1/4194304}", True, "limits", "22 nested square roots"),
+    ("1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{2}}}}}}}}}}}}}}}}}}}}", "\\frac{28657}{17711}", True, "limits", "a continued fraction 20 deep"),
+    ("+".join(f"{i}x^{{{i}}}" for i in range(1, 401)), "+".join(f"{i}x^{{{i}}}" for i in range(400, 0, -1)), True, "limits", "a polynomial of 400 terms, other order"),
+    ("+".join(f"{i}x^{{{i}}}" for i in range(1, 401)), "+".join(f"{i}x^{{{i}}}" for i in range(1, 400)) + "+401x^{400}", False, "limits", "400 terms, last coefficient off"),
+    ("+".join(["1"] * 500), "500", True, "limits", "a sum of 500 ones"),
+    ("10^{10^6}", "10^{10^6}+1", False, "limits", "too large to decide exactly: undecided, not equal"),
+    # multiple-choice letters beside their value, and in lower case
+    ("\\textbf{(B) } 14", "14", True, "choice-value", "letter and value against the value"),
+    ("\\textbf{(B) } 14", "(B)", True, "choice-value", "letter and value against the letter"),
+    ("\\textbf{(C) } 15", "\\text{(B)}", False, "choice-value", "another letter with its value"),
+    ("\\textbf{(B) } 15", "14", False, "choice-value", "letter with a wrong value"),
+    ("(b)", "\\text{(B)}", True, "choice-value", "lower-case letter in parentheses"),
+    ("(d)", "\\text{(B)}", False, "choice-value", "another lower-case letter"),
+    ("\\text{(E)}\\ \\frac{3}{4}", "\\frac34", True, "choice-value", "text letter then a fraction"),
+    ("(A) 2\\sqrt{3}", "\\text{(A) }2\\sqrt3", True, "choice-value", "both sides with letter and value"),
+    ("\\mathrm{(D)}", "D", True, "choice-value", "roman letter"),
+    # a trailing letter that may be a unit or a variable; compound units
+    ("7m", "7 m", True, "unit-letter", "glued and spaced metre sign read alike"),
+    ("\\frac{5}{2} m", "\\frac{5m}{2}", True, "unit-letter", "spaced letter after a fraction"),
+    ("3m+2", "3 m + 2", True, "unit-letter", "a letter inside a sum is a variable"),
+    ("3m+2", "5", False, "unit-letter", "variable inside a sum is no unit"),
+    ("60\\mathrm{~km}/\\mathrm{h}", "60", True, "unit-letter", "compound unit in roman"),
+    ("61\\mathrm{~km}/\\mathrm{h}", "60", False, "unit-letter", "compound unit, wrong value"),
+    ("9.8\\,\\text{m/s}^2", "9.8", True, "unit-letter", "unit with exponent"),
+    ("12\\,\\mathrm{m}^{2}", "12", True, "unit-letter", "square metres in roman"),
+    ("4 \\text{ N}\\cdot\\text{m}", "4", True, "unit-letter", "product of units"),
+    ("2.5 \\mathrm{~m} / \\mathrm{s}", "2.5", True, "unit-letter", "spaced compound unit"),
+    # implicit products and exponents, functions applied to arguments, renamed variables, primes
+    ("(n-1)3^n", "(n-1)3^{n}", True, "implicit-product", "a number after a closing parenthesis"),
+    ("(n+1)2^{n}", "(n+1)2^{n}+1", False, "implicit-product", "the same product plus one"),
+    ("(k+2)5^k", "5^k (k+2)", True, "implicit-product", "factors in another order"),
+    ("I(0)e^{-t}", "I(0) e^{-t}", True, "implicit-product", "function value times a factor"),
+    ("I(0)e^{-t}", "I(0)e^{-2t}", False, "implicit-product", "a function value is not zero"),
+    ("V(1)\\cdot 3", "3V(1)", True, "implicit-product", "a function value commutes"),
+    ("g(t)=3t", "g(x)=3x", True, "implicit-product", "function definition, renamed variable"),
+    ("h(s)=s^2+1", "h(u)=u^2-1", False, "implicit-product", "renamed variable, other formula"),
+    ("y'", "y^{\\prime}", True, "implicit-product", "prime as an exponent"),
+    ("y''+y", "y^{\\prime\\prime}+y", True, "implicit-product", "double prime"),
+    ("y'", "y", False, "implicit-product", "a derivative is not the function"),
+    # equations with many variables
+    ("AB=CDE", "CDE=AB", True, "many-variables", "sides swapped"),
+    ("ABCD=EF", "EF=ABCD", True, "many-variables", "four letters in a row are a product"),
+    ("PQRS+T=UV", "UV=PQRS+T", True, "many-variables", "seven symbols"),
+    ("ABCD=EF", "ABCD=EG", False, "many-variables", "another letter"),
+    ("a+b+c+d=e", "e=d+c+b+a", True, "many-variables", "five variables, reordered"),
+    ("a+b+c+d=e", "e=d+c+b-a", False, "many-variables", "five variables, one sign"),
+    # notation
+    ("seven", "7", True, "notation", "number word"),
+    ("\\text{twelve}", "12", True, "notation", "number word in text"),
+    ("eight", "7", False, "notation", "another number word"),
+    ("{n \\choose k}", "\\binom{n}{k}", True, "notation", "infix choose"),
+    ("{7 \\choose 3}", "35", True, "notation", "infix choose with numbers"),
+    ("{7 \\choose 2}", "35", False, "notation", "infix choose, wrong value"),
+    ("\\sin^{-1} x", "\\arcsin x", True, "notation", "inverse sine"),
+    ("\\tan^{-1}(2)", "\\arctan 2", True, "notation", "inverse tangent"),
+    ("\\cos^{-1} x", "\\arcsin x", False, "notation", "another inverse"),
+    ("math.sqrt(2)", "\\sqrt{2}", True, "notation", "code-style gold"),
+    ("np.arcsin(x)", "\\arcsin x", True, "notation", "numpy-style"),
+    ("2**10", "1024", True, "notation", "code power"),
+    ("\\mathbb{R} \\setminus \\{0\\}", "(-\\infty,0)\\cup(0,\\infty)", True, "notation", "reals without a point"),
+    ("\\mathbb{R} \\setminus \\{1\\}", "(-\\infty,0)\\cup(0,\\infty)", False, "notation", "another point removed"),
+    ("\\{1,2,3\\} \\setminus \\{2\\}", "\\{1,3\\}", True, "notation", "finite set difference"),
+    ("\\langle 1,-2\\rangle", "\\begin{pmatrix} 1 \\\\ -2 \\end{pmatrix}", True, "notation", "angle-bracket vector"),
+    ("\\langle 1,2\\rangle", "\\begin{pmatrix} 1 \\\\ -2 \\end{pmatrix}", False, "notation", "angle-bracket vector, one entry"),
+    # intervals and inequalities
+    ("x \\in [-2,7]", "-2 \\le x \\le 7", True, "interval-inequality", "membership against a double inequality"),
+    ("x \\in (-2,7]", "-2 \\le x \\le 7", False, "interval-inequality", "membership, open end"),
+    ("x<1 \\text{ or } x>4", "(-\\infty,1)\\cup(4,\\infty)", True, "interval-inequality", "two rays joined by or"),
+    ("x\\le 1 \\text{ or } x>4", "(-\\infty,1)\\cup(4,\\infty)", False, "interval-inequality", "closed ray"),
+    ("|x| \\ge 2", "(-\\infty,-2]\\cup[2,\\infty)", True, "interval-inequality", "absolute value at least"),
+    ("|x| < 3", "(-3,3)", True, "interval-inequality", "absolute value below"),
+    ("|x| > 3", "(-3,3)", False, "interval-inequality", "absolute value above is not inside"),
+    ("(0,4]", "t(0,4]", True, "interval-inequality", "gold prefixed by its variable"),
+    ("[0,4]", "t(0,4]", False, "interval-inequality", "gold prefixed by its variable, closed end"),
+    ("a \\le x \\le b", "x \\in [a,b]", True, "interval-inequality", "symbolic ends"),
+    # scalars times matrices, ± inside tuples
+    ("\\frac12\\begin{pmatrix} 2 & 4 \\\\ 6 & 8 \\end{pmatrix}", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", True, "matrix-scalar", "half of a matrix"),
+    ("-\\begin{pmatrix} 1 \\\\ -3 \\end{pmatrix}", "\\begin{pmatrix} -1 \\\\ 3 \\end{pmatrix}", True, "matrix-scalar", "negated column"),
+    ("3\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 3 \\\\ 5 \\end{pmatrix}", False, "matrix-scalar", "scaled, one entry off"),
+    ("\\begin{pmatrix} 1 & 2 \\end{pmatrix}\\cdot 2", "\\begin{pmatrix} 2 & 4 \\end{pmatrix}", True, "matrix-scalar", "scalar on the right"),
+    ("\\frac{1}{5}\\begin{pmatrix} 3 \\\\ 4 \\end{pmatrix}", "(0.6, 0.8)", True, "matrix-scalar", "scaled column against a tuple"),
+    ("(\\pm 1, 3)", "(1,3),(-1,3)", True, "matrix-scalar", "± inside a tuple"),
+    ("(\\pm 1, 3)", "(1,3)", False, "matrix-scalar", "± inside a tuple against one tuple"),
+    ("(\\pm 2, \\pm 1)", "(2,1),(2,-1),(-2,1),(-2,-1)", True, "matrix-scalar", "two ± in a tuple"),
+    # identities that hold on the integers only
+    ("\\lceil \\log_2 (n+1) \\rceil", "\\lfloor \\log_2 n \\rfloor + 1", True, "integer-identity", "bit length"),
+    ("\\lfloor \\frac{n}{2} \\rfloor", "\\lceil \\frac{n-1}{2} \\rceil", True, "integer-identity", "halves"),
+    ("\\lfloor \\frac{n+1}{2} \\rfloor", "\\lceil \\frac{n}{2} \\rceil", True, "integer-identity", "halves rounded up"),
+    ("\\lfloor \\frac{n}{2} \\rfloor", "\\lceil \\frac{n}{2} \\rceil", False, "integer-identity", "floor and ceiling differ at odd n"),
+    ("\\lfloor \\sqrt{n} \\rfloor", "\\lceil \\sqrt{n} \\rceil - 1", False, "integer-identity", "differ at squares"),
+    ("\\lfloor \\log_2 n \\rfloor + 1", "\\lceil \\log_2 n \\rceil", False, "integer-identity", "differ at powers of two"),
+    ("1.7321", "\\sqrt{3}", False, "irrational-gold", "a further example of the kind"),
+    ("\\frac{\\sqrt{3}}{1}", "1.7321", True, "irrational-gold", "a further example of the kind"),
+    ("0.7854", "\\frac{\\pi}{4}", False, "irrational-gold", "a further example of the kind"),
+    ("3^{3^{20}}", "3^{3486784401}", True, "limits", "a further example of the kind"),
+    ("\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+\\frac{1}{1+1}}}}}}}}}}}}}}}}}}}}}}}}", "\\frac{75025}{121393}", True, "limits", "a further example of the kind"),
+    ("\\textbf{(D)}\\ 48", "48", True, "choice-value", "a further example of the kind"),
+    ("(c) 12", "\\textbf{(C)}", True, "choice-value", "a further example of the kind"),
+    ("5\\,\\mathrm{m}", "5", True, "unit-letter", "a further example of the kind"),
+    ("30\\ \\text{m}/\\text{s}", "30", True, "unit-letter", "a further example of the kind"),
+    ("2m+1", "2m + 1", True, "unit-letter", "a further example of the kind"),
+    ("(n+2)4^n", "4^n(n+2)", True, "implicit-product", "a further example of the kind"),
+    ("f(s)=s^3", "f(t)=t^3", True, "implicit-product", "a further example of the kind"),
+    ("z''", "z^{\\prime\\prime}", True, "implicit-product", "a further example of the kind"),
+    ("WXYZ=AB", "AB=WXYZ", True, "many-variables", "a further example of the kind"),
+    ("nine", "9", True, "notation", "a further example of the kind"),
+    ("{10 \\choose 2}", "45", True, "notation", "a further example of the kind"),
+    ("\\cos^{-1}(0)", "\\frac{\\pi}{2}", True, "notation", "a further example of the kind"),
+    ("\\mathbb{R}\\setminus\\{-1,1\\}", "(-\\infty,-1)\\cup(-1,1)\\cup(1,\\infty)", True, "notation", "a further example of the kind"),
+    ("x \\le -3 \\text{ or } x \\ge 3", "|x| \\ge 3", True, "interval-inequality", "a further example of the kind"),
+    ("y \\in (1, 5)", "1<y<5", True, "interval-inequality", "a further example of the kind"),
+    ("2\\begin{pmatrix} 1 & 0 \\\\ 0 & 1 \\end{pmatrix}", "\\begin{pmatrix} 2 & 0 \\\\ 0 & 2 \\end{pmatrix}", True, "matrix-scalar", "a further example of the kind"),
+    ("(3, \\pm 2)", "(3,2),(3,-2)", True, "matrix-scalar", "a further example of the kind"),
+    ("\\lfloor \\frac{n+2}{3} \\rfloor", "\\lceil \\frac{n}{3} \\rceil", True, "integer-identity", "a further example of the kind"),
+    ("\\lfloor \\frac{n+1}{3} \\rfloor", "\\lceil \\frac{n}{3} \\rceil", False, "integer-identity", "a further example of the kind"),
+]
+for p, g, e, c, n in K:
+    add(p, g, e, c, n)
+
+# Responses: the answer must first be found in the text (several boxes, or none: the fallback)
+R = [
+    ("The quadratic factors as $(x-1)(x+3)$, so the roots are $\\boxed{1}$ and $\\boxed{-3}$.", "1, -3", True, "multi-box", "two roots in the closing sentence"),
+    ("So $x = \\boxed{2}$ and $y = \\boxed{5}$.", "(2,5)", True, "multi-box", "named values joined by and"),
+    ("The solutions are $\\boxed{-1}, \\boxed{0}, \\boxed{4}$.", "-1, 0, 4", True, "multi-box", "three boxes separated by commas"),
+    ("The roots are $\\boxed{2}$ and $\\boxed{7}$.", "2, 5", False, "multi-box", "one of two roots wrong"),
+    ("First I got $\\boxed{3}$. Wait, that is wrong: redoing it gives $\\boxed{4}$.", "4", True, "multi-box", "an earlier draft is superseded"),
+    ("First I got $\\boxed{3}$. Wait, that is wrong: redoing it gives $\\boxed{4}$.", "3", False, "multi-box", "the draft is not the answer"),
+    ("Checking: $\\boxed{6}$ works, so then the answer is $\\boxed{6}$.", "6", True, "multi-box", "the same box twice"),
+    ("Case 1 gives \\boxed{2}.\n\nCase 2 gives \\boxed{8}, which is the final answer \\boxed{8}.", "8", True, "multi-box", "boxes in separate sentences"),
+    ("The final answer is 12.", "12", True, "fallback", "final-answer phrase"),
+    ("Adding them up, so $m+n=116$.", "116", True, "fallback", "last number of the last sentence"),
+    ("Thus the answer is $\\frac{3}{4}$.", "\\frac34", True, "fallback", "phrase with mathematics"),
+    ("We try 5 and 7, and the total is 35.", "12", False, "fallback", "last number, wrong"),
+    ("Final Answer: The final answer is $-2$. I hope it is correct.", "-2", True, "fallback", "phrase followed by a sentence"),
+    ("I cannot solve this.", "3", False, "fallback", "no number at all"),
+    ("Hence $a=\\boxed{3}$ and $b=\\boxed{-4}$.", "(3,-4)", True, "multi-box", "a further example of the kind"),
+    ("I think \\boxed{5}. Hmm, let me recheck. Actually \\boxed{7}.", "7", True, "multi-box", "a further example of the kind"),
+    ("Therefore, the final answer is $\\frac{7}{2}$.", "3.5", True, "fallback", "a further example of the kind"),
+    ("The total comes to 1,250 dollars.", "1250", True, "fallback", "a further example of the kind"),
+]
+for r, g, e, c, n in R:
+    cases.append({"response": r, "gold": g, "equal": e, "category": c, "note": n,
+                  "fallback": c == "fallback"})
 
 with open(os.path.join(here, "grade_cases.jsonl"), "w") as f:
     for c in cases:

@@ -530,10 +530,139 @@ static void test_only_boxed_answers_count_even_with_the_graders_fallback_on(void
     env_episode_free(&ep);
 }
 
+/* The study's single-turn baseline (SPEC §3): the turn runs past the box to its end; the answer
+ * is the last box, else "the answer is", else the last number; the reward is +1 right, -0.5
+ * wrong with "boxed" in the text, -1 otherwise. */
+static void test_study_baseline_reads_the_answer_with_the_qwen_parsers_fallbacks(void **state) {
+    (void)state;
+    env_config c = defaults();
+    c.study_baseline = true;
+    c.baseline_prompt = true;
+    static const struct {
+        const char *script, *answer;
+        env_attempt_status status;
+        float reward;
+    } cases[] = {
+        /* no stop at the box: the later box wins, and the text runs to <|im_end|> */
+        {"\\boxed{5} no wait, \\boxed{6} done<|im_end|>", "6", ENV_ATTEMPT_RIGHT, 1.0f},
+        {"so the answer is 6.<|im_end|>", "6", ENV_ATTEMPT_RIGHT, 1.0f},
+        {"we get 1,206 then 3.5 and -6<|im_end|>", "-6", ENV_ATTEMPT_WRONG, -1.0f},
+        {"adding: 2 and 4 give 6<|im_end|>", "6", ENV_ATTEMPT_RIGHT, 1.0f},
+        {"I would write boxed here but 7<|im_end|>", "7", ENV_ATTEMPT_WRONG, -0.5f},
+        {"\\boxed{7}<|im_end|>", "7", ENV_ATTEMPT_WRONG, -0.5f},
+        {"no idea at all<|im_end|>", NULL, ENV_ATTEMPT_NO_BOX, -1.0f},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        env_episode ep;
+        const char *script = cases[i].script;
+        int32_t used = run_script(&c, Q, "6", 1, script, &ep, NULL);
+        int32_t n_ids = 0;
+        free(golden_ids(script, &n_ids));
+        assert_int_equal(used, n_ids); /* every id up to <|im_end|>: no stop at the box */
+        assert_int_equal(ep.n_attempts, 1);
+        assert_int_equal(ep.attempts[0].status, cases[i].status);
+        if (cases[i].answer)
+            assert_string_equal(ep.attempts[0].answer, cases[i].answer);
+        else
+            assert_null(ep.attempts[0].answer);
+        assert_true(ep.reward == cases[i].reward);
+        env_episode_free(&ep);
+    }
+}
+
+/* A chat prompt: the exact ChatML bytes, as ids of the whole string; a later exchange starts
+ * with the "\n" that follows the previous turn's <|im_end|>. */
+static void test_chat_prompts_have_the_chatml_bytes(void **state) {
+    (void)state;
+    mart_err err = {0};
+    int32_t *ids = NULL, n = 0, ng = 0;
+    assert_int_equal(env_build_chat(tok, "Be brief.", "Hi there", false, &ids, &n, &err), MART_OK);
+    int32_t *want = golden_ids("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi "
+                               "there<|im_end|>\n<|im_start|>assistant\n",
+                               &ng);
+    assert_int_equal(n, ng);
+    assert_memory_equal(ids, want, (size_t)n * sizeof(int32_t));
+    free(ids);
+    free(want);
+    assert_int_equal(env_build_chat(tok, NULL, "Next", true, &ids, &n, &err), MART_OK);
+    want = golden_ids("\n<|im_start|>user\nNext<|im_end|>\n<|im_start|>assistant\n", &ng);
+    assert_int_equal(n, ng);
+    assert_memory_equal(ids, want, (size_t)n * sizeof(int32_t));
+    free(ids);
+    free(want);
+}
+
+/* The room reserved per feedback turn fits the longest question when the turn repeats it. */
+static void test_feedback_room_fits_the_longest_repeated_question(void **state) {
+    (void)state;
+    env_config c = defaults();
+    char long_q[2048];
+    size_t n = 0;
+    while (n + 40 < sizeof long_q)
+        n += (size_t)snprintf(long_q + n, sizeof long_q - n, "Tom has %zu apples and more. ", n);
+    const char *qs[3] = {Q, long_q, "What is 1+1?"};
+    int32_t room_plain = 0, room_rep = 0, room_short = 0, *fb = NULL, nfb = 0;
+    mart_err err = {0};
+    assert_int_equal(env_feedback_room(tok, &c, qs, 3, &room_plain, &err), MART_OK);
+    c.repeat_question = true;
+    assert_int_equal(env_feedback_room(tok, &c, qs, 3, &room_rep, &err), MART_OK);
+    assert_int_equal(env_feedback_room(tok, &c, qs, 1, &room_short, &err), MART_OK);
+    assert_int_equal(env_build_feedback(tok, &c, long_q, 99, false, &fb, &nfb, &err), MART_OK);
+    free(fb);
+    assert_int_equal(room_rep, nfb);
+    assert_true(room_rep > room_short + 200 && room_short > room_plain);
+}
+
 /* With Qwen's tokenizer: the prompt and feedback ids, built from special ids and encoded text
  * pieces, equal the ids of the whole ChatML string tokenized at once, the way the reference
  * builds them, both by mart's tokenizer and (when node is there) by the transformers.js
  * reference. Skipped when the reference package has not been installed (tests/ref/tok). */
+/* A base model's tokenizer without ChatML tokens (Llama 2 family: stories260K in
+ * ../shared/models): the markers are text, each stretch tokenized as the whole string would
+ * be, and a turn ends at the tokenizer's eos. */
+static void test_without_chatml_tokens_the_markers_are_text_and_eos_ends_a_turn(void **state) {
+    (void)state;
+    const char *src = getenv("MART_SOURCE_DIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/../shared/models/stories260K", src ? src : ".");
+    tok_tokenizer *t = NULL;
+    mart_err err = {0};
+    if (tok_load(path, &t, &err) != MART_OK) fail_msg("%s", err.msg);
+    env_config c = defaults();
+    int32_t *ids = NULL, n = 0, *want = NULL;
+    int64_t nw = 0;
+    assert_int_equal(env_build_prompt(t, &c, Q, 3, &ids, &n, &err), MART_OK);
+    assert_int_equal(tok_encode(t, PROMPT3, strlen(PROMPT3), &want, &nw, &err), MART_OK);
+    assert_int_equal(n, nw);
+    assert_memory_equal(ids, want, (size_t)n * sizeof *ids);
+    free(ids);
+    free(want);
+    /* An attempt without a box, ended by eos (</s>, id 2): feedback closes the turn. */
+    env_session s;
+    env_episode ep;
+    env_problem p = {Q, "6"};
+    assert_int_equal(env_episode_begin(&s, t, &c, &p, 2, &ep, &err), MART_OK);
+    assert_int_equal(tok_eos_id(t), 2);
+    assert_int_equal(env_episode_on_token(&s, 300, 0, false), ENV_STEP_CONTINUE);
+    assert_int_equal(env_episode_on_token(&s, 2, 0, false), ENV_STEP_FEEDBACK);
+    char *msg = env_feedback_text(&c, 1);
+    mart_buf fb = {0};
+    mart_buf_printf(&fb, "<|im_end|>\n<|im_start|>system\n%s<|im_end|>\n<|im_start|>assistant\n",
+                    msg);
+    want = NULL;
+    nw = 0;
+    assert_int_equal(tok_encode(t, fb.data, fb.len, &want, &nw, &err), MART_OK);
+    assert_int_equal(s.n_feedback, nw);
+    assert_memory_equal(s.feedback, want, (size_t)nw * sizeof *want);
+    assert_int_equal(ep.attempts[0].status, ENV_ATTEMPT_NO_BOX);
+    free(want);
+    free(msg);
+    mart_buf_free(&fb);
+    env_session_free(&s);
+    env_episode_free(&ep);
+    tok_free(t);
+}
+
 static void test_ids_match_the_whole_string_tokenized_by_the_reference(void **state) {
     (void)state;
     const char *src = getenv("MART_SOURCE_DIR");
@@ -627,6 +756,7 @@ static void test_ids_match_the_whole_string_tokenized_by_the_reference(void **st
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_defaults_are_the_papers),
+        cmocka_unit_test(test_without_chatml_tokens_the_markers_are_text_and_eos_ends_a_turn),
         cmocka_unit_test(test_prompt_has_the_exact_bytes_and_ids_of_the_spec),
         cmocka_unit_test(test_feedback_turn_has_the_exact_bytes_and_ids_of_the_spec),
         cmocka_unit_test(test_repeat_question_and_baseline_variants_have_their_exact_bytes),
@@ -646,6 +776,9 @@ int main(void) {
         cmocka_unit_test(test_reward_is_discounted_by_attempts_used),
         cmocka_unit_test(test_cancelled_feedback_leaves_no_trace_and_ends_the_episode),
         cmocka_unit_test(test_attempts_are_drawn_uniformly_in_the_configured_range),
+        cmocka_unit_test(test_study_baseline_reads_the_answer_with_the_qwen_parsers_fallbacks),
+        cmocka_unit_test(test_feedback_room_fits_the_longest_repeated_question),
+        cmocka_unit_test(test_chat_prompts_have_the_chatml_bytes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "mart/eval.h"
+#include "mart/plot.h"
 
 static tok_tokenizer *tok;
 static char tmpdir[256];
@@ -45,9 +46,9 @@ static int teardown(void **state) {
  * and answers "\boxed{-1}" before that, so the accuracy within k attempts is known. */
 static int scripted_runner(void *ctx, const tok_tokenizer *t, const env_config *cfg,
                            const env_problem *problems, const int32_t *attempts, int32_t n,
-                           const gen_params *p, uint64_t stream_base, env_done_fn on_done,
+                           const gen_params *p, const uint64_t *streams, env_done_fn on_done,
                            void *done_ctx, env_episode *out, mart_err *err) {
-    (void)ctx, (void)p, (void)stream_base;
+    (void)ctx, (void)p, (void)streams;
     for (int32_t i = 0; i < n; i++) {
         env_session s;
         if (env_episode_begin(&s, t, cfg, &problems[i], attempts[i], &out[i], err) != MART_OK)
@@ -199,12 +200,17 @@ static void test_results_json_has_the_documented_shape(void **state) {
     assert_float_equal(cJSON_GetObjectItem(avg, "1")->valuedouble, 1.0 / 3, 1e-12);
     assert_float_equal(cJSON_GetObjectItem(avg, "2")->valuedouble, 2.0 / 3, 1e-12);
     cJSON_Delete(o);
-    /* It loads back as written, and the figure is there. */
+    /* It loads back as written; the figure is the plot module's, drawn from the results (the
+     * evaluation itself draws nothing). */
     eval_results back;
     assert_int_equal(eval_results_load(path, &back, &err), MART_OK);
     assert_int_equal(back.n_ks, 2);
     assert_int_equal(back.n_benches, 2);
     assert_float_equal(back.average[1], 2.0 / 3, 1e-12);
+    assert_false(mart_path_exists(mart_path_join(path, sizeof path, out, "attempts.svg")));
+    assert_int_equal(plot_eval_attempts(&back, mart_path_join(path, sizeof path, out, "attempts"),
+                                        &err),
+                     MART_OK);
     eval_results_free(&back);
     assert_true(mart_path_exists(mart_path_join(path, sizeof path, out, "attempts.svg")));
     assert_true(mart_path_exists(mart_path_join(path, sizeof path, out, "attempts.png")));
@@ -249,9 +255,9 @@ static void test_transcripts_hold_every_episode_with_its_attempts(void **state) 
 /* A policy whose attempt starts in the middle of a UTF-8 character (as a sampled token can). */
 static int partial_char_runner(void *ctx, const tok_tokenizer *t, const env_config *cfg,
                                const env_problem *problems, const int32_t *attempts, int32_t n,
-                               const gen_params *p, uint64_t stream_base, env_done_fn on_done,
+                               const gen_params *p, const uint64_t *streams, env_done_fn on_done,
                                void *done_ctx, env_episode *out, mart_err *err) {
-    (void)ctx, (void)p, (void)stream_base;
+    (void)ctx, (void)p, (void)streams;
     static const char text[] = "\xe4\xbd so \\boxed{1}";
     for (int32_t i = 0; i < n; i++) {
         env_session s;
@@ -345,16 +351,14 @@ static void test_rerun_skips_finished_problems_and_gives_the_same_accuracy(void 
 
 static void test_named_benchmarks_resolve_in_the_data_folder(void **state) {
     (void)state;
-    const char *src = getenv("MART_SOURCE_DIR");
-    if (!src) skip();
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/data/bench", src);
+    const char *dir = getenv("MART_DATA");
+    if (!dir) skip();
     static const int32_t ks[1] = {2};
-    const char *benches[2] = {"aime24", "gsm8k"};
+    const char *benches[3] = {"aime24", "gsm8k", "math"};
     eval_config c;
     eval_config_default(&c);
     c.benches = benches;
-    c.n_benches = 2;
+    c.n_benches = 3;
     c.data_dir = dir;
     c.ks = ks;
     c.n_ks = 1;
@@ -364,15 +368,21 @@ static void test_named_benchmarks_resolve_in_the_data_folder(void **state) {
     eval_results r;
     mart_err err = {0};
     assert_int_equal(eval_run_with(scripted_runner, NULL, tok, &c, NULL, &r, &err), MART_OK);
-    assert_int_equal(r.n_benches, 2);
+    assert_int_equal(r.n_benches, 3);
     assert_string_equal(r.benches[1].name, "gsm8k");
-    assert_int_equal(r.benches[0].n, 2);
-    assert_int_equal(r.benches[1].n, 2);
+    assert_string_equal(r.benches[2].name, "math"); /* MATH's test split */
+    for (int b = 0; b < 3; b++)
+        assert_int_equal(r.benches[b].n, 2);
     eval_results_free(&r);
-    /* An unknown name is an error naming the path it looked for. */
+    /* An unknown name is an error listing the known ones. */
     benches[1] = "nosuchbench";
     assert_int_equal(eval_run_with(scripted_runner, NULL, tok, &c, NULL, &r, &err), MART_ERR);
-    assert_non_null(strstr(err.msg, "nosuchbench.jsonl"));
+    assert_non_null(strstr(err.msg, "'nosuchbench' is not known"));
+    /* A known name missing from the data directory says how to fetch it. */
+    benches[1] = "gsm8k";
+    c.data_dir = "/nonexistent";
+    assert_int_equal(eval_run_with(scripted_runner, NULL, tok, &c, NULL, &r, &err), MART_ERR);
+    assert_non_null(strstr(err.msg, "mart data get aime24"));
 }
 
 static void test_a_record_without_the_question_field_is_an_error_naming_the_line(void **state) {
@@ -416,6 +426,58 @@ static void test_eval_runs_through_the_generation_engine(void **state) {
     mart_read_file(mart_path_join(p2, sizeof p2, out2, "transcripts.jsonl"), &b, &lb, &err);
     assert_int_equal(la, lb);
     assert_memory_equal(a, b, la);
+    free(a);
+    free(b);
+    model_free(m);
+}
+
+/* Sampled evaluation (temperature 1) interrupted and resumed samples what an uninterrupted
+ * run does: an episode's stream is its problem and attempts, not its place in the work left.
+ * The interruption: a run over the first 3 problems, then the same run over all 6. */
+static void test_a_resumed_sampled_evaluation_samples_what_an_uninterrupted_one_does(void **state) {
+    (void)state;
+    model_config mc;
+    mart_err err = {0};
+    assert_int_equal(model_config_builtin("tiny", &mc, &err), MART_OK);
+    mc.vocab_size = tok_vocab_size(tok);
+    model *m = model_create(&mc, false, false);
+    model_init_random(m, 9);
+    static const int32_t ks[2] = {1, 2};
+    eval_config c = custom_config(ks, 2, 6);
+    c.env.max_tokens = 10;
+    c.sampling.temperature = 1.0f;
+    c.sampling.seed = 5;
+    char whole[512], pieces[512], p1[600], p2[600];
+    snprintf(whole, sizeof whole, "%s/sampled_whole", tmpdir);
+    snprintf(pieces, sizeof pieces, "%s/sampled_pieces", tmpdir);
+    eval_results r;
+    assert_int_equal(eval_run(m, tok, &c, whole, &r, &err), MART_OK);
+    eval_results_free(&r);
+    c.limit = 3;
+    assert_int_equal(eval_run(m, tok, &c, pieces, &r, &err), MART_OK);
+    eval_results_free(&r);
+    c.limit = 6;
+    assert_int_equal(eval_run(m, tok, &c, pieces, &r, &err), MART_OK);
+    assert_int_equal(r.episodes_resumed, 6);
+    eval_results_free(&r);
+    /* the same lines, whatever order they were written in */
+    char *a = NULL, *b = NULL;
+    size_t la = 0, lb = 0;
+    assert_int_equal(mart_read_file(mart_path_join(p1, sizeof p1, whole, "transcripts.jsonl"), &a,
+                                    &la, &err),
+                     MART_OK);
+    assert_int_equal(mart_read_file(mart_path_join(p2, sizeof p2, pieces, "transcripts.jsonl"), &b,
+                                    &lb, &err),
+                     MART_OK);
+    assert_int_equal(la, lb);
+    int64_t lines = 0;
+    for (char *line = a, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        if (!strstr(b, line)) fail_msg("not in the resumed transcripts: %s", line);
+        lines++;
+    }
+    assert_int_equal(lines, 12);
     free(a);
     free(b);
     model_free(m);
@@ -613,6 +675,7 @@ int main(void) {
         cmocka_unit_test(test_named_benchmarks_resolve_in_the_data_folder),
         cmocka_unit_test(test_a_record_without_the_question_field_is_an_error_naming_the_line),
         cmocka_unit_test(test_eval_runs_through_the_generation_engine),
+        cmocka_unit_test(test_a_resumed_sampled_evaluation_samples_what_an_uninterrupted_one_does),
         cmocka_unit_test(test_env_run_episodes_are_the_same_alone_or_in_a_batch),
         cmocka_unit_test(test_env_run_appends_feedback_after_the_models_own_im_end),
         cmocka_unit_test(test_mart_eval_writes_its_outputs_and_resumes),

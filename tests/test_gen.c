@@ -17,9 +17,13 @@
 #include "mart/safetensors.h"
 #include "mart/tok.h"
 #include "model/kern.h"
-#include "model/kern_gemv.h"
 
 #include <cjson/cJSON.h>
+
+static bool bf16_products_supported(void) {
+    const mart_backend *be = mart_backend_cpu();
+    return be->bf16_products_supported(be);
+}
 
 /* Logits of a random model are nearly flat; scaling the final norm spreads them so that
  * argmax ties (where rounding could flip a greedy choice) do not occur. */
@@ -199,7 +203,7 @@ static void a_sequence_decodes_identically_alone_or_in_a_batch_of_64(void **stat
  * 1e-7 could flip the rounding of an activation to bfloat16, a jump of 2^-9 relative.) */
 static void with_bf16_products_a_sequence_decodes_identically_alone_or_in_a_batch(void **state) {
     (void)state;
-    if (!kern_gemv_bf16_products_supported()) skip();
+    if (!bf16_products_supported()) skip();
     gen_params p;
     gen_params_default(&p);
     p.temperature = 0.0f;
@@ -600,6 +604,7 @@ static void the_kv_budget_limits_slots_and_rejects_what_cannot_fit(void **state)
 static void the_small_m_matrix_product_matches_sgemm(void **state) {
     (void)state;
     enum { N = 37, K = 203, MMAX = 64 }; /* N, K: neither a multiple of the vector width */
+    const mart_backend *fast = mart_backend_cpu(), *plain = mart_backend_cpu_sgemm_only();
     float *w = malloc((size_t)(N * K) * sizeof(float)),
           *x = malloc((size_t)(MMAX * K) * sizeof(float));
     float *y0 = malloc((size_t)(MMAX * N) * sizeof(float)),
@@ -614,29 +619,28 @@ static void the_small_m_matrix_product_matches_sgemm(void **state) {
     for (int64_t i = 0; i < N; i++)
         b[i] = mart_rng_normal(&r);
     static const int64_t ms[] = {1, 2, 3, 4, 5, 7, 17, 64};
-    bool was = kern_gemv_bf16_products(false);
     for (int bf = 0; bf < 2; bf++) {
+        uint16_t *w16 = NULL;
         if (bf) {
             round_to_bf16(w, N * K);
-            assert_true(kern_gemv_register_bf16(w, N * K));
+            w16 = fast->bf16_copy(fast, w, N * K); /* NULL where no kernel reads copies */
         } else {
-            assert_false(kern_gemv_register_bf16(w, N * K)); /* not exact: no copy */
+            assert_null(fast->bf16_copy(fast, w, N * K)); /* not exact: no copy */
         }
         for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
             for (int acc = 0; acc < 2; acc++) {
                 int64_t M = ms[mi];
                 for (int64_t i = 0; i < M * N; i++)
                     y0[i] = y1[i] = (float)i;
-                kern_gemv_enable(false);
-                kern_linear(y0, x, w, acc ? NULL : b, M, N, K, acc);
-                kern_gemv_enable(true);
-                kern_linear(y1, x, w, acc ? NULL : b, M, N, K, acc);
+                plain->linear(plain, y0, x, w, NULL, acc ? NULL : b, M, N, K, acc,
+                              MART_PRODUCTS_EXACT);
+                fast->linear(fast, y1, x, w, w16, acc ? NULL : b, M, N, K, acc,
+                             MART_PRODUCTS_EXACT);
                 for (int64_t i = 0; i < M * N; i++)
                     assert_float_equal(y0[i], y1[i], 1e-3);
             }
-        if (bf) kern_gemv_unregister(w);
+        fast->free(fast, w16);
     }
-    kern_gemv_bf16_products(was);
     free(w);
     free(x);
     free(y0);
@@ -648,14 +652,15 @@ static void the_small_m_matrix_product_matches_sgemm(void **state) {
  * in 32-element steps allows (K / 32 roundings of 2^-24 each, K up to ~2000), with margin. */
 #define BF16_PRODUCT_TOL 1e-5
 
-/* Random x (M, K), BF16 weights w (N, K) registered for BF16 products, bias b (N). */
+/* Random x (M, K), BF16 weights w (N, K) with their BF16 copy w16, bias b (N). */
 typedef struct {
     int64_t M, N, K;
     float *x, *w, *b, *y;
+    uint16_t *w16;
 } product_case;
 
 static product_case product_case_make(int64_t M, int64_t N, int64_t K, uint64_t seed) {
-    product_case c = {M, N, K, NULL, NULL, NULL, NULL};
+    product_case c = {M, N, K, NULL, NULL, NULL, NULL, NULL};
     c.x = malloc((size_t)(M * K) * sizeof(float));
     c.w = malloc((size_t)(N * K) * sizeof(float));
     c.b = malloc((size_t)N * sizeof(float));
@@ -669,12 +674,21 @@ static product_case product_case_make(int64_t M, int64_t N, int64_t K, uint64_t 
     for (int64_t i = 0; i < N; i++)
         c.b[i] = mart_rng_normal(&r);
     round_to_bf16(c.w, N * K);
-    assert_true(kern_gemv_register_bf16(c.w, N * K));
+    const mart_backend *be = mart_backend_cpu();
+    c.w16 = be->bf16_copy(be, c.w, N * K);
+    assert_non_null(c.w16);
     return c;
 }
 
+/* y (M, N) = x · w^T (+ b) (or += with acc), products as asked. */
+static void product_case_run(const product_case *c, float *y, const float *x, int64_t M,
+                             const float *b, bool acc, mart_products products) {
+    const mart_backend *be = mart_backend_cpu();
+    be->linear(be, y, x, c->w, c->w16, b, M, c->N, c->K, acc, products);
+}
+
 static void product_case_free(product_case *c) {
-    kern_gemv_unregister(c->w);
+    mart_backend_cpu()->free(mart_backend_cpu(), c->w16);
     free(c->x);
     free(c->w);
     free(c->b);
@@ -710,11 +724,10 @@ static void check_bf16_products(const product_case *c, int64_t M, const float *y
  * (1024), N not a multiple of the 4-row tile. */
 static void bf16_products_match_a_double_reference_over_the_rounded_inputs(void **state) {
     (void)state;
-    if (!kern_gemv_bf16_products_supported()) skip();
+    if (!bf16_products_supported()) skip();
     static const int64_t ks[] = {83, 896, 2100};
     static const int64_t ms[] = {1, 2, 3, 4, 5, 17, 64, 100};
     enum { N = 37, MMAX = 100 };
-    bool was = kern_gemv_bf16_products(true);
     float *y0 = malloc((size_t)(MMAX * N) * sizeof(float));
     for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
         product_case c = product_case_make(MMAX, N, ks[ki], 5 + ki);
@@ -723,27 +736,25 @@ static void bf16_products_match_a_double_reference_over_the_rounded_inputs(void 
                 int64_t M = ms[mi];
                 for (int64_t i = 0; i < M * N; i++)
                     y0[i] = c.y[i] = 0.25f * (float)(i % 7);
-                kern_linear(c.y, c.x, c.w, acc ? NULL : c.b, M, N, c.K, acc);
+                product_case_run(&c, c.y, c.x, M, acc ? NULL : c.b, acc, MART_PRODUCTS_BF16);
                 check_bf16_products(&c, M, c.y, acc ? NULL : c.b, acc ? y0 : NULL);
             }
         product_case_free(&c);
     }
     free(y0);
-    kern_gemv_bf16_products(was);
 }
 
-/* The switch: exact products give the float32 results (up to the order of the sums), BF16
- * products differ from them by the rounding of x, about 2^-9 relative. */
+/* The per-call choice: exact products give the float32 results (up to the order of the sums)
+ * even from the BF16 copy, BF16 products differ from them by the rounding of x, about 2^-9
+ * relative. */
 static void exact_products_give_the_float32_results(void **state) {
     (void)state;
-    if (!kern_gemv_bf16_products_supported()) skip();
+    if (!bf16_products_supported()) skip();
     enum { M = 5, N = 37, K = 203 };
     product_case c = product_case_make(M, N, K, 9);
     float bf[M * N];
-    assert_false(kern_gemv_bf16_products(true)); /* off by default: exact outside the engine */
-    kern_linear(bf, c.x, c.w, c.b, M, N, K, false);
-    assert_true(kern_gemv_bf16_products(false));
-    kern_linear(c.y, c.x, c.w, c.b, M, N, K, false);
+    product_case_run(&c, bf, c.x, M, c.b, false, MART_PRODUCTS_BF16);
+    product_case_run(&c, c.y, c.x, M, c.b, false, MART_PRODUCTS_EXACT);
     double max_rel = 0.0;
     for (int64_t m = 0; m < M; m++)
         for (int64_t n = 0; n < N; n++) {
@@ -765,29 +776,53 @@ static void exact_products_give_the_float32_results(void **state) {
  * part or several. */
 static void with_bf16_products_a_row_does_not_depend_on_the_other_rows(void **state) {
     (void)state;
-    if (!kern_gemv_bf16_products_supported()) skip();
+    if (!bf16_products_supported()) skip();
     static const int64_t ks[] = {83, 2100};
     static const int64_t ms[] = {2, 3, 5, 17, 64, 100};
     enum { N = 37, MMAX = 100 };
-    bool was = kern_gemv_bf16_products(true);
     float alone[N];
     for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
         product_case c = product_case_make(MMAX, N, ks[ki], 11 + ki);
         for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
             int64_t M = ms[mi];
-            kern_linear(c.y, c.x, c.w, c.b, M, N, c.K, false);
+            product_case_run(&c, c.y, c.x, M, c.b, false, MART_PRODUCTS_BF16);
             for (int64_t m = 0; m < M; m++) {
-                kern_linear(alone, c.x + m * c.K, c.w, c.b, 1, N, c.K, false);
+                product_case_run(&c, alone, c.x + m * c.K, 1, c.b, false, MART_PRODUCTS_BF16);
                 assert_memory_equal(alone, c.y + m * N, sizeof alone);
             }
         }
         product_case_free(&c);
     }
-    kern_gemv_bf16_products(was);
 }
 
-/* Decodes from BF16 weights with products exact or not, against full forward passes with
- * the same products. */
+/* Checks every sampled token of prompt ++ res against forward passes with BF16 products
+ * through a KV cache, in the engine's shapes for one request (the prompt in one pass, then
+ * one token a pass): the same products, so the same logits to the bit. */
+static void check_against_cached_bf16_forward(model *m, const int32_t *prompt, int32_t n_prompt,
+                                              const gen_result *res) {
+    const int32_t V = m->cfg.vocab_size;
+    model_kv_cache kv;
+    mart_err err = {0};
+    assert_int_equal(model_kv_create(&kv, &m->cfg, 1, n_prompt + res->n_tokens + 1, &err),
+                     MART_OK);
+    float *z = malloc((size_t)V * sizeof(float));
+    int32_t slot = 0;
+    for (int32_t i = 0; i < res->n_tokens; i++) {
+        const int32_t *tok = i == 0 ? prompt : &res->tokens[i - 1];
+        int32_t off[2] = {0, i == 0 ? n_prompt : 1};
+        model_batch b = {1, tok, off, &slot};
+        model_out o = {.last_only = true, .logits = z, .products = MART_PRODUCTS_BF16};
+        assert_int_equal(model_forward(m, &b, &kv, &o, false, &err), MART_OK);
+        assert_int_equal(res->tokens[i], argmax(z, V));
+        assert_float_equal(res->logprobs[i], log_softmax_at(z, V, res->tokens[i]), 1e-5);
+    }
+    free(z);
+    model_kv_free(&kv);
+}
+
+/* Decodes from BF16 weights: with exact products against full forward passes; with BF16
+ * products (which round the activations, so that a pass over other shapes may round
+ * differently) against cached forward passes with BF16 products. */
 static void check_bf16_greedy_decoding(bool products) {
     model *m = tiny_model(0, 12);
     round_to_bf16(m->params, m->n_params);
@@ -808,9 +843,10 @@ static void check_bf16_greedy_decoding(bool products) {
     p.max_new_tokens = 16;
     gen_result res;
     assert_int_equal(gen_generate(g, &req, 1, &p, NULL, NULL, &res, &err), MART_OK);
-    bool was = kern_gemv_bf16_products(products);
-    check_against_full_forward(m, prompt, 5, &res, true);
-    kern_gemv_bf16_products(was);
+    if (products)
+        check_against_cached_bf16_forward(m, prompt, 5, &res);
+    else
+        check_against_full_forward(m, prompt, 5, &res, true);
     gen_result_free(&res);
     gen_free(g);
     model_free(m);

@@ -806,8 +806,8 @@ static void score_skips_blank_lines_and_answers_a_bad_line_in_its_place(void **s
                                &out, &err),
                      1);
     const char *second = strchr(out, '\n') + 1;
-    assert_true(!strncmp(second, "{\"error\":\"", 10));
-    assert_non_null(strstr(second, "score_in.jsonl:2: tokens[0] is not an integer\",\"line\":2}\n"
+    assert_true(!strncmp(second, "{\"line\":2,\"error\":\"", 19));
+    assert_non_null(strstr(second, "score_in.jsonl:2: tokens[0] is not an integer\"}\n"
                                    "{\"logprobs\":[]}\n"));
     free(out);
     free(err);

@@ -62,7 +62,7 @@ typedef struct {
 
 static double lin_loss(void *p) {
     lin_ctx *c = p;
-    kern_linear(c->y, c->x, c->w, c->b, c->M, c->N, c->K, false);
+    kern_linear(c->y, c->x, c->w, NULL, c->b, c->M, c->N, c->K, false, MART_PRODUCTS_EXACT, true);
     return dot_d(c->y, c->r, c->M * c->N);
 }
 
@@ -143,14 +143,14 @@ static void rope_backward_matches_finite_differences_and_keeps_norms(void **stat
 enum { AT_T = 8, AT_H = 4, AT_KV = 2, AT_HD = 4, AT_LD = (AT_H + 2 * AT_KV) * AT_HD };
 typedef struct {
     float *qkv, *out, *r, *probs;
-    kern_attn_seq seqs[2];
+    mart_attn_seq seqs[2];
 } attn_ctx;
 
 static void attn_setup(attn_ctx *c, float *dqkv) {
     int lens[2] = {3, 5}, row = 0;
     float *pp = c->probs;
     for (int i = 0; i < 2; i++) {
-        kern_attn_seq *s = &c->seqs[i];
+        mart_attn_seq *s = &c->seqs[i];
         s->q_row = row;
         s->n_q = s->n_k = lens[i];
         s->k = c->qkv + row * AT_LD + AT_H * AT_HD;
@@ -195,7 +195,7 @@ static void attention_backward_matches_finite_differences(void **state) {
 enum { AL_T = 150, AL_H = 2, AL_HD = 4, AL_LD = (AL_H + 2) * AL_HD };
 typedef struct {
     float *qkv, *out, *r;
-    kern_attn_seq seq;
+    mart_attn_seq seq;
 } attn_long_ctx;
 
 static double attn_long_loss(void *p) {
@@ -600,7 +600,7 @@ static void random_init_is_seeded_normal_and_independent_of_thread_count(void **
 static void adamw_step_matches_a_hand_computed_update(void **state) {
     (void)state;
     adamw_state s;
-    adamw_init(&s, 2);
+    adamw_init(&s, mart_backend_cpu(), 2);
     float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, 0.0f};
     adamw_config c = {0.1f, 0.9f, 0.999f, 1e-8f, 0.01f};
     adamw_step(&s, p, g, &c);
@@ -633,6 +633,22 @@ static void clip_grad_norm_scales_to_the_limit_and_reports_the_old_norm(void **s
     model_free(m);
 }
 
+/* Taking the CPU backend keeps OpenBLAS on one thread per call but leaves OpenMP's thread
+ * count as it was (OpenBLAS's OpenMP build would otherwise set it to 1 for the process). */
+static void the_cpu_backend_keeps_the_openmp_thread_count(void **state) {
+    (void)state;
+    int before = omp_get_max_threads();
+    assert_non_null(mart_backend_cpu());
+    assert_int_equal(omp_get_max_threads(), before);
+    int team = 0;
+#pragma omp parallel
+    {
+#pragma omp atomic
+        team++;
+    }
+    assert_int_equal(team, before);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(linear_backward_matches_finite_differences),
@@ -651,6 +667,7 @@ int main(void) {
         cmocka_unit_test(tensor_table_uses_hugging_face_names_and_covers_params_once),
         cmocka_unit_test(random_init_is_seeded_normal_and_independent_of_thread_count),
         cmocka_unit_test(adamw_step_matches_a_hand_computed_update),
+        cmocka_unit_test(the_cpu_backend_keeps_the_openmp_thread_count),
         cmocka_unit_test(clip_grad_norm_scales_to_the_limit_and_reports_the_old_norm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -129,18 +129,108 @@ static void kl_k3_matches_hand_computed_value_and_gradient(void **state) {
     (void)state;
     float d;
     /* r = -1.5 - (-1) = -.5: e^-.5 - 1 + .5 = .1065307; d = 1 - e^-.5 = .3934693 */
-    assert_float_equal(rl_kl_k3(-1.0f, -1.5f, &d), 0.1065307, TOL);
+    assert_float_equal(rl_kl_k3(-1.0f, -1.5f, 0.0f, &d), 0.1065307, TOL);
     assert_float_equal(d, 0.3934693, TOL);
     /* same policies: 0 and gradient 0 */
-    assert_float_equal(rl_kl_k3(-0.3f, -0.3f, &d), 0.0, TOL);
+    assert_float_equal(rl_kl_k3(-0.3f, -0.3f, 0.0f, &d), 0.0, TOL);
     assert_float_equal(d, 0.0, TOL);
     double h = 1e-3;
-    double fd = (rl_kl_k3((float)(-0.8 + h), -1.9f, NULL) - rl_kl_k3((float)(-0.8 - h), -1.9f, NULL)) /
+    double fd = (rl_kl_k3((float)(-0.8 + h), -1.9f, 0.0f, NULL) -
+                 rl_kl_k3((float)(-0.8 - h), -1.9f, 0.0f, NULL)) /
                 (2 * h);
-    rl_kl_k3(-0.8f, -1.9f, &d);
+    rl_kl_k3(-0.8f, -1.9f, 0.0f, &d);
     assert_float_equal(d, fd, 1e-3);
     /* k3 is never negative */
-    for (float x = -5; x < 5; x += 0.25f) assert_true(rl_kl_k3(0.0f, x, NULL) >= 0.0f);
+    for (float x = -5; x < 5; x += 0.25f) assert_true(rl_kl_k3(0.0f, x, 0.0f, NULL) >= 0.0f);
+}
+
+/* The reference does not clamp r: at r = 12, k3 = e^12 - 13 with gradient 1 - e^12. mart's
+ * --kl-clamp 10 holds r at 10 and stops the gradient there. */
+static void kl_k3_is_unclamped_by_default_and_clamped_on_request(void **state) {
+    (void)state;
+    float d;
+    assert_float_equal(rl_kl_k3(-12.0f, 0.0f, 0.0f, &d), exp(12.0) - 13.0, 1e-2);
+    assert_float_equal(d, 1.0 - exp(12.0), 1e-2);
+    assert_float_equal(rl_kl_k3(-12.0f, 0.0f, 10.0f, &d), exp(10.0) - 11.0, 1e-2);
+    assert_true(d == 0.0f);
+    assert_float_equal(rl_kl_k3(12.0f, 0.0f, 10.0f, &d), exp(-10.0) - 1.0 + 10.0, 1e-5);
+    assert_true(d == 0.0f);
+    /* inside the clamp both agree */
+    float d2;
+    assert_true(rl_kl_k3(-3.0f, -1.0f, 10.0f, &d) == rl_kl_k3(-3.0f, -1.0f, 0.0f, &d2));
+    assert_true(d == d2);
+}
+
+/* Whitening with known numbers: trainable advantages 1, 2, 3, 6 (masked entries 100 and -50
+ * ignored): mean 3, biased variance (4 + 1 + 0 + 9) / 4 = 3.5. The same batch split into parts
+ * (as ranks would hold it), moments added part by part, gives the same result; a batch of
+ * equal advantages stays finite (variance clamped at 1e-8). */
+static void whitening_uses_the_trainable_tokens_of_the_whole_batch(void **state) {
+    (void)state;
+    float a[6] = {1, 100, 2, 3, -50, 6};
+    const uint8_t mask[6] = {1, 0, 1, 1, 0, 1};
+    rl_moments m = {0};
+    rl_moments_add_sum(&m, a, mask, 6);
+    assert_true(m.count == 4 && m.sum == 12);
+    rl_moments_add_dev(&m, a, mask, 6, 3.0);
+    assert_true(m.dev == 14);
+    double sc = rl_whiten_scale(m.dev / m.count);
+    assert_float_equal(sc, 1.0 / sqrt(3.5), 1e-15);
+    rl_whiten(a, mask, 6, 3.0, sc);
+    const double want[6] = {-2 / sqrt(3.5), 100, -1 / sqrt(3.5), 0, -50, 3 / sqrt(3.5)};
+    for (int i = 0; i < 6; i++)
+        assert_float_equal(a[i], want[i], 1e-6);
+
+    /* parts: episodes of one rollout batch spread over three "ranks" */
+    float b[6] = {1, 100, 2, 3, -50, 6};
+    const int32_t cut[4] = {0, 1, 4, 6};
+    rl_moments mp = {0};
+    for (int p = 0; p < 3; p++)
+        rl_moments_add_sum(&mp, b + cut[p], mask + cut[p], cut[p + 1] - cut[p]);
+    double mean = mp.sum / mp.count;
+    for (int p = 0; p < 3; p++)
+        rl_moments_add_dev(&mp, b + cut[p], mask + cut[p], cut[p + 1] - cut[p], mean);
+    double scp = rl_whiten_scale(mp.dev / mp.count);
+    for (int p = 0; p < 3; p++)
+        rl_whiten(b + cut[p], mask + cut[p], cut[p + 1] - cut[p], mean, scp);
+    assert_memory_equal(a, b, sizeof a);
+
+    float c[3] = {0.5f, 0.5f, 0.5f};
+    const uint8_t all[3] = {1, 1, 1};
+    rl_moments mc = {0};
+    rl_moments_add_sum(&mc, c, all, 3);
+    rl_moments_add_dev(&mc, c, all, 3, mc.sum / mc.count);
+    rl_whiten(c, all, 3, mc.sum / mc.count, rl_whiten_scale(mc.dev / mc.count));
+    for (int i = 0; i < 3; i++)
+        assert_true(c[i] == 0.0f);
+}
+
+/* The reference's schedule is sized for 160 passes over the data: runs of 10 and of 200 steps
+ * follow the same curve (warm-up over 3% of 160 passes, then near the peak), while a horizon
+ * of 0 fits the schedule to the run (decay to 10% by its last step). */
+static void the_schedule_follows_one_curve_whatever_the_run_length(void **state) {
+    (void)state;
+    /* 8000 problems, 1 sample, mini-batch 128: 62 steps a pass, 9920 in 160 passes */
+    int64_t a = rl_schedule_steps(160, 8000, 10, 1024, 1, 128, 1),
+            b = rl_schedule_steps(160, 8000, 200, 1024, 1, 128, 1);
+    assert_int_equal(a, 9920);
+    assert_int_equal(b, 9920);
+    int64_t warm = (int64_t)ceil(0.03 * 9920); /* 298 optimiser steps: ~37 rollout steps */
+    assert_int_equal(warm, 298);
+    for (int64_t k = 0; k < 80; k++)
+        assert_true(adamw_lr_at(k, a, 5e-7, 0.03, 0.1) == adamw_lr_at(k, b, 5e-7, 0.03, 0.1));
+    assert_float_equal(adamw_lr_at(149, a, 5e-7, 0.03, 0.1), 5e-7 * 149 / 298, 1e-18);
+    /* 1600 optimiser steps (200 rollout steps of 8): past warm-up, 13.5% into the cosine, at 96%
+     * of the peak */
+    double cosine = 0.1 + 0.9 * 0.5 * (1.0 + cos(M_PI * (1600.0 - 298.0) / (9920.0 - 298.0)));
+    assert_float_equal(adamw_lr_at(1600, a, 5e-7, 0.03, 0.1), 5e-7 * cosine, 1e-18);
+    assert_true(cosine > 0.95);
+    /* horizon 0: the run's own steps (10 rollout steps x 8 optimiser steps) */
+    int64_t own = rl_schedule_steps(0, 8000, 10, 1024, 1, 128, 1);
+    assert_int_equal(own, 80);
+    assert_float_equal(adamw_lr_at(80, own, 5e-7, 0.03, 0.1), 5e-8, 1e-18);
+    /* at least one step a pass on tiny data */
+    assert_int_equal(rl_schedule_steps(160, 3, 1, 3, 1, 128, 1), 160);
 }
 
 static void value_loss_takes_the_larger_of_clipped_and_unclipped_errors(void **state) {
@@ -180,14 +270,14 @@ static void group_advantages_match_hand_computed_grpo_and_rloo(void **state) {
 static void lr_warms_up_linearly_then_decays_by_cosine_to_a_tenth(void **state) {
     (void)state;
     /* total 200: warm-up ceil(6) = 6 steps, then cosine over 194 */
-    assert_float_equal(rl_lr_at(0, 200, 1.0, 0.03, 0.1), 0.0, 1e-12);
-    assert_float_equal(rl_lr_at(3, 200, 1.0, 0.03, 0.1), 0.5, 1e-12);
-    assert_float_equal(rl_lr_at(6, 200, 1.0, 0.03, 0.1), 1.0, 1e-12);
-    assert_float_equal(rl_lr_at(103, 200, 1.0, 0.03, 0.1), 0.55, 1e-12);
-    assert_float_equal(rl_lr_at(200, 200, 1.0, 0.03, 0.1), 0.1, 1e-12);
+    assert_float_equal(adamw_lr_at(0, 200, 1.0, 0.03, 0.1), 0.0, 1e-12);
+    assert_float_equal(adamw_lr_at(3, 200, 1.0, 0.03, 0.1), 0.5, 1e-12);
+    assert_float_equal(adamw_lr_at(6, 200, 1.0, 0.03, 0.1), 1.0, 1e-12);
+    assert_float_equal(adamw_lr_at(103, 200, 1.0, 0.03, 0.1), 0.55, 1e-12);
+    assert_float_equal(adamw_lr_at(200, 200, 1.0, 0.03, 0.1), 0.1, 1e-12);
     double prev = 2;
     for (int s = 6; s <= 200; s++) {
-        double lr = rl_lr_at(s, 200, 1.0, 0.03, 0.1);
+        double lr = adamw_lr_at(s, 200, 1.0, 0.03, 0.1);
         assert_true(lr <= prev);
         prev = lr;
     }
@@ -327,7 +417,7 @@ static double actor_loss(model *m, rl_sample *s, int32_t n, const rl_loss_config
             if (s[k].trainable[i]) {
                 sum += rl_policy_loss(lp[i], s[k].old_logprobs[i], s[k].advantages[i], c->clip_eps,
                                       NULL, NULL) +
-                       c->kl_coef * rl_kl_k3(lp[i], s[k].ref_logprobs[i], NULL);
+                       c->kl_coef * rl_kl_k3(lp[i], s[k].ref_logprobs[i], c->kl_clamp, NULL);
                 cnt++;
             }
         free(lp);
@@ -503,14 +593,14 @@ static void warm_start(model *m, const tok_tokenizer *tok) {
     for (int32_t i = 0; i < n; i++) d[i] = tg[i] >= 0 ? -1.0f / n_ans : 0.0f;
     model_batch batch = {.n_seqs = B, .tokens = toks, .offsets = offs};
     adamw_state st;
-    adamw_init(&st, m->n_params);
+    adamw_init(&st, m->be, m->n_params);
     adamw_config ac = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f};
     for (int it = 0; it < 60; it++) {
         model_out out = {.targets = tg, .logprobs = lp};
         assert_int_equal(model_forward(m, &batch, NULL, &out, true, &err), MART_OK);
         model_zero_grads(m);
         model_backward(m, d, NULL, NULL);
-        adamw_step(&st, m->params, m->grads, &ac);
+        model_adamw_step(m, &st, &ac);
     }
     adamw_free(&st);
     free(lp);
@@ -781,6 +871,84 @@ static void resuming_with_another_seed_task_prompt_or_discount_is_refused(void *
     mart_remove_tree(dir, &err);
 }
 
+/* A folder that holds a run is never trained over silently; a checkpoint stranded by an
+ * interrupted swap is found by --resume; every state.json field is checked against the run;
+ * non-finite settings are refused by name. */
+static void runs_are_never_lost_or_overwritten_silently(void **state) {
+    (void)state;
+    char dir[256], md[300], data[300], out[300], path[700];
+    make_run_inputs(dir, sizeof dir, 2, false, false);
+    rl_config c;
+    run_config(&c, dir, md, data, out, "kept");
+    c.algo = RL_ALGO_GRPO;
+    c.n_samples = 2;
+    c.rollout_batch = 1;
+    c.max_tokens = 4;
+    c.steps = 1;
+    mart_err err = {{0}};
+    if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
+    /* again without --resume: refused, nothing touched */
+    assert_int_equal(rl_train(&c, &err), MART_ERR);
+    if (!strstr(err.msg, "--resume")) fail_msg("%s", err.msg);
+    /* the checkpoint stranded between two renames: --resume finds it */
+    char ck[400], old[420];
+    snprintf(ck, sizeof ck, "%s/checkpoint", out);
+    snprintf(old, sizeof old, "%s/checkpoint.old.12345", out);
+    assert_int_equal(rename(ck, old), 0);
+    c.resume = true;
+    c.steps = 2;
+    if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
+    assert_true(mart_is_dir(ck) && !mart_path_exists(old));
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
+    assert_int_equal((int)metric(path, 2, "step"), 2);
+    /* no checkpoint but metrics: refused rather than started over */
+    assert_int_equal(mart_remove_tree(ck, &err), MART_OK);
+    c.steps = 3;
+    assert_int_equal(rl_train(&c, &err), MART_ERR);
+    if (!strstr(err.msg, "refusing")) fail_msg("%s", err.msg);
+    /* a tampered state.json: an error naming the field, never an out-of-bounds read */
+    run_config(&c, dir, md, data, out, "tampered");
+    c.algo = RL_ALGO_GRPO;
+    c.n_samples = 2;
+    c.rollout_batch = 1;
+    c.max_tokens = 4;
+    c.steps = 1;
+    if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
+    static const char *bad[] = {"\"data_pos\": -5", "\"data_pos\": -100000", "\"data_pos\": 3",
+                                "\"step\": 1.5"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        snprintf(path, sizeof path, "%s/checkpoint/state.json", out);
+        char *text = NULL;
+        size_t len;
+        assert_int_equal(mart_read_file(path, &text, &len, &err), MART_OK);
+        char *field = strstr(text, k == 3 ? "\"step\":" : "\"data_pos\":");
+        assert_non_null(field);
+        char *end = strchr(field, ',');
+        mart_buf b = {0};
+        mart_buf_append(&b, text, (size_t)(field - text));
+        mart_buf_append(&b, bad[k], strlen(bad[k]));
+        mart_buf_append(&b, end, strlen(end));
+        assert_int_equal(mart_write_file_atomic(path, b.data, b.len, &err), MART_OK);
+        c.resume = true;
+        c.steps = 2;
+        assert_int_equal(rl_train(&c, &err), MART_ERR);
+        if (!strstr(err.msg, k == 3 ? "'step'" : "'data_pos'")) fail_msg("%s", err.msg);
+        assert_int_equal(mart_write_file_atomic(path, text, len, &err), MART_OK);
+        mart_buf_free(&b);
+        free(text);
+    }
+    /* NaN and infinite settings */
+    run_config(&c, dir, md, data, out, "nan");
+    c.actor_lr = NAN;
+    assert_int_equal(rl_train(&c, &err), MART_ERR);
+    assert_non_null(strstr(err.msg, "--actor-lr"));
+    c.actor_lr = 1e-3;
+    c.temperature = INFINITY;
+    assert_int_equal(rl_train(&c, &err), MART_ERR);
+    assert_non_null(strstr(err.msg, "--temperature"));
+    mart_remove_tree(dir, &err);
+}
+
 static void environment_episodes_train_exactly_the_sampled_tokens(void **state) {
     (void)state;
     char dir[256], p[400];
@@ -845,6 +1013,9 @@ int main(void) {
     omp_set_num_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(gae_passes_credit_straight_through_a_feedback_span),
+        cmocka_unit_test(kl_k3_is_unclamped_by_default_and_clamped_on_request),
+        cmocka_unit_test(whitening_uses_the_trainable_tokens_of_the_whole_batch),
+        cmocka_unit_test(the_schedule_follows_one_curve_whatever_the_run_length),
         cmocka_unit_test(gae_equals_the_literal_feedback_rule_on_random_episodes),
         cmocka_unit_test(policy_loss_matches_hand_computed_clipped_surrogate),
         cmocka_unit_test(policy_loss_gradient_matches_finite_differences),
@@ -862,6 +1033,7 @@ int main(void) {
         cmocka_unit_test(out_of_range_or_conflicting_options_are_refused_by_name),
         cmocka_unit_test(bad_training_data_is_an_error_naming_the_file_and_line),
         cmocka_unit_test(resuming_with_another_seed_task_prompt_or_discount_is_refused),
+        cmocka_unit_test(runs_are_never_lost_or_overwritten_silently),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -376,7 +376,9 @@ static void pretrain_init_fine_tunes_the_given_model_and_keeps_its_tokenizer(voi
     /* a sequence length past the model's positions, a tokenizer larger than the model's
      * vocabulary and a tokenizer without <|im_end|>: each refused, saying why */
     char msg[4096];
-    char *long_seq[] = {"pretrain", "--init", a, "--data", data, "--out", c, "--seq-len",
+    char x[128];
+    snprintf(x, sizeof x, "%s/x", dir); /* never written: every run into it is refused */
+    char *long_seq[] = {"pretrain", "--init", a, "--data", data, "--out", x, "--seq-len",
                         "100000", NULL};
     assert_int_not_equal(pretrain_capturing_stderr(9, long_seq, msg, sizeof msg), 0);
     if (!strstr(msg, "--seq-len 100000 exceeds")) fail_msg("%s", msg);
@@ -390,7 +392,7 @@ static void pretrain_init_fine_tunes_the_given_model_and_keeps_its_tokenizer(voi
     copy_file(a, e, "config.json");
     copy_file(a, e, "model.safetensors");
     copy_file(d, e, "tokenizer.json");
-    char *mismatch[] = {"pretrain", "--init", e, "--data", data, "--out", c, NULL};
+    char *mismatch[] = {"pretrain", "--init", e, "--data", data, "--out", x, NULL};
     assert_int_not_equal(pretrain_capturing_stderr(7, mismatch, msg, sizeof msg), 0);
     if (!strstr(msg, "tokenizer.json has")) fail_msg("%s", msg);
     size_t tl;

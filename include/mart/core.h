@@ -66,6 +66,13 @@ float mart_rng_normal(mart_rng *r);          /* N(0, 1) */
 int64_t mart_rng_range(mart_rng *r, int64_t lo, int64_t hi); /* uniform in [lo, hi] */
 void mart_rng_shuffle_i32(mart_rng *r, int32_t *a, int64_t n);
 
+/* ---- hashing ---------------------------------------------------------------------------- */
+
+#define MART_FNV_OFFSET 1469598103934665603ull
+/* FNV-1a: h (start from MART_FNV_OFFSET) folded with n bytes. The same on every machine and
+ * run, so it may seed random streams. */
+uint64_t mart_fnv1a(uint64_t h, const void *data, size_t n);
+
 /* ---- time and progress ----------------------------------------------------------------- */
 
 double mart_now(void); /* monotonic seconds */
@@ -138,7 +145,7 @@ void mart_json_add_string(struct cJSON *obj, const char *key, const char *s);
  *     escape (\ud800 alone), or a \u0000 escape in any string (cJSON's strings end at NUL, so
  *     the string would be cut short silently; the message names the field);
  *   - batch commands (tokenize, detokenize, score, generate, grade) answer every record, in
- *     order: a result, or {"error": "<path:line: message>", "line": N} for a refused or failed
+ *     order: a result, or {"line": N, "error": "<path:line: message>"} for a refused or failed
  *     record (mart_jsonl_answer_error); they go on to the end and exit 1 if any record failed.
  *     A --n of k samples answers a failed prompt with one error object, not k;
  *   - data loaders (task files, eval benches, train and pretrain data) refuse the whole file
@@ -161,8 +168,8 @@ int mart_jsonl_open(mart_jsonl *r, const char *path, mart_err *err);
  * r->io_error, set when reading itself failed. */
 int mart_jsonl_next(mart_jsonl *r, struct cJSON **obj, mart_err *err);
 void mart_jsonl_close(mart_jsonl *r);
-/* A batch command's answer to the record on line `line` that failed: prints {"error":
- * err->msg, "line": line} to out, the message to stderr as "mart <command>: msg", and counts it
+/* A batch command's answer to the record on line `line` that failed: prints {"line": line,
+ * "error": err->msg} to out, the message to stderr as "mart <command>: msg", and counts it
  * in r->n_failed. */
 void mart_jsonl_answer_error(mart_jsonl *r, FILE *out, const char *command, int64_t line,
                              const mart_err *err);
@@ -181,6 +188,8 @@ int mart_threads(void);
  * (e.g. to write a checkpoint). A second signal exits at once. */
 void mart_install_stop_handler(void);
 bool mart_stop_requested(void);
+/* The signal that requested the stop (SIGINT, SIGTERM), or 0. */
+int mart_stop_signal(void);
 /* Resident set size of this process in bytes (peak when peak is true). */
 int64_t mart_rss_bytes(bool peak);
 /* Bytes this process can still allocate: MemAvailable from /proc/meminfo, lowered to what the

@@ -18,6 +18,11 @@ typedef struct {
                                     1 = no discount (paper) */
     bool repeat_question;        /* the "repeat question" prompt/feedback variant */
     bool baseline_prompt;        /* single-turn: the plain Qwen math system prompt */
+    bool study_baseline;         /* the study's single-turn baseline task (SPEC §3): no stop at
+                                    a boxed answer (the turn runs to its end or the budget); the
+                                    answer read with the Qwen parser's fallbacks (last box, else
+                                    "the answer is", else the last number); reward +1 right,
+                                    -0.5 wrong when the text contains "boxed", -1 otherwise */
     const char *system_template; /* NULL = SPEC's; "{N}" = attempts allowed */
     const char *feedback_template; /* NULL = SPEC's system text of the feedback turn;
                                       "{n}" = attempts left */
@@ -93,14 +98,17 @@ typedef struct {
                                     until a box begins) */
     int32_t *feedback;           /* (n_feedback) the last feedback turn's ids */
     int32_t n_feedback;
-    int32_t id_im_start, id_im_end, id_eot; /* ChatML specials; id_eot may be -1 */
+    int32_t id_im_start, id_im_end, id_eot; /* ChatML specials; id_eot may be -1. Without
+                                               ChatML tokens: -1, -1 and the eos (the
+                                               markers are text) */
     int32_t cap;                            /* capacity of ep->tokens/trainable/logprobs */
     bool done;
 } env_session;
 
 /* Starts an episode of `attempts` attempts (>= 1) on problem p: fills ep (zeroed first) with
  * the prompt ids, none trainable. The session keeps pointers to tok, cfg and p's strings:
- * they must outlive it. Errors: a tokenizer without the ChatML specials, a failed encode. */
+ * they must outlive it. A tokenizer without the ChatML specials gets the markers as text and
+ * its eos ends a turn. Errors: no ChatML specials and no eos_token, a failed encode. */
 int env_episode_begin(env_session *s, const tok_tokenizer *tok, const env_config *cfg,
                       const env_problem *p, int32_t attempts, env_episode *ep, mart_err *err);
 /* Consumes one id sampled by the model (recorded as trainable with its log-prob) and says
@@ -124,8 +132,19 @@ int env_build_prompt(const tok_tokenizer *tok, const env_config *cfg, const char
  * model's <|endoftext|>) it opens with our <|im_end|>. malloc'd into *ids. */
 int env_build_feedback(const tok_tokenizer *tok, const env_config *cfg, const char *question,
                        int32_t left, bool turn_closed, int32_t **ids, int32_t *n, mart_err *err);
+/* The most tokens a feedback turn takes for any of the n questions (only the repeat-question
+ * variant repeats the question in the turn; otherwise one turn is measured), with two digits
+ * of attempts left: the room to reserve per feedback turn when sizing sequences. */
+int env_feedback_room(const tok_tokenizer *tok, const env_config *cfg,
+                      const char *const *questions, int32_t n, int32_t *room, mart_err *err);
 /* The text of the system turn for `attempts` attempts and of the feedback turn's system
  * message with `left` attempts left, as cfg selects them (malloc'd, without the role line). */
+/* A chat exchange's next prompt in ChatML: an optional system turn (system NULL or ""), the
+ * user's turn, then the assistant's header, as ids (*ids malloc'd). after_turn: the sequence
+ * already holds an earlier turn closed by <|im_end|>, so this starts with its "\n". The
+ * prompts of the environment are built the same way. */
+int env_build_chat(const tok_tokenizer *tok, const char *system, const char *user,
+                   bool after_turn, int32_t **ids, int32_t *n, mart_err *err);
 char *env_system_text(const env_config *cfg, int32_t attempts);
 char *env_feedback_text(const env_config *cfg, int32_t left);
 /* SPEC §2's reward of a finished episode (from its attempts). */
@@ -147,10 +166,12 @@ int env_run(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
 
 /* Called when episode i is complete (from the generation loop; serialised). */
 typedef void (*env_done_fn)(void *ctx, int32_t i, const env_episode *ep);
-/* env_run with a completion hook instead of the built-in progress bar (on_done may be NULL). */
+/* env_run with a completion hook instead of the built-in progress bar (on_done may be NULL)
+ * and a sampling stream of its own for each request (streams: (n)), so that an episode's
+ * samples can depend on what it is, not on where it sits in a batch. */
 int env_run_ex(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
                const env_problem *problems, const int32_t *attempts, int32_t n, const gen_params *p,
-               uint64_t stream_base, env_done_fn on_done, void *ctx, env_episode *out,
+               const uint64_t *streams, env_done_fn on_done, void *ctx, env_episode *out,
                mart_err *err);
 
 #endif

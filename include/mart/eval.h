@@ -1,8 +1,9 @@
 /* eval: accuracy by number of allowed attempts (SPEC §5). For each benchmark and each k,
  * every problem is one multi-attempt episode with k attempts (greedy, seed 0, 8000 tokens);
  * accuracy = fraction solved within k attempts; the reported number is the average of the
- * benchmarks' accuracies. Writes results.json, transcripts.jsonl (resumable) and the
- * attempts.svg/.png figure. Callable in-process (trainer's periodic evaluation, demo).
+ * benchmarks' accuracies. Writes results.json and transcripts.jsonl (resumable); the figure
+ * is the plot module's (plot_eval_attempts), drawn by the CLI. Callable in-process (trainer's
+ * periodic evaluation, demo).
  *
  * Sharing across k: the system prompt states k, so the k runs' prompts differ (only by that
  * digit) and greedy decoding may diverge from the first sampled token on; nothing is shared
@@ -20,13 +21,14 @@
 
 typedef struct {
     const char *const *benches; /* (n_benches) names (aime24, amc23, math500, minerva_math,
-                                   olympiadbench, gsm8k) or paths of .jsonl files */
+                                   olympiadbench, gsm8k, math; see data_bench_path) or paths
+                                   of .jsonl files */
     int32_t n_benches;
     const env_problem *problems; /* alternative to benches: one in-memory set (n_problems) */
     int32_t n_problems;
     const char *problems_name; /* its name in the results ("custom" when NULL) */
-    const char *data_dir;      /* where <name>.jsonl lives; NULL: $MART_DATA_DIR, else
-                                  $MART_SOURCE_DIR/data/bench, else the source tree's */
+    const char *data_dir;      /* the data directory (data_dir_resolve: NULL means $MART_DATA,
+                                  else ~/.cache/mart/data) */
     const char *question_key;  /* NULL: the benchmark's own ("problem"/"question") */
     const char *answer_key;    /* for .jsonl files; NULL = "answer" */
     const int32_t *ks;         /* (n_ks) numbers of attempts to evaluate, e.g. 1..7 */
@@ -35,9 +37,10 @@ typedef struct {
     int32_t batch;          /* sequences decoded together; runner calls take 8 batches */
     int64_t kv_budget_mb;   /* eval_run's engine; 0 = gen's default */
     env_config env;         /* max_tokens = EVAL_MAX_TOKENS, chunk 1, templates, grader */
-    gen_params sampling;    /* temperature 0 (greedy), seed 0; with temperature > 0 the
-                               RNG stream of an episode is its place in the work list,
-                               so a resumed run samples other streams */
+    gen_params sampling;    /* temperature 0 (greedy), seed 0; with temperature > 0 an
+                               episode samples from a stream of its own (benchmark,
+                               problem, attempts allowed), so a resumed run samples what
+                               an uninterrupted one does */
     const char *model_name; /* recorded in results.json */
     bool progress;          /* progress bar on stderr */
     bool quiet;             /* no table on stdout */
@@ -70,7 +73,7 @@ void eval_results_free(eval_results *r);
  * default runs env_run_ex on a gen_engine; tests plug in a scripted policy. */
 typedef int (*eval_runner)(void *ctx, const tok_tokenizer *tok, const env_config *cfg,
                            const env_problem *problems, const int32_t *attempts, int32_t n,
-                           const gen_params *p, uint64_t stream_base, env_done_fn on_done,
+                           const gen_params *p, const uint64_t *streams, env_done_fn on_done,
                            void *done_ctx, env_episode *out, mart_err *err);
 
 /* Evaluates model m (not modified) with a generation engine sized for the longest episode.
@@ -97,8 +100,6 @@ int eval_parse_ks(const char *spec, int32_t **ks, int32_t *n, mart_err *err);
 /* results.json: {"model":..,"benchmarks":{name:{"n":..,"accuracy":{"1":..}}},"average":{..}} */
 int eval_results_save(const eval_results *r, const char *path, mart_err *err);
 int eval_results_load(const char *path, eval_results *r, mart_err *err);
-/* The accuracy-vs-attempts figure: one line per benchmark and the average, BASE.svg/.png. */
-int eval_plot_attempts(const eval_results *r, const char *base, mart_err *err);
 /* The table: one row per benchmark, one column per k, and the average row. */
 void eval_print_table(const eval_results *r, FILE *f);
 

@@ -1,10 +1,12 @@
-/* model: the decoder-only transformer (Qwen2 / Llama family) on CPU. Owns the parameters
- * (one allocation, carved by a tensor table named as in Hugging Face checkpoints), their
- * gradients, activation buffers, and the forward / backward passes over packed batches.
- * Generation reuses the same forward with a KV cache; training uses it with backward. */
+/* model: the decoder-only transformer (Qwen2 / Llama family) over a compute backend
+ * (mart/backend.h). Owns the parameters (one backend buffer, carved by a tensor table named
+ * as in Hugging Face checkpoints), their gradients, BF16 copies for decoding, activation
+ * buffers, and the forward / backward passes over packed batches. Generation reuses the
+ * same forward with a KV cache; training uses it with backward. */
 #ifndef MART_MODEL_H
 #define MART_MODEL_H
 
+#include "mart/backend.h"
 #include "mart/core.h"
 
 typedef enum { MART_ARCH_QWEN2 = 0, MART_ARCH_LLAMA = 1 } mart_arch;
@@ -49,11 +51,14 @@ typedef struct {
     float *mlp_norm;            /* (d) */
     float *w_gate, *w_up;       /* (ffn, d) */
     float *w_down;              /* (d, ffn) */
+    /* BF16 copies of the matrices decoding reads (model_bf16_acquire), else NULL. */
+    uint16_t *wqkv16, *wo16, *w_gu16, *w_down16;
 } model_layer;
 
 struct model_work; /* activation buffers, private to src/model */
 
 typedef struct model {
+    const mart_backend *be; /* not owned; params, grads and activations are its buffers */
     model_config cfg;
     bool has_value_head; /* scalar head on the final hidden state (PPO critic) */
     bool trainable;      /* grads allocated; false = frozen (reference model) */
@@ -67,6 +72,8 @@ typedef struct model {
     float *final_norm;   /* (d) model.norm.weight */
     float *lm_head;      /* (vocab, d) == embed when tied */
     float *value_head;   /* (d) value_head.weight, NULL without value head */
+    uint16_t *lm_head16; /* BF16 copy of lm_head, or NULL (see model_bf16_acquire) */
+    int32_t bf16_holders;/* model_bf16_acquire calls not yet released */
     struct model_work *work;
 } model;
 
@@ -95,6 +102,9 @@ typedef struct {
     float *entropy;         /* (rows) entropy of the next-token distribution */
     float *logits;          /* (rows, vocab) raw logits (not divided by temperature) */
     float *values;          /* (rows) value head output; needs has_value_head */
+    mart_products products; /* how the matrix products multiply (exact by default); BF16
+                               products read the BF16 copies, where model_bf16_acquire made
+                               them, and are for generation (never for backward) */
 } model_out;
 
 /* ---- configs ---- */
@@ -111,23 +121,35 @@ int model_config_save(const char *path, const model_config *cfg, mart_err *err);
 
 /* ---- lifetime ---- */
 
-/* Allocates a model with zeroed parameters (and zeroed grads when trainable). */
+/* Allocates a model on the CPU backend with zeroed parameters (and zeroed grads when
+ * trainable). */
 model *model_create(const model_config *cfg, bool value_head, bool trainable);
+/* The same on backend be (not owned; must outlive the model). */
+model *model_create_on(const mart_backend *be, const model_config *cfg, bool value_head,
+                       bool trainable);
 /* Fills parameters with the seeded initialisation (normal 0.02, norms 1, value head 0). */
 void model_init_random(model *m, uint64_t seed);
 void model_free(model *m);
 /* Adds (zero-initialised) or drops the value head, and turns gradients on or off. */
 void model_set_value_head(model *m, bool on);
 void model_set_trainable(model *m, bool on);
-/* A deep copy (critic from actor, reference from base). */
+/* Makes BF16 copies of the matrices decoding reads, when the weights are exactly BF16 values
+ * (a BF16 checkpoint not yet trained) and the backend reads such copies: half the bytes per
+ * decoded token, and BF16 products (model_out.products). Counted: each call needs one
+ * model_bf16_release; the copies go with the last. Returns whether copies exist. The copies
+ * are stale once the parameters change: whoever acquires must release before an update
+ * (model_adamw_step asserts it). */
+bool model_bf16_acquire(model *m);
+void model_bf16_release(model *m);
+/* A deep copy on the same backend (critic from actor, reference from base). */
 model *model_clone(const model *m, bool value_head, bool trainable);
 const model_tensor *model_find_tensor(const model *m, const char *name);
 
 /* ---- checkpoints (Hugging Face layout) ---- */
 
 /* Loads DIR/config.json and DIR/model.safetensors (or the shards listed in
- * DIR/model.safetensors.index.json); F32, BF16 and F16 are converted to F32. A tensor
- * "value_head.weight", when present, becomes the value head. */
+ * DIR/model.safetensors.index.json) onto the CPU backend; F32, BF16 and F16 are converted to
+ * F32. A tensor "value_head.weight", when present, becomes the value head. */
 int model_load(const char *dir, bool trainable, model **out, mart_err *err);
 /* Writes DIR/config.json and DIR/model.safetensors in cfg.dtype, each atomically; DIR is
  * created when missing. The value head, if any, is written as "value_head.weight". */
@@ -164,20 +186,30 @@ void model_kv_copy(model_kv_cache *c, int32_t dst, int32_t src, int32_t n);
 
 /* ---- optimiser ---- */
 
-/* AdamW with decoupled weight decay (Loshchilov & Hutter). */
+/* AdamW state for one model's parameters: moments in the model's backend. */
 typedef struct {
-    float lr, beta1, beta2, eps, weight_decay;
-} adamw_config;
-
-typedef struct {
+    const mart_backend *be; /* not owned */
     int64_t n;
-    int64_t step;
-    float *m, *v; /* (n) first and second moments */
+    int64_t step;           /* updates taken */
+    float *m, *v;           /* (n) first and second moments */
 } adamw_state;
 
-void adamw_init(adamw_state *s, int64_t n);
+/* Zeroed moments for n parameters on backend be. */
+void adamw_init(adamw_state *s, const mart_backend *be, int64_t n);
 void adamw_free(adamw_state *s);
-/* One update of params from grads (already averaged and clipped by the caller). */
+/* One update of params (n) from grads (already averaged and clipped by the caller); both
+ * are buffers of s->be. */
 void adamw_step(adamw_state *s, float *params, const float *grads, const adamw_config *c);
+/* One update of m's parameters from its gradients (s made for m->n_params). */
+void model_adamw_step(model *m, adamw_state *s, const adamw_config *c);
+/* The step every trainer takes: clips m's gradients to global norm max_norm (0 = no
+ * clipping), then one AdamW update. Returns the norm before clipping; when it is not finite
+ * (a non-finite loss), nothing is updated and the caller stops with an error. */
+float model_optimizer_step(model *m, adamw_state *s, const adamw_config *c, float max_norm);
+/* The learning-rate schedule of every trainer, at optimiser step `step` (0-based) of `total`:
+ * linear warm-up over ceil(warmup_frac*total) steps (lr = peak*step/warmup, as Hugging Face's
+ * scheduler), then cosine from peak down to min_ratio*peak, reached at step == total. */
+double adamw_lr_at(int64_t step, int64_t total, double peak, double warmup_frac,
+                   double min_ratio);
 
 #endif

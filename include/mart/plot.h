@@ -5,6 +5,7 @@
 #define MART_PLOT_H
 
 #include "mart/core.h"
+#include "mart/eval.h"
 
 typedef struct {
     const char *label; /* legend text (NULL = not in the legend) */
@@ -43,6 +44,14 @@ int plot_write(const plot_spec *spec, const plot_series *series, int32_t n_serie
 /* Writes BASE.svg and BASE.png. */
 int plot_write_svg_png(const plot_spec *spec, const plot_series *series, int32_t n_series,
                        const char *base, mart_err *err);
+
+/* The accuracy-vs-attempts figure (every caller draws it the same way): BASE.svg/.png with
+ * the x axis "attempts allowed (k)" at integers and accuracy as a percentage from 0. */
+int plot_accuracy_vs_attempts(const char *title, const plot_series *series, int32_t n_series,
+                              const char *base, mart_err *err);
+/* That figure for one evaluation: a line per benchmark, and the average when there are
+ * several. */
+int plot_eval_attempts(const eval_results *r, const char *base, mart_err *err);
 
 /* Learning curves of training runs: reads RUN/metrics.jsonl for each run dir (lines with
  * "step", "reward_mean", "accuracy", and "eval_accuracy" on steps where evaluation ran; other

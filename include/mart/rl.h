@@ -17,7 +17,8 @@
 #define RL_CLIP_EPS 0.2f       /* PPO ratio clip */
 #define RL_VALUE_CLIP 0.2f     /* value clip around the old values */
 #define RL_KL_COEF 0.01f       /* k3 KL weight, added to the policy loss */
-#define RL_KL_CLAMP 10.0f      /* |logp_ref - logp| clamp in k3 (OpenRLHF), keeps exp finite */
+#define RL_KL_CLAMP_MART 10.0f /* --kl-clamp 10: mart's option to keep exp(r) finite; the
+                                  reference does not clamp (default 0 = no clamp) */
 #define RL_ACTOR_LR 5e-7
 #define RL_CRITIC_LR 1e-5
 #define RL_BETA1 0.9f
@@ -26,6 +27,10 @@
 #define RL_WARMUP_FRAC 0.03    /* share of optimiser steps in linear warm-up */
 #define RL_MIN_LR_RATIO 0.1    /* cosine decays to this share of the peak */
 #define RL_GROUP_EPS 1e-9f     /* GRPO: (r - mean) / (std + eps), as in OpenRLHF group_norm */
+#define RL_WHITEN_VAR_MIN 1e-8 /* whitening: variance clamped before the inverse square root */
+#define RL_LR_HORIZON 160.0    /* passes over the prompt set the schedule is sized for
+                                  (the reference's num_episodes) */
+#define RL_CHUNK_REFERENCE 64  /* the reference checks for a box every 64 tokens */
 
 /* ---- pure math -------------------------------------------------------------------------- */
 
@@ -46,9 +51,26 @@ void rl_gae(int32_t n, const uint8_t *trainable, const float *rewards, const flo
 float rl_policy_loss(float logp, float old_logp, float adv, float eps, float *d_logp,
                      bool *clipped);
 
-/* k3 KL estimator: exp(r) - 1 - r with r = logp_ref - logp (r clamped to +-RL_KL_CLAMP).
- * *d_logp = dkl/dlogp = 1 - exp(r) (0 where clamped). */
-float rl_kl_k3(float logp, float ref_logp, float *d_logp);
+/* k3 KL estimator: exp(r) - 1 - r with r = logp_ref - logp, computed in double. With clamp > 0,
+ * r is clamped to +-clamp and the gradient is 0 beyond (mart's option); clamp 0 = none (the
+ * reference). *d_logp = dkl/dlogp = 1 - exp(r). */
+float rl_kl_k3(float logp, float ref_logp, float clamp, float *d_logp);
+
+/* Advantage whitening over the trainable tokens of a whole rollout batch, in passes that can
+ * be split over parts of the batch (and over ranks: add the parts' moments, then divide):
+ *   1. rl_moments_add_sum over every part -> count, sum; mean = sum / count
+ *   2. rl_moments_add_dev over every part with that mean -> dev (sum of squared deviations)
+ *   3. rl_whiten over every part with mean and rl_whiten_scale(dev / count).
+ * Every advantage of a trainable token becomes (A - mean) / sqrt(max(var, 1e-8)) (biased
+ * variance, as the reference); other entries are left as they are (0). */
+typedef struct {
+    double count, sum, dev;
+} rl_moments;
+void rl_moments_add_sum(rl_moments *m, const float *adv, const uint8_t *trainable, int32_t n);
+void rl_moments_add_dev(rl_moments *m, const float *adv, const uint8_t *trainable, int32_t n,
+                        double mean);
+double rl_whiten_scale(double var);
+void rl_whiten(float *adv, const uint8_t *trainable, int32_t n, double mean, double scale);
 
 /* Clipped value loss for one token: 1/2 * max((v - R)^2, (old + clip(v - old, -c, c) - R)^2).
  * *d_v = dloss/dv; *clipped = the clipped branch was the larger. */
@@ -63,10 +85,13 @@ typedef enum {
 void rl_group_advantages(const float *rewards, int32_t n_groups, int32_t group_size,
                          rl_group_mode mode, float *adv);
 
-/* Learning rate at optimiser step `step` (0-based) of `total`: linear warm-up over
- * ceil(warmup_frac*total) steps (lr = peak*step/warmup, as Hugging Face's scheduler), then
- * cosine from peak down to min_ratio*peak, reached at step == total. */
-double rl_lr_at(int64_t step, int64_t total, double peak, double warmup_frac, double min_ratio);
+/* The optimiser steps the schedule (adamw_lr_at, mart/model.h) is sized for. horizon > 0: that many passes over the
+ * prompt set, as the reference (ceil(horizon * floor(n_problems * n_samples / mini_batch) *
+ * epochs), at least 1 step a pass), whatever this run's length; horizon 0: this run's steps
+ * (run_steps rollout steps of rollout_batch questions). */
+int64_t rl_schedule_steps(double horizon, int64_t n_problems, int32_t run_steps,
+                          int32_t rollout_batch, int32_t n_samples, int32_t mini_batch,
+                          int32_t epochs);
 
 /* ---- rollout samples -------------------------------------------------------------------- */
 
@@ -91,6 +116,7 @@ void rl_sample_free(rl_sample *s);
 /* Loss settings of an update. */
 typedef struct {
     float clip_eps, value_clip, kl_coef;
+    float kl_clamp;    /* see rl_kl_k3: 0 = none (the reference) */
     float temperature; /* logprobs are of logits/temperature, as sampled */
 } rl_loss_config;
 
@@ -130,6 +156,18 @@ typedef struct {
     rl_group_mode group_mode;
     bool multi;              /* multi-attempt task; false = single (N = 1) */
     bool baseline_prompt;    /* single-turn with the plain Qwen math prompt */
+    bool study_baseline;     /* the study's single-turn baseline (env_config.study_baseline;
+                                implies !multi and baseline_prompt) */
+    bool whiten;             /* whiten PPO advantages over the rollout batch (the reference) */
+    bool micro_mean;         /* token mean per micro-batch, averaged over the mini-batch's
+                                micro-batches (the reference); false = one token mean over
+                                the whole mini-batch (mart: independent of the split) */
+    double lr_horizon;       /* passes over the data the schedule is sized for
+                                (RL_LR_HORIZON; 0 = this run's steps) */
+    int32_t chunk;           /* box check every `chunk` sampled tokens (1 = every token; the
+                                reference: 64) */
+    bool value_head_zero;    /* the critic's value head starts at 0 (mart's old default);
+                                false = normal, std 1/(hidden+1) (the reference) */
     bool repeat_question;    /* SPEC §1's "repeat question" prompt/feedback variant */
     double discount;         /* SPEC §2: a right answer earns discount^attempts_used (1) */
     int32_t steps;           /* rollout steps (0 = one pass over the data) */

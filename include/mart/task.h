@@ -90,5 +90,8 @@ void task_splits_free(task_splits *s);
 /* Writes items as JSONL ({"problem","answer","solution","type","level"}, plus
  * "attempts_allowed" and "attempts" for transcripts), atomically. */
 int task_write_jsonl(const char *path, const task_item *items, int64_t n, mart_err *err);
+/* Generates the splits of c and writes DIR/train.jsonl, test.jsonl and sft.jsonl (DIR is
+ * created), as `mart tasks` does. */
+int task_write_splits(const task_config *c, const char *dir, mart_err *err);
 
 #endif

@@ -8,7 +8,6 @@
 #include "cli/cli.h"
 #include "mart/gen.h"
 #include "mart/safetensors.h"
-#include "model/kern_gemv.h"
 
 #include <cblas.h>
 #include <immintrin.h>
@@ -106,7 +105,7 @@ __attribute__((target("avx512f,avx512bf16"))) static float dp_loop(float seed) {
  * thread); 0 when the CPU lacks them. */
 static double measure_dp_peak(double *per_cpu) {
     *per_cpu = 0.0;
-    if (!kern_gemv_bf16_products_supported()) return 0.0;
+    if (!mart_backend_cpu()->bf16_products_supported(mart_backend_cpu())) return 0.0;
     double best = 0.0, best_cpu = 0.0, sink = 0.0;
     int nt = omp_get_max_threads();
     double fl = 64.0 * DP_ACCS * (double)DP_ITERS * nt;
@@ -316,10 +315,10 @@ int bench_generate(int argc, char **argv) {
         double flops = bytes / (bf16 ? 2.0 : 4.0) * 2.0; /* per token */
         double r1_sgemm = 0, c1_sgemm = 0;
         rates exact = {0}, bp = {0};
-        kern_gemv_enable(false);
+        m->be = mart_backend_cpu_sgemm_only(); /* the CPU tables share their buffers */
         int rc = decode_rate(m, 1, prompt, n_new / 4 > 3 ? n_new / 4 : 3, false, &r1_sgemm,
                              &c1_sgemm, &err);
-        kern_gemv_enable(true);
+        m->be = mart_backend_cpu();
         if (rc == MART_OK) rc = measure_rates(m, big, prompt, n_new, false, &exact, &err);
         if (rc == MART_OK && products) rc = measure_rates(m, big, prompt, n_new, true, &bp, &err);
         if (rc != MART_OK) {

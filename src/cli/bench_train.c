@@ -37,7 +37,7 @@ static int run_shape(const train_shape *s, int32_t steps, uint64_t seed) {
     model *m = model_create(&cfg, false, true);
     model_init_random(m, seed);
     adamw_state opt;
-    adamw_init(&opt, m->n_params);
+    adamw_init(&opt, m->be, m->n_params);
     adamw_config ac = {3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f};
     int64_t T = (int64_t)s->batch * s->seq_len;
     int32_t *tokens = mart_xmalloc((size_t)T * sizeof(int32_t));
@@ -69,7 +69,7 @@ static int run_shape(const train_shape *s, int32_t steps, uint64_t seed) {
         if (model_forward(m, &b, NULL, &out, true, &err)) return cli_error("bench train", &err);
         model_backward(m, dlp, NULL, NULL);
         model_clip_grad_norm(m, 1.0f);
-        adamw_step(&opt, m->params, m->grads, &ac);
+        model_adamw_step(m, &opt, &ac);
         loss = 0;
         for (int64_t t = 0; t < T; t++)
             loss += dlp[t] * lp[t];

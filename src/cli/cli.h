@@ -26,6 +26,9 @@ int cli_error(const char *command, const mart_err *err);
 /* A batch command's exit status once every record is answered (the JSONL policy in core.h):
  * 0 when none failed, else 1 with a count on stderr. */
 int cli_batch_status(const char *command, const mart_jsonl *r);
+/* The exit status of a command that stopped cleanly on a signal after saving its work:
+ * 128 + the signal (130 for Ctrl-C, 143 for SIGTERM), as shells report it; 0 without one. */
+int cli_stop_status(void);
 
 int cmd_score(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
@@ -40,5 +43,8 @@ int cmd_train(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #endif

@@ -3,6 +3,7 @@
  * user line and appends it as a new turn (gen_seq_append), so the history's KV cache is
  * never recomputed. "/reset" starts over; an empty line or end of input quits. */
 #include "cli/cli.h"
+#include "mart/env.h"
 #include "mart/gen.h"
 #include "mart/tok.h"
 
@@ -43,22 +44,6 @@ static bool read_user(chat_ctx *c) {
     return true;
 }
 
-/* Encodes text and appends the ids to *ids. */
-static int encode_append(const tok_tokenizer *tok, const char *text, int32_t **ids, int64_t *n,
-                         mart_err *err) {
-    return tok_encode(tok, text, strlen(text), ids, n, err);
-}
-
-/* The user's turn and the assistant's header, after the end of the previous turn. */
-static int user_turn(const chat_ctx *c, const char *text, int32_t **ids, int64_t *n,
-                     mart_err *err) {
-    mart_buf b = {0};
-    mart_buf_printf(&b, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", text);
-    int rc = encode_append(c->tok, b.data, ids, n, err);
-    mart_buf_free(&b);
-    return rc;
-}
-
 static gen_action on_token(void *ctx, gen_seq *seq, void *user, int32_t token, float logprob,
                            gen_finish finish) {
     chat_ctx *c = ctx;
@@ -80,14 +65,16 @@ static gen_action on_token(void *ctx, gen_seq *seq, void *user, int32_t token, f
     }
     putchar('\n');
     if (!read_user(c)) return GEN_STOP;
-    int32_t *ids = NULL;
-    int64_t n = 0;
+    int32_t *ids = NULL, n = 0;
     mart_err err = {{0}};
     /* a turn cut by the length limit still gets closed, as ChatML expects */
-    if (token != c->im_end) encode_append(c->tok, "<|im_end|>", &ids, &n, &err);
-    encode_append(c->tok, "\n", &ids, &n, &err);
-    if (user_turn(c, c->line, &ids, &n, &err) != MART_OK ||
-        gen_seq_append(seq, ids, (int32_t)n) != MART_OK) {
+    if (token != c->im_end && c->im_end >= 0 && gen_seq_append(seq, &c->im_end, 1) != MART_OK) {
+        fprintf(stderr, "[context full: /reset to start over]");
+        c->reset = true;
+        return GEN_STOP;
+    }
+    if (env_build_chat(c->tok, NULL, c->line, true, &ids, &n, &err) != MART_OK ||
+        gen_seq_append(seq, ids, n) != MART_OK) {
         fprintf(stderr, "[context full: /reset to start over]");
         free(ids);
         c->reset = true;
@@ -163,16 +150,8 @@ int cmd_chat(int argc, char **argv) {
     for (uint64_t conv = 0; !c.quit; conv++) {
         c.reset = false;
         if (!read_user(&c)) continue;
-        int32_t *ids = NULL;
-        int64_t n = 0;
-        int rc = MART_OK;
-        if (*system) {
-            mart_buf b = {0};
-            mart_buf_printf(&b, "<|im_start|>system\n%s<|im_end|>\n", system);
-            rc = encode_append(tok, b.data, &ids, &n, &err);
-            mart_buf_free(&b);
-        }
-        if (rc == MART_OK) rc = user_turn(&c, c.line, &ids, &n, &err);
+        int32_t *ids = NULL, n = 0;
+        int rc = env_build_chat(tok, system, c.line, false, &ids, &n, &err);
         if (rc == MART_OK && n >= context)
             rc = mart_fail(&err, "the first message does not fit --context %d", context);
         if (rc != MART_OK) {

@@ -16,7 +16,7 @@ int cmd_detokenize(int argc, char **argv) {
                        "Decodes each {\"ids\": [...]} line to {\"text\": \"...\"} on stdout "
                        "(special tokens included as their text). Bytes that are not valid UTF-8 (a "
                        "character cut by the last id) become U+FFFD, one per maximal invalid "
-                       "sequence. A bad line is answered with {\"error\": ..., \"line\": N} and "
+                       "sequence. A bad line is answered with {\"line\": N, \"error\": ...} and "
                        "the exit status is 1 once all lines are answered.",
                        opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (pr) return pr == 1 ? 0 : 2;

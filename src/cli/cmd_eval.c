@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "mart/plot.h"
 #include "mart/eval.h"
 
 /* Splits a comma-separated list in place into a malloc'd array of pointers into s. */
@@ -35,10 +36,10 @@ int cmd_eval(int argc, char **argv) {
         {"tokenizer", CLI_STR, &tok_path, "tokenizer.json or its directory (default: --model)"},
         {"bench", CLI_STR, &bench,
          "comma-separated benchmarks: aime24, amc23, math500, minerva_math, olympiadbench, "
-         "gsm8k, or FILE.jsonl"},
+         "gsm8k, math (MATH's test split), or FILE.jsonl"},
         {"data-dir", CLI_STR, &cfg.data_dir,
-         "folder holding <bench>.jsonl (default: $MART_DATA_DIR, else the source tree's "
-         "data/bench)"},
+         "data directory (default: $MART_DATA, else ~/.cache/mart/data; mart data get fills "
+         "it)"},
         {"question-key", CLI_STR, &cfg.question_key, "question field of FILE.jsonl records"},
         {"answer-key", CLI_STR, &cfg.answer_key,
          "gold-answer field of FILE.jsonl (default answer)"},
@@ -108,11 +109,16 @@ int cmd_eval(int argc, char **argv) {
     tok_tokenizer *tok = NULL;
     model *m = NULL;
     eval_results res;
+    char fig[4096];
     mart_install_stop_handler();
     if (tok_load(tok_path ? tok_path : model_dir, &tok, &err) != MART_OK ||
         model_load(model_dir, false, &m, &err) != MART_OK ||
         eval_run(m, tok, &cfg, out, &res, &err) != MART_OK) {
         status = cli_error("eval", &err);
+    } else if (plot_eval_attempts(&res, mart_path_join(fig, sizeof fig, out, "attempts"), &err) !=
+               MART_OK) {
+        status = cli_error("eval", &err);
+        eval_results_free(&res);
     } else {
         fprintf(stderr,
                 "mart eval: %lld episodes generated (%lld resumed), %lld tokens in "
@@ -121,6 +127,7 @@ int cmd_eval(int argc, char **argv) {
                 (long long)res.tokens_sampled, res.seconds, out);
         eval_results_free(&res);
     }
+    if (status != 0 && mart_stop_signal()) status = cli_stop_status(); /* resumable: 130/143 */
     if (m) model_free(m);
     if (tok) tok_free(tok);
     free(benches);

@@ -118,11 +118,11 @@ static bool write_result(const tok_tokenizer *tok, const gen_result *r, const in
     }
     /* Ids the tokenizer does not know (a model's padded vocabulary) have no text. */
     mart_buf text = {0};
-    for (int32_t i = 0; i < n_text; i++) {
-        size_t len = 0;
-        const char *b = tok_token_bytes(tok, r->tokens[i], &len);
-        if (b) mart_buf_append(&text, b, len);
-    }
+    tok_stream ts;
+    tok_stream_init(&ts);
+    for (int32_t i = 0; i < n_text; i++)
+        tok_stream_push(&ts, tok, r->tokens[i], &text);
+    tok_stream_flush(&ts, &text);
     size_t text_len = text.len;
     if (stop_str && text.len) {
         const char *hit = memmem(text.data, text.len, stop_str, strlen(stop_str));
@@ -192,7 +192,7 @@ int cmd_generate(int argc, char **argv) {
         "(after temperature, top-k, top-p). Sampling stops at <|im_end|>, <|endoftext|> and "
         "the model's eos (the stop token stays in tokens, not in text). \"text\" is valid "
         "UTF-8 (U+FFFD where a sample ends inside a character). A bad line is answered with "
-        "one {\"error\": ..., \"line\": N} and the exit status is 1 once all lines are "
+        "one {\"line\": N, \"error\": ...} and the exit status is 1 once all lines are "
         "answered; settings needing more memory than is available are refused up front.",
         opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (pr) return pr == 1 ? 0 : 2;

@@ -55,17 +55,9 @@ static int plot_results(char **files, int32_t n, char **labels, int32_t n_labels
         ss[i] = (plot_series){i < n_labels ? labels[i] : rs[i].model, xs[i], y, rs[i].n_ks};
     }
     if (rc == MART_OK) {
-        plot_spec spec;
-        plot_spec_default(&spec);
         char t[256];
         snprintf(t, sizeof t, "Accuracy by number of attempts (%s)", bench ? bench : "average");
-        spec.title = title ? title : t;
-        spec.xlabel = "attempts allowed (k)";
-        spec.ylabel = "accuracy";
-        spec.x_integer = true;
-        spec.y_percent = true;
-        spec.y_from_zero = true;
-        rc = plot_write_svg_png(&spec, ss, n, base, err);
+        rc = plot_accuracy_vs_attempts(title ? title : t, ss, n, base, err);
     }
     for (int32_t i = 0; i < loaded; i++) {
         eval_results_free(&rs[i]);

@@ -217,7 +217,7 @@ int cmd_score(int argc, char **argv) {
     int p = cli_parse("score", "--model DIR [--input FILE.jsonl]",
                       "Prints {\"logprobs\":[...]} for each input line {\"tokens\":[...]} of n "
                       "tokens: n-1 numbers, logprobs[i] = log p(tokens[i+1] | tokens[0..i]) "
-                      "(natural log). A bad line is answered with {\"error\": ..., \"line\": N} "
+                      "(natural log). A bad line is answered with {\"line\": N, \"error\": ...} "
                       "and the exit status is 1 once all lines are answered.",
                       opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (p != 0) return p > 0 ? 0 : 2;

@@ -39,21 +39,9 @@ int cmd_tasks(int argc, char **argv) {
         return cli_error("tasks", &err);
     }
     c.seed = (uint64_t)seed;
-    task_splits s;
-    if (mart_mkdirs(out, &err) != MART_OK || task_generate_splits(&c, &s, &err) != MART_OK)
-        return cli_error("tasks", &err);
-    char path[4096];
-    rc = task_write_jsonl(mart_path_join(path, sizeof path, out, "train.jsonl"), s.train,
-                          s.n_train, &err);
-    if (rc == MART_OK)
-        rc = task_write_jsonl(mart_path_join(path, sizeof path, out, "test.jsonl"), s.test,
-                              s.n_test, &err);
-    if (rc == MART_OK)
-        rc = task_write_jsonl(mart_path_join(path, sizeof path, out, "sft.jsonl"), s.sft, s.n_sft,
-                              &err);
+    rc = task_write_splits(&c, out, &err);
     if (rc == MART_OK)
         fprintf(stderr, "mart tasks: wrote %lld train, %lld test, %lld sft problems to %s\n",
-                (long long)s.n_train, (long long)s.n_test, (long long)s.n_sft, out);
-    task_splits_free(&s);
+                (long long)c.n_train, (long long)c.n_test, (long long)c.n_sft, out);
     return rc == MART_OK ? 0 : cli_error("tasks", &err);
 }

@@ -9,17 +9,22 @@
 
 int cmd_tokenize(int argc, char **argv) {
     const char *tokenizer = NULL, *input = NULL;
+    bool specials = false;
     cli_opt opts[] = {
         {"tokenizer", CLI_STR, &tokenizer,
          "tokenizer.json, or a model directory holding one (required)"},
         {"input", CLI_STR, &input, "JSONL file of {\"text\": ...} lines (default: stdin)"},
+        {"specials", CLI_FLAG, &specials,
+         "add BOS/EOS where tokenizer_config.json asks for them (add_bos_token, "
+         "add_eos_token)"},
     };
-    int pr = cli_parse("tokenize", "--tokenizer PATH [--input FILE.jsonl]",
-                       "Encodes each {\"text\": \"...\"} line to {\"ids\": [...]} on stdout. No "
-                       "BOS/EOS is added; special-token strings in the text (e.g. <|im_end|>) "
-                       "become their single ids. A bad line is answered with {\"error\": ..., "
-                       "\"line\": N} and the exit status is 1 once all lines are answered.",
-                       opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
+    int pr = cli_parse(
+        "tokenize", "--tokenizer PATH [--input FILE.jsonl]",
+        "Encodes each {\"text\": \"...\"} line to {\"ids\": [...]} on stdout. No BOS/EOS "
+        "is added unless --specials; special-token strings in the text (e.g. <|im_end|>) "
+        "become their single ids. A bad line is answered with {\"line\": N, \"error\": ...} "
+        "and the exit status is 1 once all lines are answered.",
+        opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (pr) return pr == 1 ? 0 : 2;
     mart_err err = {{0}};
     if (!tokenizer) {
@@ -49,8 +54,9 @@ int cmd_tokenize(int argc, char **argv) {
         if (rc > 0 && !cJSON_IsString(text))
             rc = mart_fail(&err, "%s:%lld: field \"text\" missing or not a string", r.path,
                            (long long)r.line);
-        else if (rc > 0 && tok_encode(tok, text->valuestring, strlen(text->valuestring), &ids, &n,
-                                      &err) != MART_OK)
+        else if (rc > 0 && (specials ? tok_encode_specials : tok_encode)(
+                               tok, text->valuestring, strlen(text->valuestring), &ids, &n,
+                               &err) != MART_OK)
             rc = mart_fail_wrap(&err, "%s:%lld", r.path, (long long)r.line);
         cJSON_Delete(o);
         if (rc < 0) {

@@ -12,12 +12,14 @@ int cmd_train(int argc, char **argv) {
     int64_t seed = 0;
     double kl = c.loss.kl_coef, temp = c.temperature, clip = c.loss.clip_eps;
     double vclip = c.loss.value_clip, lambda = c.lambda, gnorm = c.max_grad_norm;
-    double wd = c.weight_decay;
+    double wd = c.weight_decay, kl_clamp = c.loss.kl_clamp;
+    const char *vh_init = "normal";
+    bool no_whiten = false, reference_exact = false;
     cli_opt opts[] = {
         {"model", CLI_STR, &c.model_dir, "base model directory (config.json, safetensors, tokenizer.json)"},
         {"data", CLI_STR, &c.data_path, "training problems, JSONL"},
         {"out", CLI_STR, &c.out_dir, "run directory: metrics.jsonl, checkpoint/, final/"},
-        {"task", CLI_STR, &task, "multi (N attempts drawn in [min, max]) or single (N = 1)"},
+        {"task", CLI_STR, &task, "multi (N attempts drawn in [min, max]), single (the N = 1 control: the multi-attempt template with one attempt) or baseline (the study's single-turn baseline: plain Qwen prompt, no stop at the box, Qwen parser's fallbacks; SPEC §3)"},
         {"algo", CLI_STR, &algo, "ppo (actor, critic, reference) or grpo (no critic)"},
         {"advantage", CLI_STR, &adv, "GRPO baseline: grpo ((r-mean)/std) or rloo (leave one out)"},
         {"steps", CLI_INT, &c.steps, "rollout steps (0 = one pass over the data)"},
@@ -37,7 +39,14 @@ int cmd_train(int argc, char **argv) {
         {"kv-budget-mb", CLI_INT64, &c.kv_budget_mb, "KV-cache memory of the rollout engine, MiB (0 = the engine's default, 4096)"},
         {"temperature", CLI_DOUBLE, &temp, "sampling temperature"},
         {"actor-lr", CLI_DOUBLE, &c.actor_lr, "actor peak learning rate (warm-up, then cosine to 10%)"},
-        {"warmup", CLI_DOUBLE, &c.warmup_frac, "share of optimiser steps in linear learning-rate warm-up (SPEC: 0.03)"},
+        {"warmup", CLI_DOUBLE, &c.warmup_frac, "share of the schedule's optimiser steps in linear learning-rate warm-up (SPEC: 0.03)"},
+        {"lr-horizon", CLI_DOUBLE, &c.lr_horizon, "passes over the data the learning-rate schedule is sized for, whatever --steps is (the reference: 160); 0 = this run's steps (decay to 10% by the end)"},
+        {"no-whiten", CLI_FLAG, &no_whiten, "PPO: keep raw GAE advantages (the reference whitens them over the rollout batch)"},
+        {"chunk", CLI_INT, &c.chunk, "check for a boxed answer every N sampled tokens (1: every token, mart; 64: the reference)"},
+        {"micro-mean", CLI_FLAG, &c.micro_mean, "token mean per micro-batch, averaged over micro-batches (the reference) instead of one mean over the mini-batch"},
+        {"value-head-init", CLI_STR, &vh_init, "PPO critic's value head: normal (std 1/(hidden+1), the reference) or zero"},
+        {"kl-clamp", CLI_DOUBLE, &kl_clamp, "clamp |logp_ref - logp| in the k3 KL at this value, zero gradient beyond (0 = no clamp, the reference)"},
+        {"reference-exact", CLI_FLAG, &reference_exact, "the study's configuration exactly: --chunk 64 --micro-mean (the other defaults already are the reference's)"},
         {"critic-lr", CLI_DOUBLE, &c.critic_lr, "critic peak learning rate"},
         {"kl-coef", CLI_DOUBLE, &kl, "weight of the k3 KL to the reference, in the loss (0 = no reference model)"},
         {"clip", CLI_DOUBLE, &clip, "PPO ratio clip"},
@@ -72,7 +81,16 @@ int cmd_train(int argc, char **argv) {
     }
     if (!strcmp(task, "multi")) c.multi = true;
     else if (!strcmp(task, "single")) c.multi = false;
-    else return cli_error("train", (mart_fail(&err, "--task: 'multi' or 'single', not '%s'", task), &err));
+    else if (!strcmp(task, "baseline")) c.multi = false, c.study_baseline = true;
+    else return cli_error("train", (mart_fail(&err, "--task: 'multi', 'single' or 'baseline', not '%s'", task), &err));
+    if (!strcmp(vh_init, "normal")) c.value_head_zero = false;
+    else if (!strcmp(vh_init, "zero")) c.value_head_zero = true;
+    else return cli_error("train", (mart_fail(&err, "--value-head-init: 'normal' or 'zero', not '%s'", vh_init), &err));
+    c.whiten = !no_whiten;
+    if (reference_exact) {
+        c.chunk = RL_CHUNK_REFERENCE;
+        c.micro_mean = true;
+    }
     if (!strcmp(algo, "ppo")) c.algo = RL_ALGO_PPO;
     else if (!strcmp(algo, "grpo")) c.algo = RL_ALGO_GRPO;
     else return cli_error("train", (mart_fail(&err, "--algo: 'ppo' or 'grpo', not '%s'", algo), &err));
@@ -88,11 +106,12 @@ int cmd_train(int argc, char **argv) {
     c.temperature = (float)temp;
     c.loss.temperature = (float)temp;
     c.loss.kl_coef = (float)kl;
+    c.loss.kl_clamp = (float)kl_clamp;
     c.loss.clip_eps = (float)clip;
     c.loss.value_clip = (float)vclip;
     c.lambda = (float)lambda;
     c.max_grad_norm = (float)gnorm;
     c.weight_decay = (float)wd;
     if (rl_train(&c, &err) != MART_OK) return cli_error("train", &err);
-    return 0;
+    return cli_stop_status(); /* stopped by a signal: the checkpoint is written, not final/ */
 }

@@ -23,6 +23,9 @@ static const command commands[] = {
     {"grade", cmd_grade, "math answer extraction and equivalence"},
     {"tokenize", cmd_tokenize, "text to token ids with a tokenizer.json"},
     {"detokenize", cmd_detokenize, "token ids to text"},
+    {"export", cmd_export, "a model folder to one GGUF file (llama.cpp, ollama)"},
+    {"import", cmd_import, "a GGUF file back to a model folder"},
+    {"data", cmd_data, "the data directory: list, get (download, sha256-checked), prepare"},
     {"plot", cmd_plot, "accuracy-vs-attempts and learning-curve plots (SVG and PNG)"},
     {"bench", cmd_bench, "benchmarks: train, generate, tokenize, grade, machine limits"},
 };

@@ -104,6 +104,11 @@ int cli_parse(const char *command, const char *synopsis, const char *about, cli_
     return 0;
 }
 
+int cli_stop_status(void) {
+    int sig = mart_stop_signal();
+    return sig ? 128 + sig : 0;
+}
+
 int cli_error(const char *command, const mart_err *err) {
     fprintf(stderr, "mart %s: %s\n", command, err->msg[0] ? err->msg : "failed");
     return 1;

@@ -398,6 +398,15 @@ int mart_replace_dir(const char *src, const char *dst, mart_err *err) {
     return MART_OK;
 }
 
+/* ---- hashing ---- */
+
+uint64_t mart_fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
 /* ---- misc ---- */
 
 int mart_threads(void) {
@@ -408,7 +417,7 @@ static volatile sig_atomic_t stop_flag = 0;
 
 static void on_stop(int sig) {
     if (stop_flag) _exit(128 + sig);
-    stop_flag = 1;
+    stop_flag = sig;
 }
 
 void mart_install_stop_handler(void) {
@@ -422,6 +431,10 @@ void mart_install_stop_handler(void) {
 
 bool mart_stop_requested(void) {
     return stop_flag != 0;
+}
+
+int mart_stop_signal(void) {
+    return stop_flag;
 }
 
 int64_t mart_rss_bytes(bool peak) {

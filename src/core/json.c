@@ -319,9 +319,9 @@ void mart_jsonl_close(mart_jsonl *r) {
 void mart_jsonl_answer_error(mart_jsonl *r, FILE *out, const char *command, int64_t line,
                              const mart_err *err) {
     mart_buf b = {0};
-    mart_buf_append(&b, "{\"error\":", 9);
+    mart_buf_printf(&b, "{\"line\":%lld,\"error\":", (long long)line);
     mart_json_quote(&b, err->msg, strlen(err->msg));
-    mart_buf_printf(&b, ",\"line\":%lld}\n", (long long)line);
+    mart_buf_append(&b, "}\n", 2);
     fwrite(b.data, 1, b.len, out);
     mart_buf_free(&b);
     fprintf(stderr, "mart %s: %s\n", command, err->msg);

@@ -76,48 +76,88 @@ static void subst_int(mart_buf *b, const char *tmpl, const char *key, int32_t v)
     }
 }
 
+/* Ids being built. Text waits in `text` and is encoded in one piece when a special id follows
+ * or the building ends, so each stretch between special tokens is tokenized as the whole
+ * string would be (it matters for SentencePiece-style tokenizers, which prefix a space to
+ * every piece they encode). */
 typedef struct {
     int32_t *ids;
     int64_t n;
+    mart_buf text;
 } idvec;
 
-static void push_id(idvec *v, int32_t id) {
+static void push_text(idvec *v, const char *text, size_t len) {
+    mart_buf_append(&v->text, text, len);
+}
+
+static int flush_text(idvec *v, const tok_tokenizer *tok, mart_err *err) {
+    if (v->text.len == 0) return MART_OK;
+    int rc = tok_encode(tok, v->text.data, v->text.len, &v->ids, &v->n, err);
+    v->text.len = 0;
+    return rc;
+}
+
+/* A ChatML marker: its special id, or its text when the tokenizer has none (id < 0). */
+static int push_special(idvec *v, const tok_tokenizer *tok, int32_t id, const char *marker,
+                        mart_err *err) {
+    if (id < 0) {
+        push_text(v, marker, strlen(marker));
+        return MART_OK;
+    }
+    if (flush_text(v, tok, err) != MART_OK) return MART_ERR;
     v->ids = mart_xrealloc(v->ids, (size_t)(v->n + 1) * sizeof *v->ids);
     v->ids[v->n++] = id;
+    return MART_OK;
 }
 
-static int push_text(idvec *v, const tok_tokenizer *tok, const char *text, size_t len,
-                     mart_err *err) {
-    if (len == 0) return MART_OK;
-    return tok_encode(tok, text, len, &v->ids, &v->n, err);
+/* Ends the building: encodes the text left; frees everything on failure. */
+static int idvec_finish(idvec *v, const tok_tokenizer *tok, int rc, int32_t **ids, int32_t *n,
+                        mart_err *err) {
+    if (rc == MART_OK) rc = flush_text(v, tok, err);
+    mart_buf_free(&v->text);
+    if (rc != MART_OK) {
+        free(v->ids);
+        return MART_ERR;
+    }
+    *ids = v->ids;
+    *n = (int32_t)v->n;
+    return MART_OK;
 }
 
+/* The ChatML special ids. A tokenizer without them (a base model's, e.g. Llama 2's) gets the
+ * ChatML markers as text: *im_start and *im_end are -1 and a turn ends at the tokenizer's
+ * eos (*eot) instead. */
 static int special_ids(const tok_tokenizer *tok, int32_t *im_start, int32_t *im_end, int32_t *eot,
                        mart_err *err) {
     *im_start = tok_special_id(tok, "<|im_start|>");
     *im_end = tok_special_id(tok, "<|im_end|>");
+    if (*im_start < 0 || *im_end < 0) {
+        *im_start = *im_end = -1;
+        if (tok_eos_id(tok) < 0)
+            return mart_fail(err, "the tokenizer has neither the ChatML special tokens "
+                                  "<|im_start|>/<|im_end|> nor an eos_token to end a turn");
+        if (eot) *eot = tok_eos_id(tok);
+        return MART_OK;
+    }
     if (eot) *eot = tok_special_id(tok, "<|endoftext|>");
-    if (*im_start < 0 || *im_end < 0)
-        return mart_fail(err, "tokenizer has no ChatML special tokens <|im_start|>/<|im_end|>");
     return MART_OK;
 }
 
 /* One ChatML turn without its closing <|im_end|>: <|im_start|> role "\n" body. */
 static int push_turn_open(idvec *v, const tok_tokenizer *tok, int32_t im_start, const char *role,
                           const char *body, size_t body_len, mart_err *err) {
-    push_id(v, im_start);
-    mart_buf b = {0};
-    mart_buf_printf(&b, "%s\n", role);
-    mart_buf_append(&b, body, body_len);
-    int rc = push_text(v, tok, b.data, b.len, err);
-    mart_buf_free(&b);
-    return rc;
+    if (push_special(v, tok, im_start, "<|im_start|>", err) != MART_OK) return MART_ERR;
+    push_text(v, role, strlen(role));
+    push_text(v, "\n", 1);
+    push_text(v, body, body_len);
+    return MART_OK;
 }
 
 /* Closes a turn: <|im_end|> "\n". */
 static int push_turn_close(idvec *v, const tok_tokenizer *tok, int32_t im_end, mart_err *err) {
-    push_id(v, im_end);
-    return push_text(v, tok, "\n", 1, err);
+    if (push_special(v, tok, im_end, "<|im_end|>", err) != MART_OK) return MART_ERR;
+    push_text(v, "\n", 1);
+    return MART_OK;
 }
 
 static const char *system_template(const env_config *cfg) {
@@ -131,6 +171,23 @@ static const char *feedback_template(const env_config *cfg) {
     return cfg->feedback_template ? cfg->feedback_template
            : cfg->repeat_question ? FEEDBACK_REPEAT
                                   : FEEDBACK_MULTI;
+}
+
+int env_build_chat(const tok_tokenizer *tok, const char *system, const char *user,
+                   bool after_turn, int32_t **ids, int32_t *n, mart_err *err) {
+    int32_t im_start, im_end;
+    if (special_ids(tok, &im_start, &im_end, NULL, err) != MART_OK) return MART_ERR;
+    idvec v = {0};
+    int rc = MART_OK;
+    if (after_turn) push_text(&v, "\n", 1);
+    if (system && *system) {
+        rc = push_turn_open(&v, tok, im_start, "system", system, strlen(system), err);
+        if (rc == MART_OK) rc = push_turn_close(&v, tok, im_end, err);
+    }
+    if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "user", user, strlen(user), err);
+    if (rc == MART_OK) rc = push_turn_close(&v, tok, im_end, err);
+    if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "assistant", "", 0, err);
+    return idvec_finish(&v, tok, rc, ids, n, err);
 }
 
 char *env_system_text(const env_config *cfg, int32_t attempts) {
@@ -158,12 +215,8 @@ int env_build_prompt(const tok_tokenizer *tok, const env_config *cfg, const char
     if (rc == MART_OK) rc = push_turn_close(&v, tok, im_end, err);
     if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "assistant", "", 0, err);
     free(sys);
-    if (rc != MART_OK) {
-        free(v.ids);
+    if (idvec_finish(&v, tok, rc, ids, n, err) != MART_OK)
         return mart_fail_wrap(err, "building the prompt");
-    }
-    *ids = v.ids;
-    *n = (int32_t)v.n;
     return MART_OK;
 }
 
@@ -174,7 +227,11 @@ int env_build_feedback(const tok_tokenizer *tok, const env_config *cfg, const ch
     char *msg = env_feedback_text(cfg, left);
     idvec v = {0};
     /* The model's turn is closed by <|im_end|>: ours unless the model sampled it itself. */
-    int rc = turn_closed ? push_text(&v, tok, "\n", 1, err) : push_turn_close(&v, tok, im_end, err);
+    int rc = MART_OK;
+    if (turn_closed)
+        push_text(&v, "\n", 1);
+    else
+        rc = push_turn_close(&v, tok, im_end, err);
     if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "system", msg, strlen(msg), err);
     if (rc == MART_OK) rc = push_turn_close(&v, tok, im_end, err);
     if (rc == MART_OK && cfg->repeat_question) {
@@ -183,12 +240,8 @@ int env_build_feedback(const tok_tokenizer *tok, const env_config *cfg, const ch
     }
     if (rc == MART_OK) rc = push_turn_open(&v, tok, im_start, "assistant", "", 0, err);
     free(msg);
-    if (rc != MART_OK) {
-        free(v.ids);
+    if (idvec_finish(&v, tok, rc, ids, n, err) != MART_OK)
         return mart_fail_wrap(err, "building the feedback turn");
-    }
-    *ids = v.ids;
-    *n = (int32_t)v.n;
     return MART_OK;
 }
 
@@ -212,7 +265,10 @@ float env_episode_reward(const env_episode *e, const env_config *cfg) {
     for (int32_t i = 0; i < e->n_attempts; i++) {
         if (e->attempts[i].status == ENV_ATTEMPT_RIGHT)
             return (float)pow(cfg->discount, (double)e->n_attempts);
-        if (e->attempts[i].answer) boxed = true;
+        /* the study's baseline: "boxed" anywhere in the text, whatever the parser found */
+        if (cfg->study_baseline ? e->attempts[i].text && strstr(e->attempts[i].text, "boxed")
+                                : e->attempts[i].answer != NULL)
+            boxed = true;
     }
     /* SPEC §2: -0.5 when some attempt gave a (wrong) boxed answer, -1 when none did. */
     return boxed ? -0.5f : -1.0f;
@@ -312,6 +368,49 @@ static char *extract_box(const env_session *s) {
     return grade_extract(s->text.data + from, s->text.len - from, &gc);
 }
 
+/* The Qwen math parser's last resort: the last match of -?\d*\.?\d+ in the text with its
+ * commas removed, malloc'd, or NULL. */
+static char *last_number(const char *text, size_t len) {
+    char *t = mart_xmalloc(len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (text[i] != ',') t[n++] = text[i];
+    t[n] = 0;
+    const char *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        if (t[j] == '-') j++;
+        size_t d0 = j;
+        while (j < n && t[j] >= '0' && t[j] <= '9')
+            j++;
+        size_t int_end = j;
+        if (j < n && t[j] == '.' && j + 1 < n && t[j + 1] >= '0' && t[j + 1] <= '9') {
+            j++;
+            while (j < n && t[j] >= '0' && t[j] <= '9')
+                j++;
+        } else if (int_end == d0) {
+            i++;
+            continue;
+        }
+        best = t + i;
+        best_len = j - i;
+        i = j;
+    }
+    char *r = best ? mart_xstrdup(best) : NULL;
+    if (r) r[best_len] = 0;
+    free(t);
+    return r;
+}
+
+/* The study's baseline answer: the last box, else "the answer is ...", else the last number. */
+static char *extract_baseline(const env_session *s) {
+    grade_config gc = s->cfg->grade;
+    gc.fallback_extract = true;
+    char *a = grade_extract(s->text.data, s->text.len, &gc);
+    return a ? a : last_number(s->text.data, s->text.len);
+}
+
 /* A problem without a gold answer (NULL) can never be solved. */
 static bool is_right(const env_session *s, const char *answer) {
     return s->gold && grade_equal(answer, s->gold, &s->cfg->grade);
@@ -325,12 +424,14 @@ static env_step finish(env_session *s) {
 
 env_step env_episode_on_token(env_session *s, int32_t id, float logprob, bool out_of_room) {
     assert(!s->done);
+    assert(id >= 0 && isfinite(logprob));
     env_episode *e = s->ep;
     const env_config *cfg = s->cfg;
     ep_push(s, &id, 1, true, logprob);
     e->n_sampled++;
     s->attempt_tokens++;
-    bool turn_end = id == s->id_im_end || (s->id_eot >= 0 && id == s->id_eot);
+    bool turn_end =
+        (s->id_im_end >= 0 && id == s->id_im_end) || (s->id_eot >= 0 && id == s->id_eot);
     if (!turn_end) {
         size_t len = 0, old = s->text.len;
         const char *b = tok_token_bytes(s->tok, id, &len);
@@ -346,7 +447,11 @@ env_step env_episode_on_token(env_session *s, int32_t id, float logprob, bool ou
     bool check = turn_end || budget_end || s->attempt_tokens % chunk == 0;
     /* At the end of the turn or budget the text is final: a trailing `\boxed 5` counts. */
     char *answer = NULL;
-    if (turn_end || budget_end || (check && has_box(s))) answer = extract_box(s);
+    if (cfg->study_baseline) {
+        if (turn_end || budget_end) answer = extract_baseline(s);
+    } else if (turn_end || budget_end || (check && has_box(s))) {
+        answer = extract_box(s);
+    }
     env_attempt_status st;
     if (answer)
         st = is_right(s, answer) ? ENV_ATTEMPT_RIGHT : ENV_ATTEMPT_WRONG;
@@ -384,7 +489,7 @@ void env_episode_cancel_feedback(env_session *s) {
 void env_episode_force_end(env_session *s) {
     if (s->done) return;
     if (s->attempt_tokens > 0 || s->ep->n_attempts == 0) {
-        char *answer = extract_box(s);
+        char *answer = s->cfg->study_baseline ? extract_baseline(s) : extract_box(s);
         env_attempt_status st = !answer               ? ENV_ATTEMPT_BUDGET
                                 : is_right(s, answer) ? ENV_ATTEMPT_RIGHT
                                                       : ENV_ATTEMPT_WRONG;
@@ -421,7 +526,7 @@ static gen_action on_gen_token(void *ctx, gen_seq *seq, void *user, int32_t toke
 
 int env_run_ex(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
                const env_problem *problems, const int32_t *attempts, int32_t n, const gen_params *p,
-               uint64_t stream_base, env_done_fn on_done, void *ctx, env_episode *out,
+               const uint64_t *streams, env_done_fn on_done, void *ctx, env_episode *out,
                mart_err *err) {
     if (n <= 0) return MART_OK;
     env_session *ss = mart_xcalloc((size_t)n, sizeof *ss);
@@ -438,15 +543,17 @@ int env_run_ex(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
         }
         reqs[i].prompt = out[i].tokens;
         reqs[i].n_prompt = out[i].n_prompt;
-        reqs[i].stream = stream_base + (uint64_t)i;
+        reqs[i].stream = streams[i];
         reqs[i].user = &ss[i];
     }
     if (rc == MART_OK) {
         gen_params gp = *p;
         gp.max_new_tokens = cfg->max_tokens;
-        int32_t stops[2] = {ss[0].id_im_end, ss[0].id_eot};
+        int32_t stops[2], n_stops = 0;
+        if (ss[0].id_im_end >= 0) stops[n_stops++] = ss[0].id_im_end;
+        if (ss[0].id_eot >= 0) stops[n_stops++] = ss[0].id_eot;
         gp.stop_ids = stops;
-        gp.n_stop_ids = stops[1] >= 0 ? 2 : 1;
+        gp.n_stop_ids = n_stops;
         run_ctx c = {on_done, ctx, ss};
         /* Requests get their own copy of the prompt: the session grows (and may move)
          * ep->tokens from the callback while the engine may still read the prompt. */
@@ -499,12 +606,28 @@ static void progress_done(void *ctx, int32_t i, const env_episode *ep) {
 int env_run(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
             const env_problem *problems, const int32_t *attempts, int32_t n, const gen_params *p,
             uint64_t stream_base, const char *progress_label, env_episode *out, mart_err *err) {
-    if (!progress_label)
-        return env_run_ex(g, tok, cfg, problems, attempts, n, p, stream_base, NULL, NULL, out, err);
+    uint64_t *streams = mart_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *streams);
+    for (int32_t i = 0; i < n; i++)
+        streams[i] = stream_base + (uint64_t)i;
     run_progress rp = {0};
-    mart_progress_start(&rp.bar, progress_label, n);
-    int rc = env_run_ex(g, tok, cfg, problems, attempts, n, p, stream_base, progress_done, &rp, out,
-                        err);
-    mart_progress_finish(&rp.bar);
+    if (progress_label) mart_progress_start(&rp.bar, progress_label, n);
+    int rc = env_run_ex(g, tok, cfg, problems, attempts, n, p, streams,
+                        progress_label ? progress_done : NULL, &rp, out, err);
+    if (progress_label) mart_progress_finish(&rp.bar);
+    free(streams);
     return rc;
+}
+
+int env_feedback_room(const tok_tokenizer *tok, const env_config *cfg,
+                      const char *const *questions, int32_t n, int32_t *room, mart_err *err) {
+    *room = 0;
+    for (int32_t i = 0; i < (cfg->repeat_question ? n : 1); i++) {
+        int32_t *fb = NULL, nfb = 0;
+        if (env_build_feedback(tok, cfg, cfg->repeat_question ? questions[i] : "", 99, false, &fb,
+                               &nfb, err) != MART_OK)
+            return MART_ERR;
+        free(fb);
+        if (nfb > *room) *room = nfb;
+    }
+    return MART_OK;
 }

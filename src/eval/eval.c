@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mart/plot.h"
+#include "mart/data.h"
 
 /* Sequences decoded together (the engine's slots), and batches per runner call. Episodes
  * are written to transcripts.jsonl as they finish, so the wave size only bounds how long a
@@ -102,20 +102,6 @@ static bool has_suffix(const char *s, const char *suf) {
     return a >= b && !strcmp(s + a - b, suf);
 }
 
-static void default_data_dir(char *buf, size_t cap) {
-    const char *data = getenv("MART_DATA_DIR");
-    if (data && *data) {
-        snprintf(buf, cap, "%s", data);
-        return;
-    }
-    const char *src = getenv("MART_SOURCE_DIR");
-    if (src && *src) {
-        snprintf(buf, cap, "%s/data/bench", src);
-        if (mart_is_dir(buf)) return;
-    }
-    snprintf(buf, cap, "%s/data/bench", MART_SOURCE_DIR);
-}
-
 static int load_set(const eval_config *cfg, const char *spec, eval_set *set, mart_err *err) {
     memset(set, 0, sizeof *set);
     bool is_file = has_suffix(spec, ".jsonl") || strchr(spec, '/');
@@ -127,19 +113,12 @@ static int load_set(const eval_config *cfg, const char *spec, eval_set *set, mar
         set->name = mart_xstrdup(base);
         if (has_suffix(set->name, ".jsonl")) set->name[strlen(set->name) - 6] = 0;
     } else {
-        if (cfg->data_dir)
-            snprintf(dir, sizeof dir, "%s", cfg->data_dir);
-        else
-            default_data_dir(dir, sizeof dir);
-        snprintf(path, sizeof path, "%s/%s.jsonl", dir, spec);
-        if (!mart_path_exists(path)) {
-            set->name = NULL;
-            return mart_fail(err,
-                             "benchmark '%s': %s not found (known: aime24, amc23, "
-                             "math500, minerva_math, olympiadbench, gsm8k; or give a "
-                             "FILE.jsonl; --data-dir sets the folder)",
-                             spec, path);
-        }
+        if (data_dir_resolve(cfg->data_dir, dir, sizeof dir, err) != MART_OK ||
+            data_bench_path(dir, spec, path, sizeof path, err) != MART_OK)
+            return MART_ERR;
+        if (!mart_path_exists(path))
+            return mart_fail(err, "benchmark '%s': %s not found (mart data get %s fetches it)",
+                             spec, path, spec);
         set->name = mart_xstrdup(spec);
         bench = spec;
     }
@@ -345,6 +324,12 @@ typedef struct {
     int32_t set, kj, index;
 } work_item;
 
+/* The sampling stream of an episode: its benchmark, problem and attempts allowed, never its
+ * place in the work list (which a resumed run changes). */
+static uint64_t episode_stream(const work_item *w, int32_t attempts) {
+    return ((uint64_t)w->set << 48) ^ ((uint64_t)(uint32_t)attempts << 32) ^ (uint64_t)w->index;
+}
+
 /* Everything an episode's completion touches: the resume state, the transcript, the counts
  * and the progress bar. Episodes are recorded as they finish, so an interrupted wave loses
  * only the episodes still running. */
@@ -461,6 +446,7 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, cons
     int32_t wave = (cfg->batch > 0 ? cfg->batch : EVAL_BATCH) * EVAL_WAVE;
     env_problem *probs = mart_xcalloc((size_t)wave, sizeof *probs);
     int32_t *atts = mart_xcalloc((size_t)wave, sizeof *atts);
+    uint64_t *streams = mart_xcalloc((size_t)wave, sizeof *streams);
     env_episode *eps = mart_xcalloc((size_t)wave, sizeof *eps);
     c.recorded = mart_xcalloc((size_t)wave, sizeof *c.recorded);
     c.bar_on = cfg->progress && n_work > 0;
@@ -477,10 +463,11 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, cons
         for (int32_t t = 0; t < m; t++) {
             probs[t] = sets[work[w + t].set].problems[work[w + t].index];
             atts[t] = cfg->ks[work[w + t].kj];
+            streams[t] = episode_stream(&work[w + t], atts[t]);
             c.recorded[t] = false;
         }
         c.wave = &work[w];
-        rc = run(run_ctx, tok, &cfg->env, probs, atts, m, &cfg->sampling, (uint64_t)w,
+        rc = run(run_ctx, tok, &cfg->env, probs, atts, m, &cfg->sampling, streams,
                  on_episode_done, &c, eps, err);
         if (rc != MART_OK) break;
         for (int32_t t = 0; t < m; t++) {
@@ -492,6 +479,7 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, cons
     if (c.bar_on) mart_progress_finish(&c.bar);
     free(probs);
     free(atts);
+    free(streams);
     free(eps);
     free(c.recorded);
     free(work);
@@ -525,9 +513,6 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, cons
             char path[4096];
             rc = eval_results_save(res, mart_path_join(path, sizeof path, out_dir, "results.json"),
                                    err);
-            if (rc == MART_OK)
-                rc = eval_plot_attempts(res, mart_path_join(path, sizeof path, out_dir, "attempts"),
-                                        err);
         }
         if (rc == MART_OK && !cfg->quiet) eval_print_table(res, stdout);
         if (rc != MART_OK) eval_results_free(res);
@@ -543,9 +528,9 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, cons
 
 static int engine_runner(void *ctx, const tok_tokenizer *tok, const env_config *cfg,
                          const env_problem *problems, const int32_t *attempts, int32_t n,
-                         const gen_params *p, uint64_t stream_base, env_done_fn on_done,
+                         const gen_params *p, const uint64_t *streams, env_done_fn on_done,
                          void *done_ctx, env_episode *out, mart_err *err) {
-    return env_run_ex(ctx, tok, cfg, problems, attempts, n, p, stream_base, on_done, done_ctx, out,
+    return env_run_ex(ctx, tok, cfg, problems, attempts, n, p, streams, on_done, done_ctx, out,
                       err);
 }
 
@@ -716,28 +701,3 @@ void eval_print_table(const eval_results *r, FILE *f) {
     fprintf(f, "\n");
 }
 
-int eval_plot_attempts(const eval_results *r, const char *base, mart_err *err) {
-    int32_t n = r->n_benches + (r->n_benches > 1);
-    plot_series *s = mart_xcalloc((size_t)n, sizeof *s);
-    double *x = mart_xcalloc((size_t)r->n_ks, sizeof *x);
-    for (int32_t j = 0; j < r->n_ks; j++)
-        x[j] = r->ks[j];
-    for (int32_t b = 0; b < r->n_benches; b++)
-        s[b] = (plot_series){r->benches[b].name, x, r->benches[b].accuracy, r->n_ks};
-    if (r->n_benches > 1) s[n - 1] = (plot_series){"average", x, r->average, r->n_ks};
-    plot_spec spec;
-    plot_spec_default(&spec);
-    char title[256];
-    snprintf(title, sizeof title, "%s: accuracy by number of attempts",
-             r->model ? r->model : "model");
-    spec.title = title;
-    spec.xlabel = "attempts allowed (k)";
-    spec.ylabel = "accuracy";
-    spec.x_integer = true;
-    spec.y_percent = true;
-    spec.y_from_zero = true;
-    int rc = plot_write_svg_png(&spec, s, n, base, err);
-    free(s);
-    free(x);
-    return rc;
-}

@@ -12,7 +12,6 @@
  * A sequence samples from its own (seed, stream) generator, one uniform number per token,
  * so its output does not depend on the rest of the batch. */
 #include "gen/gen_sample.h"
-#include "model/kern_gemv.h"
 
 #include <assert.h>
 #include <omp.h>
@@ -84,30 +83,6 @@ static int64_t kv_bytes_per_token(const model_config *c) {
     return 2 * (int64_t)c->n_layers * c->n_kv_heads * c->head_dim * (int64_t)sizeof(float);
 }
 
-/* Registers (or drops) BF16 copies of the matrices decoding reads, which the small-M matrix
- * product uses when the weights are exactly BF16 values (a BF16 checkpoint): half the bytes
- * per token. The weights must not change while the engine lives. */
-static void weights_bf16(model *m, bool on) {
-    const model_config *c = &m->cfg;
-    int64_t d = c->hidden_size, qd = (int64_t)c->n_heads * c->head_dim,
-            kvd = (int64_t)c->n_kv_heads * c->head_dim, f = c->intermediate_size;
-    for (int32_t l = 0; l < c->n_layers; l++) {
-        const model_layer *ly = &m->layers[l];
-        const float *w[4] = {ly->wq, ly->wo, ly->w_gate, ly->w_down};
-        int64_t n[4] = {(qd + 2 * kvd) * d, d * qd, 2 * f * d, d * f};
-        for (int i = 0; i < 4; i++) {
-            if (on)
-                kern_gemv_register_bf16(w[i], n[i]);
-            else
-                kern_gemv_unregister(w[i]);
-        }
-    }
-    if (on)
-        kern_gemv_register_bf16(m->lm_head, (int64_t)c->vocab_size * d);
-    else
-        kern_gemv_unregister(m->lm_head);
-}
-
 int gen_create(model *m, const gen_config *c, gen_engine **out, mart_err *err) {
     *out = NULL;
     if (c->max_batch <= 0 || c->max_len <= 1)
@@ -137,14 +112,14 @@ int gen_create(model *m, const gen_config *c, gen_engine **out, mart_err *err) {
     g->tokens = mart_xmalloc((size_t)GEN_STEP_TOKENS * sizeof(int32_t));
     g->offsets = mart_xmalloc((size_t)(g->n_slots + 1) * sizeof(int32_t));
     g->slots = mart_xmalloc((size_t)g->n_slots * sizeof(int32_t));
-    if (c->bf16_weights) weights_bf16(m, true);
+    if (c->bf16_weights) model_bf16_acquire(m);
     *out = g;
     return MART_OK;
 }
 
 void gen_free(gen_engine *g) {
     if (!g) return;
-    if (g->cfg.bf16_weights) weights_bf16(g->m, false);
+    if (g->cfg.bf16_weights) model_bf16_release(g->m);
     model_kv_free(&g->kv);
     mart_aligned_free(g->logits);
     free(g->scratch);
@@ -210,10 +185,7 @@ static bool same_prompt(const gen_request *a, const gen_request *b) {
 }
 
 static uint64_t prompt_hash(const gen_request *r) {
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)r->n_prompt;
-    for (int32_t i = 0; i < r->n_prompt; i++)
-        h = (h ^ (uint32_t)r->prompt[i]) * 1099511628211ull;
-    return h;
+    return mart_fnv1a(MART_FNV_OFFSET, r->prompt, (size_t)r->n_prompt * sizeof(int32_t));
 }
 
 static int hash_cmp(const void *pa, const void *pb) {
@@ -368,6 +340,7 @@ static int32_t pack_batch(gen_engine *g, gen_seq **by_slot, gen_seq **fed) {
 
 int gen_generate(gen_engine *g, const gen_request *reqs, int32_t n, const gen_params *p,
                  gen_callback cb, void *ctx, gen_result *results, mart_err *err) {
+    assert(n >= 0 && (n == 0 || (reqs && results)));
     for (int32_t i = 0; i < n; i++)
         memset(&results[i], 0, sizeof results[i]);
     if (n <= 0) return MART_OK;
@@ -395,10 +368,11 @@ int gen_generate(gen_engine *g, const gen_request *reqs, int32_t n, const gen_pa
         int32_t nb = pack_batch(g, by_slot, fed);
         assert(nb > 0);
         model_batch b = {nb, g->tokens, g->offsets, g->slots};
-        model_out o = {.last_only = true, .logits = g->logits};
-        bool was = kern_gemv_bf16_products(g->cfg.bf16_products);
+        model_out o = {.last_only = true,
+                       .logits = g->logits,
+                       .products = g->cfg.bf16_products ? MART_PRODUCTS_BF16
+                                                        : MART_PRODUCTS_EXACT};
         rc = model_forward(g->m, &b, &g->kv, &o, false, err);
-        kern_gemv_bf16_products(was);
         if (rc != MART_OK) {
             rc = mart_fail_wrap(err, "generation");
             break;

@@ -5,6 +5,7 @@
 #include "grade/grade_int.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <string.h>
 
 /* Work charged for big-number arithmetic: one step per this many bits of the operands
@@ -28,9 +29,16 @@ static bool spend(gctx *c, int64_t steps) {
     return !c->exhausted;
 }
 
+/* The variable's slot; a renamed variable (c->alias_from) takes its new name's value. */
 static int sym_index(const gctx *c, const gnode *n) {
+    const char *name = n->str;
+    int32_t len = n->len;
+    if (c->alias_from && len == c->alias_from_len && !memcmp(name, c->alias_from, (size_t)len)) {
+        name = c->alias_to;
+        len = c->alias_to_len;
+    }
     for (int k = 0; k < c->n_syms; k++)
-        if (c->sym_len[k] == n->len && !memcmp(c->sym_name[k], n->str, (size_t)n->len)) return k;
+        if (c->sym_len[k] == len && !memcmp(c->sym_name[k], name, (size_t)len)) return k;
     return -1;
 }
 
@@ -135,6 +143,33 @@ static bool q_root(mpq_t out, const mpq_t x, unsigned long k) {
 
 static bool is_integer_q(const mpq_t q) {
     return mpz_cmp_ui(mpq_denref(q), 1) == 0;
+}
+
+/* log_b x for rationals x = b^k (k an integer): exact, so that \lfloor \log_2 8 \rfloor is 3
+ * and not the floor of 2.999...; re holds x on entry. False for other logarithms. */
+static bool log_exact(gctx *c, const gnode *n, mpq_t re, mpq_t im) {
+    if (!n->k[1] || mpq_sgn(im) != 0 || mpq_sgn(re) <= 0) return false;
+    mpq_t br, bi, t;
+    mpq_inits(br, bi, t, NULL);
+    bool ok = grade_eval_exact(c, n->k[1], br, bi) && mpq_sgn(bi) == 0 && mpq_sgn(br) > 0 &&
+              mpq_cmp_ui(br, 1, 1) != 0;
+    if (ok) {
+        double k = round(log(fabs(mpq_get_d(re))) / log(mpq_get_d(br)));
+        ok = isfinite(k) && fabs(k) <= 64 &&
+             fabs(k) * (double)(mpz_sizeinbase(mpq_numref(br), 2) +
+                                mpz_sizeinbase(mpq_denref(br), 2)) <=
+                 EXACT_MAX_BITS;
+        if (ok) {
+            unsigned long uk = (unsigned long)fabs(k);
+            mpz_pow_ui(mpq_numref(t), mpq_numref(br), uk);
+            mpz_pow_ui(mpq_denref(t), mpq_denref(br), uk);
+            if (k < 0) mpq_inv(t, t);
+            ok = mpq_equal(t, re);
+            if (ok) mpq_set_si(re, (long)k, 1);
+        }
+    }
+    mpq_clears(br, bi, t, NULL);
+    return ok;
 }
 
 static bool pow_exact(gctx *c, mpq_t re, mpq_t im, const mpq_t er, const mpq_t ei) {
@@ -360,6 +395,8 @@ bool grade_eval_exact(gctx *c, const gnode *n, mpq_t re, mpq_t im) {
                 mpz_cdiv_q(mpq_numref(re), mpq_numref(re), mpq_denref(re));
             mpz_set_ui(mpq_denref(re), 1);
             return true;
+        case GF_LOG:
+            return log_exact(c, n, re, im);
         case GF_SQRT: {
             unsigned long k = 2;
             if (n->k[1]) {
@@ -620,7 +657,23 @@ bool grade_eval_num(gctx *c, const gnode *n, mpfr_t re, mpfr_t im) {
             case GN_POW:
                 ok = pow_num(c, re, im, b.re, b.im);
                 break;
-            case GN_BINOM: { /* n!/(k!(n-k)!) for real n >= k >= 0 through log-gamma */
+            case GN_BINOM: { /* n(n-1)...(n-k+1)/k! for a small integer k and any n, else
+                              * n!/(k!(n-k)!) for real n >= k >= 0 through log-gamma */
+                if (real_p(im) && real_p(b.im) && mpfr_integer_p(b.re) && mpfr_sgn(b.re) >= 0 &&
+                    mpfr_cmp_ui(b.re, 64) <= 0) {
+                    unsigned long k = mpfr_get_ui(b.re, MPFR_RNDN);
+                    mpfr_t t, f;
+                    mpfr_inits2(GRADE_PREC, t, f, (mpfr_ptr)0);
+                    mpfr_set_ui(f, 1, MPFR_RNDN);
+                    for (unsigned long j = 0; j < k; j++) {
+                        mpfr_sub_ui(t, re, j, MPFR_RNDN);
+                        mpfr_mul(f, f, t, MPFR_RNDN);
+                        mpfr_div_ui(f, f, j + 1, MPFR_RNDN);
+                    }
+                    mpfr_set(re, f, MPFR_RNDN);
+                    mpfr_clears(t, f, (mpfr_ptr)0);
+                    break;
+                }
                 ok = real_p(im) && real_p(b.im) && mpfr_sgn(b.re) >= 0 && mpfr_cmp(re, b.re) >= 0;
                 if (ok) {
                     bool integers = mpfr_integer_p(re) && mpfr_integer_p(b.re);
@@ -741,6 +794,7 @@ bool grade_eval_num(gctx *c, const gnode *n, mpfr_t re, mpfr_t im) {
             /* periodic functions reduce their argument modulo π with as many bits as its
              * exponent: sin(e^{11!}) would take minutes, so huge arguments are undecidable */
             if (n->op <= GF_CSC && mpfr_regular_p(re) && mpfr_get_exp(re) > MAX_TRIG_EXP) {
+                c->too_big = true;
                 ok = false;
                 break;
             }
@@ -800,6 +854,9 @@ bool grade_eval_num(gctx *c, const gnode *n, mpfr_t re, mpfr_t im) {
      * 2^{2^{2^{100}}} is a number too large to decide, not infinity */
     bool carries_inf = n->kind == GN_INF || n->kind == GN_NEG || n->kind == GN_ADD ||
                        n->kind == GN_SUB || n->kind == GN_PM || n->kind == GN_PCT;
-    if (!carries_inf && (mpfr_inf_p(re) || mpfr_inf_p(im))) ok = false;
+    if (!carries_inf && (mpfr_inf_p(re) || mpfr_inf_p(im))) {
+        c->too_big = true;
+        ok = false;
+    }
     return ok && !mpfr_nan_p(re) && !mpfr_nan_p(im) && !c->exhausted;
 }

@@ -56,33 +56,132 @@ static bool box_at(const char *text, size_t len, size_t i, bool final, size_t *s
     return q > j;
 }
 
-/* Finds the last complete box; returns its [start, end) or false. */
-static bool last_box(const char *text, size_t len, bool final, size_t *s, size_t *e) {
-    bool found = false;
+bool grade_has_boxed(const char *text, size_t len) {
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *b = memchr(p, '\\', (size_t)(end - p));
+        if (!b) return false;
+        size_t st, en, after;
+        if (box_at(text, len, (size_t)(b - text), false, &st, &en, &after)) return true;
+        p = b + 1;
+    }
+    return false;
+}
+
+/* Length of the joining word or command at s[i] ("and", "or", "\quad", "\text", "\,"), or 0. */
+static size_t joiner_len(const char *s, size_t i, size_t end) {
+    static const char *const words[] = {"and", "or", "\\qquad", "\\quad", "\\text", "\\,"};
+    for (size_t k = 0; k < sizeof words / sizeof words[0]; k++) {
+        size_t n = strlen(words[k]);
+        if (i + n <= end && !memcmp(s + i, words[k], n) &&
+            (i + n == end || !isalpha((unsigned char)s[i + n])))
+            return n;
+    }
+    return 0;
+}
+
+/* Whether text[from, to) only joins two boxes of one closing sentence: spaces, '$', ',', ';',
+ * braces, "and" / "or" (bare or in \text{}), \quad, and "x =" / "y_1 =" naming the next value.
+ * Any other word ("Wait", "then") or a full stop makes the earlier box a superseded draft. */
+static bool joins_boxes(const char *s, size_t from, size_t to) {
+    for (size_t i = from; i < to;) {
+        unsigned char ch = (unsigned char)s[i];
+        size_t n = joiner_len(s, i, to);
+        if (n) {
+            i += n;
+        } else if (isspace(ch) || strchr("$,;=&{}", ch)) {
+            i++;
+        } else if (isalpha(ch) && (i + 1 == to || !isalpha((unsigned char)s[i + 1]))) {
+            size_t j = i + 1; /* a variable naming the next value: x =, y_1 =, a_{n} = */
+            if (j < to && s[j] == '_') {
+                j++;
+                if (j < to && s[j] == '{')
+                    while (j < to && s[j] != '}')
+                        j++;
+                if (j < to) j++;
+            }
+            while (j < to && s[j] == ' ')
+                j++;
+            if (j >= to || s[j] != '=') return false;
+            i = j + 1;
+        } else
+            return false;
+    }
+    return true;
+}
+
+typedef struct {
+    size_t start, end; /* content [start, end) of one box */
+} box_span;
+
+/* The answer boxes: the last complete box and the boxes before it that join it (see
+ * joins_boxes), as a malloc'd array; *n their count (0: no box). */
+static box_span *final_boxes(const char *text, size_t len, int32_t *n) {
+    box_span *run = NULL;
+    int32_t cnt = 0, cap = 0;
+    size_t prev_after = 0;
     const char *p = text, *end = text + len;
     while (p < end) {
         const char *b = memchr(p, '\\', (size_t)(end - p));
         if (!b) break;
         size_t i = (size_t)(b - text), st, en, after;
         if (b + 1 < end && (b[1] == 'b' || b[1] == 'f') &&
-            box_at(text, len, i, final, &st, &en, &after)) {
-            *s = st;
-            *e = en;
-            found = true;
+            box_at(text, len, i, true, &st, &en, &after)) {
+            if (cnt && !joins_boxes(text, prev_after, i)) cnt = 0;
+            if (cnt == cap) {
+                cap = cap ? cap * 2 : 4;
+                run = mart_xrealloc(run, sizeof *run * (size_t)cap);
+            }
+            while (st < en && isspace((unsigned char)text[st]))
+                st++;
+            while (en > st && isspace((unsigned char)text[en - 1]))
+                en--;
+            run[cnt++] = (box_span){st, en};
+            prev_after = after;
             p = text + after;
         } else
             p = b + 1;
     }
-    return found;
+    *n = cnt;
+    return run;
 }
 
-bool grade_has_boxed(const char *text, size_t len) {
-    size_t s, e;
-    return last_box(text, len, false, &s, &e);
+/* The boxes' contents joined by ", " (a list answer); one box when all hold the same text. */
+static char *join_boxes(const char *text, const box_span *b, int32_t n) {
+    bool same = true;
+    for (int32_t i = 1; i < n && same; i++)
+        same = b[i].end - b[i].start == b[0].end - b[0].start &&
+               !memcmp(text + b[i].start, text + b[0].start, b[0].end - b[0].start);
+    if (same) n = 1;
+    mart_buf out = {0};
+    for (int32_t i = 0; i < n; i++) {
+        if (b[i].end == b[i].start) continue;
+        if (out.len) mart_buf_append(&out, ", ", 2);
+        mart_buf_append(&out, text + b[i].start, b[i].end - b[i].start);
+    }
+    if (!out.len) {
+        mart_buf_free(&out);
+        return NULL;
+    }
+    mart_buf_append(&out, "", 1);
+    return out.data;
 }
 
-/* "The answer is X." — the evaluation-only fallback: X up to the end of its sentence. */
-static char *fallback_answer(const char *text, size_t len) {
+static char *copy_span(const char *st, const char *en) {
+    while (st < en && isspace((unsigned char)*st))
+        st++;
+    while (en > st && isspace((unsigned char)en[-1]))
+        en--;
+    if (en == st) return NULL;
+    char *out = mart_xmalloc((size_t)(en - st) + 1);
+    memcpy(out, st, (size_t)(en - st));
+    out[en - st] = 0;
+    return out;
+}
+
+/* "The final answer is X." / "Answer: X" — X up to the end of its sentence, after the last
+ * such phrase. */
+static char *phrase_answer(const char *text, size_t len) {
     static const char *const cues[] = {"answer is", "Answer:", "answer:"};
     const char *best = NULL;
     for (size_t k = 0; k < sizeof cues / sizeof cues[0]; k++) {
@@ -106,31 +205,72 @@ static char *fallback_answer(const char *text, size_t len) {
         if (!in_math && *q == '.' && (q + 1 == end || isspace((unsigned char)q[1]))) break;
         q++;
     }
-    while (q > st && isspace((unsigned char)q[-1]))
+    return copy_span(st, q);
+}
+
+/* The last number of the last sentence ("so $m+n=116$." → 116): in mathematics, the value
+ * after its last '='; NULL when the last sentence has no number. */
+static char *last_number(const char *text, size_t len) {
+    const char *end = text + len;
+    while (end > text && (isspace((unsigned char)end[-1]) || end[-1] == '.'))
+        end--;
+    const char *q = end;
+    while (q > text && !isdigit((unsigned char)q[-1])) {
         q--;
-    if (q == st) return NULL;
-    char *out = mart_xmalloc((size_t)(q - st) + 1);
-    memcpy(out, st, (size_t)(q - st));
-    out[q - st] = 0;
+        if (*q == '\n' || (*q == '.' && q + 1 < end && isspace((unsigned char)q[1])))
+            return NULL; /* the last sentence has no number */
+    }
+    if (q == text) return NULL;
+    int dollars = 0;
+    for (const char *r = text; r < q; r++)
+        dollars += *r == '$';
+    if (dollars % 2 == 1) { /* inside $...$: the value after its last '=' */
+        const char *open = q, *close = q;
+        while (open > text && open[-1] != '$')
+            open--;
+        while (close < end && *close != '$')
+            close++;
+        const char *eq = close;
+        while (eq > open && eq[-1] != '=')
+            eq--;
+        return copy_span(eq > open ? eq : open, close);
+    }
+    const char *st = q;
+    while (st > text && (isdigit((unsigned char)st[-1]) || st[-1] == '.' || st[-1] == ','))
+        st--;
+    while (st < q && !isdigit((unsigned char)*st))
+        st++;
+    if (st > text && st[-1] == '-') st--;
+    return copy_span(st, q);
+}
+
+char *grade_extract_found(const char *text, size_t len, const grade_config *c, grade_found *how) {
+    grade_found found = GRADE_FOUND_NONE;
+    char *out = NULL;
+    if (text) {
+        int32_t n;
+        box_span *b = final_boxes(text, len, &n);
+        if (n) {
+            out = join_boxes(text, b, n);
+            found = out ? GRADE_FOUND_BOX : GRADE_FOUND_NONE;
+        }
+        free(b);
+        if (!n && c && c->fallback_extract) {
+            out = phrase_answer(text, len);
+            found = GRADE_FOUND_PHRASE;
+            if (!out) {
+                out = last_number(text, len);
+                found = GRADE_FOUND_LAST_NUMBER;
+            }
+            if (!out) found = GRADE_FOUND_NONE;
+        }
+    }
+    if (how) *how = found;
     return out;
 }
 
 char *grade_extract(const char *text, size_t len, const grade_config *c) {
-    if (!text) return NULL;
-    size_t s, e;
-    if (last_box(text, len, true, &s, &e)) {
-        while (s < e && isspace((unsigned char)text[s]))
-            s++;
-        while (e > s && isspace((unsigned char)text[e - 1]))
-            e--;
-        if (e == s) return NULL;
-        char *out = mart_xmalloc(e - s + 1);
-        memcpy(out, text + s, e - s);
-        out[e - s] = 0;
-        return out;
-    }
-    if (c && c->fallback_extract) return fallback_answer(text, len);
-    return NULL;
+    return grade_extract_found(text, len, c, NULL);
 }
 
 /* ---- gold answers ------------------------------------------------------------------------ */
@@ -172,7 +312,7 @@ int grade_gold_answer(const struct cJSON *rec, const char *bench, const char *an
     *gold = NULL;
     if (!cJSON_IsObject(rec)) return mart_fail(err, "record is not a JSON object");
     bench = bench ? bench : "";
-    if (!strcmp(bench, "minerva_math")) {
+    if (!strcmp(bench, "minerva_math") || !strcmp(bench, "math")) {
         const cJSON *sol = cJSON_GetObjectItemCaseSensitive(rec, "solution");
         if (!cJSON_IsString(sol))
             return mart_fail(err, "field \"solution\": missing or not a string");

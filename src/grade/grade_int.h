@@ -39,7 +39,8 @@ char *grade_normalize(garena *a, const char *s, size_t len, bool *is_text);
 
 typedef enum {
     GN_NUM,    /* str/len: digits with optional '.', exponent; base */
-    GN_SYM,    /* str/len: variable name (subscript included); op: GC_* constant or GC_VAR */
+    GN_SYM,    /* str/len: variable name (subscript and primes included, or a function
+                  value "f(x)", "I(0)"); op: GC_* constant or GC_VAR */
     GN_INF,    /* \infty */
     GN_ADD,    /* k[0] + k[1] */
     GN_SUB,    /* k[0] - k[1] */
@@ -57,6 +58,7 @@ typedef enum {
     GN_SET,    /* \{ ... \}: order does not matter */
     GN_LIST,   /* top-level a, b, c: order does not matter ("all solutions") */
     GN_UNION,  /* A \cup B \cup ... */
+    GN_DIFF,   /* k[0] \setminus k[1] */
     GN_MATRIX, /* rows x cols children, row-major */
 } gnode_kind;
 
@@ -82,7 +84,7 @@ enum {
     GF_FLOOR,
     GF_CEIL
 };
-enum { GR_EQ, GR_NE, GR_LT, GR_LE, GR_GT, GR_GE };
+enum { GR_EQ, GR_NE, GR_LT, GR_LE, GR_GT, GR_GE, GR_IN };
 
 typedef struct gnode {
     uint8_t kind;       /* gnode_kind */
@@ -98,8 +100,9 @@ typedef struct gnode {
 } gnode;
 
 /* Parses a normalized answer. Returns NULL when it is not mathematics the grader reads (the
- * caller then compares strings) or when it exceeds the work budget (*work counts steps). */
-gnode *grade_parse(garena *a, const char *s, int64_t *work, int64_t work_limit);
+ * caller then compares strings) or when it exceeds a bound: then *limit names the bound (the
+ * work budget, *work counting steps; the nesting depth; the tree height). */
+gnode *grade_parse(garena *a, const char *s, int64_t *work, int64_t work_limit, const char **limit);
 
 /* ---- comparison -------------------------------------------------------------------------- */
 
@@ -108,9 +111,15 @@ gnode *grade_parse(garena *a, const char *s, int64_t *work, int64_t work_limit);
 
 typedef struct {
     const grade_config *cfg;
+    garena *ar; /* the comparison's arena, for trees rewritten while comparing */
+    const char *alias_from, *alias_to; /* a variable renamed (g(t) = 3t vs g(x) = 3x), or NULL */
+    int32_t alias_from_len, alias_to_len;
     int64_t work;      /* steps spent; stop at cfg->work_limit */
-    bool exhausted;    /* the work budget ran out: answer false */
-    bool too_big;      /* an exact value exceeded its size bound: answer false */
+    bool exhausted;    /* the work budget ran out: undecided */
+    bool too_big;      /* a value exceeded its size bound (exactly or numerically) */
+    const char *limit; /* the first bound that left a part undecided (static text) or NULL */
+    const char *how;   /* how an equal verdict was reached when it assumed something, or NULL */
+    bool integers;     /* the random points are the positive integers (integer-only identities) */
     bool used_mpfr;    /* numeric evaluation ran (MPFR caches to release) */
     uint32_t pm_signs; /* bit j: sign of the j-th ± of the tree being evaluated */
     bool pct_ignore;   /* evaluate x% as x (unit) instead of x/100 */

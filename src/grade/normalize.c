@@ -1,6 +1,7 @@
 /* grade normalization: the string-level clean-up before parsing. Removes what carries no
  * mathematical meaning (sizing, spacing, degree signs, dollar signs, unit words, thousands
- * separators, trailing periods) and unifies spellings (\dfrac → \frac, unicode → LaTeX). */
+ * separators, trailing periods, code modules such as math.) and unifies spellings (\dfrac →
+ * \frac, unicode → LaTeX, ^{\prime} → ', ** → ^, \mathbb{R} → (-\infty, \infty)). */
 #include "grade/grade_int.h"
 
 #include <ctype.h>
@@ -108,9 +109,16 @@ static size_t brace_end(const char *s, size_t i, size_t len) {
     return 0;
 }
 
+/* Single letters that are units when written upright (\mathrm{h}, \text{ m}): hours,
+ * seconds, metres, grams, newtons, joules, watts, kelvins, litres. */
+static bool is_unit_letter(char ch) {
+    return ch && strchr("hsmgNJWKL", ch) != NULL;
+}
+
 /* A \text{} content that is words (a unit, "and", or a text answer): letters with spaces,
- * '/', '.', '\'' and at least two letters. */
+ * '/', '.', '\'' and at least two letters, or one unit letter. */
 static bool is_word(const char *s, size_t n) {
+    if (n == 1 && is_unit_letter(s[0])) return true;
     int letters = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
@@ -127,6 +135,14 @@ static void trim(const char **s, size_t *n) {
         (*s)++, (*n)--;
     while (*n && (isspace((unsigned char)(*s)[*n - 1]) || (*s)[*n - 1] == '~'))
         (*n)--;
+}
+
+/* Module names of code-style answers (math.sqrt(2), np.arcsin(x)), dropped with their dot. */
+static bool is_code_module(const char *w, size_t n) {
+    static const char *names[] = {"math", "np", "numpy", "sympy", "sp", "cmath"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        if (strlen(names[k]) == n && !memcmp(names[k], w, n)) return true;
+    return false;
 }
 
 /* ---- pass 1: commands, spacing, unicode -------------------------------------------------- */
@@ -172,11 +188,38 @@ static void clean(mart_buf *o, const char *s, size_t len, int depth) {
             i += 3;
             continue;
         }
+        if (ch == '^') { /* y^{\prime\prime} and y^\prime are y'' */
+            size_t k = i + 1, primes = 0;
+            bool braced = k < len && s[k] == '{';
+            k += braced;
+            for (;;) {
+                while (k < len && s[k] == ' ')
+                    k++;
+                if (!starts(s, k, len, "\\prime")) break;
+                k += 6;
+                primes++;
+            }
+            if (primes && (!braced || (k < len && s[k] == '}'))) {
+                for (size_t q = 0; q < primes; q++)
+                    mart_buf_append(o, "'", 1);
+                i = k + braced;
+                continue;
+            }
+        }
+        if (ch == '*' && i + 1 < len && s[i + 1] == '*') { /* code: 2**10 */
+            mart_buf_append(o, "^", 1);
+            i += 2;
+            continue;
+        }
         if (isalpha(ch)) { /* a word: "x = 1 or x = 2" separates solutions */
             size_t j = i;
             while (j < len && isalpha((unsigned char)s[j]))
                 j++;
             bool spaced = (i == 0 || s[i - 1] == ' ') && (j == len || s[j] == ' ');
+            if (is_code_module(s + i, j - i) && j < len && s[j] == '.') { /* math.sqrt(2) */
+                i = j + 1;
+                continue;
+            }
             if (spaced && ((j - i == 2 && !memcmp(s + i, "or", 2)) ||
                            (j - i == 3 && !memcmp(s + i, "and", 3))))
                 mart_buf_append(o, ",", 1);
@@ -249,6 +292,12 @@ static void clean(mart_buf *o, const char *s, size_t len, int depth) {
             const char *c = s + k + 1;
             size_t cn = e - k - 2;
             trim(&c, &cn);
+            if (n == 6 && !memcmp(name, "mathbb", 6) && cn == 1 && c[0] == 'R') {
+                static const char reals[] = "(-\\infty,\\infty)";
+                mart_buf_append(o, reals, sizeof reals - 1);
+                i = e;
+                continue;
+            }
             if (is_word(c, cn)) {
                 if ((cn == 3 && !strncasecmp(c, "and", 3)) || (cn == 2 && !strncasecmp(c, "or", 2)))
                     mart_buf_append(o, ",", 1);
@@ -264,6 +313,7 @@ static void clean(mart_buf *o, const char *s, size_t len, int depth) {
             continue;
         }
         if (n == 5 && !memcmp(name, "prime", 5)) {
+            mart_buf_append(o, "'", 1);
             i = j;
             continue;
         }
@@ -276,17 +326,17 @@ static void clean(mart_buf *o, const char *s, size_t len, int depth) {
 
 /* Plain unit words that may trail a number ("5 cm", "12 degrees"). */
 static bool is_unit_word(const char *w, size_t n) {
+    /* single letters (m, g, s, J, K, W) are left to the comparison: a variable in 7m + 1 */
     static const char *units[] = {
-        "cm",     "m",       "km",      "mm",       "kg",      "g",       "mg",      "s",
-        "sec",    "seconds", "second",  "min",      "minutes", "minute",  "hours",   "hour",
-        "hr",     "hrs",     "days",    "day",      "weeks",   "week",    "years",   "year",
-        "months", "inches",  "inch",    "in",       "feet",    "foot",    "ft",      "yards",
-        "yd",     "miles",   "mile",    "mph",      "meters",  "meter",   "metres",  "units",
-        "unit",   "sq",      "square",  "cubic",    "degrees", "degree",  "dollars", "dollar",
-        "cents",  "cent",    "percent", "liters",   "ml",      "gallons", "pounds",  "lbs",
-        "ounces", "oz",      "people",  "students", "ways",    "points",  "km/h",    "m/s",
-        "cm/s",   "kmh",     "ergs",    "erg",      "J",       "K",       "W",       "Hz",
-        "eV",     "pc",      "AU",      "nm",       "kpc",     "Mpc"};
+        "cm",       "km",      "mm",      "kg",      "mg",     "sec",    "seconds", "second",
+        "min",      "minutes", "minute",  "hours",   "hour",   "hr",     "hrs",     "days",
+        "day",      "weeks",   "week",    "years",   "year",   "months", "inches",  "inch",
+        "in",       "feet",    "foot",    "ft",      "yards",  "yd",     "miles",   "mile",
+        "mph",      "meters",  "meter",   "metres",  "units",  "unit",   "sq",      "square",
+        "cubic",    "degrees", "degree",  "dollars", "dollar", "cents",  "cent",    "percent",
+        "liters",   "ml",      "gallons", "pounds",  "lbs",    "ounces", "oz",      "people",
+        "students", "ways",    "points",  "km/h",    "m/s",    "cm/s",   "kmh",     "ergs",
+        "erg",      "Hz",      "eV",      "pc",      "AU",     "nm",     "kpc",     "Mpc"};
     for (size_t k = 0; k < sizeof units / sizeof units[0]; k++)
         if (strlen(units[k]) == n && !memcmp(units[k], w, n)) return true;
     return false;
@@ -358,6 +408,15 @@ char *grade_normalize(garena *a, const char *s, size_t len, bool *is_text) {
                             k++;
                         i = k - 1;
                     }
+                    /* and the '/' or \cdot joining it to the next unit (km/h, N m) */
+                    k = i + 1;
+                    while (k < n && t[k] == ' ')
+                        k++;
+                    size_t op = k < n && t[k] == '/' ? 1 : starts(t, k, n, "\\cdot") ? 5 : 0;
+                    k += op;
+                    while (op && k < n && t[k] == ' ')
+                        k++;
+                    if (op && k < n && t[k] == WORD_OPEN) i = k - 1;
                 }
                 continue;
             }
@@ -398,15 +457,19 @@ char *grade_normalize(garena *a, const char *s, size_t len, bool *is_text) {
     n -= st;
     t[n] = 0;
 
-    /* text answers: a run of three or more letters that names no function */
-    if (!*is_text) {
+    /* text answers: a run of three or more letters that names no function; in an equation,
+     * or in capitals (ABCD = EF: points), letters are products */
+    if (!*is_text && !memchr(t, '=', n)) {
         for (size_t i = 0; i < n;) {
             if (isalpha((unsigned char)t[i]) && !(i && t[i - 1] == '\\')) {
                 size_t j = i;
                 while (j < n && isalpha((unsigned char)t[j]))
                     j++;
+                bool capitals = true;
+                for (size_t q = i; q < j; q++)
+                    capitals &= isupper((unsigned char)t[q]) != 0;
                 if (!known_name(t + i, j - i) &&
-                    (j - i >= 4 || (j - i == 3 && three_letter_word(t + i))))
+                    ((j - i >= 4 && !capitals) || (j - i == 3 && three_letter_word(t + i))))
                     *is_text = true;
                 i = j;
             } else if (t[i] == '\\') {

@@ -7,10 +7,19 @@
 #include <ctype.h>
 #include <string.h>
 
-#define MAX_DEPTH 100 /* nesting of groups; deeper input is rejected, not recursed into */
-/* Tallest tree: a sum of 2000 terms is a chain 2000 deep, and every walk over the tree
- * recurses along it, so taller trees are rejected to keep the stack small in worker threads. */
+/* Nesting of grammar rules: each level of brackets, braces, fractions or roots passes through
+ * about five, so this admits about 100 levels (real answers need 20-30: continued fractions,
+ * nested radicals); deeper input is undecided, not recursed into. */
+#define MAX_DEPTH 500
+/* Tallest tree. Every walk over the tree recurses along its height, so taller trees are
+ * undecided to keep the stack small in worker threads. Sums and products are built balanced
+ * (height log2 of their length), so only nesting makes a tree tall. */
 #define MAX_HEIGHT 300
+/* The reasons a parse stops at a bound (grade_result.reason). */
+#define LIMIT_WORK "work limit reached"
+#define LIMIT_DEPTH "nesting deeper than about 100 levels"
+#define LIMIT_HEIGHT "expression tree taller than 300 levels"
+#define LIMIT_PM "more than 16 \\pm signs"
 
 typedef enum { T_END, T_NUM, T_SYM, T_CMD, T_CH } ttype;
 
@@ -31,6 +40,7 @@ typedef struct {
     int abs_depth; /* inside |...|: a '|' closes instead of opening */
     int n_pm;      /* ± seen so far (their index) */
     bool fail;
+    const char *limit_hit; /* the bound that made the parse fail, or NULL */
 } gparser;
 
 /* Bare words read as commands: "sqrt(2)", "sin x", "pi". */
@@ -83,9 +93,12 @@ static int32_t lex(const char *s, size_t len, gtok *t) {
                 k.type = T_CMD;
                 k.len = (int32_t)(j - i);
                 i = j;
-            } else {
+            } else { /* one letter and its primes: y, y'' */
                 k.type = T_SYM;
                 i++;
+                while (i < len && s[i] == '\'')
+                    i++;
+                k.len = (int32_t)(i - (size_t)k.pos);
             }
         } else if (ch == '\\' && i + 1 < len) {
             size_t j = i + 1;
@@ -144,8 +157,14 @@ static gnode *fail(gparser *p) {
     return NULL;
 }
 
+/* Fails the parse at a bound, naming it. */
+static gnode *fail_limit(gparser *p, const char *why) {
+    if (!p->limit_hit) p->limit_hit = why;
+    return fail(p);
+}
+
 static bool step(gparser *p) {
-    if (++*p->work > p->limit) p->fail = true;
+    if (++*p->work > p->limit) fail_limit(p, LIMIT_WORK);
     return !p->fail;
 }
 
@@ -164,7 +183,7 @@ static gnode *grow(gparser *p, gnode *x) {
     for (int32_t i = 0; i < x->n; i++)
         if (x->k[i] && x->k[i]->height > h) h = x->k[i]->height;
     x->height = h + 1;
-    if (x->height > MAX_HEIGHT) p->fail = true;
+    if (x->height > MAX_HEIGHT) fail_limit(p, LIMIT_HEIGHT);
     return x;
 }
 
@@ -195,7 +214,7 @@ static gnode *parse_postfix(gparser *p);
 
 static bool enter(gparser *p) {
     if (++p->depth > MAX_DEPTH) {
-        p->fail = true;
+        fail_limit(p, LIMIT_DEPTH);
         return false;
     }
     return step(p);
@@ -285,6 +304,43 @@ static void symbol_subscript(gparser *p, gnode *x) {
     x->len = (int32_t)w;
 }
 
+/* Letters that name functions when a parenthesis follows: f(x), g(t), h(2), and capitals
+ * (I(0), P(A), V(1)); other letters multiply (x(x+1), n(n-1)). */
+static bool function_letter(char ch) {
+    return ch == 'f' || ch == 'g' || ch == 'h' || (ch >= 'A' && ch <= 'Z');
+}
+
+/* After a function letter: "(argument)" with one item makes the symbol the function's value,
+ * named by its text without spaces ("I(0)", "f(x+1)"): a value of its own, not a product. */
+static void function_value(gparser *p, gnode *x) {
+    if (x->len != 1 || !function_letter(x->str[0]) || !is_ch(peek(p), '(')) return;
+    int depth = 0;
+    int32_t j = p->i;
+    bool items = false; /* a point A(1, 2) or a tuple */
+    for (; p->t[j].type != T_END && !items; j++) {
+        const gtok *t = &p->t[j];
+        if (is_ch(t, '(') || is_ch(t, '[') || is_ch(t, '{'))
+            depth++;
+        else if ((is_ch(t, ')') || is_ch(t, ']') || is_ch(t, '}')) && --depth == 0)
+            break;
+        else
+            items = depth == 1 && (is_ch(t, ',') || is_ch(t, ';'));
+    }
+    *p->work += (j - p->i) / 8; /* the scan is charged: f(f(f(... rescans at every level */
+    if (items || p->t[j].type == T_END || !is_ch(&p->t[j], ')') || j == p->i + 1 || !step(p))
+        return;
+    int32_t start = p->t[p->i].pos, end = p->t[j].pos + 1;
+    char *name = garena_alloc(p->ar, (size_t)(end - start) + 2);
+    size_t w = 0;
+    name[w++] = x->str[0];
+    for (int32_t q = start; q < end; q++)
+        if (p->s[q] != ' ') name[w++] = p->s[q];
+    x->str = name;
+    x->len = (int32_t)w;
+    x->op = GC_VAR;
+    p->i = j + 1;
+}
+
 static gnode *parse_matrix(gparser *p) {
     /* after \begin: {pmatrix} cells with & and \\ until \end{pmatrix} */
     if (!accept_ch(p, '{')) return fail(p);
@@ -338,6 +394,16 @@ static gnode *parse_matrix(gparser *p) {
     return grow(p, m);
 }
 
+static bool is_minus_one(const gnode *x) {
+    return x->kind == GN_NEG && x->k[0]->kind == GN_NUM && x->k[0]->len == 1 &&
+           x->k[0]->str[0] == '1';
+}
+
+/* The inverse of a trigonometric function, or -1. */
+static int inverse_func(int op) {
+    return op == GF_SIN ? GF_ASIN : op == GF_COS ? GF_ACOS : op == GF_TAN ? GF_ATAN : -1;
+}
+
 static gnode *parse_command(gparser *p) {
     const gtok *t = peek(p);
     const char *name = p->s + t->pos;
@@ -351,7 +417,7 @@ static gnode *parse_command(gparser *p) {
         if (!b) return NULL;
         return mk2(p, GN_DIV, a, b);
     }
-    if (IS("binom") || IS("choose")) {
+    if (IS("binom")) {
         gnode *a = parse_arg(p);
         if (!a) return NULL;
         gnode *b = parse_arg(p);
@@ -397,6 +463,18 @@ static gnode *parse_command(gparser *p) {
         return x;
     }
     if (IS("begin")) return parse_matrix(p);
+    if (IS("langle")) { /* a vector \langle a, b \rangle is the tuple (a, b) */
+        gnode *x = parse_list(p, 0, 0, "rangle");
+        if (!x || !accept_cmd(p, "rangle")) return fail(p);
+        gnode *tu = mk(p, GN_TUPLE, x->kind == GN_LIST ? x->n : 1);
+        if (x->kind == GN_LIST)
+            memcpy(tu->k, x->k, sizeof(gnode *) * (size_t)x->n);
+        else
+            tu->k[0] = x;
+        tu->open = '(';
+        tu->close = ')';
+        return grow(p, tu);
+    }
     if (IS("exp") && is_ch(peek(p), '^')) return fail(p);
     for (size_t f = 0; f < sizeof funcs / sizeof funcs[0]; f++) {
         if (strlen(funcs[f].name) != n || memcmp(funcs[f].name, name, n)) continue;
@@ -418,6 +496,10 @@ static gnode *parse_command(gparser *p) {
         if (!arg) return NULL;
         gnode *x = mk2(p, GN_FUNC, arg, base);
         x->op = funcs[f].op;
+        if (power && is_minus_one(power) && inverse_func(x->op) >= 0) { /* \sin^{-1} = \arcsin */
+            x->op = (uint8_t)inverse_func(x->op);
+            power = NULL;
+        }
         return power ? mk2(p, GN_POW, x, power) : x;
     }
     for (size_t g = 0; g < sizeof greek / sizeof greek[0]; g++)
@@ -560,13 +642,17 @@ static gnode *parse_primary(gparser *p) {
     case T_SYM:
         x = mk(p, GN_SYM, 0);
         x->str = p->s + t->pos;
-        x->len = 1;
-        x->op = t->len == 1 && p->s[t->pos] == 'e' ? GC_E : p->s[t->pos] == 'i' ? GC_I : GC_VAR;
+        x->len = t->len;
+        x->op = t->len > 1            ? GC_VAR
+                : p->s[t->pos] == 'e' ? GC_E
+                : p->s[t->pos] == 'i' ? GC_I
+                                      : GC_VAR;
         p->i++;
         if (is_ch(peek(p), '_')) {
             x->op = GC_VAR;
             symbol_subscript(p, x);
         }
+        function_value(p, x);
         break;
     case T_CMD:
         x = parse_command(p);
@@ -574,9 +660,13 @@ static gnode *parse_primary(gparser *p) {
     case T_CH:
         if (t->ch == '(' || t->ch == '[')
             x = parse_bracket(p);
-        else if (t->ch == '{') {
+        else if (t->ch == '{') { /* a group, or {n \choose k} */
             p->i++;
-            x = parse_list(p, '}', 0, NULL);
+            x = parse_list(p, '}', 0, "choose");
+            if (x && accept_cmd(p, "choose")) {
+                gnode *k = parse_list(p, '}', 0, NULL);
+                x = k ? mk2(p, GN_BINOM, x, k) : NULL;
+            }
             if (x && !accept_ch(p, '}')) x = fail(p);
         } else if (t->ch == '|' && p->abs_depth == 0) {
             p->i++;
@@ -599,15 +689,15 @@ static gnode *parse_primary(gparser *p) {
 /* Can this token begin a factor of an implicit product (2x, 3\sqrt{2}, x(y+1))? */
 static bool starts_factor(gparser *p, const gtok *t) {
     switch (t->type) {
-    case T_NUM:
-        return false; /* 2 3 is no product */
+    case T_NUM: /* (n-1)3^n; but 2 3 is no product */
+        return p->i > 0 && is_ch(&p->t[p->i - 1], ')');
     case T_SYM:
         return true;
     case T_CMD: {
-        static const char *no[] = {"cdot", "times",    "div",   "pm",  "mp",       "le",
-                                   "leq",  "leqslant", "ge",    "geq", "geqslant", "lt",
-                                   "gt",   "ne",       "neq",   "cup", "end",      "\\",
-                                   "}",    "rfloor",   "rceil", "to",  "approx",   "in"};
+        static const char *no[] = {
+            "cdot", "times",    "div",   "pm", "mp",     "le",  "leq",    "leqslant", "ge",
+            "geq",  "geqslant", "lt",    "gt", "ne",     "neq", "cup",    "end",      "\\",
+            "}",    "rfloor",   "rceil", "to", "approx", "in",  "choose", "rangle",   "setminus"};
         for (size_t k = 0; k < sizeof no / sizeof no[0]; k++)
             if (is_cmd(p, t, no[k])) return false;
         return true;
@@ -659,29 +749,71 @@ static gnode *parse_unary(gparser *p) {
     return p->fail ? NULL : x;
 }
 
+/* A chain of terms t0 op1 t1 op2 t2 ... where each op only says whether its term is
+ * inverted (subtracted, divided): built as a balanced tree so that a sum of n terms is
+ * log2(n) tall. `pos` joins two terms of the same sign (ADD, MUL), `inv` a term and an inverted
+ * one (SUB, DIV). Returns the node of terms [lo, hi) and sets *neg when the whole is inverted. */
+typedef struct {
+    gnode *t;
+    bool inv;
+} gchain_term;
+
+static gnode *chain_balanced(gparser *p, const gchain_term *t, int32_t lo, int32_t hi,
+                             gnode_kind pos, gnode_kind inv, bool *neg) {
+    if (hi - lo == 1) {
+        *neg = t[lo].inv;
+        return t[lo].t;
+    }
+    int32_t mid = lo + (hi - lo) / 2;
+    bool nl, nr;
+    gnode *l = chain_balanced(p, t, lo, mid, pos, inv, &nl);
+    gnode *r = chain_balanced(p, t, mid, hi, pos, inv, &nr);
+    *neg = nl && nr;
+    if (nl == nr) return mk2(p, pos, l, r);
+    return nl ? mk2(p, inv, r, l) : mk2(p, inv, l, r);
+}
+
+/* Appends a term to an arena array that doubles (long sums stay off the stack). */
+static void chain_push(gparser *p, gchain_term **t, int32_t *n, int32_t *cap, gnode *x, bool inv) {
+    if (*n == *cap) {
+        gchain_term *bigger = garena_alloc(p->ar, sizeof **t * (size_t)*cap * 2);
+        memcpy(bigger, *t, sizeof **t * (size_t)*cap);
+        *t = bigger;
+        *cap *= 2;
+    }
+    (*t)[(*n)++] = (gchain_term){x, inv};
+}
+
 static gnode *parse_term(gparser *p) {
     gnode *x = parse_unary(p);
-    while (x && !p->fail) {
+    if (!x) return NULL;
+    int32_t n = 0, cap = 8;
+    gchain_term *t = garena_alloc(p->ar, sizeof *t * (size_t)cap);
+    chain_push(p, &t, &n, &cap, x, false);
+    while (!p->fail) {
         if (!step(p)) return NULL;
-        const gtok *t = peek(p);
-        gnode_kind op;
-        if (is_ch(t, '*') || is_cmd(p, t, "cdot") || is_cmd(p, t, "times"))
-            op = GN_MUL;
-        else if (is_ch(t, '/') || is_cmd(p, t, "div"))
-            op = GN_DIV;
-        else if (starts_factor(p, t)) {
-            gnode *y = parse_postfix(p); /* implicit product binds like '*' */
+        const gtok *k = peek(p);
+        bool inv;
+        gnode *y;
+        if (is_ch(k, '*') || is_cmd(p, k, "cdot") || is_cmd(p, k, "times"))
+            inv = false;
+        else if (is_ch(k, '/') || is_cmd(p, k, "div"))
+            inv = true;
+        else if (starts_factor(p, k)) {
+            y = parse_postfix(p); /* implicit product binds like '*' */
             if (!y) return NULL;
-            x = mk2(p, GN_MUL, x, y);
+            chain_push(p, &t, &n, &cap, y, false);
             continue;
         } else
             break;
         p->i++;
-        gnode *y = parse_unary(p);
+        y = parse_unary(p);
         if (!y) return NULL;
-        x = mk2(p, op, x, y);
+        chain_push(p, &t, &n, &cap, y, inv);
     }
-    return p->fail ? NULL : x;
+    if (p->fail) return NULL;
+    bool neg;
+    return chain_balanced(p, t, 0, n, GN_MUL, GN_DIV, &neg);
 }
 
 static gnode *parse_sum(gparser *p) {
@@ -699,28 +831,42 @@ static gnode *parse_sum(gparser *p) {
         x->op = (uint8_t)p->n_pm++;
     } else
         x = parse_term(p);
+    int32_t n = 0, cap = 8;
+    gchain_term *t = garena_alloc(p->ar, sizeof *t * (size_t)cap);
+    if (x) chain_push(p, &t, &n, &cap, x, false);
     while (x && !p->fail) {
         if (!step(p)) break;
-        gnode_kind op;
+        bool pm = false, minus_plus = false, inv = false;
         if (accept_ch(p, '+'))
-            op = GN_ADD;
+            ;
         else if (accept_ch(p, '-'))
-            op = GN_SUB;
+            inv = true;
         else if (accept_cmd(p, "pm"))
-            op = GN_PM;
+            pm = true;
         else if (accept_cmd(p, "mp"))
-            op = GN_PM;
+            pm = minus_plus = true;
         else
             break;
-        bool minus_plus = is_cmd(p, &p->t[p->i - 1], "mp");
         gnode *y = parse_term(p);
         if (!y) {
             x = fail(p);
             break;
         }
-        if (minus_plus) y = mk1(p, GN_NEG, y);
-        x = mk2(p, op, x, y);
-        if (op == GN_PM) x->op = (uint8_t)p->n_pm++;
+        if (!pm) {
+            chain_push(p, &t, &n, &cap, y, inv);
+            continue;
+        }
+        /* a ± joins everything before it (its sign pattern is per ± node) */
+        bool neg;
+        x = chain_balanced(p, t, 0, n, GN_ADD, GN_SUB, &neg);
+        x = mk2(p, GN_PM, x, minus_plus ? mk1(p, GN_NEG, y) : y);
+        x->op = (uint8_t)p->n_pm++;
+        n = 0;
+        chain_push(p, &t, &n, &cap, x, false);
+    }
+    if (x && !p->fail) {
+        bool neg;
+        x = chain_balanced(p, t, 0, n, GN_ADD, GN_SUB, &neg);
     }
     p->depth--;
     return p->fail ? NULL : x;
@@ -728,6 +874,10 @@ static gnode *parse_sum(gparser *p) {
 
 static gnode *parse_union(gparser *p) {
     gnode *x = parse_sum(p);
+    if (x && accept_cmd(p, "setminus")) { /* A \setminus B */
+        gnode *y = parse_sum(p);
+        return y ? mk2(p, GN_DIFF, x, y) : fail(p);
+    }
     if (!x || !is_cmd(p, peek(p), "cup")) return x;
     enum { MAX_PARTS = 256 };
     gnode **parts = garena_alloc(p->ar, sizeof(gnode *) * MAX_PARTS);
@@ -746,8 +896,10 @@ static gnode *parse_union(gparser *p) {
 static int rel_op(gparser *p) {
     const gtok *t = peek(p);
     int op = -1, len = 1;
-    if (is_ch(t, '=') || is_cmd(p, t, "in"))
-        op = GR_EQ; /* x \in [a, b] names the answer */
+    if (is_ch(t, '='))
+        op = GR_EQ;
+    else if (is_cmd(p, t, "in"))
+        op = GR_IN;
     else if (is_ch(t, '<')) {
         op = GR_LT;
         if (is_ch(&p->t[p->i + 1], '=')) op = GR_LE, len = 2;
@@ -817,16 +969,21 @@ static gnode *parse_list(gparser *p, char close1, char close2, const char *close
     return grow(p, l);
 }
 
-gnode *grade_parse(garena *a, const char *s, int64_t *work, int64_t work_limit) {
+gnode *grade_parse(garena *a, const char *s, int64_t *work, int64_t work_limit,
+                   const char **limit) {
     size_t len = strlen(s);
-    if (len == 0 || len > (size_t)INT32_MAX / 2) return NULL;
+    if (len == 0) return NULL;
     *work += (int64_t)len / 16; /* lexing is cheap but not free */
-    if (*work > work_limit) return NULL;
+    if (*work > work_limit || len > (size_t)INT32_MAX / 2) {
+        *limit = LIMIT_WORK;
+        return NULL;
+    }
     gparser p = {.s = s, .ar = a, .work = work, .limit = work_limit};
     p.t = mart_xmalloc(sizeof(gtok) * (len + 1));
     p.n = lex(s, len, p.t);
     gnode *x = parse_list(&p, 0, 0, NULL);
-    if (p.n_pm > 16) x = NULL; /* too many ± to expand */
+    if (!p.fail && p.n_pm > 16) fail_limit(&p, LIMIT_PM); /* too many ± to expand */
     free(p.t);
+    if (p.fail) *limit = p.limit_hit;
     return p.fail ? NULL : x;
 }

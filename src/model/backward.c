@@ -3,8 +3,6 @@
  * forward equations; each step here is the transpose of one step there, in reverse). */
 #include "model/model_priv.h"
 
-#include <omp.h>
-#include <string.h>
 
 /* The gradient slot of a parameter pointer. */
 static float *grad_of(model *m, const float *p) {
@@ -14,6 +12,7 @@ static float *grad_of(model *m, const float *p) {
 void model_backward(model *m, const float *d_logprobs, const float *d_entropy,
                     const float *d_values) {
     struct model_work *w = m->work;
+    const mart_backend *be = m->be;
     assert(m->trainable && m->grads);
     assert(w->saved && "model_backward needs a preceding model_forward(for_backward=true)");
     const model_config *c = &m->cfg;
@@ -26,33 +25,27 @@ void model_backward(model *m, const float *d_logprobs, const float *d_entropy,
 
     float *dxf = wbuf_get(&w->dxn, (size_t)(T * d));
     float *xf = w->xf.p;
-    memset(dxf, 0, (size_t)(T * d) * sizeof(float));
+    be->zero(be, dxf, T * d);
 
     /* LM head: dz overwrites the saved log-softmax, then flows into xf and lm_head. */
     if (d_logprobs || d_entropy) {
         assert(w->has_lsm && "the forward pass asked for no log-probabilities or entropy");
         float *z = w->lsm.p;
-        kern_logsoftmax_backward(z, z, w->ent.p, T, V, w->temperature,
-                                 w->has_targets ? w->targets : NULL, d_logprobs, d_entropy);
-        kern_linear_backward(dxf, grad_of(m, m->lm_head), NULL, z, xf, m->lm_head, T, V, d, false);
+        be->logsoftmax_backward(be, z, z, w->ent.p, T, V, w->temperature,
+                                w->has_targets ? w->targets : NULL, d_logprobs, d_entropy);
+        be->linear_backward(be, dxf, grad_of(m, m->lm_head), NULL, z, xf, m->lm_head, T, V, d,
+                            false);
     }
     if (d_values) {
         assert(m->has_value_head);
-        const float *vh = m->value_head;
-        float *dvh = grad_of(m, vh);
-#pragma omp parallel for schedule(static) if (T * d > 32768)
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t j = 0; j < d; j++)
-                dxf[t * d + j] += d_values[t] * vh[j];
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t j = 0; j < d; j++)
-                dvh[j] += d_values[t] * xf[t * d + j];
+        be->dot_rows_backward(be, dxf, grad_of(m, m->value_head), d_values, xf, m->value_head, T,
+                              d);
     }
 
     float *res = w->res.p;
     float *dres = wbuf_get(&w->dres, (size_t)(T * d));
-    memset(dres, 0, (size_t)(T * d) * sizeof(float));
-    kern_rmsnorm_backward(dres, grad_of(m, m->final_norm), dxf, res + (int64_t)(2 * L) * T * d,
+    be->zero(be, dres, T * d);
+    be->rmsnorm_backward(be, dres, grad_of(m, m->final_norm), dxf, res + (int64_t)(2 * L) * T * d,
                           m->final_norm, w->rstdf.p, T, d);
 
     float *dxn = wbuf_get(&w->dxn, (size_t)(T * d)); /* dxf is dead from here on */
@@ -74,19 +67,19 @@ void model_backward(model *m, const float *d_logprobs, const float *d_entropy,
         const float *g = w->gu.p + l * T * 2 * f, *h = w->hid.p + l * T * f;
 
         /* MLP block: x_out = x_mid + (silu(g) * u) Wdown^T, [g u] = rmsnorm(x_mid) Wgu^T. */
-        kern_linear_backward(dhid, grad_of(m, ly->w_down), NULL, dres, h, ly->w_down, T, d, f,
-                             false);
-        kern_swiglu_backward(dgu, dhid, g, T, f);
-        kern_linear_backward(dxn, grad_of(m, ly->w_gate), NULL, dgu, a2, ly->w_gate, T, 2 * f, d,
-                             false);
-        kern_rmsnorm_backward(dres, grad_of(m, ly->mlp_norm), dxn, x_mid, ly->mlp_norm,
-                              w->rstd2.p + l * T, T, d);
+        be->linear_backward(be, dhid, grad_of(m, ly->w_down), NULL, dres, h, ly->w_down, T, d, f,
+                            false);
+        be->swiglu_backward(be, dgu, dhid, g, T, f);
+        be->linear_backward(be, dxn, grad_of(m, ly->w_gate), NULL, dgu, a2, ly->w_gate, T, 2 * f,
+                            d, false);
+        be->rmsnorm_backward(be, dres, grad_of(m, ly->mlp_norm), dxn, x_mid, ly->mlp_norm,
+                             w->rstd2.p + l * T, T, d);
 
         /* Attention block: x_mid = x_in + attn(q, k, v) Wo^T. */
-        kern_linear_backward(datt, grad_of(m, ly->wo), NULL, dres, o, ly->wo, T, d, qd, false);
+        be->linear_backward(be, datt, grad_of(m, ly->wo), NULL, dres, o, ly->wo, T, d, qd, false);
         float *pp = w->probs.p + l * p_total;
         for (int32_t i = 0; i < S; i++) {
-            kern_attn_seq *sq = &w->seqs[i];
+            mart_attn_seq *sq = &w->seqs[i];
             int64_t r0 = w->offsets[i];
             int32_t n = w->offsets[i + 1] - w->offsets[i];
             sq->q_row = r0;
@@ -98,29 +91,15 @@ void model_backward(model *m, const float *d_logprobs, const float *d_entropy,
             sq->probs = pp;
             pp += (int64_t)c->n_heads * n * n;
         }
-        kern_attention_backward(dqkv, datt, q, ldqkv, ldqkv, w->seqs, S, c->n_heads, c->n_kv_heads,
-                                (int32_t)hd);
-        kern_rope_backward(dqkv, ldqkv, T, c->n_heads + c->n_kv_heads, (int32_t)hd, w->pos,
-                           w->rope_cos.p, w->rope_sin.p);
-        kern_linear_backward(dxn, grad_of(m, ly->wq), ly->bq ? grad_of(m, ly->bq) : NULL, dqkv, a1,
-                             ly->wq, T, ldqkv, d, false);
-        kern_rmsnorm_backward(dres, grad_of(m, ly->attn_norm), dxn, x_in, ly->attn_norm,
-                              w->rstd1.p + l * T, T, d);
+        be->attention_backward(be, dqkv, datt, q, ldqkv, ldqkv, w->seqs, S, c->n_heads,
+                               c->n_kv_heads, (int32_t)hd);
+        be->rope(be, dqkv, ldqkv, T, c->n_heads + c->n_kv_heads, (int32_t)hd, w->pos,
+                 w->rope_cos.p, w->rope_sin.p, true);
+        be->linear_backward(be, dxn, grad_of(m, ly->wq), ly->bq ? grad_of(m, ly->bq) : NULL,
+                            dqkv, a1, ly->wq, T, ldqkv, d, false);
+        be->rmsnorm_backward(be, dres, grad_of(m, ly->attn_norm), dxn, x_in, ly->attn_norm,
+                             w->rstd1.p + l * T, T, d);
     }
 
-    /* Embedding rows: columns are split between threads, so repeated tokens never race. */
-    float *dE = grad_of(m, m->embed);
-    const int32_t *tok = w->tokens;
-#pragma omp parallel if (T * d > 32768)
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int64_t c0 = d * t / nt, c1 = d * (t + 1) / nt;
-        for (int64_t i = 0; i < T; i++) {
-            float *dst = dE + (int64_t)tok[i] * d;
-            const float *src = dres + i * d;
-#pragma omp simd
-            for (int64_t j = c0; j < c1; j++)
-                dst[j] += src[j];
-        }
-    }
+    be->embed_backward(be, grad_of(m, m->embed), dres, w->tokens, T, d);
 }

@@ -206,6 +206,7 @@ typedef struct {
 
 static void fill_converted(void *ctx, int32_t i, const st_view *v, void *dst) {
     const save_ctx *s = ctx;
+    assert(s->m->be->host_memory);
     const model_tensor *t = &s->m->tensors[s->table_index[i]];
     st_from_f32(s->m->params + t->offset, t->numel, v->dtype, dst);
 }

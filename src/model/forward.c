@@ -19,29 +19,38 @@
 float *wbuf_get(wbuf *b, size_t n) {
     if (n == 0) n = 1;
     if (b->cap < n) {
-        mart_aligned_free(b->p);
-        b->p = mart_aligned_alloc(n * sizeof(float));
+        b->be->free(b->be, b->p);
+        b->p = b->be->alloc(b->be, (int64_t)n);
         b->cap = n;
     }
     return b->p;
 }
 
-struct model_work *model_work_create(void) {
-    return mart_xcalloc(1, sizeof(struct model_work));
+/* Every float buffer of w, for creation and freeing. */
+#define WORK_BUFS(w)                                                                               \
+    {&(w)->res,  &(w)->xn1,    &(w)->rstd1,    &(w)->qkv,      &(w)->att,  &(w)->probs,           \
+     &(w)->xn2,  &(w)->rstd2,  &(w)->gu,       &(w)->hid,      &(w)->xf,   &(w)->rstdf,           \
+     &(w)->lsm,  &(w)->ent,    &(w)->gather,   &(w)->rope_cos, &(w)->rope_sin, &(w)->dres,        \
+     &(w)->dxn,  &(w)->dqkv,   &(w)->datt,     &(w)->dgu,      &(w)->dhid}
+
+struct model_work *model_work_create(const mart_backend *be) {
+    struct model_work *w = mart_xcalloc(1, sizeof(struct model_work));
+    wbuf *all[] = WORK_BUFS(w);
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        all[i]->be = be;
+    return w;
 }
 
 void model_work_free(struct model_work *w) {
     if (!w) return;
-    wbuf *all[] = {&w->res, &w->xn1,   &w->rstd1,  &w->qkv,      &w->att,      &w->probs,
-                   &w->xn2, &w->rstd2, &w->gu,     &w->hid,      &w->xf,       &w->rstdf,
-                   &w->lsm, &w->ent,   &w->gather, &w->rope_cos, &w->rope_sin, &w->dres,
-                   &w->dxn, &w->dqkv,  &w->datt,   &w->dgu,      &w->dhid};
+    wbuf *all[] = WORK_BUFS(w);
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        mart_aligned_free(all[i]->p);
+        all[i]->be->free(all[i]->be, all[i]->p);
     free(w->pos);
     free(w->tokens);
     free(w->targets);
     free(w->offsets);
+    free(w->last_rows);
     free(w->seqs);
     free(w);
 }
@@ -56,7 +65,8 @@ static void work_reserve_ints(struct model_work *w, int64_t n_tokens, int32_t n_
     if (w->ocap < (size_t)n_seqs + 1) {
         w->ocap = (size_t)n_seqs + 1;
         w->offsets = mart_xrealloc(w->offsets, w->ocap * sizeof(int32_t));
-        w->seqs = mart_xrealloc(w->seqs, w->ocap * sizeof(kern_attn_seq));
+        w->last_rows = mart_xrealloc(w->last_rows, w->ocap * sizeof(int64_t));
+        w->seqs = mart_xrealloc(w->seqs, w->ocap * sizeof(mart_attn_seq));
     }
 }
 
@@ -117,27 +127,18 @@ static int check_batch(const model *m, const model_batch *b, const model_kv_cach
 static void head_outputs(model *m, const float *xf, int64_t rows, const int32_t *row_targets,
                          const model_out *out, bool for_backward) {
     struct model_work *w = m->work;
+    const mart_backend *be = m->be;
     const int64_t V = m->cfg.vocab_size, d = m->cfg.hidden_size;
-    if (out->values) {
-        const float *vh = m->value_head;
-#pragma omp parallel for schedule(static) if (rows * d > 32768)
-        for (int64_t r = 0; r < rows; r++) {
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (int64_t j = 0; j < d; j++)
-                s += xf[r * d + j] * vh[j];
-            out->values[r] = s;
-        }
-    }
+    if (out->values) be->dot_rows(be, out->values, xf, m->value_head, rows, d);
     w->has_lsm = false;
     if (for_backward && (out->targets || out->logprobs || out->entropy || out->logits)) {
         float *lsm = wbuf_get(&w->lsm, (size_t)(rows * V));
         float *ent = wbuf_get(&w->ent, (size_t)rows);
-        kern_linear(lsm, xf, m->lm_head, NULL, rows, V, d, false);
-        if (out->logits) memcpy(out->logits, lsm, (size_t)(rows * V) * sizeof(float));
-        kern_logsoftmax_forward(lsm, lsm, rows, V, out->temperature, row_targets, out->logprobs,
-                                ent);
-        if (out->entropy) memcpy(out->entropy, ent, (size_t)rows * sizeof(float));
+        be->linear(be, lsm, xf, m->lm_head, NULL, NULL, rows, V, d, false, MART_PRODUCTS_EXACT);
+        if (out->logits) be->download(be, out->logits, lsm, rows * V);
+        be->logsoftmax_forward(be, lsm, lsm, rows, V, out->temperature, row_targets,
+                               out->logprobs, ent);
+        if (out->entropy) be->download(be, out->entropy, ent, rows);
         w->has_lsm = true;
         return;
     }
@@ -149,10 +150,11 @@ static void head_outputs(model *m, const float *xf, int64_t rows, const int32_t 
     for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
         int64_t n = rows - r0 < chunk ? rows - r0 : chunk;
         float *z = out->logits ? out->logits + r0 * V : scratch;
-        kern_linear(z, xf + r0 * d, m->lm_head, NULL, n, V, d, false);
+        be->linear(be, z, xf + r0 * d, m->lm_head, m->lm_head16, NULL, n, V, d, false,
+                   out->products);
         if (out->logprobs || out->entropy)
-            kern_logsoftmax_forward(
-                scratch, z, n, V, out->temperature, row_targets ? row_targets + r0 : NULL,
+            be->logsoftmax_forward(
+                be, scratch, z, n, V, out->temperature, row_targets ? row_targets + r0 : NULL,
                 out->logprobs ? out->logprobs + r0 : NULL, out->entropy ? out->entropy + r0 : NULL);
     }
 }
@@ -160,6 +162,7 @@ static void head_outputs(model *m, const float *xf, int64_t rows, const int32_t 
 int model_forward(model *m, const model_batch *b, model_kv_cache *cache, model_out *out,
                   bool for_backward, mart_err *err) {
     const model_config *c = &m->cfg;
+    const mart_backend *be = m->be;
     struct model_work *w = m->work;
     const int32_t S = b->n_seqs;
     const int64_t T = S > 0 ? b->offsets[S] : 0;
@@ -169,6 +172,8 @@ int model_forward(model *m, const model_batch *b, model_kv_cache *cache, model_o
     w->saved = false;
     work_reserve_ints(w, T, S);
     if (check_batch(m, b, cache, out, for_backward, err)) return MART_ERR;
+    /* BF16 products round the activations: their gradients would not be the model's. */
+    const mart_products prod = for_backward ? MART_PRODUCTS_EXACT : out->products;
     if (T == 0) {
         /* An empty micro-batch: backward then adds nothing. */
         w->saved = for_backward;
@@ -198,17 +203,14 @@ int model_forward(model *m, const model_batch *b, model_kv_cache *cache, model_o
         max_pos = w->pos[t] > max_pos ? w->pos[t] : max_pos;
     if (max_pos >= w->rope_n) {
         int64_t n = max_pos + 1 > 2 * w->rope_n ? max_pos + 1 : 2 * w->rope_n;
-        kern_rope_table(wbuf_get(&w->rope_cos, (size_t)(n * hd / 2)),
-                        wbuf_get(&w->rope_sin, (size_t)(n * hd / 2)), n, (int32_t)hd,
-                        c->rope_theta);
+        be->rope_table(be, wbuf_get(&w->rope_cos, (size_t)(n * hd / 2)),
+                       wbuf_get(&w->rope_sin, (size_t)(n * hd / 2)), n, (int32_t)hd,
+                       c->rope_theta);
         w->rope_n = n;
     }
     const float *rc = w->rope_cos.p, *rs = w->rope_sin.p;
 
-    /* Embedding. */
-#pragma omp parallel for schedule(static) if (T * d > 32768)
-    for (int64_t t = 0; t < T; t++)
-        memcpy(res + t * d, m->embed + (int64_t)b->tokens[t] * d, (size_t)d * sizeof(float));
+    be->embed_forward(be, res, m->embed, b->tokens, T, d);
 
     for (int32_t l = 0; l < L; l++) {
         const model_layer *ly = &m->layers[l];
@@ -222,12 +224,12 @@ int model_forward(model *m, const model_batch *b, model_kv_cache *cache, model_o
         assert(ly->w_up == ly->w_gate + f * d);
 
         /* Attention block. */
-        kern_rmsnorm_forward(a1, rstd1 + li * T, x_in, ly->attn_norm, T, d, c->rms_norm_eps);
-        kern_linear(q, a1, ly->wq, ly->bq, T, ldqkv, d, false);
-        kern_rope_forward(q, ldqkv, T, c->n_heads + c->n_kv_heads, (int32_t)hd, w->pos, rc, rs);
+        be->rmsnorm_forward(be, a1, rstd1 + li * T, x_in, ly->attn_norm, T, d, c->rms_norm_eps);
+        be->linear(be, q, a1, ly->wq, ly->wqkv16, ly->bq, T, ldqkv, d, false, prod);
+        be->rope(be, q, ldqkv, T, c->n_heads + c->n_kv_heads, (int32_t)hd, w->pos, rc, rs, false);
         float *pp = probs ? probs + l * p_total : NULL;
         for (int32_t i = 0; i < S; i++) {
-            kern_attn_seq *sq = &w->seqs[i];
+            mart_attn_seq *sq = &w->seqs[i];
             int64_t r0 = b->offsets[i];
             int32_t n = b->offsets[i + 1] - b->offsets[i];
             sq->q_row = r0;
@@ -237,12 +239,9 @@ int model_forward(model *m, const model_batch *b, model_kv_cache *cache, model_o
                 int32_t slot = b->slots[i], p0 = cache->len[slot];
                 int64_t base = ((int64_t)l * cache->n_slots + slot) * cache->max_len * kvd;
                 float *kc = cache->k + base, *vc = cache->v + base;
-                for (int32_t t = 0; t < n; t++) {
-                    memcpy(kc + (p0 + t) * kvd, q + (r0 + t) * ldqkv + qd,
-                           (size_t)kvd * sizeof(float));
-                    memcpy(vc + (p0 + t) * kvd, q + (r0 + t) * ldqkv + qd + kvd,
-                           (size_t)kvd * sizeof(float));
-                }
+                be->copy_rows(be, kc + p0 * kvd, kvd, q + r0 * ldqkv + qd, ldqkv, NULL, n, kvd);
+                be->copy_rows(be, vc + p0 * kvd, kvd, q + r0 * ldqkv + qd + kvd, ldqkv, NULL, n,
+                              kvd);
                 sq->k = kc;
                 sq->v = vc;
                 sq->n_k = p0 + n;
@@ -254,17 +253,17 @@ int model_forward(model *m, const model_batch *b, model_kv_cache *cache, model_o
             sq->probs = pp;
             if (pp) pp += (int64_t)c->n_heads * n * n;
         }
-        kern_attention_forward(o, q, ldqkv, b->slots ? kvd : ldqkv, w->seqs, S, c->n_heads,
-                               c->n_kv_heads, (int32_t)hd);
-        if (x_mid != x_in) memcpy(x_mid, x_in, (size_t)(T * d) * sizeof(float));
-        kern_linear(x_mid, o, ly->wo, NULL, T, d, qd, true);
+        be->attention_forward(be, o, q, ldqkv, b->slots ? kvd : ldqkv, w->seqs, S, c->n_heads,
+                              c->n_kv_heads, (int32_t)hd);
+        if (x_mid != x_in) be->copy(be, x_mid, x_in, T * d);
+        be->linear(be, x_mid, o, ly->wo, ly->wo16, NULL, T, d, qd, true, prod);
 
         /* MLP block. */
-        kern_rmsnorm_forward(a2, rstd2 + li * T, x_mid, ly->mlp_norm, T, d, c->rms_norm_eps);
-        kern_linear(g, a2, ly->w_gate, NULL, T, 2 * f, d, false);
-        kern_swiglu_forward(h, g, T, f);
-        if (x_out != x_mid) memcpy(x_out, x_mid, (size_t)(T * d) * sizeof(float));
-        kern_linear(x_out, h, ly->w_down, NULL, T, d, f, true);
+        be->rmsnorm_forward(be, a2, rstd2 + li * T, x_mid, ly->mlp_norm, T, d, c->rms_norm_eps);
+        be->linear(be, g, a2, ly->w_gate, ly->w_gu16, NULL, T, 2 * f, d, false, prod);
+        be->swiglu_forward(be, h, g, T, f);
+        if (x_out != x_mid) be->copy(be, x_out, x_mid, T * d);
+        be->linear(be, x_out, h, ly->w_down, ly->w_down16, NULL, T, d, f, true, prod);
     }
     if (b->slots)
         for (int32_t i = 0; i < S; i++)
@@ -276,19 +275,22 @@ int model_forward(model *m, const model_batch *b, model_kv_cache *cache, model_o
     int32_t *row_targets = out->targets ? w->targets : NULL;
     if (out->last_only) {
         float *gth = wbuf_get(&w->gather, (size_t)(S * d));
+        int64_t *last = w->last_rows;
         for (int32_t i = 0; i < S; i++) {
-            int64_t t = b->offsets[i + 1] - 1;
-            memcpy(gth + i * d, x_fin + t * d, (size_t)d * sizeof(float));
-            if (row_targets) row_targets[i] = out->targets[t];
+            last[i] = b->offsets[i + 1] - 1;
+            if (row_targets) row_targets[i] = out->targets[last[i]];
         }
+        be->copy_rows(be, gth, d, x_fin, d, last, S, d);
         x_fin = gth;
     } else if (row_targets) {
         memcpy(row_targets, out->targets, (size_t)T * sizeof(int32_t));
     }
     float *xf = wbuf_get(&w->xf, (size_t)(rows * d));
     float *rstdf = wbuf_get(&w->rstdf, (size_t)rows);
-    kern_rmsnorm_forward(xf, rstdf, x_fin, m->final_norm, rows, d, c->rms_norm_eps);
-    head_outputs(m, xf, rows, row_targets, out, for_backward);
+    be->rmsnorm_forward(be, xf, rstdf, x_fin, m->final_norm, rows, d, c->rms_norm_eps);
+    model_out o = *out;
+    o.products = prod;
+    head_outputs(m, xf, rows, row_targets, &o, for_backward);
 
     if (for_backward) {
         memcpy(w->tokens, b->tokens, (size_t)T * sizeof(int32_t));

@@ -1,11 +1,12 @@
-/* kern: the compute operations of the transformer, each a forward / backward pair, behind
- * one small interface so that another backend (CUDA) can implement the same set and be
- * tested against this CPU one operation by operation. Matrices are row-major floats;
- * shapes are given in the comments as (rows, cols). Backward functions ACCUMULATE into
- * weight gradients (dw += ...), and write or accumulate activation gradients as stated.
- * The CPU versions thread with OpenMP and call OpenBLAS (OpenMP build: one thread pool). */
+/* kern: the CPU backend's kernels (src/model/backend_cpu.c puts them in the mart_backend
+ * table; nothing else calls them). Contracts are those of the table's operations in
+ * mart/backend.h. They thread with OpenMP and call OpenBLAS, which is kept single-threaded:
+ * work is split in blocks fixed by the shapes alone, so no result depends on the number of
+ * threads. */
 #ifndef MART_MODEL_KERN_H
 #define MART_MODEL_KERN_H
+
+#include "mart/backend.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,10 +14,12 @@
 /* ---- matrix products ---- */
 
 /* y (M, N) = x (M, K) · w (N, K)^T + b (N) (b may be NULL). With accumulate, y += instead
- * of y =. Every matrix product of the forward pass goes through here (decode, M = 1..8,
- * included), so a faster small-M path belongs inside this function. */
-void kern_linear(float *y, const float *x, const float *w, const float *b, int64_t M, int64_t N,
-                 int64_t K, bool accumulate);
+ * of y =. w16: w's BF16 copy (kern_bf16_copy) or NULL; products as mart_products; small_m:
+ * whether the decoding kernels (kern_gemv.h) may take few-row products (else sgemm only).
+ * Every matrix product of the forward pass goes through here. */
+void kern_linear(float *y, const float *x, const float *w, const uint16_t *w16, const float *b,
+                 int64_t M, int64_t N, int64_t K, bool accumulate, mart_products products,
+                 bool small_m);
 /* Backward of kern_linear given dy (M, N): dx (M, K) = dy · w (or += with dx_accumulate;
  * dx may be NULL), dw (N, K) += dy^T · x, db (N) += column sums of dy (db may be NULL). */
 void kern_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
@@ -47,25 +50,15 @@ void kern_rope_backward(float *dx, int64_t ld, int64_t M, int32_t n_heads, int32
 
 /* ---- causal grouped-query attention over packed sequences ---- */
 
-/* One sequence of an attention call. Query row i of the sequence sits at position
- * n_k - n_q + i and attends keys 0 .. n_k - n_q + i (causal). */
-typedef struct {
-    int64_t q_row;      /* first row of the sequence in q / out / dq */
-    int32_t n_q, n_k;   /* query rows, key rows (n_k >= n_q) */
-    const float *k, *v; /* (n_k, ld_kv): key/value row 0 of this sequence, kv head 0 */
-    float *dk, *dv;     /* (n_k, ld_kv) gradients (backward only; overwritten) */
-    float *probs;       /* (n_heads, n_q, n_k) softmax probabilities kept for backward, or NULL */
-} kern_attn_seq;
-
 /* out (rows, n_heads*hd) = softmax(q k^T / sqrt(hd)) v per sequence and head; head h reads
  * kv head h / (n_heads / n_kv). q has row stride ld_q, out is dense. */
 void kern_attention_forward(float *out, const float *q, int64_t ld_q, int64_t ld_kv,
-                            const kern_attn_seq *seqs, int32_t n_seqs, int32_t n_heads,
+                            const mart_attn_seq *seqs, int32_t n_seqs, int32_t n_heads,
                             int32_t n_kv, int32_t hd);
 /* Backward from dout (rows, n_heads*hd) using the saved probs: dq (row stride ld_q) is
  * written, each sequence's dk/dv (row stride ld_kv) are written. */
 void kern_attention_backward(float *dq, const float *dout, const float *q, int64_t ld_q,
-                             int64_t ld_kv, const kern_attn_seq *seqs, int32_t n_seqs,
+                             int64_t ld_kv, const mart_attn_seq *seqs, int32_t n_seqs,
                              int32_t n_heads, int32_t n_kv, int32_t hd);
 
 /* ---- SwiGLU: h = silu(gate) * up ---- */
@@ -87,5 +80,21 @@ void kern_logsoftmax_forward(float *lsm, const float *z, int64_t M, int64_t V, f
 void kern_logsoftmax_backward(float *dz, const float *lsm, const float *ent, int64_t M, int64_t V,
                               float temp, const int32_t *targets, const float *dlp,
                               const float *dent);
+
+/* ---- rows, optimiser, reductions (see mart/backend.h) ---- */
+
+void kern_embed_forward(float *out, const float *table, const int32_t *tokens, int64_t n,
+                        int64_t d);
+void kern_embed_backward(float *dtable, const float *dout, const int32_t *tokens, int64_t n,
+                         int64_t d);
+void kern_copy_rows(float *dst, int64_t ld_dst, const float *src, int64_t ld_src,
+                    const int64_t *rows, int64_t n, int64_t width);
+void kern_dot_rows(float *out, const float *x, const float *v, int64_t M, int64_t d);
+void kern_dot_rows_backward(float *dx, float *dv, const float *dout, const float *x,
+                            const float *v, int64_t M, int64_t d);
+void kern_adamw(float *params, const float *grads, float *m, float *v, int64_t n, int64_t step,
+                const adamw_config *c);
+double kern_sumsq(const float *x, int64_t n);
+void kern_scale(float *x, int64_t n, float s);
 
 #endif

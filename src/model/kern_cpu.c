@@ -1,7 +1,9 @@
-/* kern_cpu: the CPU implementation of kern.h. Large matrix products go to OpenBLAS (OpenMP
- * build, so BLAS and the loops here share one thread pool); elementwise work is OpenMP over
- * rows. Attention runs one (sequence, head) pair per task, its small products through
- * single-threaded sgemm calls (OpenBLAS runs on one thread inside a parallel region). */
+/* kern_cpu: the CPU implementation of kern.h. Matrix products go to OpenBLAS, always on one
+ * thread per call: mart splits large products itself into blocks of rows or columns whose
+ * bounds depend on the shape alone, so every element is computed by the same call, in the
+ * same order, whatever the number of threads. Elementwise work is OpenMP over rows; every
+ * reduction across rows or threads has a fixed order. Attention runs one (sequence, head)
+ * pair per task. */
 #include "model/kern.h"
 #include "model/kern_gemv.h"
 
@@ -65,41 +67,68 @@ static float *thread_scratch(size_t n) {
 
 /* ---- matrix products ---- */
 
-/* Row-major C (m, n) = alpha op(A) op(B) + beta C. Large products are split by rows of C
- * between the threads of one OpenMP region, each calling single-threaded sgemm (OpenBLAS's
- * OpenMP build runs on one thread inside a parallel region): the threads then never wait
- * for each other inside BLAS, which measured faster here than OpenBLAS's own threading for
- * the shapes of training, most of all when other processes share the cores. */
-static void sgemm_rows(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
-                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-                       float *c, int64_t ldc) {
-    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-    static int split = -1;
-    if (split < 0) split = getenv("MART_NOSPLIT") ? 0 : 1;
-    if (!split || nt == 1 || m < 32 * nt || (double)m * (double)n * (double)k < 4e6) {
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb,
-                    beta, c, (blasint)ldc);
-        return;
-    }
-#pragma omp parallel num_threads(nt)
-    {
-        int t = omp_get_thread_num();
-        /* Boundaries on multiples of 16 rows keep each block's rows cache-line aligned. */
-        int64_t m0 = (m * t / nt) & ~(int64_t)15,
-                m1 = t == nt - 1 ? m : (m * (t + 1) / nt) & ~(int64_t)15;
-        if (m1 > m0)
-            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                        tb ? CblasTrans : CblasNoTrans, (blasint)(m1 - m0), (blasint)n, (blasint)k,
-                        alpha, ta ? a + m0 : a + m0 * lda, (blasint)lda, b, (blasint)ldb, beta,
-                        c + m0 * ldc, (blasint)ldc);
+/* cblas_sgemm on the calling thread alone. OpenBLAS's OpenMP build runs single-threaded
+ * inside an active parallel region, but outside one it splits the product over OpenMP's
+ * thread count, which would make its sums depend on that count: there, the count is set to 1
+ * for the call. */
+static void sgemm_1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                    float *c, int64_t ldc) {
+    bool serial = !omp_in_parallel();
+    int threads = serial ? omp_get_max_threads() : 1;
+    if (serial && threads > 1) omp_set_num_threads(1);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta,
+                c, (blasint)ldc);
+    if (serial && threads > 1) omp_set_num_threads(threads);
+}
+
+/* Products smaller than this (multiply-adds) run as one sgemm call on the calling thread. */
+#define GEMM_SPLIT_MIN 4e6
+/* Blocks per product when split: enough for 8 threads to share; fixed, so that the blocks'
+ * bounds (and with them every result) never depend on the thread count. */
+#define GEMM_BLOCKS 8
+
+/* Row-major C (m, n) = alpha op(A) op(B) + beta C, split into GEMM_BLOCKS blocks of rows of C
+ * (or of columns, when C has fewer rows than columns) that threads take in turn, each one
+ * single-threaded sgemm call. A block of rows packs all of B again and a block of columns all
+ * of A, so the split goes along the longer side, where the operand packed again is the
+ * smaller. Element (i, j) is always computed by the same call over the whole of k. */
+static void sgemm_blocks(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                         const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                         float *c, int64_t ldc) {
+    bool split = (double)m * (double)n * (double)k >= GEMM_SPLIT_MIN;
+    bool by_rows = m >= n;
+    int64_t len = by_rows ? m : n;
+    /* Boundaries on multiples of 16 keep each block's rows or columns cache-line aligned. */
+    int64_t step = ((len + GEMM_BLOCKS - 1) / GEMM_BLOCKS + 15) & ~(int64_t)15;
+    int64_t n_blocks = split ? (len + step - 1) / step : 1;
+    if (!split) step = len;
+#pragma omp parallel for schedule(dynamic, 1) if (n_blocks > 1)
+    for (int64_t blk = 0; blk < n_blocks; blk++) {
+        int64_t i0 = blk * step, i1 = i0 + step < len ? i0 + step : len;
+        const float *ab = a, *bb = b;
+        float *cb = c;
+        int64_t mb = m, nb = n;
+        if (by_rows) {
+            ab = ta ? a + i0 : a + i0 * lda;
+            cb = c + i0 * ldc;
+            mb = i1 - i0;
+        } else {
+            bb = tb ? b + i0 * ldb : b + i0;
+            cb = c + i0;
+            nb = i1 - i0;
+        }
+        sgemm_1(ta, tb, mb, nb, k, alpha, ab, lda, bb, ldb, beta, cb, ldc);
     }
 }
 
-void kern_linear(float *y, const float *x, const float *w, const float *b, int64_t M, int64_t N,
-                 int64_t K, bool accumulate) {
+void kern_linear(float *y, const float *x, const float *w, const uint16_t *w16, const float *b,
+                 int64_t M, int64_t N, int64_t K, bool accumulate, mart_products products,
+                 bool small_m) {
     if (M <= 0 || N <= 0) return;
-    if (kern_gemv(y, x, w, b, M, N, K, accumulate)) return; /* decoding, BF16 products */
+    if (small_m && kern_gemv(y, x, w, w16, b, M, N, K, accumulate, products == MART_PRODUCTS_BF16))
+        return; /* decoding, BF16 products */
     float beta = accumulate ? 1.0f : 0.0f;
     if (b) {
         if (!accumulate) {
@@ -114,7 +143,7 @@ void kern_linear(float *y, const float *x, const float *w, const float *b, int64
         }
         beta = 1.0f;
     }
-    sgemm_rows(false, true, M, N, K, 1.0f, x, K, w, K, beta, y, N);
+    sgemm_blocks(false, true, M, N, K, 1.0f, x, K, w, K, beta, y, N);
 }
 
 /* db (N) += column sums of dy (M, N), columns split between threads. */
@@ -136,8 +165,8 @@ void kern_linear_backward(float *dx, float *dw, float *db, const float *dy, cons
                           const float *w, int64_t M, int64_t N, int64_t K, bool dx_accumulate) {
     if (M <= 0) return;
     if (dx)
-        sgemm_rows(false, false, M, K, N, 1.0f, dy, N, w, K, dx_accumulate ? 1.0f : 0.0f, dx, K);
-    if (dw) sgemm_rows(true, false, N, K, M, 1.0f, dy, N, x, K, 1.0f, dw, K);
+        sgemm_blocks(false, false, M, K, N, 1.0f, dy, N, w, K, dx_accumulate ? 1.0f : 0.0f, dx, K);
+    if (dw) sgemm_blocks(true, false, N, K, M, 1.0f, dy, N, x, K, 1.0f, dw, K);
     if (db) colsum_add(db, dy, M, N);
 }
 
@@ -242,7 +271,7 @@ void kern_rope_backward(float *dx, int64_t ld, int64_t M, int32_t n_heads, int32
 #define ATTN_BLOCK 64
 
 void kern_attention_forward(float *out, const float *q, int64_t ld_q, int64_t ld_kv,
-                            const kern_attn_seq *seqs, int32_t n_seqs, int32_t n_heads,
+                            const mart_attn_seq *seqs, int32_t n_seqs, int32_t n_heads,
                             int32_t n_kv, int32_t hd) {
     int32_t group = n_heads / n_kv;
     int64_t ld_o = (int64_t)n_heads * hd;
@@ -252,7 +281,7 @@ void kern_attention_forward(float *out, const float *q, int64_t ld_q, int64_t ld
         work += (int64_t)seqs[i].n_q * seqs[i].n_k;
 #pragma omp parallel for schedule(dynamic, 1) if (work * n_heads * hd > PAR_MIN)
     for (int64_t item = 0; item < n_items; item++) {
-        const kern_attn_seq *s = &seqs[item / n_heads];
+        const mart_attn_seq *s = &seqs[item / n_heads];
         int32_t h = (int32_t)(item % n_heads), g = h / group;
         int32_t nq = s->n_q, nk = s->n_k, p0 = nk - nq;
         const float *kh = s->k + (int64_t)g * hd, *vh = s->v + (int64_t)g * hd;
@@ -263,8 +292,7 @@ void kern_attention_forward(float *out, const float *q, int64_t ld_q, int64_t ld
             float *S = s->probs ? s->probs + ((int64_t)h * nq + r0) * nk
                                 : thread_scratch((size_t)nr * (size_t)kk);
             const float *qb = q + (s->q_row + r0) * ld_q + (int64_t)h * hd;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, kk, hd, scale, qb,
-                        (blasint)ld_q, kh, (blasint)ld_kv, 0.0f, S, (blasint)lds);
+            sgemm_1(false, true, nr, kk, hd, scale, qb, ld_q, kh, ld_kv, 0.0f, S, lds);
             for (int32_t i = 0; i < nr; i++) {
                 float *row = S + i * lds;
                 int32_t nv = p0 + r0 + i + 1; /* visible keys */
@@ -284,15 +312,14 @@ void kern_attention_forward(float *out, const float *q, int64_t ld_q, int64_t ld
                 for (int64_t j = nv; j < lds; j++)
                     row[j] = 0.0f;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, kk, 1.0f, S,
-                        (blasint)lds, vh, (blasint)ld_kv, 0.0f,
-                        out + (s->q_row + r0) * ld_o + (int64_t)h * hd, (blasint)ld_o);
+            sgemm_1(false, false, nr, hd, kk, 1.0f, S, lds, vh, ld_kv, 0.0f,
+                    out + (s->q_row + r0) * ld_o + (int64_t)h * hd, ld_o);
         }
     }
 }
 
 void kern_attention_backward(float *dq, const float *dout, const float *q, int64_t ld_q,
-                             int64_t ld_kv, const kern_attn_seq *seqs, int32_t n_seqs,
+                             int64_t ld_kv, const mart_attn_seq *seqs, int32_t n_seqs,
                              int32_t n_heads, int32_t n_kv, int32_t hd) {
     int32_t group = n_heads / n_kv;
     int64_t ld_o = (int64_t)n_heads * hd;
@@ -305,7 +332,7 @@ void kern_attention_backward(float *dq, const float *dout, const float *q, int64
          * only the keys they can see, as in the forward pass. */
 #pragma omp parallel for schedule(dynamic, 1) if (work * n_heads * hd > PAR_MIN)
     for (int64_t item = 0; item < n_items; item++) {
-        const kern_attn_seq *s = &seqs[item / n_kv];
+        const mart_attn_seq *s = &seqs[item / n_kv];
         int32_t g = (int32_t)(item % n_kv);
         int32_t nq = s->n_q, nk = s->n_k, p0 = nk - nq;
         const float *kg = s->k + (int64_t)g * hd, *vg = s->v + (int64_t)g * hd;
@@ -324,11 +351,9 @@ void kern_attention_backward(float *dq, const float *dout, const float *q, int64
                 const float *dO = dout + (s->q_row + r0) * ld_o + (int64_t)h * hd;
                 const float *qb = q + (s->q_row + r0) * ld_q + (int64_t)h * hd;
                 /* dV += P^T dO */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, hd, nr, 1.0f, P, nk, dO,
-                            (blasint)ld_o, 1.0f, dvg, (blasint)ld_kv);
+                sgemm_1(true, false, kk, hd, nr, 1.0f, P, nk, dO, ld_o, 1.0f, dvg, ld_kv);
                 /* dP = dO V^T, then dS = P * (dP - rowsum(P * dP)) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, kk, hd, 1.0f, dO,
-                            (blasint)ld_o, vg, (blasint)ld_kv, 0.0f, dS, kk);
+                sgemm_1(false, true, nr, kk, hd, 1.0f, dO, ld_o, vg, ld_kv, 0.0f, dS, kk);
                 for (int32_t i = 0; i < nr; i++) {
                     float *ds = dS + (int64_t)i * kk;
                     const float *p = P + (int64_t)i * nk;
@@ -344,11 +369,9 @@ void kern_attention_backward(float *dq, const float *dout, const float *q, int64
                         ds[j] = 0.0f;
                 }
                 /* dQ = scale dS K ; dK += scale dS^T Q */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, kk, scale, dS, kk,
-                            kg, (blasint)ld_kv, 0.0f, dq + (s->q_row + r0) * ld_q + (int64_t)h * hd,
-                            (blasint)ld_q);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, hd, nr, scale, dS, kk, qb,
-                            (blasint)ld_q, 1.0f, dkg, (blasint)ld_kv);
+                sgemm_1(false, false, nr, hd, kk, scale, dS, kk, kg, ld_kv, 0.0f,
+                        dq + (s->q_row + r0) * ld_q + (int64_t)h * hd, ld_q);
+                sgemm_1(true, false, kk, hd, nr, scale, dS, kk, qb, ld_q, 1.0f, dkg, ld_kv);
             }
         }
     }
@@ -432,4 +455,110 @@ void kern_logsoftmax_backward(float *dz, const float *lsm, const float *ent, int
         }
         if (t >= 0) di[t] += a * it;
     }
+}
+
+/* ---- rows ---- */
+
+void kern_embed_forward(float *out, const float *table, const int32_t *tokens, int64_t n,
+                        int64_t d) {
+#pragma omp parallel for schedule(static) if (n * d > PAR_MIN)
+    for (int64_t t = 0; t < n; t++)
+        memcpy(out + t * d, table + (int64_t)tokens[t] * d, (size_t)d * sizeof(float));
+}
+
+/* Column blocks of the embedding gradient per task: a token repeated in the batch adds into
+ * the same row, so each task owns whole columns and runs over the tokens in order. */
+#define EMBED_COLS 256
+
+void kern_embed_backward(float *dtable, const float *dout, const int32_t *tokens, int64_t n,
+                         int64_t d) {
+    int64_t n_blocks = (d + EMBED_COLS - 1) / EMBED_COLS;
+#pragma omp parallel for schedule(static) if (n * d > PAR_MIN)
+    for (int64_t blk = 0; blk < n_blocks; blk++) {
+        int64_t c0 = blk * EMBED_COLS, c1 = c0 + EMBED_COLS < d ? c0 + EMBED_COLS : d;
+        for (int64_t i = 0; i < n; i++) {
+            float *dst = dtable + (int64_t)tokens[i] * d;
+            const float *src = dout + i * d;
+#pragma omp simd
+            for (int64_t j = c0; j < c1; j++)
+                dst[j] += src[j];
+        }
+    }
+}
+
+void kern_copy_rows(float *dst, int64_t ld_dst, const float *src, int64_t ld_src,
+                    const int64_t *rows, int64_t n, int64_t width) {
+#pragma omp parallel for schedule(static) if (n * width > PAR_MIN)
+    for (int64_t i = 0; i < n; i++)
+        memcpy(dst + i * ld_dst, src + (rows ? rows[i] : i) * ld_src,
+               (size_t)width * sizeof(float));
+}
+
+void kern_dot_rows(float *out, const float *x, const float *v, int64_t M, int64_t d) {
+#pragma omp parallel for schedule(static) if (M * d > PAR_MIN)
+    for (int64_t r = 0; r < M; r++) {
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < d; j++)
+            s += x[r * d + j] * v[j];
+        out[r] = s;
+    }
+}
+
+void kern_dot_rows_backward(float *dx, float *dv, const float *dout, const float *x,
+                            const float *v, int64_t M, int64_t d) {
+#pragma omp parallel for schedule(static) if (M * d > PAR_MIN)
+    for (int64_t t = 0; t < M; t++)
+        for (int64_t j = 0; j < d; j++)
+            dx[t * d + j] += dout[t] * v[j];
+    for (int64_t t = 0; t < M; t++)
+        for (int64_t j = 0; j < d; j++)
+            dv[j] += dout[t] * x[t * d + j];
+}
+
+/* ---- optimiser and reductions ---- */
+
+void kern_adamw(float *params, const float *grads, float *m, float *v, int64_t n, int64_t step,
+                const adamw_config *c) {
+    /* Bias corrections in double: beta^step underflows gracefully and stays exact early on. */
+    float bc1 = (float)(1.0 - pow((double)c->beta1, (double)step));
+    float bc2 = (float)(1.0 - pow((double)c->beta2, (double)step));
+    float lr = c->lr, b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = c->weight_decay;
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        float g = grads[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * g;
+        v[i] = b2 * v[i] + (1.0f - b2) * g * g;
+        float mh = m[i] / bc1, vh = v[i] / bc2;
+        /* Decoupled weight decay: shrink the weight, then the Adam step (as torch.optim.AdamW). */
+        params[i] = params[i] * (1.0f - lr * wd) - lr * mh / (sqrtf(vh) + eps);
+    }
+}
+
+/* Elements per partial sum of kern_sumsq: the partials are added in chunk order. */
+#define SUMSQ_CHUNK 16384
+
+double kern_sumsq(const float *x, int64_t n) {
+    int64_t n_chunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
+    double *part = mart_xmalloc((size_t)(n_chunks > 0 ? n_chunks : 1) * sizeof(double));
+#pragma omp parallel for schedule(static) if (n > PAR_MIN)
+    for (int64_t c = 0; c < n_chunks; c++) {
+        int64_t i0 = c * SUMSQ_CHUNK, i1 = i0 + SUMSQ_CHUNK < n ? i0 + SUMSQ_CHUNK : n;
+        double s = 0.0;
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = i0; i < i1; i++)
+            s += (double)x[i] * x[i];
+        part[c] = s;
+    }
+    double ss = 0.0;
+    for (int64_t c = 0; c < n_chunks; c++)
+        ss += part[c];
+    free(part);
+    return ss;
+}
+
+void kern_scale(float *x, int64_t n, float s) {
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (int64_t i = 0; i < n; i++)
+        x[i] *= s;
 }

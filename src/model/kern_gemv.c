@@ -4,16 +4,16 @@
  * streams them at the memory's speed. Each thread takes a block of output columns (rows of
  * w) and reads each weight once for all M rows of x (kept in cache).
  *
- * Weights registered with kern_gemv_register_bf16 whose values are all exactly
- * representable in bfloat16 (a model loaded from a BF16 checkpoint) are read from a BF16
- * copy instead: half the bytes, and, widened back to float32 exactly, the same products.
- * From such copies this path also takes decoding batches up to KERN_GEMV_BF16_MAX_M rows
- * (4 x 4 tiles), where it beats sgemm on the float32 weights.
+ * Weights with a BF16 copy (kern_bf16_copy: their values are all exactly bfloat16, as in a
+ * model loaded from a BF16 checkpoint) are read from the copy instead: half the bytes, and,
+ * widened back to float32 exactly, the same products. From such copies this path also takes
+ * decoding batches up to KERN_GEMV_BF16_MAX_M rows (4 x 4 tiles), where it beats sgemm on
+ * the float32 weights.
  *
- * With BF16 products on (the generation engine's default, where the CPU has AVX512_BF16),
- * x is rounded to bfloat16 instead and multiplied with the copy by the CPU's BF16 dot
- * products, for any M:
- * twice the multiply-adds per instruction, so large batches run twice as fast. */
+ * With BF16 products asked for (the generation engine's default, where the CPU has
+ * AVX512_BF16), x is rounded to bfloat16 instead and multiplied with the copy by the CPU's
+ * BF16 dot products, for any M: twice the multiply-adds per instruction, so large batches
+ * run twice as fast. */
 #include "model/kern_gemv.h"
 
 #include "mart/core.h"
@@ -47,71 +47,30 @@ static bool have_avx512(void) {
     return ok == 1;
 }
 
-/* ---- the BF16 weight registry ---- */
+/* ---- BF16 copies ---- */
 
-typedef struct {
-    const float *w; /* the float32 weights this copy stands for */
-    int64_t n;      /* elements */
-    uint16_t *bf16; /* (n) */
-    int32_t refs;   /* registrations not yet dropped */
-} bf16_copy;
-
-/* BF16 products are off outside the generation engine, which turns them on around its own
- * forward passes (gen_config.bf16_products): any other forward pass over registered weights
- * (scoring, training) gets exact products. */
-static bool gemv_on = true, products_on = false;
-
-void kern_gemv_enable(bool on) {
-    gemv_on = on;
-}
-
-bool kern_gemv_bf16_products(bool on) {
-    bool was = products_on;
-    products_on = on;
-    return was;
-}
-
-bool kern_gemv_bf16_products_supported(void) {
+bool kern_bf16_products_supported(void) {
     static int ok = -1;
     if (ok < 0) ok = have_avx512() && __builtin_cpu_supports("avx512bf16");
     return ok == 1;
 }
 
-static bf16_copy *copies;
-static int32_t n_copies;
-
-static bf16_copy *find_copy(const float *w) {
-    for (int32_t i = 0; i < n_copies; i++)
-        if (copies[i].w == w) return &copies[i];
-    return NULL;
-}
-
-static const uint16_t *find_bf16(const float *w, int64_t n) {
-    const bf16_copy *c = find_copy(w);
-    return c && c->n == n ? c->bf16 : NULL;
-}
-
-bool kern_gemv_register_bf16(const float *w, int64_t n) {
-    if (!have_avx512()) return false;
-    bf16_copy *c = find_copy(w);
-    if (c) {
-        c->refs++;
-        return c->n == n;
-    }
+uint16_t *kern_bf16_copy(const float *w, int64_t n) {
+    if (!have_avx512() || n <= 0) return NULL;
     bool exact = true;
     for (int64_t i = 0; i < n && i < 4096 && exact; i++) { /* trained weights fail fast */
         uint32_t u;
         memcpy(&u, &w[i], sizeof u);
         exact = (u & 0xffffu) == 0;
     }
-    if (!exact) return false;
+    if (!exact) return NULL;
 #pragma omp parallel for schedule(static) reduction(&& : exact)
     for (int64_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, &w[i], sizeof u);
         exact = exact && (u & 0xffffu) == 0;
     }
-    if (!exact) return false;
+    if (!exact) return NULL;
     uint16_t *b = mart_aligned_alloc((size_t)n * sizeof(uint16_t));
     /* Huge pages where the system allows them: decoding streams the copy, and with 4 KB pages
      * every 2,048 weights cost a TLB miss (batch 1 is up to 1.3x faster on the LM head). */
@@ -124,19 +83,7 @@ bool kern_gemv_register_bf16(const float *w, int64_t n) {
         memcpy(&u, &w[i], sizeof u);
         b[i] = (uint16_t)(u >> 16);
     }
-    copies = mart_xrealloc(copies, (size_t)(n_copies + 1) * sizeof *copies);
-    copies[n_copies++] = (bf16_copy){w, n, b, 1};
-    return true;
-}
-
-void kern_gemv_unregister(const float *w) {
-    for (int32_t i = 0; i < n_copies; i++)
-        if (copies[i].w == w) {
-            if (--copies[i].refs > 0) return;
-            mart_aligned_free(copies[i].bf16);
-            copies[i] = copies[--n_copies];
-            return;
-        }
+    return b;
 }
 
 /* ---- the kernels ---- */
@@ -457,11 +404,10 @@ static void split_even_odd(float *xp, const float *x, int64_t M, int64_t K, int6
     }
 }
 
-bool kern_gemv(float *y, const float *x, const float *w, const float *b, int64_t M, int64_t N,
-               int64_t K, bool accumulate) {
-    if (!gemv_on || !have_avx512()) return false;
-    const uint16_t *wb = find_bf16(w, N * K);
-    bool dp = wb && products_on && kern_gemv_bf16_products_supported();
+bool kern_gemv(float *y, const float *x, const float *w, const uint16_t *wb, const float *b,
+               int64_t M, int64_t N, int64_t K, bool accumulate, bool bf16_products) {
+    if (!have_avx512()) return false;
+    bool dp = wb && bf16_products && kern_bf16_products_supported();
     if (!dp && M > (wb ? KERN_GEMV_BF16_MAX_M : KERN_GEMV_MAX_M)) return false;
     int64_t K32 = (K + 31) / 32 * 32;
     float *xp = NULL;

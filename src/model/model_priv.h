@@ -9,8 +9,9 @@
 
 #include <assert.h>
 
-/* A float buffer that only ever grows. */
+/* A float buffer of a backend that only ever grows. */
 typedef struct {
+    const mart_backend *be; /* not owned */
     float *p;
     size_t cap;
 } wbuf;
@@ -40,8 +41,9 @@ struct model_work {
     wbuf dres, dxn, dqkv, datt, dgu, dhid;
     /* Integer scratch: positions (T), targets kept for backward (T), tokens (T), offsets. */
     int32_t *pos, *tokens, *targets, *offsets;
+    int64_t *last_rows; /* (n_seqs) last row of each sequence, for last_only */
     size_t icap, ocap;
-    kern_attn_seq *seqs;
+    mart_attn_seq *seqs;
     size_t scap;
     /* What the last for_backward forward left. */
     bool saved;
@@ -52,7 +54,7 @@ struct model_work {
     bool has_lsm; /* lsm/ent hold the whole (T, vocab) log-softmax (not a value-only pass) */
 };
 
-struct model_work *model_work_create(void);
+struct model_work *model_work_create(const mart_backend *be);
 void model_work_free(struct model_work *w);
 
 #endif

@@ -84,35 +84,81 @@ static void bind_pointers(model *m) {
     assert(i == m->n_tensors);
 }
 
-static float *alloc_floats(int64_t n) {
-    float *p = mart_aligned_alloc((size_t)(n > 0 ? n : 1) * sizeof(float));
-    memset(p, 0, (size_t)n * sizeof(float));
+/* n zeroed floats of the model's backend. */
+static float *alloc_floats(const model *m, int64_t n) {
+    float *p = m->be->alloc(m->be, n);
+    m->be->zero(m->be, p, n);
     return p;
 }
 
 model *model_create(const model_config *cfg, bool value_head, bool trainable) {
+    return model_create_on(mart_backend_cpu(), cfg, value_head, trainable);
+}
+
+model *model_create_on(const mart_backend *be, const model_config *cfg, bool value_head,
+                       bool trainable) {
     assert(cfg->n_heads > 0 && cfg->n_kv_heads > 0 && cfg->n_heads % cfg->n_kv_heads == 0);
     assert(cfg->head_dim > 0 && cfg->head_dim % 2 == 0);
+    assert(cfg->n_layers >= 0 && cfg->hidden_size > 0 && cfg->vocab_size > 0);
     model *m = mart_xcalloc(1, sizeof *m);
+    m->be = be;
     m->cfg = *cfg;
     m->has_value_head = value_head;
     m->trainable = trainable;
     m->n_tensors = layout_tensors(cfg, value_head, NULL, &m->n_params);
     m->tensors = mart_xcalloc((size_t)m->n_tensors, sizeof *m->tensors);
     layout_tensors(cfg, value_head, m->tensors, &m->n_params);
-    m->params = alloc_floats(m->n_params);
-    m->grads = trainable ? alloc_floats(m->n_params) : NULL;
+    m->params = alloc_floats(m, m->n_params);
+    m->grads = trainable ? alloc_floats(m, m->n_params) : NULL;
     m->layers = mart_xcalloc((size_t)(cfg->n_layers > 0 ? cfg->n_layers : 1), sizeof *m->layers);
     bind_pointers(m);
-    m->work = model_work_create();
+    m->work = model_work_create(be);
     return m;
+}
+
+/* Frees the BF16 copies, whoever holds them. */
+static void drop_bf16(model *m) {
+    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+        model_layer *ly = &m->layers[l];
+        uint16_t **c[4] = {&ly->wqkv16, &ly->wo16, &ly->w_gu16, &ly->w_down16};
+        for (int i = 0; i < 4; i++) {
+            m->be->free(m->be, *c[i]);
+            *c[i] = NULL;
+        }
+    }
+    m->be->free(m->be, m->lm_head16);
+    m->lm_head16 = NULL;
+}
+
+bool model_bf16_acquire(model *m) {
+    if (m->bf16_holders++ > 0) return m->lm_head16 != NULL;
+    const model_config *c = &m->cfg;
+    int64_t d = c->hidden_size, qd = (int64_t)c->n_heads * c->head_dim,
+            kvd = (int64_t)c->n_kv_heads * c->head_dim, f = c->intermediate_size;
+    const mart_backend *be = m->be;
+    m->lm_head16 = be->bf16_copy(be, m->lm_head, (int64_t)c->vocab_size * d);
+    if (!m->lm_head16) return false; /* not BF16 values, or no kernel reads the copies */
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        model_layer *ly = &m->layers[l];
+        ly->wqkv16 = be->bf16_copy(be, ly->wq, (qd + 2 * kvd) * d);
+        ly->wo16 = be->bf16_copy(be, ly->wo, d * qd);
+        ly->w_gu16 = be->bf16_copy(be, ly->w_gate, 2 * f * d);
+        ly->w_down16 = be->bf16_copy(be, ly->w_down, d * f);
+    }
+    return true;
+}
+
+void model_bf16_release(model *m) {
+    assert(m->bf16_holders > 0);
+    if (--m->bf16_holders == 0) drop_bf16(m);
 }
 
 void model_free(model *m) {
     if (!m) return;
+    drop_bf16(m);
     model_work_free(m->work);
-    mart_aligned_free(m->params);
-    mart_aligned_free(m->grads);
+    m->be->free(m->be, m->params);
+    m->be->free(m->be, m->grads);
     free(m->tensors);
     free(m->layers);
     free(m);
@@ -140,6 +186,7 @@ static void fill_normal(float *p, int64_t n, float std, uint64_t seed, uint64_t 
 }
 
 void model_init_random(model *m, uint64_t seed) {
+    assert(m->be->host_memory && m->bf16_holders == 0);
     /* Each tensor draws from its own streams, so adding a tensor (value head) leaves the
      * others unchanged. Norm weights are 1, biases and the value head 0 (as in HF init). */
     for (int32_t i = 0; i < m->n_tensors; i++) {
@@ -164,14 +211,15 @@ void model_init_random(model *m, uint64_t seed) {
 
 /* Rebuilds the tensor table for (value_head, trainable), carrying parameters over by name. */
 static void relayout(model *m, bool value_head, bool trainable) {
-    model *n = model_create(&m->cfg, value_head, false);
+    assert(m->bf16_holders == 0);
+    model *n = model_create_on(m->be, &m->cfg, value_head, false);
     for (int32_t i = 0; i < n->n_tensors; i++) {
         const model_tensor *src = model_find_tensor(m, n->tensors[i].name);
         if (src)
-            memcpy(n->params + n->tensors[i].offset, m->params + src->offset,
-                   (size_t)src->numel * sizeof(float));
+            m->be->copy(m->be, n->params + n->tensors[i].offset, m->params + src->offset,
+                        src->numel);
     }
-    mart_aligned_free(m->params);
+    m->be->free(m->be, m->params);
     free(m->tensors);
     m->params = n->params;
     m->tensors = n->tensors;
@@ -182,7 +230,7 @@ static void relayout(model *m, bool value_head, bool trainable) {
     n->tensors = NULL;
     model_free(n);
     bind_pointers(m);
-    mart_aligned_free(m->grads);
+    m->be->free(m->be, m->grads);
     m->grads = NULL;
     m->trainable = false;
     model_set_trainable(m, trainable);
@@ -194,21 +242,21 @@ void model_set_value_head(model *m, bool on) {
 }
 
 void model_set_trainable(model *m, bool on) {
-    if (on && !m->grads) m->grads = alloc_floats(m->n_params);
+    if (on && !m->grads) m->grads = alloc_floats(m, m->n_params);
     if (!on && m->grads) {
-        mart_aligned_free(m->grads);
+        m->be->free(m->be, m->grads);
         m->grads = NULL;
     }
     m->trainable = on;
 }
 
 model *model_clone(const model *m, bool value_head, bool trainable) {
-    model *c = model_create(&m->cfg, value_head, trainable);
+    model *c = model_create_on(m->be, &m->cfg, value_head, trainable);
     for (int32_t i = 0; i < c->n_tensors; i++) {
         const model_tensor *src = model_find_tensor(m, c->tensors[i].name);
         if (src)
-            memcpy(c->params + c->tensors[i].offset, m->params + src->offset,
-                   (size_t)src->numel * sizeof(float));
+            m->be->copy(m->be, c->params + c->tensors[i].offset, m->params + src->offset,
+                        src->numel);
     }
     return c;
 }

@@ -448,3 +448,34 @@ int plot_learning_curves(const char *const *run_dirs, int32_t n_runs, const char
     free(cs);
     return rc;
 }
+
+int plot_accuracy_vs_attempts(const char *title, const plot_series *series, int32_t n_series,
+                              const char *base, mart_err *err) {
+    plot_spec spec;
+    plot_spec_default(&spec);
+    spec.title = title;
+    spec.xlabel = "attempts allowed (k)";
+    spec.ylabel = "accuracy";
+    spec.x_integer = true;
+    spec.y_percent = true;
+    spec.y_from_zero = true;
+    return plot_write_svg_png(&spec, series, n_series, base, err);
+}
+
+int plot_eval_attempts(const eval_results *r, const char *base, mart_err *err) {
+    int32_t n = r->n_benches + (r->n_benches > 1);
+    plot_series *s = mart_xcalloc((size_t)n, sizeof *s);
+    double *x = mart_xcalloc((size_t)r->n_ks, sizeof *x);
+    for (int32_t j = 0; j < r->n_ks; j++)
+        x[j] = r->ks[j];
+    for (int32_t b = 0; b < r->n_benches; b++)
+        s[b] = (plot_series){r->benches[b].name, x, r->benches[b].accuracy, r->n_ks};
+    if (r->n_benches > 1) s[n - 1] = (plot_series){"average", x, r->average, r->n_ks};
+    char title[256];
+    snprintf(title, sizeof title, "%s: accuracy by number of attempts",
+             r->model ? r->model : "model");
+    int rc = plot_accuracy_vs_attempts(title, s, n, base, err);
+    free(s);
+    free(x);
+    return rc;
+}

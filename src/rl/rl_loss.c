@@ -7,6 +7,7 @@
  * action values). */
 #include "mart/rl.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@ void rl_loss_config_default(rl_loss_config *c) {
     c->clip_eps = RL_CLIP_EPS;
     c->value_clip = RL_VALUE_CLIP;
     c->kl_coef = RL_KL_COEF;
+    c->kl_clamp = 0.0f;
     c->temperature = 1.0f;
 }
 
@@ -61,6 +63,7 @@ typedef struct {
 } packed;
 
 static void pack(rl_sample *const *s, int32_t n, packed *p) {
+    assert(n >= 0);
     int64_t rows = 0;
     for (int32_t k = 0; k < n; k++)
         if (s[k]->n_tokens > 1) rows += s[k]->n_tokens - 1;
@@ -73,6 +76,9 @@ static void pack(rl_sample *const *s, int32_t n, packed *p) {
     p->offsets[0] = 0;
     for (int32_t k = 0; k < n; k++) {
         const rl_sample *x = s[k];
+        /* the sample's invariants: a prompt of untrainable tokens, trainable ones counted */
+        assert(x->n_prompt >= 0 && x->n_prompt <= x->n_tokens);
+        assert(x->n_trainable >= 0 && x->n_trainable <= x->n_tokens - x->n_prompt);
         if (x->n_tokens < 2) continue; /* nothing to predict */
         for (int32_t i = 1; i < x->n_tokens; i++, r++) {
             p->tokens[r] = x->tokens[i - 1];
@@ -131,83 +137,100 @@ int rl_score(model *m, rl_sample *const *s, int32_t n, int32_t micro, float temp
     return MART_OK;
 }
 
-int rl_actor_backward(model *actor, rl_sample *const *s, int32_t n, const rl_loss_config *c,
-                      double inv_norm, rl_stats *st, mart_err *err) {
+/* What an update needs of one trainable token: its per-token gradient from the forward
+ * pass's outputs for its row (log-prob and entropy, or value), adding to the stats. */
+typedef float (*token_grad_fn)(void *ctx, const rl_sample *x, int32_t i, float lp, float ent,
+                               float v);
+
+/* The skeleton of both updates: packs the micro-batch, runs the forward pass for backward
+ * (log-probs and entropies, or values), asks fn for the gradient of every trainable token's
+ * row, and runs the backward pass with them as d_logprobs (or d_values). */
+static int micro_update(model *m, rl_sample *const *s, int32_t n, bool values, float temperature,
+                        token_grad_fn fn, void *ctx, mart_err *err) {
     packed p;
     pack(s, n, &p);
     if (p.rows == 0) {
         pack_free(&p);
         return MART_OK;
     }
-    float *lp = mart_xmalloc((size_t)p.rows * sizeof(float));
-    float *ent = mart_xmalloc((size_t)p.rows * sizeof(float));
-    float *d_lp = mart_xcalloc((size_t)p.rows, sizeof(float));
-    model_out out = {.targets = p.targets, .temperature = c->temperature, .logprobs = lp,
-                     .entropy = ent};
+    float *a = mart_xmalloc((size_t)p.rows * sizeof(float)); /* log-probs or values */
+    float *ent = values ? NULL : mart_xmalloc((size_t)p.rows * sizeof(float));
+    float *d = mart_xcalloc((size_t)p.rows, sizeof(float));
+    model_out out = values ? (model_out){.values = a}
+                           : (model_out){.targets = p.targets, .temperature = temperature,
+                                         .logprobs = a, .entropy = ent};
     model_batch batch = pack_batch(&p);
-    int rc = model_forward(actor, &batch, NULL, &out, true, err);
+    int rc = model_forward(m, &batch, NULL, &out, true, err);
     if (rc == MART_OK) {
         for (int32_t q = 0; q < p.n_seqs; q++) {
             const rl_sample *x = s[p.which[q]];
             for (int32_t i = 1; i < x->n_tokens; i++) {
                 if (!x->trainable[i]) continue;
                 int32_t row = p.offsets[q] + i - 1;
-                float d_pg, d_kl = 0.0f, kl = 0.0f;
-                bool clipped;
-                float pg = rl_policy_loss(lp[row], x->old_logprobs[i], x->advantages[i],
-                                          c->clip_eps, &d_pg, &clipped);
-                if (c->kl_coef != 0.0f) kl = rl_kl_k3(lp[row], x->ref_logprobs[i], &d_kl);
-                d_lp[row] = (float)(inv_norm * (d_pg + c->kl_coef * d_kl));
-                double dev = fabs(exp((double)lp[row] - x->old_logprobs[i]) - 1.0);
-                if (dev > st->max_ratio_dev) st->max_ratio_dev = dev;
-                st->n_tokens += 1;
-                st->policy_loss += pg;
-                st->kl += kl;
-                st->entropy += ent[row];
-                st->clip_frac += clipped;
+                d[row] = values ? fn(ctx, x, i, 0.0f, 0.0f, a[row])
+                                : fn(ctx, x, i, a[row], ent[row], 0.0f);
             }
         }
-        model_backward(actor, d_lp, NULL, NULL);
+        model_backward(m, values ? NULL : d, NULL, values ? d : NULL);
     }
-    free(lp);
+    free(a);
     free(ent);
-    free(d_lp);
+    free(d);
     pack_free(&p);
+    return rc;
+}
+
+typedef struct {
+    const rl_loss_config *c;
+    double inv_norm;
+    rl_stats *st;
+} update_ctx;
+
+/* Policy loss + kl_coef * k3 KL for one token, scaled by the normaliser. */
+static float actor_token(void *ctx, const rl_sample *x, int32_t i, float lp, float ent, float v) {
+    (void)v;
+    update_ctx *u = ctx;
+    const rl_loss_config *c = u->c;
+    float d_pg, d_kl = 0.0f, kl = 0.0f;
+    bool clipped;
+    float pg = rl_policy_loss(lp, x->old_logprobs[i], x->advantages[i], c->clip_eps, &d_pg,
+                              &clipped);
+    if (c->kl_coef != 0.0f) kl = rl_kl_k3(lp, x->ref_logprobs[i], c->kl_clamp, &d_kl);
+    double dev = fabs(exp((double)lp - x->old_logprobs[i]) - 1.0);
+    rl_stats *st = u->st;
+    if (dev > st->max_ratio_dev) st->max_ratio_dev = dev;
+    st->n_tokens += 1;
+    st->policy_loss += pg;
+    st->kl += kl;
+    st->entropy += ent;
+    st->clip_frac += clipped;
+    return (float)(u->inv_norm * (d_pg + c->kl_coef * d_kl));
+}
+
+/* The clipped value loss for one token, scaled by the normaliser. */
+static float critic_token(void *ctx, const rl_sample *x, int32_t i, float lp, float ent, float v) {
+    (void)lp, (void)ent;
+    update_ctx *u = ctx;
+    float dv;
+    bool clipped;
+    float l = rl_value_loss(v, x->old_values[i], x->returns[i], u->c->value_clip, &dv, &clipped);
+    u->st->value_loss += l;
+    u->st->value_clip_frac += clipped;
+    return (float)(u->inv_norm * dv);
+}
+
+int rl_actor_backward(model *actor, rl_sample *const *s, int32_t n, const rl_loss_config *c,
+                      double inv_norm, rl_stats *st, mart_err *err) {
+    assert(actor->trainable && isfinite(inv_norm) && inv_norm >= 0.0);
+    update_ctx u = {c, inv_norm, st};
+    int rc = micro_update(actor, s, n, false, c->temperature, actor_token, &u, err);
     return rc == MART_OK ? MART_OK : mart_fail_wrap(err, "actor update");
 }
 
 int rl_critic_backward(model *critic, rl_sample *const *s, int32_t n, const rl_loss_config *c,
                        double inv_norm, rl_stats *st, mart_err *err) {
-    packed p;
-    pack(s, n, &p);
-    if (p.rows == 0) {
-        pack_free(&p);
-        return MART_OK;
-    }
-    float *v = mart_xmalloc((size_t)p.rows * sizeof(float));
-    float *d_v = mart_xcalloc((size_t)p.rows, sizeof(float));
-    model_out out = {.values = v};
-    model_batch batch = pack_batch(&p);
-    int rc = model_forward(critic, &batch, NULL, &out, true, err);
-    if (rc == MART_OK) {
-        for (int32_t q = 0; q < p.n_seqs; q++) {
-            const rl_sample *x = s[p.which[q]];
-            for (int32_t i = 1; i < x->n_tokens; i++) {
-                if (!x->trainable[i]) continue;
-                int32_t row = p.offsets[q] + i - 1;
-                float dv;
-                bool clipped;
-                float l = rl_value_loss(v[row], x->old_values[i], x->returns[i], c->value_clip,
-                                        &dv, &clipped);
-                d_v[row] = (float)(inv_norm * dv);
-                st->value_loss += l;
-                st->value_clip_frac += clipped;
-            }
-        }
-        model_backward(critic, NULL, NULL, d_v);
-    }
-    free(v);
-    free(d_v);
-    pack_free(&p);
+    assert(critic->trainable && critic->has_value_head && isfinite(inv_norm) && inv_norm >= 0.0);
+    update_ctx u = {c, inv_norm, st};
+    int rc = micro_update(critic, s, n, true, 1.0f, critic_token, &u, err);
     return rc == MART_OK ? MART_OK : mart_fail_wrap(err, "critic update");
 }

@@ -1,10 +1,12 @@
 /* rl: the per-token math of PPO/GRPO (see include/mart/rl.h). No model, no I/O. */
 #include "mart/rl.h"
 
+#include <assert.h>
 #include <math.h>
 
 void rl_gae(int32_t n, const uint8_t *trainable, const float *rewards, const float *values,
             float gamma, float lambda, float *adv, float *ret) {
+    assert(n >= 0 && gamma >= 0.0f && gamma <= 1.0f && lambda >= 0.0f && lambda <= 1.0f);
     /* Walking backwards over trainable tokens only is the same computation as the literal
      * rule (gamma = lambda = 1 on steps whose next token is feedback): over a feedback span
      * delta_i + delta_f1 + ... + delta_fk telescopes to r_i + gamma*V_m - V_i, and the last
@@ -39,15 +41,37 @@ float rl_policy_loss(float logp, float old_logp, float adv, float eps, float *d_
     return -(use_clipped ? surr2 : surr1);
 }
 
-float rl_kl_k3(float logp, float ref_logp, float *d_logp) {
-    float r = ref_logp - logp;
-    bool clamped = r > RL_KL_CLAMP || r < -RL_KL_CLAMP;
-    if (r > RL_KL_CLAMP) r = RL_KL_CLAMP;
-    if (r < -RL_KL_CLAMP) r = -RL_KL_CLAMP;
-    float e = expf(r);
+float rl_kl_k3(float logp, float ref_logp, float clamp, float *d_logp) {
+    double r = (double)ref_logp - (double)logp;
+    bool clamped = clamp > 0.0f && (r > clamp || r < -clamp);
+    if (clamped) r = r > 0 ? clamp : -clamp;
+    double e = exp(r);
     /* d/dlogp (e^r - 1 - r) = (e^r - 1) * dr/dlogp = 1 - e^r */
-    if (d_logp) *d_logp = clamped ? 0.0f : 1.0f - e;
-    return e - 1.0f - r;
+    if (d_logp) *d_logp = clamped ? 0.0f : (float)(1.0 - e);
+    return (float)(e - 1.0 - r);
+}
+
+void rl_moments_add_sum(rl_moments *m, const float *adv, const uint8_t *trainable, int32_t n) {
+    for (int32_t i = 0; i < n; i++)
+        if (trainable[i]) {
+            m->count += 1.0;
+            m->sum += adv[i];
+        }
+}
+
+void rl_moments_add_dev(rl_moments *m, const float *adv, const uint8_t *trainable, int32_t n,
+                        double mean) {
+    for (int32_t i = 0; i < n; i++)
+        if (trainable[i]) m->dev += ((double)adv[i] - mean) * ((double)adv[i] - mean);
+}
+
+double rl_whiten_scale(double var) {
+    return 1.0 / sqrt(var > RL_WHITEN_VAR_MIN ? var : RL_WHITEN_VAR_MIN);
+}
+
+void rl_whiten(float *adv, const uint8_t *trainable, int32_t n, double mean, double scale) {
+    for (int32_t i = 0; i < n; i++)
+        if (trainable[i]) adv[i] = (float)(((double)adv[i] - mean) * scale);
 }
 
 float rl_value_loss(float v, float old_v, float ret, float clip, float *d_v, bool *clipped) {
@@ -87,12 +111,16 @@ void rl_group_advantages(const float *rewards, int32_t n_groups, int32_t group_s
     }
 }
 
-double rl_lr_at(int64_t step, int64_t total, double peak, double warmup_frac, double min_ratio) {
-    int64_t warmup = (int64_t)ceil(warmup_frac * (double)total);
-    if (step < warmup) return peak * (double)step / (double)warmup;
-    double span = (double)(total - warmup);
-    double progress = span > 0 ? (double)(step - warmup) / span : 1.0;
-    if (progress > 1.0) progress = 1.0;
-    double cosine = 0.5 * (1.0 + cos(M_PI * progress));
-    return peak * (min_ratio + (1.0 - min_ratio) * cosine);
+
+int64_t rl_schedule_steps(double horizon, int64_t n_problems, int32_t run_steps,
+                          int32_t rollout_batch, int32_t n_samples, int32_t mini_batch,
+                          int32_t epochs) {
+    assert(mini_batch > 0 && epochs > 0 && n_samples > 0 && rollout_batch > 0);
+    if (horizon > 0.0) {
+        int64_t per_pass = n_problems * n_samples / mini_batch * epochs;
+        if (per_pass < 1) per_pass = 1;
+        return (int64_t)ceil(horizon * (double)per_pass);
+    }
+    int64_t n_eps = (int64_t)rollout_batch * n_samples;
+    return (int64_t)run_steps * epochs * ((n_eps + mini_batch - 1) / mini_batch);
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mart/ckpt.h"
 #include "mart/eval.h"
 #include "mart/safetensors.h"
 
@@ -21,6 +22,7 @@
 #define STREAM_STEP 0x200000000ULL       /* + step: attempt counts */
 #define STREAM_SHUFFLE 0x300000000ULL    /* + step: mini-batch shuffles */
 #define STREAM_SAMPLING_SHIFT 36         /* sampling stream base: (step + 1) << 36 */
+#define STREAM_VALUE_HEAD 0x400000000ULL /* the critic's value head initialisation */
 
 #define ADAM_EPS 1e-8f
 
@@ -52,6 +54,11 @@ void rl_config_default(rl_config *c) {
     c->beta1 = RL_BETA1;
     c->beta2 = RL_BETA2;
     c->warmup_frac = RL_WARMUP_FRAC;
+    c->whiten = true;
+    c->micro_mean = false;
+    c->lr_horizon = RL_LR_HORIZON;
+    c->chunk = 1;
+    c->value_head_zero = false;
     c->discount = 1.0;
     c->weight_decay = 0.0f;
     c->seed = 0;
@@ -147,51 +154,16 @@ static void copy_if_exists(const char *src_dir, const char *dst_dir, const char 
     free(data);
 }
 
-/* Saves the model in `dtype` without changing it for the caller. */
-static int save_model_as(model *m, const char *dir, mart_dtype dtype, mart_err *err) {
-    mart_dtype keep = m->cfg.dtype;
-    m->cfg.dtype = dtype;
-    int rc = model_save(m, dir, err);
-    m->cfg.dtype = keep;
-    return rc;
-}
-
 static int save_optimizer(const trainer *t, const char *path, mart_err *err) {
-    st_view v[4];
-    int32_t n = 0;
-    const adamw_state *opts[2] = {&t->opt_actor, t->critic ? &t->opt_critic : NULL};
-    const char *names[2][2] = {{"actor.m", "actor.v"}, {"critic.m", "critic.v"}};
-    for (int k = 0; k < 2; k++) {
-        if (!opts[k]) continue;
-        for (int j = 0; j < 2; j++) {
-            v[n] = (st_view){.name = names[k][j], .dtype = MART_DTYPE_F32, .ndim = 1,
-                             .shape = {opts[k]->n}, .data = j ? opts[k]->v : opts[k]->m};
-            n++;
-        }
-    }
-    return st_save(path, v, n, NULL, NULL, 0, err);
+    const adamw_state *opts[2] = {&t->opt_actor, &t->opt_critic};
+    const char *names[2] = {"actor", "critic"};
+    return ckpt_save_moments(path, opts, names, t->critic ? 2 : 1, err);
 }
 
 static int load_optimizer(trainer *t, const char *path, mart_err *err) {
-    st_file *f;
-    if (st_open(path, &f, err) != MART_OK) return MART_ERR;
-    adamw_state *opts[2] = {&t->opt_actor, t->critic ? &t->opt_critic : NULL};
-    const char *names[2][2] = {{"actor.m", "actor.v"}, {"critic.m", "critic.v"}};
-    int rc = MART_OK;
-    for (int k = 0; k < 2 && rc == MART_OK; k++) {
-        if (!opts[k]) continue;
-        for (int j = 0; j < 2; j++) {
-            const st_view *tv = st_find(f, names[k][j]);
-            if (!tv || tv->dtype != MART_DTYPE_F32 || tv->ndim != 1 || tv->shape[0] != opts[k]->n) {
-                rc = mart_fail(err, "%s: tensor %s missing or of the wrong shape (want %lld)",
-                               path, names[k][j], (long long)opts[k]->n);
-                break;
-            }
-            st_to_f32(tv, j ? opts[k]->v : opts[k]->m);
-        }
-    }
-    st_close(f);
-    return rc;
+    adamw_state *opts[2] = {&t->opt_actor, &t->opt_critic};
+    const char *names[2] = {"actor", "critic"};
+    return ckpt_load_moments(path, opts, names, t->critic ? 2 : 1, err);
 }
 
 static cJSON *state_json(const trainer *t) {
@@ -226,7 +198,7 @@ static int save_run_dir(trainer *t, const char *name, bool full, mart_err *err) 
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", t->c.out_dir, name);
     if (mart_path_exists(tmp) && mart_remove_tree(tmp, err) != MART_OK) return MART_ERR;
     if (mart_mkdirs(tmp, err) != MART_OK) return MART_ERR;
-    int rc = save_model_as(t->actor, tmp, full ? MART_DTYPE_F32 : t->base_dtype, err);
+    int rc = ckpt_save_model(t->actor, tmp, full ? MART_DTYPE_F32 : t->base_dtype, err);
     if (rc == MART_OK) rc = tok_save(t->tok, mart_path_join(sub, sizeof sub, tmp, "tokenizer.json"), err);
     if (rc == MART_OK) {
         copy_if_exists(t->c.model_dir, tmp, "tokenizer_config.json");
@@ -234,46 +206,37 @@ static int save_run_dir(trainer *t, const char *name, bool full, mart_err *err) 
         copy_if_exists(t->c.model_dir, tmp, "special_tokens_map.json");
     }
     if (rc == MART_OK && full && t->critic)
-        rc = save_model_as(t->critic, mart_path_join(sub, sizeof sub, tmp, "critic"),
+        rc = ckpt_save_model(t->critic, mart_path_join(sub, sizeof sub, tmp, "critic"),
                            MART_DTYPE_F32, err);
     if (rc == MART_OK && full)
         rc = save_optimizer(t, mart_path_join(sub, sizeof sub, tmp, "optimizer.safetensors"), err);
     if (rc == MART_OK && full) {
         cJSON *o = state_json(t);
-        char *s = cJSON_Print(o);
-        rc = mart_write_file_atomic(mart_path_join(sub, sizeof sub, tmp, "state.json"), s,
-                                    strlen(s), err);
-        free(s);
+        rc = ckpt_write_json(mart_path_join(sub, sizeof sub, tmp, "state.json"), o, err);
         cJSON_Delete(o);
     }
-    if (rc == MART_OK) rc = mart_replace_dir(tmp, dst, err);
+    if (rc == MART_OK) rc = ckpt_commit(tmp, dst, err);
     if (rc != MART_OK) return mart_fail_wrap(err, "writing %s", dst);
-    return MART_OK;
-}
-
-static int json_int(const cJSON *o, const char *key, int64_t *v, const char *path, mart_err *err) {
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(x)) return mart_fail(err, "%s: field '%s' missing", path, key);
-    *v = (int64_t)x->valuedouble;
     return MART_OK;
 }
 
 static int load_state(trainer *t, const char *ckpt, mart_err *err) {
     char path[4096];
     mart_path_join(path, sizeof path, ckpt, "state.json");
-    char *text = NULL;
-    size_t len;
-    if (mart_read_file(path, &text, &len, err) != MART_OK) return MART_ERR;
-    cJSON *o = cJSON_Parse(text);
-    free(text);
-    if (!o) return mart_fail(err, "%s: not valid JSON", path);
+    cJSON *o;
+    if (ckpt_read_json(path, &o, err) != MART_OK) return MART_ERR;
     int64_t step = 0, opt_step = 0, pos = 0, epoch = 0, n = 0, sa = 0, sc = 0;
+    const int64_t big = (int64_t)1 << 40;
     int rc = MART_OK;
-    if (json_int(o, "step", &step, path, err) || json_int(o, "opt_step", &opt_step, path, err) ||
-        json_int(o, "data_pos", &pos, path, err) || json_int(o, "data_epoch", &epoch, path, err) ||
-        json_int(o, "n_problems", &n, path, err) ||
-        json_int(o, "adam_step_actor", &sa, path, err) ||
-        json_int(o, "adam_step_critic", &sc, path, err))
+    /* Every field within what the data and the run allow: a tampered file is an error, never
+     * an index out of bounds. */
+    if (ckpt_json_int(o, "n_problems", t->n_problems, t->n_problems, &n, path, err) ||
+        ckpt_json_int(o, "step", 0, INT32_MAX - 1, &step, path, err) ||
+        ckpt_json_int(o, "opt_step", 0, big, &opt_step, path, err) ||
+        ckpt_json_int(o, "data_pos", 0, t->n_problems, &pos, path, err) ||
+        ckpt_json_int(o, "data_epoch", 0, big, &epoch, path, err) ||
+        ckpt_json_int(o, "adam_step_actor", 0, big, &sa, path, err) ||
+        ckpt_json_int(o, "adam_step_critic", 0, big, &sc, path, err))
         rc = MART_ERR;
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(o, "seed");
     if (rc == MART_OK && (!cJSON_IsString(seed) ||
@@ -296,9 +259,6 @@ static int load_state(trainer *t, const char *ckpt, mart_err *err) {
     double was_discount = cJSON_IsNumber(disc) ? disc->valuedouble : 1.0;
     if (rc == MART_OK && was_discount != t->c.discount)
         rc = mart_fail(err, "%s: the run was started with --discount %g", path, was_discount);
-    if (rc == MART_OK && n != t->n_problems)
-        rc = mart_fail(err, "%s: the run had %lld problems, %s has %d", path, (long long)n,
-                       t->c.data_path, t->n_problems);
     cJSON_Delete(o);
     if (rc != MART_OK) return MART_ERR;
     t->step = (int32_t)step;
@@ -310,31 +270,20 @@ static int load_state(trainer *t, const char *ckpt, mart_err *err) {
     return MART_OK;
 }
 
-/* Keeps the metrics of steps <= t->step (a crash may have left lines after the checkpoint). */
-static int trim_metrics(const trainer *t, const char *path, mart_err *err) {
-    if (!mart_path_exists(path)) return MART_OK;
-    char *text = NULL;
-    size_t len;
-    if (mart_read_file(path, &text, &len, err) != MART_OK) return MART_ERR;
-    mart_buf keep = {0};
-    for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
-        nl = strchr(line, '\n');
-        if (nl) *nl = 0;
-        cJSON *o = cJSON_Parse(line);
-        const cJSON *s = o ? cJSON_GetObjectItemCaseSensitive(o, "step") : NULL;
-        if (cJSON_IsNumber(s) && s->valuedouble <= t->step) {
-            mart_buf_append(&keep, line, strlen(line));
-            mart_buf_append(&keep, "\n", 1);
-        }
-        cJSON_Delete(o);
-    }
-    int rc = mart_write_file_atomic(path, keep.data ? keep.data : "", keep.len, err);
-    mart_buf_free(&keep);
-    free(text);
-    return rc;
-}
-
 /* ---- set-up ---- */
+
+/* The critic's value head as the reference starts it: normal, std 1/(hidden+1), from a
+ * stream of its own. */
+static void init_value_head(model *critic, uint64_t seed) {
+    int64_t d = critic->cfg.hidden_size;
+    float *w = mart_xmalloc((size_t)d * sizeof(float));
+    mart_rng r;
+    mart_rng_seed(&r, seed, STREAM_VALUE_HEAD);
+    for (int64_t j = 0; j < d; j++)
+        w[j] = mart_rng_normal(&r) / (float)(d + 1);
+    critic->be->upload(critic->be, critic->value_head, w, d);
+    free(w);
+}
 
 static int setup(trainer *t, mart_err *err) {
     const rl_config *c = &t->c;
@@ -353,13 +302,32 @@ static int setup(trainer *t, mart_err *err) {
         return mart_fail(err, "--warmup must be in [0, 1)");
     if (c->min_attempts < 1 || c->max_attempts < c->min_attempts)
         return mart_fail(err, "attempts: need 1 <= --min-attempts <= --max-attempts");
+    if (!(c->actor_lr >= 0.0 && c->actor_lr < 1.0) || !(c->critic_lr >= 0.0 && c->critic_lr < 1.0))
+        return mart_fail(err, "--actor-lr and --critic-lr must be finite, in [0, 1)");
+    if (!(c->temperature > 0.0f && c->temperature <= 100.0f) ||
+        !(c->loss.kl_coef >= 0.0f && c->loss.kl_coef <= 1e3f) ||
+        !(c->loss.clip_eps > 0.0f && c->loss.clip_eps < 1.0f) ||
+        !(c->loss.value_clip > 0.0f && c->loss.value_clip <= 1e3f) ||
+        !(c->lambda >= 0.0f && c->lambda <= 1.0f) || !(c->max_grad_norm >= 0.0f) ||
+        !isfinite(c->max_grad_norm) || !(c->weight_decay >= 0.0f && c->weight_decay < 1.0f))
+        return mart_fail(err, "--temperature (0, 100], --kl-coef [0, 1000], --clip (0, 1), "
+                              "--value-clip (0, 1000], --lambda [0, 1], --max-grad-norm >= 0 and "
+                              "--weight-decay [0, 1) must be finite numbers in those ranges");
+    if (!(c->lr_horizon >= 0.0 && c->lr_horizon <= 1e6))
+        return mart_fail(err, "--lr-horizon must be in [0, 1e6] passes over the data");
+    if (c->chunk < 1) return mart_fail(err, "--chunk must be at least 1");
+    if (!(c->loss.kl_clamp >= 0.0f)) return mart_fail(err, "--kl-clamp must be >= 0");
+    if (c->study_baseline && (c->multi || c->repeat_question))
+        return mart_fail(err, "the study's baseline task is single-turn with the plain prompt");
     if (load_data(t, err) != MART_OK) return MART_ERR;
     if (tok_load(c->model_dir, &t->tok, err) != MART_OK) return MART_ERR;
     env_config_default(&t->env);
     t->env.max_tokens = c->max_tokens;
     t->env.min_attempts = c->multi ? c->min_attempts : 1;
     t->env.max_attempts = c->multi ? c->max_attempts : 1;
-    t->env.baseline_prompt = !c->multi && c->baseline_prompt;
+    t->env.baseline_prompt = !c->multi && (c->baseline_prompt || c->study_baseline);
+    t->env.study_baseline = c->study_baseline;
+    t->env.chunk = c->chunk;
     t->env.repeat_question = c->repeat_question;
     t->env.discount = c->discount;
     /* Questions whose prompt (with the most attempts' digit) exceeds --max-prompt are
@@ -392,15 +360,16 @@ static int setup(trainer *t, mart_err *err) {
     t->n_problems = kept;
     if (kept == 0) return mart_fail(err, "%s: no problem fits --max-prompt %d", c->data_path,
                                     c->max_prompt);
-    int32_t *fb = NULL, nfb = 0;
-    if (env_build_feedback(t->tok, &t->env, "", 99, false, &fb, &nfb, err) != MART_OK)
+    if (env_feedback_room(t->tok, &t->env, (const char *const *)t->questions, kept,
+                          &t->feedback_room, err) != MART_OK)
         return MART_ERR;
-    free(fb);
-    t->feedback_room = nfb;
     t->order = mart_xmalloc((size_t)t->n_problems * sizeof(int32_t));
     char ckpt[4096];
     mart_path_join(ckpt, sizeof ckpt, c->out_dir, "checkpoint");
-    bool resuming = c->resume && mart_is_dir(ckpt);
+    bool have_ckpt = c->resume ? ckpt_recover(c->out_dir, "checkpoint") : mart_is_dir(ckpt);
+    if (ckpt_check_fresh_start(c->out_dir, c->resume, have_ckpt, "training", err) != MART_OK)
+        return MART_ERR;
+    bool resuming = c->resume && have_ckpt;
     if (c->resume && !resuming && !c->quiet)
         fprintf(stderr, "mart train: no checkpoint in %s, starting from the base model\n",
                 c->out_dir);
@@ -424,11 +393,14 @@ static int setup(trainer *t, mart_err *err) {
     } else {
         t->actor = base;
         if (need_ref) t->ref = model_clone(base, false, false);
-        if (c->algo == RL_ALGO_PPO) t->critic = model_clone(base, true, true);
+        if (c->algo == RL_ALGO_PPO) {
+            t->critic = model_clone(base, true, true);
+            if (!c->value_head_zero) init_value_head(t->critic, c->seed);
+        }
     }
     if (t->actor->has_value_head) model_set_value_head(t->actor, false);
-    adamw_init(&t->opt_actor, t->actor->n_params);
-    if (t->critic) adamw_init(&t->opt_critic, t->critic->n_params);
+    adamw_init(&t->opt_actor, t->actor->be, t->actor->n_params);
+    if (t->critic) adamw_init(&t->opt_critic, t->critic->be, t->critic->n_params);
     if (resuming) {
         char p[4096];
         if (load_optimizer(t, mart_path_join(p, sizeof p, ckpt, "optimizer.safetensors"), err) !=
@@ -438,10 +410,9 @@ static int setup(trainer *t, mart_err *err) {
     }
     shuffle_order(t);
 
-
-    int32_t n_eps = c->rollout_batch * c->n_samples;
-    int64_t per_epoch = (n_eps + c->mini_batch - 1) / c->mini_batch;
-    t->total_opt_steps = (int64_t)c->steps * c->epochs * per_epoch;
+    t->total_opt_steps = rl_schedule_steps(c->lr_horizon, t->n_problems, c->steps,
+                                           c->rollout_batch, c->n_samples, c->mini_batch,
+                                           c->epochs);
     return MART_OK;
 }
 
@@ -463,13 +434,18 @@ static void trainer_free(trainer *t) {
 
 /* ---- one step ---- */
 
-static int optimizer_step(trainer *t, model *m, adamw_state *s, double peak, double *norm) {
-    *norm = model_clip_grad_norm(m, t->c.max_grad_norm);
-    adamw_config ac = {.lr = (float)rl_lr_at(t->opt_step, t->total_opt_steps, peak,
-                                             t->c.warmup_frac, RL_MIN_LR_RATIO),
+static int optimizer_step(trainer *t, model *m, adamw_state *s, double peak, double *norm,
+                          mart_err *err) {
+    adamw_config ac = {.lr = (float)adamw_lr_at(t->opt_step, t->total_opt_steps, peak,
+                                                t->c.warmup_frac, RL_MIN_LR_RATIO),
                        .beta1 = t->c.beta1, .beta2 = t->c.beta2, .eps = ADAM_EPS,
                        .weight_decay = t->c.weight_decay};
-    adamw_step(s, m->params, m->grads, &ac);
+    *norm = model_optimizer_step(m, s, &ac, t->c.max_grad_norm);
+    /* a non-finite gradient would have made every weight NaN: nothing was updated */
+    if (!isfinite(*norm))
+        return mart_fail(err, "%s gradient norm is %g (a non-finite loss); weights left as they "
+                              "were after the previous step",
+                         m == t->actor ? "actor" : "critic", *norm);
     return MART_OK;
 }
 
@@ -487,6 +463,19 @@ static void compute_advantages(trainer *t, rl_sample *s, int32_t n) {
             rl_gae(x->n_tokens, x->trainable, r, x->old_values, t->c.gamma, t->c.lambda,
                    x->advantages, x->returns);
             free(r);
+        }
+        /* Whitened over the whole rollout batch; the returns keep the raw advantages. */
+        if (t->c.whiten) {
+            rl_moments mo = {0};
+            for (int32_t k = 0; k < n; k++)
+                rl_moments_add_sum(&mo, s[k].advantages, s[k].trainable, s[k].n_tokens);
+            if (mo.count == 0) return;
+            double mean = mo.sum / mo.count;
+            for (int32_t k = 0; k < n; k++)
+                rl_moments_add_dev(&mo, s[k].advantages, s[k].trainable, s[k].n_tokens, mean);
+            double scale = rl_whiten_scale(mo.dev / mo.count);
+            for (int32_t k = 0; k < n; k++)
+                rl_whiten(s[k].advantages, s[k].trainable, s[k].n_tokens, mean, scale);
         }
         return;
     }
@@ -526,11 +515,19 @@ static int update(trainer *t, rl_sample *s, int32_t n, step_metrics *m, mart_err
             }
             if (n_tok == 0) continue;
             double inv = 1.0 / (double)n_tok;
+            int32_t n_micro = (nb + c->micro_batch - 1) / c->micro_batch;
             model_zero_grads(t->actor);
             if (t->critic) model_zero_grads(t->critic);
             rl_stats mst = {0};
             for (int32_t u0 = 0; u0 < nb && rc == MART_OK; u0 += c->micro_batch) {
                 int32_t nu = nb - u0 < c->micro_batch ? nb - u0 : c->micro_batch;
+                if (c->micro_mean) {
+                    /* the reference: each micro-batch's token mean, averaged over them */
+                    int64_t nt_u = 0;
+                    for (int32_t k = 0; k < nu; k++)
+                        nt_u += mb[u0 + k]->n_trainable;
+                    inv = nt_u ? 1.0 / ((double)nt_u * (double)n_micro) : 0.0;
+                }
                 rc = rl_actor_backward(t->actor, mb + u0, nu, &c->loss, inv, &mst, err);
                 if (rc == MART_OK && t->critic)
                     rc = rl_critic_backward(t->critic, mb + u0, nu, &c->loss, inv, &mst, err);
@@ -539,9 +536,11 @@ static int update(trainer *t, rl_sample *s, int32_t n, step_metrics *m, mart_err
             if (first) m->ratio_dev0 = mst.max_ratio_dev;
             first = false;
             double gn, cgn = 0;
-            optimizer_step(t, t->actor, &t->opt_actor, c->actor_lr, &gn);
-            if (t->critic) optimizer_step(t, t->critic, &t->opt_critic, c->critic_lr, &cgn);
-            m->lr = rl_lr_at(t->opt_step, t->total_opt_steps, c->actor_lr, c->warmup_frac,
+            rc = optimizer_step(t, t->actor, &t->opt_actor, c->actor_lr, &gn, err);
+            if (rc == MART_OK && t->critic)
+                rc = optimizer_step(t, t->critic, &t->opt_critic, c->critic_lr, &cgn, err);
+            if (rc != MART_OK) break;
+            m->lr = adamw_lr_at(t->opt_step, t->total_opt_steps, c->actor_lr, c->warmup_frac,
                              RL_MIN_LR_RATIO);
             t->opt_step++;
             n_opt++;
@@ -751,14 +750,14 @@ int rl_train(const rl_config *cfg, mart_err *err) {
     int rc = setup(&t, err);
     if (rc == MART_OK && t.c.steps <= 0) {
         t.c.steps = (t.n_problems + t.c.rollout_batch - 1) / t.c.rollout_batch;
-        int32_t n_eps = t.c.rollout_batch * t.c.n_samples;
-        t.total_opt_steps = (int64_t)t.c.steps * t.c.epochs *
-                            ((n_eps + t.c.mini_batch - 1) / t.c.mini_batch);
+        t.total_opt_steps = rl_schedule_steps(t.c.lr_horizon, t.n_problems, t.c.steps,
+                                              t.c.rollout_batch, t.c.n_samples, t.c.mini_batch,
+                                              t.c.epochs);
     }
     char mpath[4096];
     mart_path_join(mpath, sizeof mpath, cfg->out_dir, "metrics.jsonl");
     FILE *mf = NULL;
-    if (rc == MART_OK && t.step > 0) rc = trim_metrics(&t, mpath, err);
+    if (rc == MART_OK && t.step > 0) rc = ckpt_trim_metrics(mpath, t.step, err);
     if (rc == MART_OK) {
         mf = fopen(mpath, t.step > 0 ? "a" : "w");
         if (!mf) rc = mart_fail(err, "%s: cannot open for writing", mpath);

@@ -283,9 +283,7 @@ typedef struct {
 } text_set;
 
 static uint64_t fnv1a(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
+    return mart_fnv1a(MART_FNV_OFFSET, s, strlen(s));
 }
 
 /* Inserts s; returns false when it was already there. */
@@ -394,5 +392,21 @@ int task_write_jsonl(const char *path, const task_item *items, int64_t n, mart_e
     }
     int rc = mart_write_file_atomic(path, b.data ? b.data : "", b.len, err);
     mart_buf_free(&b);
+    return rc;
+}
+
+int task_write_splits(const task_config *c, const char *dir, mart_err *err) {
+    task_splits s;
+    if (mart_mkdirs(dir, err) != MART_OK || task_generate_splits(c, &s, err) != MART_OK)
+        return MART_ERR;
+    const char *files[3] = {"train.jsonl", "test.jsonl", "sft.jsonl"};
+    const task_item *items[3] = {s.train, s.test, s.sft};
+    int64_t n[3] = {s.n_train, s.n_test, s.n_sft};
+    int rc = MART_OK;
+    char path[4096];
+    for (int i = 0; i < 3 && rc == MART_OK; i++)
+        rc = task_write_jsonl(mart_path_join(path, sizeof path, dir, files[i]), items[i], n[i],
+                              err);
+    task_splits_free(&s);
     return rc;
 }

@@ -3,15 +3,34 @@
 
 #include <string.h>
 
+/* The decoder's Strip: drops the spaces at the start of the text, up to t->dec_strip of them
+ * counted over the whole sequence (s carries the count from token to token). Returns how many
+ * of the len bytes at b to skip. */
+static size_t strip_leading(const tok_tokenizer *t, tok_stream *s, const char *b, size_t len) {
+    size_t k = 0;
+    while (!s->started && k < len) {
+        if (s->n_stripped < t->dec_strip && b[k] == ' ') {
+            s->n_stripped++;
+            k++;
+        } else {
+            s->started = true;
+        }
+    }
+    return k;
+}
+
 int tok_decode(const tok_tokenizer *t, const int32_t *ids, int64_t n, mart_buf *out,
                mart_err *err) {
+    tok_stream s;
+    tok_stream_init(&s);
     for (int64_t i = 0; i < n; i++) {
         size_t len;
         const char *b = tok_token_bytes(t, ids[i], &len);
         if (!b)
             return mart_fail(err, "ids[%lld] = %d: not a token id (vocabulary size %d)",
                              (long long)i, (int)ids[i], (int)t->vocab_size);
-        mart_buf_append(out, b, len);
+        size_t skip = strip_leading(t, &s, b, len);
+        mart_buf_append(out, b + skip, len - skip);
     }
     return MART_OK;
 }
@@ -56,7 +75,11 @@ static size_t incomplete_tail(const unsigned char *s, size_t n) {
 void tok_stream_push(tok_stream *s, const tok_tokenizer *t, int32_t id, mart_buf *out) {
     size_t len;
     const char *b = tok_token_bytes(t, id, &len);
-    if (!b || len == 0) return;
+    if (!b) return;
+    size_t skip = strip_leading(t, s, b, len);
+    b += skip;
+    len -= skip;
+    if (len == 0) return;
     /* pending (<= 3 bytes) + this token's bytes; print all but an incomplete tail. */
     if ((size_t)s->n_pending + len <= 64) {
         unsigned char tmp[72];

@@ -1,5 +1,6 @@
-/* tok: encoding. Text -> sections split at added tokens -> NFC (if the tokenizer has it) ->
- * pre-tokenizer pieces (PCRE2) -> BPE per piece (merge heap, shared cache) -> ids. */
+/* tok: encoding. Text -> sections split at added tokens -> normalizer (NFC, Prepend, Replace)
+ * -> pre-tokenizer pieces (PCRE2, Metaspace) -> BPE per piece (merge heap, shared cache) ->
+ * ids. */
 #include "tok/tok_internal.h"
 
 #include <stdlib.h>
@@ -60,6 +61,50 @@ static void push_pair(const tok_tokenizer *t, const int32_t *id, heap_ent *h, in
     if (m) heap_push(h, nh, (heap_ent){m->rank, left, right});
 }
 
+/* ByteLevel symbols: one per byte, the single-byte tokens. */
+static int byte_symbols(const tok_tokenizer *t, const unsigned char *s, size_t n, int32_t *id,
+                        int32_t *m, mart_err *err) {
+    for (size_t i = 0; i < n; i++) {
+        id[i] = t->byte_id[s[i]];
+        if (id[i] < 0) return mart_fail(err, "byte 0x%02x has no token in the vocabulary", s[i]);
+    }
+    *m = (int32_t)n;
+    return MART_OK;
+}
+
+/* SentencePiece-style symbols: one per character found in model.vocab; any other character
+ * (or invalid byte) becomes its bytes' <0xXX> tokens when byte_fallback has them all, else
+ * unk (a run of unks is one with fuse_unk). At most one symbol per byte. */
+static int char_symbols(const tok_tokenizer *t, const unsigned char *s, size_t n, int32_t *id,
+                        int32_t *m, mart_err *err) {
+    int32_t k = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t l = (size_t)tok_utf8_get((const char *)s + i, n - i, &cp);
+        if (!l) l = 1;
+        int32_t v = tok_strmap_get(&t->vocab_map, (const char *)s + i, (uint32_t)l);
+        bool bytes = v < 0 && t->byte_fallback;
+        for (size_t j = 0; bytes && j < l; j++)
+            bytes = t->byte_tok[s[i + j]] >= 0;
+        if (v >= 0) {
+            id[k++] = v;
+        } else if (bytes) {
+            for (size_t j = 0; j < l; j++)
+                id[k++] = t->byte_tok[s[i + j]];
+        } else if (t->unk_id >= 0) {
+            if (!(t->fuse_unk && k > 0 && id[k - 1] == t->unk_id)) id[k++] = t->unk_id;
+        } else {
+            return mart_fail(err,
+                             "the character at byte %zu of a piece (first byte 0x%02x) is not in "
+                             "the vocabulary, and there is no byte fallback or unk token",
+                             i, s[i]);
+        }
+        i += l;
+    }
+    *m = k;
+    return MART_OK;
+}
+
 /* Applies merges by rank (ties: leftmost first, as Hugging Face) to the bytes of one piece.
  * Appends the resulting ids. O(n log n) in the piece length, so very long words are fine. */
 static int bpe_piece(const tok_tokenizer *t, const unsigned char *s, size_t n, ivec *out,
@@ -72,34 +117,32 @@ static int bpe_piece(const tok_tokenizer *t, const unsigned char *s, size_t n, i
     int32_t *nx = big ? mart_xmalloc(n * sizeof *nx) : nx_s;
     int32_t *pv = big ? mart_xmalloc(n * sizeof *pv) : pv_s;
     heap_ent *h = big ? mart_xmalloc(2 * n * sizeof *h) : h_s;
-    int rc = MART_OK;
-    for (size_t i = 0; i < n; i++) {
-        id[i] = t->byte_id[s[i]];
-        if (id[i] < 0) {
-            rc = mart_fail(err, "byte 0x%02x has no token in the vocabulary", s[i]);
-            goto done;
-        }
-        nx[i] = (int32_t)i + 1;
-        pv[i] = (int32_t)i - 1;
+    int32_t m = 0; /* symbols before merging */
+    int rc =
+        t->char_level ? char_symbols(t, s, n, id, &m, err) : byte_symbols(t, s, n, id, &m, err);
+    if (rc != MART_OK) goto done;
+    for (int32_t i = 0; i < m; i++) {
+        nx[i] = i + 1;
+        pv[i] = i - 1;
     }
     int32_t nh = 0;
-    for (size_t i = 0; i + 1 < n; i++)
-        push_pair(t, id, h, &nh, (int32_t)i, (int32_t)i + 1);
-    /* The heap never holds more than 2n entries: n-1 at the start, at most 2 per merge, and
-     * there are at most n-1 merges, each preceded by a pop. */
+    for (int32_t i = 0; i + 1 < m; i++)
+        push_pair(t, id, h, &nh, i, i + 1);
+    /* The heap never holds more than 2n entries (m <= n symbols): m-1 at the start, at most 2 per
+     * merge, and there are at most m-1 merges, each preceded by a pop. */
     while (nh > 0) {
         heap_ent e = heap_pop(h, &nh);
         if (id[e.left] < 0 || nx[e.left] != e.right || id[e.right] < 0) continue;
-        const tok_merge_slot *m = tok_merge_find(t, id[e.left], id[e.right]);
-        if (!m || m->rank != e.rank) continue;
-        id[e.left] = m->merged;
+        const tok_merge_slot *mg = tok_merge_find(t, id[e.left], id[e.right]);
+        if (!mg || mg->rank != e.rank) continue;
+        id[e.left] = mg->merged;
         id[e.right] = -1;
         nx[e.left] = nx[e.right];
-        if (nx[e.left] < (int32_t)n) pv[nx[e.left]] = e.left;
+        if (nx[e.left] < m) pv[nx[e.left]] = e.left;
         if (pv[e.left] >= 0) push_pair(t, id, h, &nh, pv[e.left], e.left);
-        if (nx[e.left] < (int32_t)n) push_pair(t, id, h, &nh, e.left, nx[e.left]);
+        if (nx[e.left] < m) push_pair(t, id, h, &nh, e.left, nx[e.left]);
     }
-    for (int32_t i = 0; i < (int32_t)n; i = nx[i])
+    for (int32_t i = 0; i < m; i = nx[i])
         ivec_push(out, id[i]);
 done:
     if (big) {
@@ -237,7 +280,7 @@ static void svec_push(svec *a, size_t x, size_t y, bool m) {
     a->v[a->n++] = (span){x, y, m};
 }
 
-/* Scratch memory of one encode call (the prefix-space copies); freed at the end. */
+/* Scratch memory of one encode call (normalized and prefixed copies); freed at the end. */
 typedef struct {
     char **v;
     int64_t n;
@@ -329,8 +372,7 @@ typedef struct {
     pcre2_match_data *md;
     pvec a, b;   /* pieces before and after a step */
     svec sp;     /* spans of one split */
-    scratch scr; /* prefix-space copies */
-    mart_buf norm;
+    scratch scr; /* normalized and prefixed copies */
 } enc_state;
 
 static void enc_init(enc_state *e) {
@@ -346,33 +388,96 @@ static void enc_free(enc_state *e) {
     for (int64_t k = 0; k < e->scr.n; k++)
         free(e->scr.v[k]);
     free(e->scr.v);
-    mart_buf_free(&e->norm);
 }
 
-/* Normalizes and pre-tokenizes one section (text between added tokens) into e->a. */
-static int pretokenize_section(const tok_tokenizer *t, const char *s, size_t n, enc_state *e,
-                               mart_err *err) {
+/* Keeps a copy made for one encode call alive until enc_free. */
+static char *scratch_keep(scratch *scr, mart_buf *b) {
+    scr->v = mart_xrealloc(scr->v, (size_t)(scr->n + 1) * sizeof *scr->v);
+    scr->v[scr->n++] = b->data;
+    char *p = b->data;
+    memset(b, 0, sizeof *b);
+    return p;
+}
+
+/* Appends s with every occurrence of from replaced by to. */
+static void replace_all(const char *s, size_t n, const char *from, const char *to, mart_buf *out) {
+    size_t fl = strlen(from), tl = strlen(to), last = 0;
+    for (size_t i = 0; i + fl <= n;) {
+        if (!memcmp(s + i, from, fl)) {
+            mart_buf_append(out, s + last, i - last);
+            mart_buf_append(out, to, tl);
+            i += fl;
+            last = i;
+        } else {
+            i++;
+        }
+    }
+    mart_buf_append(out, s + last, n - last);
+}
+
+/* Runs the normalizer steps over one section; the result stays valid until enc_free. */
+static void normalize_section(const tok_tokenizer *t, const char **s, size_t *n, enc_state *e) {
+    for (int32_t k = 0; k<t->n_norm && * n> 0; k++) {
+        const tok_norm_step *st = &t->norm[k];
+        mart_buf b = {0};
+        if (st->kind == TOK_NORM_NFC) {
+            if (tok_nfc_quick(*s, *n)) continue;
+            tok_nfc(*s, *n, &b);
+        } else if (st->kind == TOK_NORM_PREPEND) {
+            mart_buf_append(&b, st->text, strlen(st->text));
+            mart_buf_append(&b, *s, *n);
+        } else {
+            replace_all(*s, *n, st->text, st->with, &b);
+        }
+        *n = b.len;
+        *s = b.len ? scratch_keep(&e->scr, &b) : "";
+        mart_buf_free(&b);
+    }
+}
+
+/* Metaspace: spaces become the replacement, which is also prepended per the scheme (the
+ * first piece of the text's first section only, for "first"). */
+static void metaspace_pieces(const tok_pre_step *st, bool at_start, enc_state *e) {
+    size_t rl = strlen(st->replacement);
+    for (int64_t i = 0; i < e->a.n; i++) {
+        piece *p = &e->a.v[i];
+        mart_buf b = {0};
+        replace_all(p->p, p->n, " ", st->replacement, &b);
+        bool want = st->prepend == TOK_PREPEND_ALWAYS ||
+                    (st->prepend == TOK_PREPEND_FIRST && at_start && i == 0);
+        if (want && (b.len < rl || memcmp(b.data, st->replacement, rl))) {
+            mart_buf c = {0};
+            mart_buf_append(&c, st->replacement, rl);
+            mart_buf_append(&c, b.data, b.len);
+            mart_buf_free(&b);
+            b = c;
+        }
+        size_t len = b.len;
+        *p = (piece){len ? scratch_keep(&e->scr, &b) : "", len};
+        mart_buf_free(&b);
+    }
+}
+
+/* Normalizes and pre-tokenizes one section (text between added tokens) into e->a. at_start:
+ * the section begins the text. */
+static int pretokenize_section(const tok_tokenizer *t, const char *s, size_t n, bool at_start,
+                               enc_state *e, mart_err *err) {
     e->a.n = 0;
     if (n == 0) return MART_OK;
-    if (t->nfc && !tok_nfc_quick(s, n)) {
-        e->norm.len = 0;
-        tok_nfc(s, n, &e->norm);
-        s = e->norm.data;
-        n = e->norm.len;
-    }
+    normalize_section(t, &s, &n, e);
+    if (n == 0) return MART_OK;
     pvec_push(&e->a, s, n);
     for (int32_t k = 0; k < t->n_pre; k++) {
         const tok_pre_step *st = &t->pre[k];
+        if (st->replacement) metaspace_pieces(st, at_start, e);
         if (st->byte_level && st->add_prefix_space)
             for (int64_t i = 0; i < e->a.n; i++) {
                 piece *p = &e->a.v[i];
                 if (p->n > 0 && p->p[0] == ' ') continue;
-                char *c = mart_xmalloc(p->n + 1);
-                c[0] = ' ';
-                memcpy(c + 1, p->p, p->n);
-                e->scr.v = mart_xrealloc(e->scr.v, (size_t)(e->scr.n + 1) * sizeof *e->scr.v);
-                e->scr.v[e->scr.n++] = c;
-                *p = (piece){c, p->n + 1};
+                mart_buf b = {0};
+                mart_buf_append(&b, " ", 1);
+                mart_buf_append(&b, p->p, p->n);
+                *p = (piece){scratch_keep(&e->scr, &b), p->n + 1};
             }
         if (!st->re) continue;
         e->b.n = 0;
@@ -385,9 +490,9 @@ static int pretokenize_section(const tok_tokenizer *t, const char *s, size_t n, 
     return MART_OK;
 }
 
-static int encode_section(const tok_tokenizer *t, const char *s, size_t n, enc_state *e, ivec *out,
-                          mart_err *err) {
-    if (pretokenize_section(t, s, n, e, err) != MART_OK) return MART_ERR;
+static int encode_section(const tok_tokenizer *t, const char *s, size_t n, bool at_start,
+                          enc_state *e, ivec *out, mart_err *err) {
+    if (pretokenize_section(t, s, n, at_start, e, err) != MART_OK) return MART_ERR;
     for (int64_t i = 0; i < e->a.n; i++)
         if (encode_piece(t, e->a.v[i].p, e->a.v[i].n, out, err) != MART_OK) return MART_ERR;
     return MART_OK;
@@ -397,7 +502,7 @@ int tok_pretokenize(const tok_tokenizer *t, const char *text, size_t len,
                     void (*fn)(void *ctx, const char *piece, size_t n), void *ctx, mart_err *err) {
     enc_state e;
     enc_init(&e);
-    int rc = pretokenize_section(t, text, len, &e, err);
+    int rc = pretokenize_section(t, text, len, true, &e, err);
     for (int64_t i = 0; rc == MART_OK && i < e.a.n; i++)
         fn(ctx, e.a.v[i].p, e.a.v[i].n);
     enc_free(&e);
@@ -463,7 +568,7 @@ int tok_encode(const tok_tokenizer *t, const char *text, size_t len, int32_t **i
         }
         size_t end = i;
         if (ad->lstrip) end -= space_before(text + start, i - start);
-        rc = encode_section(t, text + start, end - start, &e, &out, err);
+        rc = encode_section(t, text + start, end - start, start == 0, &e, &out, err);
         ivec_push(&out, ad->id);
         i += ad->len;
         if (ad->rstrip) {
@@ -473,7 +578,7 @@ int tok_encode(const tok_tokenizer *t, const char *text, size_t len, int32_t **i
         }
         start = i;
     }
-    if (rc == MART_OK) rc = encode_section(t, text + start, len - start, &e, &out, err);
+    if (rc == MART_OK) rc = encode_section(t, text + start, len - start, start == 0, &e, &out, err);
     enc_free(&e);
     if (rc == MART_OK && out.n > 0) {
         *ids = mart_xrealloc(*ids, (size_t)(*n + out.n) * sizeof **ids);
@@ -482,4 +587,22 @@ int tok_encode(const tok_tokenizer *t, const char *text, size_t len, int32_t **i
     }
     free(out.v);
     return rc;
+}
+
+int tok_encode_specials(const tok_tokenizer *t, const char *text, size_t len, int32_t **ids,
+                        int64_t *n, mart_err *err) {
+    int64_t n0 = *n;
+    if (t->add_bos) {
+        *ids = mart_xrealloc(*ids, (size_t)(*n + 1) * sizeof **ids);
+        (*ids)[(*n)++] = t->bos_id;
+    }
+    if (tok_encode(t, text, len, ids, n, err) != MART_OK) {
+        *n = n0;
+        return MART_ERR;
+    }
+    if (t->add_eos) {
+        *ids = mart_xrealloc(*ids, (size_t)(*n + 1) * sizeof **ids);
+        (*ids)[(*n)++] = t->eos_id;
+    }
+    return MART_OK;
 }

@@ -44,6 +44,10 @@ typedef enum {
     TOK_SPLIT_CONTIGUOUS,           /* runs of adjacent matches become one piece */
 } tok_split_behavior;
 
+/* When Metaspace prepends its replacement: to every section, to the section at the start of
+ * the text only, or never. */
+typedef enum { TOK_PREPEND_ALWAYS, TOK_PREPEND_FIRST, TOK_PREPEND_NEVER } tok_prepend_scheme;
+
 /* One pre-tokenizer step, in order. ByteLevel needs no work on raw bytes except its optional
  * regex (the GPT-2 pattern) and prefix space, so it is a Split step with those flags. */
 typedef struct {
@@ -55,7 +59,19 @@ typedef struct {
     bool invert;
     bool byte_level;       /* this is a ByteLevel step */
     bool add_prefix_space; /* ByteLevel: prepend ' ' to a piece not starting with one */
+    /* Metaspace: spaces become `replacement` (also the split pattern when it splits), and
+     * the replacement is prepended to a piece not starting with it (per prepend). */
+    char *replacement;
+    tok_prepend_scheme prepend;
 } tok_pre_step;
+
+/* One normalizer step, in order: NFC, Prepend (`text` before a non-empty section) or Replace
+ * (every occurrence of the literal `text` becomes `with`). */
+typedef enum { TOK_NORM_NFC, TOK_NORM_PREPEND, TOK_NORM_REPLACE } tok_norm_kind;
+typedef struct {
+    tok_norm_kind kind;
+    char *text, *with; /* owned; NULL where the kind has none */
+} tok_norm_step;
 
 /* An added/special token, matched in the raw text before anything else. */
 typedef struct {
@@ -100,11 +116,36 @@ struct tok_tokenizer {
     int32_t n_added;
     uint8_t added_first[256]; /* 1 if some added token starts with this byte */
 
-    bool nfc;          /* normalizer is NFC */
+    bool nfc;            /* normalizer is exactly NFC (what tok_save writes back) */
+    tok_norm_step *norm; /* (n_norm) */
+    int32_t n_norm;
     tok_pre_step *pre; /* (n_pre) */
     int32_t n_pre;
     bool ignore_merges;   /* BPE.ignore_merges: a piece that is a vocab token is taken whole */
-    tok_strmap vocab_map; /* token bytes -> id; built only when ignore_merges */
+    /* Token string -> id: the ByteLevel-decoded bytes, or for char_level the string as
+     * written. Built when ignore_merges or char_level. */
+    tok_strmap vocab_map;
+
+    /* SentencePiece-style BPE (no ByteLevel step): pieces are text, BPE starts from their
+     * characters looked up in model.vocab; a character outside it becomes its UTF-8 bytes'
+     * <0xXX> tokens (byte_fallback, when all exist) or unk_id (runs fused with fuse_unk). */
+    bool char_level;
+    bool byte_fallback, fuse_unk;
+    int32_t unk_id;        /* -1: none */
+    int32_t byte_tok[256]; /* id of "<0xXX>" for each byte; -1 if missing */
+    /* Decoder (char_level): per token, `dec_from` becomes `dec_to` and <0xXX> tokens become
+     * their byte (dec_byte_fallback); then up to dec_strip leading spaces of the whole text
+     * are dropped (Strip after Fuse, or Metaspace's prefix space). */
+    char *dec_from, *dec_to; /* NULL: no replacement */
+    bool dec_byte_fallback;
+    int32_t dec_strip;
+    char *source_json; /* the file as read, kept when tok_save could not write the pipeline
+                        * (char_level, other normalizers than NFC); NUL-terminated */
+
+    /* From tokenizer_config.json beside tokenizer.json (when there is one). */
+    int32_t bos_id, eos_id; /* -1: none named */
+    bool add_bos, add_eos;  /* tok_encode_specials adds them */
+    char *chat_template;    /* NULL: none */
 
     tok_cache_shard cache[TOK_CACHE_SHARDS];
 };

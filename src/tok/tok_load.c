@@ -1,9 +1,12 @@
-/* tok: reading Hugging Face tokenizer.json (byte-level BPE only) and freeing tokenizers. */
+/* tok: reading Hugging Face tokenizer.json (byte-level or SentencePiece-style BPE) with the
+ * tokenizer_config.json beside it, and freeing tokenizers. */
 #include "tok/tok_internal.h"
 
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The pre-tokenizer regex of Qwen2/2.5/3 (as in their tokenizer.json). */
 const char tok_qwen_pattern[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"
@@ -19,6 +22,7 @@ const int tok_n_chatml_specials = 3;
 void tok_init_common(tok_tokenizer *t) {
     for (int i = 0; i < TOK_CACHE_SHARDS; i++)
         pthread_mutex_init(&t->cache[i].lock, NULL);
+    t->unk_id = t->bos_id = t->eos_id = -1;
 }
 
 int tok_compile_pre(tok_tokenizer *t, mart_err *err) {
@@ -27,8 +31,8 @@ int tok_compile_pre(tok_tokenizer *t, mart_err *err) {
         if (!s->pattern) continue;
         /* UTF mode with Unicode properties; invalid UTF-8 in the text is allowed and simply
          * never matches, so arbitrary bytes still tokenize (and round-trip). */
-        uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF;
-        if (s->pattern_literal) opts |= PCRE2_LITERAL;
+        uint32_t opts = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF;
+        opts |= s->pattern_literal ? PCRE2_LITERAL : PCRE2_UCP; /* LITERAL refuses UCP */
         int code;
         PCRE2_SIZE off;
         s->re =
@@ -43,6 +47,54 @@ int tok_compile_pre(tok_tokenizer *t, mart_err *err) {
         s->jit = pcre2_jit_compile(s->re, PCRE2_JIT_COMPLETE) == 0;
     }
     return MART_OK;
+}
+
+/* ByteLevel decoder: every character maps back to one byte; a token with a character outside
+ * the mapping is taken as its UTF-8 text (as Hugging Face does). */
+static void append_byte_level_token(const char *s, mart_buf *b) {
+    size_t n = strlen(s), start = b->len;
+    for (size_t k = 0; k < n;) {
+        uint32_t cp;
+        int l = tok_utf8_get(s + k, n - k, &cp);
+        int byte = l ? tok_cp_to_byte(cp) : -1;
+        if (byte < 0) {
+            b->len = start;
+            mart_buf_append(b, s, n);
+            return;
+        }
+        char c = (char)byte;
+        mart_buf_append(b, &c, 1);
+        k += (size_t)l;
+    }
+}
+
+/* The byte a "<0xXX>" token stands for, or -1 for any other string. */
+static int byte_token_value(const char *s) {
+    static const char hex[] = "0123456789ABCDEF";
+    if (strlen(s) != 6 || memcmp(s, "<0x", 3) || s[5] != '>') return -1;
+    const char *hi = memchr(hex, s[3], 16), *lo = memchr(hex, s[4], 16);
+    if (!s[3] || !s[4] || !hi || !lo) return -1;
+    return (int)((hi - hex) * 16 + (lo - hex));
+}
+
+/* SentencePiece-style decoder of one token: <0xXX> is its byte (with ByteFallback), other
+ * tokens are their text with dec_from replaced by dec_to. */
+static void append_char_level_token(const tok_tokenizer *t, const char *s, mart_buf *b) {
+    int byte = t->dec_byte_fallback ? byte_token_value(s) : -1;
+    if (byte >= 0) {
+        char c = (char)byte;
+        mart_buf_append(b, &c, 1);
+        return;
+    }
+    size_t from_len = t->dec_from ? strlen(t->dec_from) : 0;
+    while (*s) {
+        if (from_len && !strncmp(s, t->dec_from, from_len)) {
+            mart_buf_append(b, t->dec_to, strlen(t->dec_to));
+            s += from_len;
+        } else {
+            mart_buf_append(b, s++, 1);
+        }
+    }
 }
 
 void tok_build_bytes_table(tok_tokenizer *t) {
@@ -64,26 +116,10 @@ void tok_build_bytes_table(tok_tokenizer *t) {
         }
         const char *s = t->vocab_str[id];
         if (!s) continue;
-        /* ByteLevel decoder: every character maps back to one byte; a token with a character
-         * outside the mapping is taken as its UTF-8 text (as Hugging Face does). */
-        size_t n = strlen(s), start = b.len;
-        bool mapped = true;
-        for (size_t k = 0; k < n;) {
-            uint32_t cp;
-            int l = tok_utf8_get(s + k, n - k, &cp);
-            int byte = l ? tok_cp_to_byte(cp) : -1;
-            if (byte < 0) {
-                mapped = false;
-                break;
-            }
-            char c = (char)byte;
-            mart_buf_append(&b, &c, 1);
-            k += (size_t)l;
-        }
-        if (!mapped) {
-            b.len = start;
-            mart_buf_append(&b, s, n);
-        }
+        if (t->char_level)
+            append_char_level_token(t, s, &b);
+        else
+            append_byte_level_token(s, &b);
     }
     t->bytes_off[V] = b.len;
     mart_buf_append(&b, "", 1);
@@ -91,7 +127,20 @@ void tok_build_bytes_table(tok_tokenizer *t) {
     free(added_of);
     free(added_len);
     for (int b8 = 0; b8 < 256; b8++)
-        t->byte_id[b8] = -1;
+        t->byte_id[b8] = t->byte_tok[b8] = -1;
+    memset(t->added_first, 0, sizeof t->added_first);
+    for (int32_t i = 0; i < t->n_added; i++)
+        if (t->added[i].len) t->added_first[(unsigned char)t->added[i].content[0]] = 1;
+    if (t->char_level) {
+        tok_strmap_init(&t->vocab_map, (uint64_t)V);
+        for (int32_t id = 0; id < V; id++) {
+            if (!t->vocab_str[id]) continue;
+            tok_strmap_put(&t->vocab_map, t->vocab_str[id], (uint32_t)strlen(t->vocab_str[id]), id);
+            int byte = byte_token_value(t->vocab_str[id]);
+            if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
+        }
+        return;
+    }
     /* Single-byte tokens of model.vocab (not added tokens) are the BPE alphabet. */
     bool *is_added = mart_xcalloc((size_t)V, sizeof *is_added);
     for (int32_t i = 0; i < t->n_added; i++)
@@ -100,9 +149,6 @@ void tok_build_bytes_table(tok_tokenizer *t) {
         if (t->vocab_str[id] && !is_added[id] && t->bytes_off[id + 1] - t->bytes_off[id] == 1)
             t->byte_id[(unsigned char)t->bytes_arena[t->bytes_off[id]]] = id;
     free(is_added);
-    memset(t->added_first, 0, sizeof t->added_first);
-    for (int32_t i = 0; i < t->n_added; i++)
-        if (t->added[i].len) t->added_first[(unsigned char)t->added[i].content[0]] = 1;
     if (!t->ignore_merges) return;
     tok_strmap_init(&t->vocab_map, (uint64_t)V);
     for (int32_t id = 0; id < V; id++)
@@ -123,7 +169,17 @@ void tok_free(tok_tokenizer *t) {
     for (int32_t i = 0; i < t->n_added; i++)
         free(t->added[i].content);
     free(t->added);
+    for (int32_t i = 0; i < t->n_norm; i++) {
+        free(t->norm[i].text);
+        free(t->norm[i].with);
+    }
+    free(t->norm);
+    free(t->dec_from);
+    free(t->dec_to);
+    free(t->source_json);
+    free(t->chat_template);
     for (int32_t i = 0; i < t->n_pre; i++) {
+        free(t->pre[i].replacement);
         free(t->pre[i].pattern);
         if (t->pre[i].re) pcre2_code_free(t->pre[i].re);
     }
@@ -156,6 +212,30 @@ static tok_pre_step *pre_push(tok_tokenizer *t) {
     tok_pre_step *s = &t->pre[t->n_pre++];
     memset(s, 0, sizeof *s);
     return s;
+}
+
+/* Reads a Metaspace pre-tokenizer's or decoder's replacement and prepend scheme (the
+ * current "prepend_scheme", or the older "add_prefix_space" flag). */
+static int metaspace_config(const cJSON *p, const char *field, char **replacement,
+                            tok_prepend_scheme *prepend, mart_err *err) {
+    const cJSON *rep = cJSON_GetObjectItemCaseSensitive(p, "replacement");
+    if (!cJSON_IsString(rep) || !rep->valuestring[0])
+        return mart_fail(err, "%s.replacement: missing or not a non-empty string", field);
+    const cJSON *scheme = cJSON_GetObjectItemCaseSensitive(p, "prepend_scheme");
+    if (cJSON_IsString(scheme)) {
+        static const char *const names[] = {"always", "first", "never"};
+        int k = 0;
+        while (k < 3 && strcmp(scheme->valuestring, names[k]))
+            k++;
+        if (k == 3)
+            return mart_fail(err, "%s.prepend_scheme: unknown value \"%s\"", field,
+                             scheme->valuestring);
+        *prepend = (tok_prepend_scheme)k;
+    } else {
+        *prepend = json_flag(p, "add_prefix_space", true) ? TOK_PREPEND_ALWAYS : TOK_PREPEND_NEVER;
+    }
+    *replacement = mart_xstrdup(rep->valuestring);
+    return MART_OK;
 }
 
 /* Reads one pre-tokenizer (recursing into Sequence). `field` names it in messages. */
@@ -208,10 +288,37 @@ static int load_pre(tok_tokenizer *t, const cJSON *p, const char *field, bool *h
         s->invert = json_flag(p, "invert", false);
         return MART_OK;
     }
+    if (!strcmp(type, "Metaspace")) {
+        tok_pre_step *s = pre_push(t);
+        if (metaspace_config(p, field, &s->replacement, &s->prepend, err) != MART_OK)
+            return MART_ERR;
+        if (json_flag(p, "split", false)) {
+            s->pattern = mart_xstrdup(s->replacement);
+            s->pattern_literal = true;
+            s->behavior = TOK_SPLIT_MERGED_WITH_NEXT;
+        }
+        return MART_OK;
+    }
     return mart_fail(err,
-                     "%s.type: pre-tokenizer \"%s\" is not supported (mart reads byte-level "
-                     "BPE tokenizers: Sequence, Split, ByteLevel)",
+                     "%s.type: pre-tokenizer \"%s\" is not supported (mart reads BPE "
+                     "tokenizers: Sequence, Split, ByteLevel, Metaspace)",
                      field, type);
+}
+
+static tok_norm_step *norm_push(tok_tokenizer *t, tok_norm_kind kind) {
+    t->norm = mart_xrealloc(t->norm, (size_t)(t->n_norm + 1) * sizeof *t->norm);
+    tok_norm_step *s = &t->norm[t->n_norm++];
+    *s = (tok_norm_step){kind, NULL, NULL};
+    return s;
+}
+
+/* The literal string of a {"String": "..."} pattern; NULL (with a message) otherwise. */
+static const char *string_pattern(const cJSON *o, const char *field, mart_err *err) {
+    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(o, "pattern");
+    const cJSON *str = cJSON_GetObjectItemCaseSensitive(pat, "String");
+    if (cJSON_IsString(str) && str->valuestring[0]) return str->valuestring;
+    mart_fail(err, "%s.pattern: only a non-empty {\"String\": ...} pattern is supported", field);
+    return NULL;
 }
 
 static int load_normalizer(tok_tokenizer *t, const cJSON *n, const char *field, mart_err *err) {
@@ -219,7 +326,25 @@ static int load_normalizer(tok_tokenizer *t, const cJSON *n, const char *field, 
     const char *type = json_type(n);
     if (!type) return mart_fail(err, "%s.type: missing or not a string", field);
     if (!strcmp(type, "NFC")) {
-        t->nfc = true;
+        norm_push(t, TOK_NORM_NFC);
+        return MART_OK;
+    }
+    if (!strcmp(type, "Prepend")) {
+        const cJSON *pre = cJSON_GetObjectItemCaseSensitive(n, "prepend");
+        if (!cJSON_IsString(pre))
+            return mart_fail(err, "%s.prepend: missing or not a string", field);
+        norm_push(t, TOK_NORM_PREPEND)->text = mart_xstrdup(pre->valuestring);
+        return MART_OK;
+    }
+    if (!strcmp(type, "Replace")) {
+        const char *from = string_pattern(n, field, err);
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(n, "content");
+        if (!from) return MART_ERR;
+        if (!cJSON_IsString(content))
+            return mart_fail(err, "%s.content: missing or not a string", field);
+        tok_norm_step *s = norm_push(t, TOK_NORM_REPLACE);
+        s->text = mart_xstrdup(from);
+        s->with = mart_xstrdup(content->valuestring);
         return MART_OK;
     }
     if (!strcmp(type, "Sequence")) {
@@ -235,7 +360,77 @@ static int load_normalizer(tok_tokenizer *t, const cJSON *n, const char *field, 
         }
         return MART_OK;
     }
-    return mart_fail(err, "%s.type: normalizer \"%s\" is not supported (only NFC)", field, type);
+    return mart_fail(err,
+                     "%s.type: normalizer \"%s\" is not supported (NFC, Prepend, Replace, "
+                     "Sequence)",
+                     field, type);
+}
+
+/* Reads a SentencePiece-style decoder: Metaspace, or a Sequence of Replace, ByteFallback,
+ * Fuse and Strip (Llama's), into t->dec_*. */
+static int load_char_decoder(tok_tokenizer *t, const cJSON *d, const char *field, bool *fused,
+                             mart_err *err) {
+    const char *type = json_type(d);
+    if (!type) return mart_fail(err, "%s.type: missing or not a string", field);
+    if (!strcmp(type, "Sequence")) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(d, "decoders");
+        if (!cJSON_IsArray(list))
+            return mart_fail(err, "%s.decoders: missing or not an array", field);
+        int i = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, list) {
+            char sub[256];
+            snprintf(sub, sizeof sub, "%s.decoders[%d]", field, i++);
+            if (load_char_decoder(t, it, sub, fused, err) != MART_OK) return MART_ERR;
+        }
+        return MART_OK;
+    }
+    bool metaspace = !strcmp(type, "Metaspace");
+    if (metaspace || !strcmp(type, "Replace")) {
+        if (t->dec_from) return mart_fail(err, "%s: a second replacement is not supported", field);
+        if (metaspace) {
+            tok_prepend_scheme scheme;
+            if (metaspace_config(d, field, &t->dec_from, &scheme, err) != MART_OK) return MART_ERR;
+            t->dec_to = mart_xstrdup(" ");
+            if (scheme != TOK_PREPEND_NEVER) t->dec_strip = 1;
+            return MART_OK;
+        }
+        const char *from = string_pattern(d, field, err);
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(d, "content");
+        if (!from) return MART_ERR;
+        if (!cJSON_IsString(content))
+            return mart_fail(err, "%s.content: missing or not a string", field);
+        t->dec_from = mart_xstrdup(from);
+        t->dec_to = mart_xstrdup(content->valuestring);
+        return MART_OK;
+    }
+    if (!strcmp(type, "ByteFallback")) {
+        t->dec_byte_fallback = true;
+        return MART_OK;
+    }
+    if (!strcmp(type, "Fuse")) {
+        *fused = true;
+        return MART_OK;
+    }
+    if (!strcmp(type, "Strip")) {
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(d, "content");
+        const cJSON *start = cJSON_GetObjectItemCaseSensitive(d, "start");
+        const cJSON *stop = cJSON_GetObjectItemCaseSensitive(d, "stop");
+        if (!cJSON_IsString(content) || strcmp(content->valuestring, " "))
+            return mart_fail(err, "%s.content: only \" \" is supported", field);
+        if (!cJSON_IsNumber(start) || start->valuedouble < 0 || start->valuedouble > 64)
+            return mart_fail(err, "%s.start: missing or not an integer in [0, 64]", field);
+        if (cJSON_IsNumber(stop) && stop->valuedouble != 0)
+            return mart_fail(err, "%s.stop: only 0 is supported", field);
+        /* Before Fuse, Strip would act on every token, not on the text. */
+        if (!*fused) return mart_fail(err, "%s: Strip is supported after Fuse only", field);
+        t->dec_strip = (int32_t)start->valuedouble;
+        return MART_OK;
+    }
+    return mart_fail(err,
+                     "%s.type: decoder \"%s\" is not supported with a SentencePiece-style BPE "
+                     "(Metaspace, Replace, ByteFallback, Fuse, Strip, Sequence)",
+                     field, type);
 }
 
 /* Splits a merge into its two halves: "a b" or ["a", "b"]. */
@@ -396,51 +591,135 @@ static int load_json(tok_tokenizer *t, const cJSON *root, mart_err *err) {
     if (load_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer",
                         err) != MART_OK)
         return MART_ERR;
+    t->nfc = t->n_norm == 1 && t->norm[0].kind == TOK_NORM_NFC;
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
     bool byte_level = false;
     if (pre && !cJSON_IsNull(pre) && load_pre(t, pre, "pre_tokenizer", &byte_level, err) != MART_OK)
         return MART_ERR;
-    if (!byte_level)
-        return mart_fail(err, "pre_tokenizer: no ByteLevel step, so this is not a byte-level BPE "
-                              "tokenizer (SentencePiece-style BPE is not supported)");
+    t->char_level = !byte_level;
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
-    if (dec && !cJSON_IsNull(dec)) {
-        const char *dt = json_type(dec);
-        if (!dt || strcmp(dt, "ByteLevel"))
-            return mart_fail(err, "decoder.type: \"%s\" is not supported (only ByteLevel)",
+    const char *dt = dec && !cJSON_IsNull(dec) ? json_type(dec) : NULL;
+    if (byte_level) {
+        if (dec && !cJSON_IsNull(dec) && (!dt || strcmp(dt, "ByteLevel")))
+            return mart_fail(err,
+                             "decoder.type: \"%s\" is not supported with a ByteLevel "
+                             "pre-tokenizer (only ByteLevel)",
                              dt ? dt : "?");
+    } else {
+        bool fused = false;
+        if (dec && !cJSON_IsNull(dec) &&
+            load_char_decoder(t, dec, "decoder", &fused, err) != MART_OK)
+            return MART_ERR;
+        t->byte_fallback = json_flag(model, "byte_fallback", false);
+        t->fuse_unk = json_flag(model, "fuse_unk", false);
+        const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+        if (cJSON_IsString(unk)) {
+            for (int32_t id = 0; id < t->vocab_size && t->unk_id < 0; id++)
+                if (t->vocab_str[id] && !strcmp(t->vocab_str[id], unk->valuestring)) t->unk_id = id;
+            if (t->unk_id < 0)
+                return mart_fail(err, "model.unk_token: \"%s\" is not in model.vocab",
+                                 unk->valuestring);
+        }
     }
     if (tok_compile_pre(t, err) != MART_OK) return MART_ERR;
     tok_build_bytes_table(t);
     return MART_OK;
 }
 
+/* The id of a token named in tokenizer_config.json: a string, or an object with "content". */
+static int config_token(const tok_tokenizer *t, const cJSON *cfg, const char *field, int32_t *id,
+                        mart_err *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, field);
+    if (cJSON_IsObject(v)) v = cJSON_GetObjectItemCaseSensitive(v, "content");
+    if (!v || cJSON_IsNull(v)) return MART_OK;
+    if (!cJSON_IsString(v)) return mart_fail(err, "%s: not a string or {\"content\": ...}", field);
+    *id = tok_special_id(t, v->valuestring);
+    for (int32_t k = 0; k < t->vocab_size && *id < 0; k++)
+        if (t->vocab_str[k] && !strcmp(t->vocab_str[k], v->valuestring)) *id = k;
+    if (*id < 0) return mart_fail(err, "%s: \"%s\" is not a token", field, v->valuestring);
+    return MART_OK;
+}
+
+/* Reads BOS/EOS and the chat template from tokenizer_config.json. */
+static int load_config(tok_tokenizer *t, const cJSON *cfg, mart_err *err) {
+    if (!cJSON_IsObject(cfg)) return mart_fail(err, "the top level is not a JSON object");
+    if (config_token(t, cfg, "bos_token", &t->bos_id, err) != MART_OK ||
+        config_token(t, cfg, "eos_token", &t->eos_id, err) != MART_OK)
+        return MART_ERR;
+    t->add_bos = json_flag(cfg, "add_bos_token", false);
+    t->add_eos = json_flag(cfg, "add_eos_token", false);
+    if (t->add_bos && t->bos_id < 0)
+        return mart_fail(err, "add_bos_token: true but no bos_token is named");
+    if (t->add_eos && t->eos_id < 0)
+        return mart_fail(err, "add_eos_token: true but no eos_token is named");
+    const cJSON *tpl = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template");
+    if (cJSON_IsArray(tpl)) { /* named templates: the "default" one */
+        const cJSON *it, *found = NULL;
+        cJSON_ArrayForEach(it, tpl) {
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
+            if (cJSON_IsString(name) && !strcmp(name->valuestring, "default"))
+                found = cJSON_GetObjectItemCaseSensitive(it, "template");
+        }
+        tpl = found;
+    }
+    if (tpl && !cJSON_IsNull(tpl) && !cJSON_IsString(tpl))
+        return mart_fail(err, "chat_template: not a string (or a list with a \"default\")");
+    if (cJSON_IsString(tpl)) t->chat_template = mart_xstrdup(tpl->valuestring);
+    return MART_OK;
+}
+
+static cJSON *parse_json_file(const char *file, char **text, size_t *len, mart_err *err) {
+    if (mart_read_file(file, text, len, err) != MART_OK) return NULL;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(*text, *len, &end, 0);
+    if (!root) {
+        mart_fail(err, "%s: malformed JSON near byte %ld", file, end ? (long)(end - *text) : 0L);
+        free(*text);
+        *text = NULL;
+    }
+    return root;
+}
+
 int tok_load(const char *path, tok_tokenizer **out, mart_err *err) {
     *out = NULL;
-    char file[4096];
-    if (mart_is_dir(path))
+    char file[4096], dir[4096], cfg_file[4096];
+    if (mart_is_dir(path)) {
+        snprintf(dir, sizeof dir, "%s", path);
         mart_path_join(file, sizeof file, path, "tokenizer.json");
-    else
+    } else {
         snprintf(file, sizeof file, "%s", path);
+        const char *slash = strrchr(path, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    }
+    mart_path_join(cfg_file, sizeof cfg_file, dir, "tokenizer_config.json");
     char *data;
     size_t len;
-    if (mart_read_file(file, &data, &len, err) != MART_OK) return MART_ERR;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
-    if (!root) {
-        long off = end ? (long)(end - data) : 0;
-        free(data);
-        return mart_fail(err, "%s: malformed JSON near byte %ld", file, off);
-    }
-    free(data);
+    cJSON *root = parse_json_file(file, &data, &len, err);
+    if (!root) return MART_ERR;
     tok_tokenizer *t = mart_xcalloc(1, sizeof *t);
     tok_init_common(t);
     int rc = load_json(t, root, err);
     cJSON_Delete(root);
+    if (rc == MART_OK && (t->char_level || (t->n_norm > 0 && !t->nfc))) {
+        t->source_json = data;
+        data = NULL;
+    }
+    free(data);
     if (rc != MART_OK) {
         mart_fail_wrap(err, "%s", file);
         tok_free(t);
         return MART_ERR;
+    }
+    if (access(cfg_file, F_OK) == 0) {
+        cJSON *cfg = parse_json_file(cfg_file, &data, &len, err);
+        rc = cfg ? load_config(t, cfg, err) : MART_ERR;
+        if (cfg && rc != MART_OK) mart_fail_wrap(err, "%s", cfg_file);
+        cJSON_Delete(cfg);
+        free(data);
+        if (rc != MART_OK) {
+            tok_free(t);
+            return MART_ERR;
+        }
     }
     *out = t;
     return MART_OK;
@@ -461,4 +740,68 @@ int32_t tok_special_id(const tok_tokenizer *t, const char *text) {
     for (int32_t i = 0; i < t->n_added; i++)
         if (t->added[i].len == n && !memcmp(t->added[i].content, text, n)) return t->added[i].id;
     return -1;
+}
+
+int32_t tok_bos_id(const tok_tokenizer *t) {
+    return t->bos_id;
+}
+
+int32_t tok_eos_id(const tok_tokenizer *t) {
+    return t->eos_id;
+}
+
+const char *tok_chat_template(const tok_tokenizer *t) {
+    return t->chat_template;
+}
+
+static const tok_added *added_of(const tok_tokenizer *t, int32_t id) {
+    for (int32_t i = 0; i < t->n_added; i++)
+        if (t->added[i].id == id) return &t->added[i];
+    return NULL;
+}
+
+tok_kind tok_token_kind(const tok_tokenizer *t, int32_t id) {
+    if (id < 0 || id >= t->vocab_size || !t->valid[id]) return TOK_KIND_UNUSED;
+    const tok_added *a = added_of(t, id);
+    if (a) return a->special ? TOK_KIND_CONTROL : TOK_KIND_USER_DEFINED;
+    if (id == t->unk_id) return TOK_KIND_UNKNOWN;
+    for (int b = 0; t->char_level && b < 256; b++)
+        if (t->byte_tok[b] == id) return TOK_KIND_BYTE;
+    return TOK_KIND_NORMAL;
+}
+
+const char *tok_token_text(const tok_tokenizer *t, int32_t id) {
+    if (id < 0 || id >= t->vocab_size || !t->valid[id]) return NULL;
+    const tok_added *a = added_of(t, id);
+    return a ? a->content : t->vocab_str[id];
+}
+
+bool tok_is_sentencepiece(const tok_tokenizer *t) {
+    return t->char_level;
+}
+
+int32_t tok_unk_id(const tok_tokenizer *t) {
+    return t->unk_id;
+}
+
+bool tok_adds_bos(const tok_tokenizer *t) {
+    return t->add_bos;
+}
+
+bool tok_adds_eos(const tok_tokenizer *t) {
+    return t->add_eos;
+}
+
+int32_t tok_n_merges(const tok_tokenizer *t) {
+    return t->n_merges;
+}
+
+void tok_merge_at(const tok_tokenizer *t, int32_t rank, int32_t *left, int32_t *right,
+                  int32_t *merged) {
+    assert(rank >= 0 && rank < t->n_merges);
+    *left = t->merge_list[rank][0];
+    *right = t->merge_list[rank][1];
+    const tok_merge_slot *m = tok_merge_find(t, *left, *right);
+    assert(m);
+    *merged = m->merged;
 }

