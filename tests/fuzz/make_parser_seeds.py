@@ -105,6 +105,30 @@ dup = json.loads(json.dumps(tok))
 dup["added_tokens"].append(dict(added[0], id=2**31 - 1))
 put("tokenizer", json.dumps(dup))
 
+# SentencePiece-style (Llama 2 family): Prepend/Replace normalizers, byte fallback, unk.
+sp_vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+sp_vocab.update({"<0x%02X>" % b: 3 + b for b in range(256)})
+for piece in ["\u2581", "t", "h", "e", "a", "\u2581t", "he", "\u2581a", "\u2581the"]:
+    sp_vocab[piece] = len(sp_vocab)
+sp = {"version": "1.0", "added_tokens": [
+          {"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False,
+           "normalized": False, "special": True} for i, c in enumerate(["<unk>", "<s>", "</s>"])],
+      "normalizer": {"type": "Sequence", "normalizers": [
+          {"type": "Prepend", "prepend": "\u2581"},
+          {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+      "pre_tokenizer": None,
+      "decoder": {"type": "Sequence", "decoders": [
+          {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+          {"type": "ByteFallback"}, {"type": "Fuse"},
+          {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+      "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "fuse_unk": True,
+                "byte_fallback": True, "vocab": sp_vocab,
+                "merges": [["\u2581", "t"], ["h", "e"], ["\u2581", "a"], ["\u2581t", "he"]]}}
+put("tokenizer", json.dumps(sp))
+put("tokenizer", json.dumps(dict(sp, pre_tokenizer={"type": "Metaspace", "replacement": "\u2581",
+                                                     "prepend_scheme": "first", "split": True},
+                                 normalizer=None)))
+
 # ---- JSONL ----
 for text in [
     '{"text":"hello"}\n{"ids":[1,2,3]}\n',
