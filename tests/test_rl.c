@@ -901,11 +901,17 @@ static void runs_are_never_lost_or_overwritten_silently(void **state) {
     assert_true(mart_is_dir(ck) && !mart_path_exists(old));
     snprintf(path, sizeof path, "%s/metrics.jsonl", out);
     assert_int_equal((int)metric(path, 2, "step"), 2);
-    /* no checkpoint but metrics: refused rather than started over */
+    /* no checkpoint but metrics past the step of the first one: refused rather than started
+     * over; metrics from before any checkpoint was due (a run killed early): from step 0 */
     assert_int_equal(mart_remove_tree(ck, &err), MART_OK);
     c.steps = 3;
+    c.save_every = 1;
     assert_int_equal(rl_train(&c, &err), MART_ERR);
     if (!strstr(err.msg, "refusing")) fail_msg("%s", err.msg);
+    c.save_every = 5;
+    if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
+    assert_int_equal((int)metric(path, 1, "step"), 1);
+    assert_int_equal((int)metric(path, 3, "step"), 3);
     /* a tampered state.json: an error naming the field, never an out-of-bounds read */
     run_config(&c, dir, md, data, out, "tampered");
     c.algo = RL_ALGO_GRPO;

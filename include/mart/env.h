@@ -165,7 +165,10 @@ int env_run(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
             uint64_t stream_base, const char *progress_label, env_episode *out, mart_err *err);
 
 /* Called when episode i is complete (from the generation loop; serialised). */
-typedef void (*env_done_fn)(void *ctx, int32_t i, const env_episode *ep);
+/* Called as episode i completes. Returns false to halt the run: every other episode stops at
+ * its next token and env_run_ex fails with "halted" (the caller says why: a failed write, a
+ * stop request). */
+typedef bool (*env_done_fn)(void *ctx, int32_t i, const env_episode *ep);
 /* env_run with a completion hook instead of the built-in progress bar (on_done may be NULL)
  * and a sampling stream of its own for each request (streams: (n)), so that an episode's
  * samples can depend on what it is, not on where it sits in a batch. */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 /* Makes the renames inside dir durable. */
@@ -88,8 +89,25 @@ static bool has_metrics(const char *run_dir) {
     return c != EOF;
 }
 
+/* The largest "step" in run_dir/metrics.jsonl (0 when none). */
+static int64_t last_metrics_step(const char *run_dir) {
+    char path[4096], *text = NULL;
+    size_t len;
+    mart_err e;
+    if (mart_read_file(mart_path_join(path, sizeof path, run_dir, "metrics.jsonl"), &text, &len,
+                       &e) != MART_OK)
+        return 0;
+    int64_t last = 0;
+    for (char *p = text; (p = strstr(p, "\"step\":")) != NULL; p += 7) {
+        long long v = strtoll(p + 7, NULL, 10);
+        if (v > last) last = v;
+    }
+    free(text);
+    return last;
+}
+
 int ckpt_check_fresh_start(const char *run_dir, bool resume, bool have_checkpoint,
-                           const char *what, mart_err *err) {
+                           int64_t save_every, const char *what, mart_err *err) {
     if (!resume && have_checkpoint)
         return mart_fail(err,
                          "%s already holds a run (checkpoint/): pass --resume to continue it, "
@@ -100,12 +118,34 @@ int ckpt_check_fresh_start(const char *run_dir, bool resume, bool have_checkpoin
                          "%s/metrics.jsonl already holds a run's metrics: choose another "
                          "output folder (or remove it) to start %s afresh",
                          run_dir, what);
-    if (resume && !have_checkpoint && has_metrics(run_dir))
+    int64_t last = resume && !have_checkpoint ? last_metrics_step(run_dir) : 0;
+    if (save_every > 0 && last >= save_every)
         return mart_fail(err,
-                         "%s: no checkpoint to resume from, but metrics.jsonl shows progress; "
-                         "refusing to start %s over in that folder",
-                         run_dir, what);
+                         "%s: no checkpoint to resume from, but metrics.jsonl reaches step %lld, "
+                         "past the first checkpoint (--save-every %lld); refusing to start %s "
+                         "over in that folder",
+                         run_dir, (long long)last, (long long)save_every, what);
     return MART_OK;
+}
+
+int ckpt_lock(const char *run_dir, int *fd, mart_err *err) {
+    char path[4096];
+    mart_path_join(path, sizeof path, run_dir, ".lock");
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0) return mart_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(*fd);
+        *fd = -1;
+        return mart_fail(err, "%s: %s", run_dir,
+                         e == EWOULDBLOCK ? "another mart process is writing this folder"
+                                          : strerror(e));
+    }
+    return MART_OK;
+}
+
+void ckpt_unlock(int fd) {
+    if (fd >= 0) close(fd); /* closing releases the flock */
 }
 
 int ckpt_save_model(model *m, const char *dir, mart_dtype dtype, mart_err *err) {

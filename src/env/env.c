@@ -504,13 +504,14 @@ typedef struct {
     env_done_fn on_done;
     void *ctx;
     env_session *sessions;
+    bool halted; /* on_done said stop */
 } run_ctx;
 
 static gen_action on_gen_token(void *ctx, gen_seq *seq, void *user, int32_t token, float logprob,
                                gen_finish fin) {
     run_ctx *rc = ctx;
     env_session *s = user;
-    if (s->done) return GEN_STOP;
+    if (s->done || rc->halted) return GEN_STOP;
     env_step st = env_episode_on_token(s, token, logprob, fin == GEN_FINISH_LENGTH);
     if (st == ENV_STEP_FEEDBACK) {
         if (gen_seq_append(seq, s->feedback, s->n_feedback) == MART_OK) return GEN_CONTINUE;
@@ -518,7 +519,8 @@ static gen_action on_gen_token(void *ctx, gen_seq *seq, void *user, int32_t toke
         st = ENV_STEP_DONE;
     }
     if (st == ENV_STEP_DONE) {
-        if (rc->on_done) rc->on_done(rc->ctx, (int32_t)(s - rc->sessions), s->ep);
+        if (rc->on_done && !rc->on_done(rc->ctx, (int32_t)(s - rc->sessions), s->ep))
+            rc->halted = true;
         return GEN_STOP;
     }
     return GEN_CONTINUE;
@@ -554,7 +556,7 @@ int env_run_ex(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
         if (ss[0].id_eot >= 0) stops[n_stops++] = ss[0].id_eot;
         gp.stop_ids = stops;
         gp.n_stop_ids = n_stops;
-        run_ctx c = {on_done, ctx, ss};
+        run_ctx c = {on_done, ctx, ss, false};
         /* Requests get their own copy of the prompt: the session grows (and may move)
          * ep->tokens from the callback while the engine may still read the prompt. */
         int32_t **prompts = mart_xcalloc((size_t)n, sizeof *prompts);
@@ -564,10 +566,11 @@ int env_run_ex(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,
             reqs[i].prompt = prompts[i];
         }
         rc = gen_generate(g, reqs, n, &gp, on_gen_token, &c, res, err);
+        if (rc == MART_OK && c.halted) rc = mart_fail(err, "halted");
         for (int32_t i = 0; i < n; i++) {
             if (rc == MART_OK && !ss[i].done) {
                 env_episode_force_end(&ss[i]);
-                if (on_done) on_done(ctx, i, &out[i]);
+                if (on_done && !on_done(ctx, i, &out[i])) rc = mart_fail(err, "halted");
             }
             free(prompts[i]);
             gen_result_free(&res[i]);
@@ -590,7 +593,7 @@ typedef struct {
     int64_t done, correct, sampled;
 } run_progress;
 
-static void progress_done(void *ctx, int32_t i, const env_episode *ep) {
+static bool progress_done(void *ctx, int32_t i, const env_episode *ep) {
     run_progress *rp = ctx;
     rp->done++;
     rp->correct += ep->correct;
@@ -601,6 +604,7 @@ static void progress_done(void *ctx, int32_t i, const env_episode *ep) {
              100.0 * (double)rp->correct / (double)rp->done,
              el > 0 ? (double)rp->sampled / el : 0.0);
     mart_progress_update(&rp->bar, rp->done, extra);
+    return true;
 }
 
 int env_run(gen_engine *g, const tok_tokenizer *tok, const env_config *cfg,

@@ -390,8 +390,12 @@ static void record_episode(eval_ctx *c, int32_t i, const env_episode *ep) {
     mart_progress_update(&c->bar, done, extra);
 }
 
-static void on_episode_done(void *ctx, int32_t i, const env_episode *ep) {
-    record_episode(ctx, i, ep);
+/* Records the episode; a failed write (a full disk) or a stop request halts the wave at once
+ * rather than generating episodes that could not be kept. */
+static bool on_episode_done(void *ctx, int32_t i, const env_episode *ep) {
+    eval_ctx *c = ctx;
+    record_episode(c, i, ep);
+    return c->io_rc == MART_OK && !mart_stop_requested();
 }
 
 int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, const eval_config *cfg,
@@ -469,7 +473,15 @@ int eval_run_with(eval_runner run, void *run_ctx, const tok_tokenizer *tok, cons
         c.wave = &work[w];
         rc = run(run_ctx, tok, &cfg->env, probs, atts, m, &cfg->sampling, streams,
                  on_episode_done, &c, eps, err);
-        if (rc != MART_OK) break;
+        if (rc != MART_OK) { /* a halted wave: say why */
+            if (c.io_rc != MART_OK)
+                mart_fail(err, "%s", c.io_err.msg);
+            else if (mart_stop_requested())
+                mart_fail(err, "interrupted after %lld of %lld episodes; rerun the same command "
+                               "to resume",
+                          (long long)res->episodes_run, (long long)n_work);
+            break;
+        }
         for (int32_t t = 0; t < m; t++) {
             if (!c.recorded[t]) record_episode(&c, t, &eps[t]);
             env_episode_free(&eps[t]);

@@ -367,7 +367,8 @@ static int setup(trainer *t, mart_err *err) {
     char ckpt[4096];
     mart_path_join(ckpt, sizeof ckpt, c->out_dir, "checkpoint");
     bool have_ckpt = c->resume ? ckpt_recover(c->out_dir, "checkpoint") : mart_is_dir(ckpt);
-    if (ckpt_check_fresh_start(c->out_dir, c->resume, have_ckpt, "training", err) != MART_OK)
+    if (ckpt_check_fresh_start(c->out_dir, c->resume, have_ckpt, c->save_every, "training",
+                               err) != MART_OK)
         return MART_ERR;
     bool resuming = c->resume && have_ckpt;
     if (c->resume && !resuming && !c->quiet)
@@ -747,6 +748,8 @@ int rl_train(const rl_config *cfg, mart_err *err) {
     trainer t = {0};
     t.c = *cfg;
     if (mart_mkdirs(cfg->out_dir, err) != MART_OK) return MART_ERR;
+    int lock = -1;
+    if (ckpt_lock(cfg->out_dir, &lock, err) != MART_OK) return MART_ERR;
     int rc = setup(&t, err);
     if (rc == MART_OK && t.c.steps <= 0) {
         t.c.steps = (t.n_problems + t.c.rollout_batch - 1) / t.c.rollout_batch;
@@ -804,5 +807,6 @@ int rl_train(const rl_config *cfg, mart_err *err) {
         if (rc == MART_OK) rc = save_run_dir(&t, "final", false, err);
     }
     trainer_free(&t);
+    ckpt_unlock(lock);
     return rc;
 }

@@ -293,7 +293,8 @@ static int setup(run *r, mart_err *err) {
     char ckpt[4096], p[4200];
     checkpoint_dir(r, ckpt, sizeof ckpt);
     bool have = c->resume ? ckpt_recover(c->out_dir, "checkpoint") : mart_is_dir(ckpt);
-    if (ckpt_check_fresh_start(c->out_dir, c->resume, have, "pretraining", err) != MART_OK)
+    if (ckpt_check_fresh_start(c->out_dir, c->resume, have, c->save_every, "pretraining", err) !=
+        MART_OK)
         return MART_ERR;
     if (load_examples(c->data_path, &r->ex, &r->n_ex, err) != MART_OK) return MART_ERR;
     env_config_default(&r->ecfg);
@@ -486,6 +487,8 @@ int sft_train(const sft_config *cfg, bool *stopped, mart_err *err) {
                               "shape)");
     if (!r.c.config) r.c.config = "tiny";
     if (mart_mkdirs(cfg->out_dir, err) != MART_OK) return MART_ERR;
+    int lock = -1;
+    if (ckpt_lock(cfg->out_dir, &lock, err) != MART_OK) return MART_ERR;
     double t0 = mart_now();
     int rc = setup(&r, err);
     char mpath[4200];
@@ -552,5 +555,6 @@ int sft_train(const sft_config *cfg, bool *stopped, mart_err *err) {
                     cfg->out_dir, mart_now() - t0);
     }
     run_free(&r);
+    ckpt_unlock(lock);
     return rc;
 }
