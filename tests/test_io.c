@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -363,7 +364,26 @@ static void config_missing_a_field_is_rejected_naming_file_and_field(void **stat
                   "\"hidden_size\":2000000000,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
                   "\"intermediate_size\":8}");
     assert_int_equal(model_config_load(p, &c, &err), MART_ERR);
+    assert_msg_has(err.msg, "\"hidden_size\" is 2000000000", "limit");
+    write_text(p, "{\"architectures\":[\"LlamaForCausalLM\"],\"vocab_size\":16000000,"
+                  "\"hidden_size\":65536,\"num_hidden_layers\":2,\"num_attention_heads\":64,"
+                  "\"intermediate_size\":8}");
+    assert_int_equal(model_config_load(p, &c, &err), MART_ERR);
     assert_msg_has(err.msg, p, "parameters");
+}
+
+/* Sizes under every bound but beyond this machine's memory are refused with the figure. */
+static void config_beyond_available_memory_is_refused_with_the_figure(void **state) {
+    (void)state;
+    model_config c;
+    mart_err err = {{0}};
+    if (mart_mem_available() > 700LL << 30) skip(); /* 660 GB would be available */
+    const char *p = tmp_path("huge.json");
+    write_text(p, "{\"architectures\":[\"LlamaForCausalLM\"],\"vocab_size\":1000000,"
+                  "\"hidden_size\":65536,\"num_hidden_layers\":2,\"num_attention_heads\":64,"
+                  "\"intermediate_size\":8}");
+    assert_int_equal(model_config_load(p, &c, &err), MART_ERR);
+    assert_msg_has(err.msg, p, "GiB of memory");
 }
 
 /* ---- checkpoints ---- */
@@ -532,6 +552,78 @@ static void tensor_of_wrong_shape_is_rejected_naming_file_and_tensor(void **stat
     assert_msg_has(err.msg, "[32, 16]", "[16, 32]");
 }
 
+/* A config.json whose layer count or sizes the weights beside it do not hold is refused
+ * before the model is allocated. */
+static void config_asking_more_than_the_weights_hold_is_refused_before_allocating(void **state) {
+    (void)state;
+    model_free(saved_model("layers", MART_ARCH_LLAMA, MART_DTYPE_F32, false));
+    char cfg[600];
+    mart_path_join(cfg, sizeof cfg, tmp_path("layers"), "config.json");
+    model_config c;
+    mart_err err = {{0}};
+    assert_int_equal(model_config_load(cfg, &c, &err), MART_OK);
+    int32_t layers = c.n_layers;
+    c.n_layers = 1000;
+    assert_int_equal(model_config_save(cfg, &c, &err), MART_OK);
+    model *m = NULL;
+    assert_int_equal(model_load(tmp_path("layers"), false, &m, &err), MART_ERR);
+    assert_null(m);
+    char want[64];
+    snprintf(want, sizeof want, "holds %d layer(s)", layers);
+    assert_msg_has(err.msg, "\"num_hidden_layers\" is 1000", want);
+    c.n_layers = layers;
+    c.vocab_size *= 2;
+    assert_int_equal(model_config_save(cfg, &c, &err), MART_OK);
+    assert_int_equal(model_load(tmp_path("layers"), false, &m, &err), MART_ERR);
+    assert_msg_has(err.msg, "\"model.embed_tokens.weight\"", "from config.json");
+}
+
+/* A FIFO or a directory named model.safetensors is refused at once, never waited on. */
+static void weights_that_are_a_fifo_or_a_directory_are_refused_without_blocking(void **state) {
+    (void)state;
+    const char *fifo = tmp_path("fifo.safetensors"), *dir = tmp_path("dir.safetensors");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    st_file *f = NULL;
+    mart_err err = {{0}};
+    assert_int_equal(st_open(fifo, &f, &err), MART_ERR);
+    assert_msg_has(err.msg, fifo, "not a regular file");
+    assert_int_equal(st_open(dir, &f, &err), MART_ERR);
+    assert_msg_has(err.msg, dir, "not a regular file");
+    char *text = NULL;
+    assert_int_equal(mart_read_file(fifo, &text, NULL, &err), MART_ERR);
+    assert_msg_has(err.msg, fifo, "not a regular file");
+}
+
+/* The duplicate-name check sorts: 200k tensors are read in well under a second. */
+static void header_of_many_tensors_is_checked_in_n_log_n(void **state) {
+    (void)state;
+    const int32_t n = 200000;
+    static const float x[1] = {1};
+    st_view *v = calloc((size_t)n, sizeof *v);
+    char(*names)[24] = calloc((size_t)n, sizeof *names);
+    for (int32_t i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "t%d", i);
+        v[i] = (st_view){names[i], MART_DTYPE_F32, 1, {1}, x};
+    }
+    const char *p = tmp_path("many.safetensors");
+    mart_err err = {{0}};
+    assert_int_equal(st_save(p, v, n, NULL, NULL, 0, &err), MART_OK);
+    double t0 = mart_now();
+    st_file *f = NULL;
+    assert_int_equal(st_open(p, &f, &err), MART_OK);
+    assert_non_null(st_find(f, "t199999"));
+    assert_null(st_find(f, "t200000"));
+    st_close(f);
+    assert_true(mart_now() - t0 < 5.0);
+    snprintf(names[n - 1], sizeof names[n - 1], "t7");
+    assert_int_equal(st_save(p, v, n, NULL, NULL, 0, &err), MART_OK);
+    assert_int_equal(st_open(p, &f, &err), MART_ERR);
+    assert_msg_has(err.msg, "\"t7\"", "twice");
+    free(v);
+    free(names);
+}
+
 static void tensor_the_config_does_not_describe_is_rejected(void **state) {
     (void)state;
     model_free(saved_model("extra", MART_ARCH_LLAMA, MART_DTYPE_F32, false));
@@ -698,9 +790,27 @@ static void score_token_outside_the_vocabulary_names_the_line(void **state) {
     expect_score_error("{\"tokens\":[-1]}\n", "score_in.jsonl:1", "vocabulary");
 }
 
-static void score_empty_input_line_names_the_line(void **state) {
+/* The JSONL policy: blank lines are not records; a bad record is answered in its place with
+ * an error object, the later ones still scored, and the exit status is 1. */
+static void score_skips_blank_lines_and_answers_a_bad_line_in_its_place(void **state) {
     (void)state;
-    expect_score_error("{\"tokens\":[1,2]}\n\n{\"tokens\":[3]}\n", "score_in.jsonl:2", "empty");
+    char *out, *err;
+    assert_int_equal(run_score(score_model_dir(), "{\"tokens\":[1,2]}\n\r\n{\"tokens\":[3]}\n\n",
+                               "", &out, &err),
+                     0);
+    assert_string_equal(strchr(out, '\n') + 1, "{\"logprobs\":[]}\n");
+    free(out);
+    free(err);
+    assert_int_equal(run_score(score_model_dir(),
+                               "{\"tokens\":[1,2]}\n{\"tokens\":[\"x\"]}\n{\"tokens\":[3]}\n", "",
+                               &out, &err),
+                     1);
+    const char *second = strchr(out, '\n') + 1;
+    assert_true(!strncmp(second, "{\"line\":2,\"error\":\"", 19));
+    assert_non_null(strstr(second, "score_in.jsonl:2: tokens[0] is not an integer\"}\n"
+                                   "{\"logprobs\":[]}\n"));
+    free(out);
+    free(err);
 }
 
 static void score_malformed_or_incomplete_lines_name_the_line(void **state) {
@@ -734,6 +844,10 @@ int main(void) {
         cmocka_unit_test(qwen2_config_loads_with_head_dim_and_bias_derived),
         cmocka_unit_test(llama_config_defaults_to_no_bias_and_saves_back_identically),
         cmocka_unit_test(config_missing_a_field_is_rejected_naming_file_and_field),
+        cmocka_unit_test(config_beyond_available_memory_is_refused_with_the_figure),
+        cmocka_unit_test(config_asking_more_than_the_weights_hold_is_refused_before_allocating),
+        cmocka_unit_test(weights_that_are_a_fifo_or_a_directory_are_refused_without_blocking),
+        cmocka_unit_test(header_of_many_tensors_is_checked_in_n_log_n),
         cmocka_unit_test(saving_where_the_directory_cannot_be_created_names_the_path),
         cmocka_unit_test(f32_checkpoint_round_trip_gives_identical_weights),
         cmocka_unit_test(bf16_checkpoint_round_trip_matches_rounding),
@@ -745,7 +859,7 @@ int main(void) {
         cmocka_unit_test(score_prints_n_minus_1_logprobs_per_line_the_same_in_any_batching),
         cmocka_unit_test(score_reads_standard_input_without_input_option),
         cmocka_unit_test(score_token_outside_the_vocabulary_names_the_line),
-        cmocka_unit_test(score_empty_input_line_names_the_line),
+        cmocka_unit_test(score_skips_blank_lines_and_answers_a_bad_line_in_its_place),
         cmocka_unit_test(score_malformed_or_incomplete_lines_name_the_line),
         cmocka_unit_test(score_missing_model_directory_is_an_error),
     };

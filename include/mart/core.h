@@ -106,7 +106,8 @@ void mart_progress_finish(mart_progress *p);
 
 /* ---- files ----------------------------------------------------------------------------- */
 
-/* Reads a whole file into a NUL-terminated malloc'd buffer. */
+/* Reads a whole regular file into a NUL-terminated malloc'd buffer; anything else (a
+ * directory, a FIFO, a device) is refused without blocking. */
 int mart_read_file(const char *path, char **data, size_t *len, mart_err *err);
 /* Writes `path` atomically: temporary file in the same directory, fsync, rename. On any
  * failure (full disk included) the old file is untouched and the error names the path. */
@@ -122,25 +123,70 @@ char *mart_path_join(char *buf, size_t cap, const char *dir, const char *name);
 int mart_replace_dir(const char *src, const char *dst, mart_err *err);
 int mart_remove_tree(const char *path, mart_err *err);
 
-/* ---- JSONL ----------------------------------------------------------------------------- */
+/* ---- UTF-8 and JSON text --------------------------------------------------------------- */
 
 struct cJSON;
-/* Reads a JSONL file (or stdin when path is NULL or "-") line by line. Blank lines are
- * errors only when `strict`; malformed JSON is an error naming path:line. */
+
+/* Reads one unit of s[0..n) (n >= 1): returns the length of the well-formed UTF-8 character at
+ * s with *valid = true, or the length of the maximal ill-formed subpart that starts at s (>= 1)
+ * with *valid = false. Such a subpart is what one U+FFFD replaces under the Unicode standard's
+ * "substitution of maximal subparts" (WHATWG's decoder, Python's errors="replace"): e.g.
+ * E2 82 41 is one U+FFFD then 'A'; ED A0 80 (a surrogate) is three. */
+size_t mart_utf8_next(const char *s, size_t n, bool *valid);
+/* Appends s[0..n) to out with every maximal ill-formed subpart replaced by U+FFFD, so that out
+ * gains valid UTF-8. Returns the number of replacements. */
+size_t mart_utf8_repair(mart_buf *out, const char *s, size_t n);
+/* Appends s[0..n) to out as a quoted JSON string: '"', '\\' and control characters escaped
+ * (NUL as \u0000, so bytes are never cut short), ill-formed UTF-8 repaired as
+ * mart_utf8_repair. The result is valid JSON and valid UTF-8 whatever the bytes. */
+void mart_json_quote(mart_buf *out, const char *s, size_t n);
+/* Appends x as a JSON number with `digits` significant digits, or `null` when x is NaN or
+ * infinite (JSON has neither). Returns whether x was finite, so the caller can report it. */
+bool mart_json_number(mart_buf *out, double x, int digits);
+/* Adds the string member key: s to obj with ill-formed UTF-8 repaired; every text that did not
+ * come from mart itself goes into cJSON output through this. s is a C string. */
+void mart_json_add_string(struct cJSON *obj, const char *key, const char *s);
+
+/* ---- JSONL ----------------------------------------------------------------------------- */
+
+/* One policy for every JSONL reader:
+ *   - a record is one line holding one JSON value; "\n" and "\r\n" endings are both accepted;
+ *   - blank lines (only spaces, tabs, '\r') are not records: every reader skips them, so a
+ *     trailing blank line changes nothing, and output line k answers the k-th record;
+ *   - a line is refused when it is malformed JSON, holds a raw NUL byte, a lone surrogate
+ *     escape (\ud800 alone), or a \u0000 escape in any string (cJSON's strings end at NUL, so
+ *     the string would be cut short silently; the message names the field);
+ *   - batch commands (tokenize, detokenize, score, generate, grade) answer every record, in
+ *     order: a result, or {"line": N, "error": "<path:line: message>"} for a refused or failed
+ *     record (mart_jsonl_answer_error); they go on to the end and exit 1 if any record failed.
+ *     A --n of k samples answers a failed prompt with one error object, not k;
+ *   - data loaders (task files, eval benches, train and pretrain data) refuse the whole file
+ *     up front at its first bad record, naming path:line, before any work starts. */
 typedef struct {
     FILE *f;
     const char *path; /* for messages */
     int64_t line;     /* 1-based number of the line last read */
+    int64_t n_failed; /* records answered with an error object */
     char *buf;
     size_t cap;
     bool owns;
+    bool io_error; /* reading failed (not a bad line): the reader cannot go on */
 } mart_jsonl;
+/* Opens path (stdin when path is NULL or "-"); a directory or unreadable file is an error. */
 int mart_jsonl_open(mart_jsonl *r, const char *path, mart_err *err);
-/* Returns 1 with *obj set (caller frees with cJSON_Delete), 0 at end of file, MART_ERR on a
- * malformed or empty line (message names path:line). */
+/* Reads the next record, skipping blank lines. Returns 1 with *obj set (caller frees with
+ * cJSON_Delete), 0 at end of input, MART_ERR on a refused line (message names path:line and,
+ * where one is at fault, the field); the next call goes on with the next line unless
+ * r->io_error, set when reading itself failed. */
 int mart_jsonl_next(mart_jsonl *r, struct cJSON **obj, mart_err *err);
 void mart_jsonl_close(mart_jsonl *r);
-/* Loads a whole JSONL file into an array of objects. */
+/* A batch command's answer to the record on line `line` that failed: prints {"line": line,
+ * "error": err->msg} to out, the message to stderr as "mart <command>: msg", and counts it
+ * in r->n_failed. */
+void mart_jsonl_answer_error(mart_jsonl *r, FILE *out, const char *command, int64_t line,
+                             const mart_err *err);
+/* Loads a whole JSONL file into an array of objects (the data loaders' policy: the first bad
+ * record fails the load, naming path:line). */
 int mart_jsonl_load(const char *path, struct cJSON ***objs, int64_t *n, mart_err *err);
 void mart_jsonl_free(struct cJSON **objs, int64_t n);
 /* Prints one compact JSON line (with '\n') to f and frees nothing. */
@@ -158,5 +204,12 @@ bool mart_stop_requested(void);
 int mart_stop_signal(void);
 /* Resident set size of this process in bytes (peak when peak is true). */
 int64_t mart_rss_bytes(bool peak);
+/* Bytes this process can still allocate: MemAvailable from /proc/meminfo, lowered to what the
+ * address-space limit (RLIMIT_AS) leaves when one is set; -1 when neither is known. */
+int64_t mart_mem_available(void);
+/* Refuses work before it starts when it would need more memory than mart_mem_available():
+ * MART_ERR with "<what> would need X GiB of memory, but Y GiB is available". need_bytes is a
+ * double so that absurd settings cannot overflow the estimate. */
+int mart_check_memory(double need_bytes, const char *what, mart_err *err);
 
 #endif

@@ -23,6 +23,9 @@ int cli_parse(const char *command, const char *synopsis, const char *about, cli_
               int n_opts, int argc, char **argv);
 /* Prints "mart <command>: <msg>" to stderr and returns 1 (the exit status for errors). */
 int cli_error(const char *command, const mart_err *err);
+/* A batch command's exit status once every record is answered (the JSONL policy in core.h):
+ * 0 when none failed, else 1 with a count on stderr. */
+int cli_batch_status(const char *command, const mart_jsonl *r);
 /* The exit status of a command that stopped cleanly on a signal after saving its work:
  * 128 + the signal (130 for Ctrl-C, 143 for SIGTERM), as shells report it; 0 without one. */
 int cli_stop_status(void);

@@ -5,28 +5,6 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 
-/* JSON string body: quotes, backslashes and control characters escaped; other bytes (UTF-8,
- * or invalid bytes a model produced) written as they are, so the bytes round-trip. */
-static void json_escape(mart_buf *o, const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            mart_buf_append(o, e, 2);
-        } else if (c == '\n') {
-            mart_buf_append(o, "\\n", 2);
-        } else if (c == '\t') {
-            mart_buf_append(o, "\\t", 2);
-        } else if (c == '\r') {
-            mart_buf_append(o, "\\r", 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            mart_buf_printf(o, "\\u%04x", c);
-        } else {
-            mart_buf_append(o, s + i, 1);
-        }
-    }
-}
-
 int cmd_detokenize(int argc, char **argv) {
     const char *tokenizer = NULL, *input = NULL;
     cli_opt opts[] = {
@@ -36,7 +14,10 @@ int cmd_detokenize(int argc, char **argv) {
     };
     int pr = cli_parse("detokenize", "--tokenizer PATH [--input FILE.jsonl]",
                        "Decodes each {\"ids\": [...]} line to {\"text\": \"...\"} on stdout "
-                       "(special tokens included as their text).",
+                       "(special tokens included as their text). Bytes that are not valid UTF-8 (a "
+                       "character cut by the last id) become U+FFFD, one per maximal invalid "
+                       "sequence. A bad line is answered with {\"line\": N, \"error\": ...} and "
+                       "the exit status is 1 once all lines are answered.",
                        opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (pr) return pr == 1 ? 0 : 2;
     mart_err err = {{0}};
@@ -59,11 +40,11 @@ int cmd_detokenize(int argc, char **argv) {
         cJSON *o;
         int rc = mart_jsonl_next(&r, &o, &err);
         if (rc == 0) break;
-        if (rc < 0) {
+        if (rc < 0 && r.io_error) {
             status = cli_error("detokenize", &err);
             break;
         }
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "ids");
+        const cJSON *arr = rc > 0 ? cJSON_GetObjectItemCaseSensitive(o, "ids") : NULL;
         int64_t n = 0;
         bool ok = cJSON_IsArray(arr);
         const cJSON *it;
@@ -77,30 +58,29 @@ int cmd_detokenize(int argc, char **argv) {
             ids[n++] = ok ? (int32_t)it->valuedouble : -1;
         }
         cJSON_Delete(o);
-        if (!ok) {
-            mart_fail(&err, "%s:%lld: field \"ids\" missing or not an array of integers", r.path,
-                      (long long)r.line);
-            status = cli_error("detokenize", &err);
-            break;
-        }
         text.len = 0;
-        if (tok_decode(tok, ids, n, &text, &err) != MART_OK) {
-            mart_fail_wrap(&err, "%s:%lld", r.path, (long long)r.line);
-            status = cli_error("detokenize", &err);
-            break;
+        if (rc > 0 && !ok)
+            rc = mart_fail(&err, "%s:%lld: field \"ids\" missing or not an array of integers",
+                           r.path, (long long)r.line);
+        else if (rc > 0 && tok_decode(tok, ids, n, &text, &err) != MART_OK)
+            rc = mart_fail_wrap(&err, "%s:%lld", r.path, (long long)r.line);
+        if (rc < 0) {
+            mart_jsonl_answer_error(&r, stdout, "detokenize", r.line, &err);
+            continue;
         }
         line.len = 0;
-        mart_buf_append(&line, "{\"text\":\"", 9);
-        json_escape(&line, text.data ? text.data : "", text.len);
-        mart_buf_append(&line, "\"}\n", 3);
+        mart_buf_append(&line, "{\"text\":", 8);
+        mart_json_quote(&line, text.data ? text.data : "", text.len);
+        mart_buf_append(&line, "}\n", 2);
         fwrite(line.data, 1, line.len, stdout);
     }
+    if (!status) status = cli_batch_status("detokenize", &r);
     free(ids);
     mart_buf_free(&text);
     mart_buf_free(&line);
     mart_jsonl_close(&r);
     tok_free(tok);
-    if (fflush(stdout) != 0 && !status) {
+    if (fflush(stdout) != 0 || ferror(stdout)) {
         mart_fail(&err, "cannot write to stdout");
         status = cli_error("detokenize", &err);
     }

@@ -9,10 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One input line, turned into tokens. */
+/* One input record: its tokens, or why it was refused (answered with an error object). */
 typedef struct {
     int32_t *ids;
     int64_t n;
+    int64_t line;  /* input line, for the error answer */
+    mart_err *err; /* NULL when the prompt is good */
 } prompt_ids;
 
 /* Per-request state the callback sees: the text so far (for stop strings) and the counters. */
@@ -50,26 +52,6 @@ static gen_action on_token(void *ctx, gen_seq *seq, void *user, int32_t token, f
         mart_progress_update(&c->bar, c->done, extra);
     }
     return act;
-}
-
-/* JSON string body: quotes, backslashes and control characters escaped; other bytes
- * (UTF-8, or invalid bytes a model produced) written as they are. */
-static void json_escape(mart_buf *o, const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') {
-            char e[2] = {'\\', (char)ch};
-            mart_buf_append(o, e, 2);
-        } else if (ch == '\n') {
-            mart_buf_append(o, "\\n", 2);
-        } else if (ch == '\t') {
-            mart_buf_append(o, "\\t", 2);
-        } else if (ch < 0x20 || ch == 0x7f) {
-            mart_buf_printf(o, "\\u%04x", ch);
-        } else {
-            mart_buf_append(o, s + i, 1);
-        }
-    }
 }
 
 /* Reads one input line: {"prompt": "..."} (encoded as is, or as a ChatML user turn with
@@ -118,18 +100,22 @@ static bool is_stop_id(const int32_t *stops, int32_t n, int32_t id) {
 }
 
 /* Writes one output line. A stop token that ended the sample is in "tokens" and "logprobs"
- * but not in "text"; a stop string is cut from "text" with everything after it. */
-static int write_result(FILE *f, const tok_tokenizer *tok, const gen_result *r,
-                        const int32_t *stops, int32_t n_stops, const char *stop_str, mart_buf *line,
-                        mart_err *err) {
+ * but not in "text"; a stop string is cut from "text" with everything after it. "text" is
+ * valid UTF-8 even when the sample stops inside a character (U+FFFD, as mart_json_quote).
+ * Returns false when a log-prob was not finite (written as null). */
+static bool write_result(const tok_tokenizer *tok, const gen_result *r, const int32_t *stops,
+                         int32_t n_stops, const char *stop_str, mart_buf *line) {
     line->len = 0;
     mart_buf_append(line, "{\"tokens\":[", 11);
     for (int32_t i = 0; i < r->n_tokens; i++)
         mart_buf_printf(line, "%s%d", i ? "," : "", r->tokens[i]);
+    /* A stop token sampled as the last token the budget allowed ends the sample as well. */
     int32_t n_text = r->n_tokens;
-    if (r->finish == GEN_FINISH_STOP && n_text > 0 &&
-        is_stop_id(stops, n_stops, r->tokens[n_text - 1]))
+    bool stopped = r->finish == GEN_FINISH_STOP;
+    if (n_text > 0 && is_stop_id(stops, n_stops, r->tokens[n_text - 1])) {
         n_text--;
+        stopped = true;
+    }
     /* Ids the tokenizer does not know (a model's padded vocabulary) have no text. */
     mart_buf text = {0};
     tok_stream ts;
@@ -142,17 +128,25 @@ static int write_result(FILE *f, const tok_tokenizer *tok, const gen_result *r,
         const char *hit = memmem(text.data, text.len, stop_str, strlen(stop_str));
         if (hit) text_len = (size_t)(hit - text.data);
     }
-    mart_buf_append(line, "],\"text\":\"", 10);
-    json_escape(line, text.data ? text.data : "", text_len);
+    mart_buf_append(line, "],\"text\":", 9);
+    mart_json_quote(line, text.data ? text.data : "", text_len);
     mart_buf_free(&text);
-    mart_buf_append(line, "\",\"logprobs\":[", 14);
-    for (int32_t i = 0; i < r->n_tokens; i++)
-        mart_buf_printf(line, "%s%.6g", i ? "," : "", (double)r->logprobs[i]);
-    mart_buf_printf(line, "],\"finish\":\"%s\"}\n",
-                    r->finish == GEN_FINISH_STOP ? "stop" : "length");
-    if (fwrite(line->data, 1, line->len, f) != line->len)
-        return mart_fail(err, "writing the output failed");
-    return MART_OK;
+    mart_buf_append(line, ",\"logprobs\":[", 13);
+    bool finite = true;
+    for (int32_t i = 0; i < r->n_tokens; i++) {
+        if (i) mart_buf_append(line, ",", 1);
+        finite &= mart_json_number(line, (double)r->logprobs[i], 6);
+    }
+    mart_buf_printf(line, "],\"finish\":\"%s\"}\n", stopped ? "stop" : "length");
+    return finite;
+}
+
+/* Memory the request, result and logit arrays of n_req samples take at most (the KV cache,
+ * bounded by --kv-mb, comes on top). */
+static double requests_bytes(double n_req, int32_t max_tokens, int32_t batch, int32_t vocab) {
+    double per_req = (double)(sizeof(gen_request) + sizeof(req_state) + sizeof(gen_result)) +
+                     (double)max_tokens * (sizeof(int32_t) + sizeof(float) + 8.0);
+    return n_req * per_req + (double)batch * vocab * sizeof(float);
 }
 
 /* Adds id to the stop list unless it is negative or already there. */
@@ -196,7 +190,10 @@ int cmd_generate(int argc, char **argv) {
         "{\"tokens\": [ids], \"text\": \"...\", \"logprobs\": [...], \"finish\": "
         "\"stop\"|\"length\"} per sample. Log-probs are those of the sampling distribution "
         "(after temperature, top-k, top-p). Sampling stops at <|im_end|>, <|endoftext|> and "
-        "the model's eos (the stop token stays in tokens, not in text).",
+        "the model's eos (the stop token stays in tokens, not in text). \"text\" is valid "
+        "UTF-8 (U+FFFD where a sample ends inside a character). A bad line is answered with "
+        "one {\"line\": N, \"error\": ...} and the exit status is 1 once all lines are "
+        "answered; settings needing more memory than is available are refused up front.",
         opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (pr) return pr == 1 ? 0 : 2;
     mart_err err = {{0}};
@@ -209,6 +206,10 @@ int cmd_generate(int argc, char **argv) {
         return 2;
     }
     if (stop_str && !*stop_str) stop_str = NULL;
+    if (mart_check_memory((double)(kv_mb > 0 ? kv_mb : 0) * 1024 * 1024 +
+                              requests_bytes(n_samples, max_tokens, batch, 0),
+                          "--kv-mb, --n and --max-tokens", &err) != MART_OK)
+        return cli_error("generate", &err);
     tok_tokenizer *tok = NULL;
     model *m = NULL;
     if (tok_load(tok_path ? tok_path : model_dir, &tok, &err) != MART_OK ||
@@ -218,7 +219,7 @@ int cmd_generate(int argc, char **argv) {
     }
     int status = 0;
     prompt_ids *prompts = NULL;
-    int64_t n_prompts = 0;
+    int64_t n_prompts = 0, n_good = 0;
     mart_jsonl r;
     if (mart_jsonl_open(&r, input, &err) != MART_OK) {
         status = cli_error("generate", &err);
@@ -227,23 +228,37 @@ int cmd_generate(int argc, char **argv) {
             cJSON *o;
             int rc = mart_jsonl_next(&r, &o, &err);
             if (rc == 0) break;
-            prompt_ids p;
-            if (rc < 0 || read_prompt(o, tok, chat, r.path, r.line, &p, &err) != MART_OK) {
-                if (rc > 0) cJSON_Delete(o);
+            if (rc < 0 && r.io_error) {
                 status = cli_error("generate", &err);
                 break;
             }
+            prompt_ids p = {0};
+            if (rc < 0 || read_prompt(o, tok, chat, r.path, r.line, &p, &err) != MART_OK) {
+                p.err = mart_xmalloc(sizeof *p.err);
+                *p.err = err;
+            }
+            p.line = r.line;
+            n_good += p.err == NULL;
             cJSON_Delete(o);
             prompts = mart_xrealloc(prompts, (size_t)(n_prompts + 1) * sizeof *prompts);
             prompts[n_prompts++] = p;
         }
-        mart_jsonl_close(&r);
     }
-    int64_t n_req = n_prompts * n_samples;
+    int64_t n_req = n_good * n_samples;
     if (!status && n_req > INT32_MAX) {
         mart_fail(&err, "too many samples (%lld)", (long long)n_req);
         status = cli_error("generate", &err);
     }
+    if (!status &&
+        mart_check_memory((double)(kv_mb > 0 ? kv_mb : 0) * 1024 * 1024 +
+                              requests_bytes((double)n_req, max_tokens, batch, m->cfg.vocab_size),
+                          "the samples asked for (prompts x --n x --max-tokens)", &err) != MART_OK)
+        status = cli_error("generate", &err);
+    gen_result *res = NULL;
+    int32_t stops[3], n_stops = 0;
+    add_stop(stops, &n_stops, tok_special_id(tok, "<|im_end|>"));
+    add_stop(stops, &n_stops, tok_special_id(tok, "<|endoftext|>"));
+    add_stop(stops, &n_stops, m->cfg.eos_token_id);
     if (!status && n_req > 0) {
         int64_t longest = 0;
         for (int64_t i = 0; i < n_prompts; i++)
@@ -252,12 +267,9 @@ int cmd_generate(int argc, char **argv) {
         gen_config_default(&gc);
         gc.max_batch = batch;
         gc.max_len = max_len > 0 ? max_len : (int32_t)(longest + max_tokens);
+        if (max_len == 0 && longest + max_tokens > INT32_MAX) gc.max_len = INT32_MAX;
         if (kv_mb > 0) gc.kv_budget_mb = kv_mb;
         gc.bf16_products = !exact;
-        int32_t stops[3], n_stops = 0;
-        add_stop(stops, &n_stops, tok_special_id(tok, "<|im_end|>"));
-        add_stop(stops, &n_stops, tok_special_id(tok, "<|endoftext|>"));
-        add_stop(stops, &n_stops, m->cfg.eos_token_id);
         gen_params gp;
         gen_params_default(&gp);
         gp.temperature = temperature;
@@ -269,11 +281,15 @@ int cmd_generate(int argc, char **argv) {
         gp.n_stop_ids = n_stops;
         gen_request *reqs = mart_xcalloc((size_t)n_req, sizeof *reqs);
         req_state *st = mart_xcalloc((size_t)n_req, sizeof *st);
-        gen_result *res = mart_xcalloc((size_t)n_req, sizeof *res);
-        for (int64_t i = 0; i < n_req; i++) {
-            const prompt_ids *p = &prompts[i / n_samples];
-            tok_stream_init(&st[i].ts);
-            reqs[i] = (gen_request){p->ids, (int32_t)p->n, (uint64_t)i, &st[i]};
+        res = mart_xcalloc((size_t)n_req, sizeof *res);
+        int64_t k = 0;
+        for (int64_t i = 0; i < n_prompts; i++) {
+            const prompt_ids *p = &prompts[i];
+            for (int32_t j = 0; !p->err && j < n_samples; j++, k++) {
+                tok_stream_init(&st[k].ts);
+                reqs[k] =
+                    (gen_request){p->ids, (int32_t)p->n, (uint64_t)(i * n_samples + j), &st[k]};
+            }
         }
         gen_ctx c = {tok, stop_str, {0}, 0, 0};
         gen_engine *g = NULL;
@@ -284,25 +300,45 @@ int cmd_generate(int argc, char **argv) {
         }
         mart_progress_finish(&c.bar);
         gen_free(g);
-        mart_buf line = {0};
-        for (int64_t i = 0; i < n_req; i++) {
-            if (!status && write_result(stdout, tok, &res[i], stops, n_stops, stop_str, &line,
-                                        &err) != MART_OK)
-                status = cli_error("generate", &err);
-            gen_result_free(&res[i]);
+        for (int64_t i = 0; i < n_req; i++)
             mart_buf_free(&st[i].text);
-        }
-        mart_buf_free(&line);
-        if (!status && fflush(stdout) != 0) {
-            mart_fail(&err, "writing the output failed");
-            status = cli_error("generate", &err);
-        }
         free(reqs);
         free(st);
-        free(res);
     }
-    for (int64_t i = 0; i < n_prompts; i++)
+    /* Answers in input order: the samples of a good prompt, one error object for a bad one. */
+    mart_buf line = {0};
+    int64_t k = 0;
+    for (int64_t i = 0; !status && i < n_prompts; i++) {
+        if (prompts[i].err) {
+            mart_jsonl_answer_error(&r, stdout, "generate", prompts[i].line, prompts[i].err);
+            continue;
+        }
+        for (int32_t j = 0; j < n_samples; j++, k++) {
+            if (!write_result(tok, &res[k], stops, n_stops, stop_str, &line)) {
+                mart_fail(&err,
+                          "%s:%lld: sample %d has a non-finite log-probability: are the "
+                          "model's weights finite?",
+                          r.path, (long long)prompts[i].line, j);
+                mart_jsonl_answer_error(&r, stdout, "generate", prompts[i].line, &err);
+            } else {
+                fwrite(line.data, 1, line.len, stdout);
+            }
+        }
+    }
+    mart_buf_free(&line);
+    for (int64_t i = 0; res && i < n_req; i++)
+        gen_result_free(&res[i]);
+    free(res);
+    if (!status) status = cli_batch_status("generate", &r);
+    mart_jsonl_close(&r);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        mart_fail(&err, "writing the output failed");
+        status = cli_error("generate", &err);
+    }
+    for (int64_t i = 0; i < n_prompts; i++) {
         free(prompts[i].ids);
+        free(prompts[i].err);
+    }
     free(prompts);
     model_free(m);
     tok_free(tok);

@@ -1,59 +1,19 @@
 /* mart grade: grades answers against gold answers (see include/mart/grade.h). The output
- * format is a stable contract used by tools outside the project: one JSON line per input
- * line, in order, always valid UTF-8. */
+ * format is a stable contract used by tools outside the project: one JSON line per record
+ * (blank lines skipped), in order, always valid UTF-8. */
 #include "cli/cli.h"
 #include "mart/grade.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Input text may hold any bytes; JSON output must be valid UTF-8, so each byte that does not
- * start a well-formed UTF-8 character becomes U+FFFD. Returns a malloc'd string. */
-static char *utf8_clean(const char *s) {
-    size_t n = strlen(s);
-    mart_buf b = {0};
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = u[i];
-        size_t len = c < 0x80                 ? 1
-                     : c >= 0xC2 && c <= 0xDF ? 2
-                     : c >= 0xE0 && c <= 0xEF ? 3
-                     : c >= 0xF0 && c <= 0xF4 ? 4
-                                              : 0;
-        unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F; /* no UTF-16 surrogates */
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-        bool ok = len > 0 && i + len <= n;
-        for (size_t k = 1; ok && k < len; k++)
-            ok = u[i + k] >= (k == 1 ? lo : 0x80) && u[i + k] <= (k == 1 ? hi : 0xBF);
-        if (ok) {
-            mart_buf_append(&b, s + i, len);
-            i += len;
-        } else {
-            mart_buf_append(&b, "\xEF\xBF\xBD", 3);
-            i++;
-        }
-    }
-    mart_buf_append(&b, "", 1);
-    return b.data;
-}
-
-static void add_clean_string(cJSON *o, const char *key, const char *s) {
-    char *c = utf8_clean(s);
-    cJSON_AddStringToObject(o, key, c);
-    free(c);
-}
 
 /* {"equal":..,"pred":..}, then "verdict" and "reason" when undecided, "details" when the
  * verdict needed an assumption, "found" when the answer came from a fallback. */
 static void print_result(const grade_result *r, const char *pred, grade_found found) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "equal", r->verdict == GRADE_EQUAL);
-    add_clean_string(o, "pred", pred ? pred : "");
+    mart_json_add_string(o, "pred", pred ? pred : "");
     if (r->verdict == GRADE_UNDECIDED) {
         cJSON_AddStringToObject(o, "verdict", grade_verdict_name(r->verdict));
         cJSON_AddStringToObject(o, "reason", r->reason ? r->reason : "");
@@ -61,15 +21,6 @@ static void print_result(const grade_result *r, const char *pred, grade_found fo
         cJSON_AddStringToObject(o, "details", r->reason);
     if (found == GRADE_FOUND_PHRASE) cJSON_AddStringToObject(o, "found", "phrase");
     if (found == GRADE_FOUND_LAST_NUMBER) cJSON_AddStringToObject(o, "found", "last_number");
-    mart_json_print_line(stdout, o);
-    cJSON_Delete(o);
-}
-
-/* The error line that stands for input line `line`: {"line":N,"error":"FILE:N: ..."}. */
-static void print_error(int64_t line, const mart_err *err) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "line", (double)line);
-    add_clean_string(o, "error", err->msg);
     mart_json_print_line(stdout, o);
     cJSON_Delete(o);
 }
@@ -102,50 +53,37 @@ static int grade_record(const cJSON *rec, const grade_config *cfg, mart_err *err
     return MART_OK;
 }
 
-/* Grades one input line (without its newline); on a bad line, err names it. */
-static int grade_line(const char *s, const grade_config *cfg, mart_err *err) {
-    while (*s == ' ' || *s == '\t')
-        s++;
-    if (!*s) return mart_fail(err, "empty line");
-    const char *end = NULL;
-    cJSON *rec = cJSON_ParseWithOpts(s, &end, 1);
-    if (!rec)
-        return mart_fail(err, "malformed JSON (or an invalid \\u escape) near column %ld",
-                         end ? (long)(end - s) + 1 : 1L);
-    int rc = cJSON_IsObject(rec) ? grade_record(rec, cfg, err)
-                                 : mart_fail(err, "record is not a JSON object");
-    cJSON_Delete(rec);
-    return rc;
-}
-
-/* Every line of `input` gets exactly one output line, a verdict or an error naming the line;
- * returns the number of lines in error (a summary naming the first goes to stderr). */
-static int grade_batch(const char *input, const grade_config *cfg, mart_err *err) {
-    FILE *f = strcmp(input, "-") ? fopen(input, "rb") : stdin;
-    if (!f) return mart_fail(err, "%s: cannot open: %s", input, strerror(errno));
-    char *buf = NULL;
-    size_t cap = 0;
-    int64_t line = 0, bad = 0;
-    mart_err first = {{0}};
-    for (ssize_t n; (n = getline(&buf, &cap, f)) >= 0;) {
-        line++;
-        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-            buf[--n] = 0;
-        mart_err e = {{0}};
-        if ((size_t)n != strlen(buf))
-            mart_fail(&e, "a NUL byte inside the line");
-        else if (grade_line(buf, cfg, &e) == MART_OK)
-            continue;
-        mart_fail_wrap(&e, "%s:%lld", input, (long long)line);
-        print_error(line, &e);
-        if (!bad++) first = e;
+/* Grades every record of `input` under the JSONL policy (include/mart/core.h): one output
+ * line per record, a verdict or an error object naming the line; blank lines are skipped.
+ * Returns the exit status. */
+static int grade_batch(const char *input, const grade_config *cfg) {
+    mart_err err = {{0}};
+    mart_jsonl r;
+    if (mart_jsonl_open(&r, input, &err) != MART_OK) return cli_error("grade", &err);
+    int status = 0;
+    for (;;) {
+        cJSON *rec = NULL;
+        int got = mart_jsonl_next(&r, &rec, &err);
+        if (got == 0) break;
+        if (got < 0 && r.io_error) {
+            status = cli_error("grade", &err);
+            break;
+        }
+        if (got > 0 && !cJSON_IsObject(rec)) got = mart_fail(&err, "record is not a JSON object");
+        else if (got > 0) got = grade_record(rec, cfg, &err);
+        if (got < 0) {
+            if (rec) mart_fail_wrap(&err, "%s:%lld", r.path, (long long)r.line);
+            mart_jsonl_answer_error(&r, stdout, "grade", r.line, &err);
+        }
+        cJSON_Delete(rec);
     }
-    free(buf);
-    if (f != stdin) fclose(f);
-    if (!bad) return MART_OK;
-    return mart_fail(err,
-                     "%lld of %lld lines are not gradable (error lines in the output); first: %s",
-                     (long long)bad, (long long)line, first.msg);
+    if (!status) status = cli_batch_status("grade", &r);
+    mart_jsonl_close(&r);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        mart_fail(&err, "cannot write to stdout");
+        status = cli_error("grade", &err);
+    }
+    return status;
 }
 
 int cmd_grade(int argc, char **argv) {
@@ -170,7 +108,8 @@ int cmd_grade(int argc, char **argv) {
         "Prints {\"equal\":true|false,\"pred\":\"<answer>\"} per input line, in order; "
         "\"verdict\":\"undecided\" and \"reason\" when a bound was reached, \"found\" when the "
         "answer came from the fallback, {\"line\":N,\"error\":\"...\"} for a line that is not a "
-        "record (then the exit status is 1).",
+        "gradable record (then the exit status is 1 once all are answered); blank lines are "
+        "skipped.",
         opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     cfg.fallback_extract = fallback;
@@ -188,10 +127,5 @@ int cmd_grade(int argc, char **argv) {
         mart_fail(&err, "give --input FILE.jsonl or --pred A --gold B (see --help)");
         return cli_error("grade", &err);
     }
-    if (grade_batch(input, &cfg, &err) != MART_OK) {
-        fflush(stdout);
-        cli_error("grade", &err);
-        return 1;
-    }
-    return 0;
+    return grade_batch(input, &cfg);
 }

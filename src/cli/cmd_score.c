@@ -17,11 +17,12 @@
 
 typedef struct {
     int32_t *tokens, *offsets, *targets;
+    int64_t *lines; /* (n_seqs) input line of each sequence, for error answers */
     int32_t n_seqs, n_tokens, cap_tokens, cap_seqs;
     float *logprobs;
 } score_batch;
 
-static void batch_add(score_batch *b, const int32_t *tok, int32_t n) {
+static void batch_add(score_batch *b, const int32_t *tok, int32_t n, int64_t line) {
     if (b->n_tokens + n > b->cap_tokens) {
         while (b->n_tokens + n > b->cap_tokens)
             b->cap_tokens = b->cap_tokens ? 2 * b->cap_tokens : 1024;
@@ -32,7 +33,9 @@ static void batch_add(score_batch *b, const int32_t *tok, int32_t n) {
     if (b->n_seqs + 2 > b->cap_seqs) {
         b->cap_seqs = b->cap_seqs ? 2 * b->cap_seqs : 64;
         b->offsets = mart_xrealloc(b->offsets, (size_t)b->cap_seqs * sizeof *b->offsets);
+        b->lines = mart_xrealloc(b->lines, (size_t)b->cap_seqs * sizeof *b->lines);
     }
+    b->lines[b->n_seqs] = line;
     if (b->n_seqs == 0) b->offsets[0] = 0;
     for (int32_t i = 0; i < n; i++) {
         b->tokens[b->n_tokens + i] = tok[i];
@@ -42,21 +45,38 @@ static void batch_add(score_batch *b, const int32_t *tok, int32_t n) {
     b->offsets[++b->n_seqs] = b->n_tokens;
 }
 
-/* Runs the batch and prints one line per sequence, in input order. */
-static int batch_flush(model *m, score_batch *b, FILE *out, mart_err *err) {
+/* Runs the batch and prints one line per sequence, in input order. A log-probability of -inf
+ * (a token of probability 0 in float) prints as -FLT_MAX, JSON having no -Infinity; a NaN
+ * (a model whose weights hold NaN) fails that record with an error object. */
+static int batch_flush(model *m, score_batch *b, mart_jsonl *r, FILE *out, mart_err *err) {
     if (b->n_seqs == 0) return MART_OK;
     model_batch mb = {.n_seqs = b->n_seqs, .tokens = b->tokens, .offsets = b->offsets};
     model_out mo = {.targets = b->targets, .logprobs = b->logprobs};
     if (model_forward(m, &mb, NULL, &mo, false, err) != MART_OK) return MART_ERR;
+    mart_buf line = {0};
     for (int32_t s = 0; s < b->n_seqs; s++) {
-        fputs("{\"logprobs\":[", out);
+        line.len = 0;
+        mart_buf_append(&line, "{\"logprobs\":[", 13);
+        int32_t nan_at = -1;
         for (int32_t t = b->offsets[s]; t + 1 < b->offsets[s + 1]; t++) {
             double x = b->logprobs[t];
-            if (!isfinite(x)) x = -FLT_MAX; /* JSON has no -Infinity */
-            fprintf(out, t > b->offsets[s] ? ",%.9g" : "%.9g", x);
+            if (x == -INFINITY) x = -FLT_MAX;
+            if (t > b->offsets[s]) mart_buf_append(&line, ",", 1);
+            if (!mart_json_number(&line, x, 9) && nan_at < 0) nan_at = t - b->offsets[s];
         }
-        fputs("]}\n", out);
+        mart_buf_append(&line, "]}\n", 3);
+        if (nan_at >= 0) {
+            mart_err e;
+            mart_fail(&e,
+                      "%s:%lld: the model gave a non-finite log-probability (logprobs[%d]): "
+                      "are its weights finite?",
+                      r->path, (long long)b->lines[s], nan_at);
+            mart_jsonl_answer_error(r, out, "score", b->lines[s], &e);
+        } else {
+            fwrite(line.data, 1, line.len, out);
+        }
     }
+    mart_buf_free(&line);
     b->n_seqs = b->n_tokens = 0;
     return MART_OK;
 }
@@ -91,45 +111,57 @@ static int parse_line(const cJSON *obj, const char *path, int64_t line, int32_t 
     return MART_OK;
 }
 
-static int score_stream(model *m, const char *input, int32_t batch_tokens, int64_t *n_lines,
+/* Memory of the (tokens, vocab) logits a forward pass over n tokens holds, the largest
+ * buffer scoring adds to the model. */
+static double logits_bytes(const model *m, int64_t n) {
+    return (double)n * m->cfg.vocab_size * sizeof(float);
+}
+
+/* Scores every record of input under the batch policy (core.h): a bad record is answered
+ * with an error object in its place. Returns MART_ERR only when the run itself fails
+ * (unreadable input, a failed forward pass); r->n_failed counts the answered errors. */
+static int score_stream(model *m, mart_jsonl *r, int32_t batch_tokens, int64_t *n_lines,
                         int64_t *n_tok, mart_err *err) {
-    mart_jsonl r;
-    if (mart_jsonl_open(&r, input, err) != MART_OK) return MART_ERR;
     score_batch b = {0};
     int32_t *tok = NULL, cap = 0, n = 0;
     int rc = MART_OK;
     for (;;) {
         cJSON *obj = NULL;
-        int got = mart_jsonl_next(&r, &obj, err);
+        int got = mart_jsonl_next(r, &obj, err);
         if (got == 0) break;
-        if (got < 0) {
+        if (got < 0 && r->io_error) {
             rc = MART_ERR;
             break;
         }
-        rc = parse_line(obj, r.path, r.line, m->cfg.vocab_size, &tok, &cap, &n, err);
+        if (got > 0)
+            got = parse_line(obj, r->path, r->line, m->cfg.vocab_size, &tok, &cap, &n, err);
+        if (got > 0 && n > batch_tokens) {
+            char what[64];
+            snprintf(what, sizeof what, "a line of %d tokens", n);
+            if (mart_check_memory(logits_bytes(m, n), what, err) != MART_OK)
+                got = mart_fail_wrap(err, "%s:%lld", r->path, (long long)r->line);
+        }
         cJSON_Delete(obj);
-        if (rc != MART_OK) break;
+        if (got < 0) {
+            /* The batch before a bad record is printed first, so answers stay in input order. */
+            if ((rc = batch_flush(m, &b, r, stdout, err)) != MART_OK) break;
+            mart_jsonl_answer_error(r, stdout, "score", r->line, err);
+            continue;
+        }
         if (b.n_seqs > 0 && b.n_tokens + n > batch_tokens &&
-            (rc = batch_flush(m, &b, stdout, err)) != MART_OK)
+            (rc = batch_flush(m, &b, r, stdout, err)) != MART_OK)
             break;
-        batch_add(&b, tok, n);
+        batch_add(&b, tok, n, r->line);
         (*n_lines)++;
         *n_tok += n;
     }
-    /* Lines before a bad one are still scored, so the output lines up with the input. */
-    if (rc == MART_OK)
-        rc = batch_flush(m, &b, stdout, err);
-    else {
-        mart_err flush_err;
-        batch_flush(m, &b, stdout, &flush_err);
-    }
-    fflush(stdout);
+    if (rc == MART_OK) rc = batch_flush(m, &b, r, stdout, err);
     free(tok);
     free(b.tokens);
     free(b.offsets);
     free(b.targets);
+    free(b.lines);
     free(b.logprobs);
-    mart_jsonl_close(&r);
     return rc;
 }
 
@@ -185,7 +217,8 @@ int cmd_score(int argc, char **argv) {
     int p = cli_parse("score", "--model DIR [--input FILE.jsonl]",
                       "Prints {\"logprobs\":[...]} for each input line {\"tokens\":[...]} of n "
                       "tokens: n-1 numbers, logprobs[i] = log p(tokens[i+1] | tokens[0..i]) "
-                      "(natural log).",
+                      "(natural log). A bad line is answered with {\"line\": N, \"error\": ...} "
+                      "and the exit status is 1 once all lines are answered.",
                       opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (p != 0) return p > 0 ? 0 : 2;
     mart_err err = {{0}};
@@ -206,8 +239,14 @@ int cmd_score(int argc, char **argv) {
     model *m;
     if (model_load(model_dir, false, &m, &err) != MART_OK) return cli_error("score", &err);
     double t1 = mart_now();
+    if (mart_check_memory(logits_bytes(m, batch_tokens), "--batch-tokens", &err) != MART_OK) {
+        model_free(m);
+        return cli_error("score", &err);
+    }
     int64_t n_lines = 0, n_tok = 0;
-    int rc = score_stream(m, input, batch_tokens, &n_lines, &n_tok, &err);
+    mart_jsonl r;
+    int rc = mart_jsonl_open(&r, input, &err);
+    if (rc == MART_OK) rc = score_stream(m, &r, batch_tokens, &n_lines, &n_tok, &err);
     double t2 = mart_now();
     if (stats)
         fprintf(stderr,
@@ -217,5 +256,11 @@ int cmd_score(int argc, char **argv) {
                 t2 > t1 ? (double)n_tok / (t2 - t1) : 0.0,
                 (double)mart_rss_bytes(true) / (1 << 30));
     model_free(m);
-    return rc == MART_OK ? 0 : cli_error("score", &err);
+    int status = rc == MART_OK ? cli_batch_status("score", &r) : cli_error("score", &err);
+    mart_jsonl_close(&r);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        mart_fail(&err, "cannot write to stdout");
+        status = cli_error("score", &err);
+    }
+    return status;
 }

@@ -22,7 +22,8 @@ int cmd_tokenize(int argc, char **argv) {
         "tokenize", "--tokenizer PATH [--input FILE.jsonl]",
         "Encodes each {\"text\": \"...\"} line to {\"ids\": [...]} on stdout. No BOS/EOS "
         "is added unless --specials; special-token strings in the text (e.g. <|im_end|>) "
-        "become their single ids.",
+        "become their single ids. A bad line is answered with {\"line\": N, \"error\": ...} "
+        "and the exit status is 1 once all lines are answered.",
         opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (pr) return pr == 1 ? 0 : 2;
     mart_err err = {{0}};
@@ -44,26 +45,23 @@ int cmd_tokenize(int argc, char **argv) {
         cJSON *o;
         int rc = mart_jsonl_next(&r, &o, &err);
         if (rc == 0) break;
-        if (rc < 0) {
+        if (rc < 0 && r.io_error) {
             status = cli_error("tokenize", &err);
             break;
         }
-        const cJSON *text = cJSON_GetObjectItemCaseSensitive(o, "text");
-        if (!cJSON_IsString(text)) {
-            cJSON_Delete(o);
-            mart_fail(&err, "%s:%lld: field \"text\" missing or not a string", r.path,
-                      (long long)r.line);
-            status = cli_error("tokenize", &err);
-            break;
-        }
+        const cJSON *text = rc > 0 ? cJSON_GetObjectItemCaseSensitive(o, "text") : NULL;
         int64_t n = 0;
-        rc = (specials ? tok_encode_specials : tok_encode)(
-            tok, text->valuestring, strlen(text->valuestring), &ids, &n, &err);
+        if (rc > 0 && !cJSON_IsString(text))
+            rc = mart_fail(&err, "%s:%lld: field \"text\" missing or not a string", r.path,
+                           (long long)r.line);
+        else if (rc > 0 && (specials ? tok_encode_specials : tok_encode)(
+                               tok, text->valuestring, strlen(text->valuestring), &ids, &n,
+                               &err) != MART_OK)
+            rc = mart_fail_wrap(&err, "%s:%lld", r.path, (long long)r.line);
         cJSON_Delete(o);
-        if (rc != MART_OK) {
-            mart_fail_wrap(&err, "%s:%lld", r.path, (long long)r.line);
-            status = cli_error("tokenize", &err);
-            break;
+        if (rc < 0) {
+            mart_jsonl_answer_error(&r, stdout, "tokenize", r.line, &err);
+            continue;
         }
         line.len = 0;
         mart_buf_append(&line, "{\"ids\":[", 8);
@@ -72,11 +70,12 @@ int cmd_tokenize(int argc, char **argv) {
         mart_buf_append(&line, "]}\n", 3);
         fwrite(line.data, 1, line.len, stdout);
     }
+    if (!status) status = cli_batch_status("tokenize", &r);
     free(ids);
     mart_buf_free(&line);
     mart_jsonl_close(&r);
     tok_free(tok);
-    if (fflush(stdout) != 0 && !status) {
+    if (fflush(stdout) != 0 || ferror(stdout)) {
         mart_fail(&err, "cannot write to stdout");
         status = cli_error("tokenize", &err);
     }

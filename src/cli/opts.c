@@ -113,3 +113,10 @@ int cli_error(const char *command, const mart_err *err) {
     fprintf(stderr, "mart %s: %s\n", command, err->msg[0] ? err->msg : "failed");
     return 1;
 }
+
+int cli_batch_status(const char *command, const mart_jsonl *r) {
+    if (r->n_failed == 0) return 0;
+    fprintf(stderr, "mart %s: %lld record(s) of %s failed and were answered with an error object\n",
+            command, (long long)r->n_failed, r->path);
+    return 1;
+}

@@ -1,7 +1,7 @@
-/* core: errors, allocation, RNG, time, progress, files, JSONL (see include/mart/core.h). */
+/* core: errors, allocation, RNG, time, progress, files (see include/mart/core.h); JSON text
+ * and JSONL reading are in json.c. */
 #include "mart/core.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <omp.h>
@@ -289,8 +289,19 @@ void mart_progress_finish(mart_progress *p) {
 /* ---- files ---- */
 
 int mart_read_file(const char *path, char **data, size_t *len, mart_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return mart_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    /* O_NONBLOCK so that a FIFO is refused below instead of waiting for a writer. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return mart_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return mart_fail(err, "%s: not a regular file", path);
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return mart_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    }
     mart_buf b = {0};
     char tmp[1 << 16];
     size_t n;
@@ -421,90 +432,6 @@ uint64_t mart_fnv1a(uint64_t h, const void *data, size_t n) {
     return h;
 }
 
-/* ---- JSONL ---- */
-
-int mart_jsonl_open(mart_jsonl *r, const char *path, mart_err *err) {
-    memset(r, 0, sizeof *r);
-    if (!path || !strcmp(path, "-")) {
-        r->f = stdin;
-        r->path = "<stdin>";
-        return MART_OK;
-    }
-    r->f = fopen(path, "rb");
-    if (!r->f) return mart_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    r->path = path;
-    r->owns = true;
-    return MART_OK;
-}
-
-int mart_jsonl_next(mart_jsonl *r, cJSON **obj, mart_err *err) {
-    *obj = NULL;
-    ssize_t n = getline(&r->buf, &r->cap, r->f);
-    if (n < 0) return 0;
-    r->line++;
-    while (n > 0 && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r')) r->buf[--n] = 0;
-    const char *s = r->buf;
-    while (*s == ' ' || *s == '\t') s++;
-    if (!*s) return mart_fail(err, "%s:%lld: empty line", r->path, (long long)r->line);
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithOpts(s, &end, 1);
-    if (!j) {
-        long off = end ? (long)(end - r->buf) : 0;
-        return mart_fail(err, "%s:%lld: malformed JSON near column %ld", r->path,
-                         (long long)r->line, off + 1);
-    }
-    *obj = j;
-    return 1;
-}
-
-void mart_jsonl_close(mart_jsonl *r) {
-    if (r->owns && r->f) fclose(r->f);
-    free(r->buf);
-    memset(r, 0, sizeof *r);
-}
-
-int mart_jsonl_load(const char *path, cJSON ***objs, int64_t *n, mart_err *err) {
-    mart_jsonl r;
-    if (mart_jsonl_open(&r, path, err) != MART_OK) return MART_ERR;
-    cJSON **a = NULL;
-    int64_t cnt = 0, cap = 0;
-    for (;;) {
-        cJSON *o;
-        int rc = mart_jsonl_next(&r, &o, err);
-        if (rc == 0) break;
-        if (rc < 0) {
-            mart_jsonl_free(a, cnt);
-            mart_jsonl_close(&r);
-            return MART_ERR;
-        }
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 64;
-            a = mart_xrealloc(a, (size_t)cap * sizeof *a);
-        }
-        a[cnt++] = o;
-    }
-    mart_jsonl_close(&r);
-    *objs = a;
-    *n = cnt;
-    return MART_OK;
-}
-
-void mart_jsonl_free(cJSON **objs, int64_t n) {
-    for (int64_t i = 0; i < n; i++) cJSON_Delete(objs[i]);
-    free(objs);
-}
-
-void mart_json_print_line(FILE *f, const cJSON *obj) {
-    char *s = cJSON_PrintUnformatted(obj);
-    if (!s) {
-        fprintf(stderr, "mart: out of memory printing JSON\n");
-        abort();
-    }
-    fputs(s, f);
-    fputc('\n', f);
-    cJSON_free(s);
-}
-
 /* ---- misc ---- */
 
 int mart_threads(void) {
@@ -547,4 +474,38 @@ int64_t mart_rss_bytes(bool peak) {
     int ok = fscanf(f, "%ld %ld", &pages, &rss);
     fclose(f);
     return ok == 2 ? (int64_t)rss * sysconf(_SC_PAGESIZE) : -1;
+}
+
+int64_t mart_mem_available(void) {
+    int64_t avail = -1;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        long long kb;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) {
+                avail = (int64_t)kb * 1024;
+                break;
+            }
+        fclose(f);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        int64_t used = 0;
+        FILE *s = fopen("/proc/self/statm", "r");
+        long pages = 0;
+        if (s && fscanf(s, "%ld", &pages) == 1) used = (int64_t)pages * sysconf(_SC_PAGESIZE);
+        if (s) fclose(s);
+        int64_t left = (int64_t)rl.rlim_cur > used ? (int64_t)rl.rlim_cur - used : 0;
+        if (avail < 0 || left < avail) avail = left;
+    }
+    return avail;
+}
+
+int mart_check_memory(double need_bytes, const char *what, mart_err *err) {
+    int64_t avail = mart_mem_available();
+    if (avail < 0 || need_bytes <= (double)avail) return MART_OK;
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    return mart_fail(err, "%s would need %.3g GiB of memory, but %.3g GiB is available", what,
+                     need_bytes / gib, (double)avail / gib);
 }

@@ -282,7 +282,7 @@ static void append_line(mart_buf *out, cJSON *o) {
 /* Copies string field `key` of rec into o (when it is a string). */
 static void copy_string(cJSON *o, const cJSON *rec, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, key);
-    if (cJSON_IsString(v)) cJSON_AddStringToObject(o, key, v->valuestring);
+    if (cJSON_IsString(v)) mart_json_add_string(o, key, v->valuestring);
 }
 
 /* How many solutions without an answer are shown on the log. */
@@ -359,8 +359,8 @@ int data_prepare_math(const char *data_dir, int32_t lo, int32_t hi, const char *
                             sol->valuestring + (sl > 160 ? sl - 160 : 0));
             } else {
                 cJSON *o = cJSON_CreateObject();
-                cJSON_AddStringToObject(o, "problem", p->valuestring);
-                cJSON_AddStringToObject(o, "answer", answer);
+                mart_json_add_string(o, "problem", p->valuestring);
+                mart_json_add_string(o, "answer", answer);
                 cJSON_AddNumberToObject(o, "level", level);
                 copy_string(o, rec, "type");
                 copy_string(o, rec, "id");
@@ -412,8 +412,8 @@ int data_prepare_gsm8k(const char *data_dir, const char *split, const char *out_
             rc = mart_fail_wrap(err, "%s:%lld", path, (long long)r.line);
         if (rc == MART_OK) {
             cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "problem", q->valuestring);
-            cJSON_AddStringToObject(o, "answer", answer);
+            mart_json_add_string(o, "problem", q->valuestring);
+            mart_json_add_string(o, "answer", answer);
             append_line(&out, o);
             cJSON_Delete(o);
             st->written++;

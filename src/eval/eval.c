@@ -287,60 +287,21 @@ static int resume_read(const char *path, const eval_config *cfg, const char *set
     return MART_OK;
 }
 
-/* Model text is raw bytes (a sampled token may end inside a UTF-8 character); JSON needs
- * valid UTF-8, so each invalid byte becomes U+FFFD. Returns a malloc'd string. */
-static char *utf8_clean(const char *s) {
-    size_t n = strlen(s);
-    mart_buf b = {0};
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = u[i];
-        size_t len = c < 0x80                 ? 1
-                     : c >= 0xC2 && c <= 0xDF ? 2
-                     : c >= 0xE0 && c <= 0xEF ? 3
-                     : c >= 0xF0 && c <= 0xF4 ? 4
-                                              : 0;
-        unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-        bool ok = len > 0 && i + len <= n;
-        for (size_t k = 1; ok && k < len; k++)
-            ok = u[i + k] >= (k == 1 ? lo : 0x80) && u[i + k] <= (k == 1 ? hi : 0xBF);
-        if (ok) {
-            mart_buf_append(&b, s + i, len);
-            i += len;
-        } else {
-            mart_buf_append(&b, "\xEF\xBF\xBD", 3);
-            i++;
-        }
-    }
-    mart_buf_append(&b, "", 1);
-    return b.data;
-}
-
-static void add_clean_string(cJSON *o, const char *key, const char *s) {
-    char *c = utf8_clean(s);
-    cJSON_AddStringToObject(o, key, c);
-    free(c);
-}
-
 static cJSON *transcript_line(const eval_set *set, int32_t index, int32_t k, const env_episode *ep,
                               const eval_config *cfg, const char *setting) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "bench", set->name);
+    mart_json_add_string(o, "bench", set->name);
     cJSON_AddNumberToObject(o, "index", index);
     cJSON_AddNumberToObject(o, "k", k);
-    add_clean_string(o, "question", set->problems[index].question);
-    add_clean_string(o, "gold", set->problems[index].gold);
+    mart_json_add_string(o, "question", set->problems[index].question);
+    mart_json_add_string(o, "gold", set->problems[index].gold);
     cJSON *atts = cJSON_AddArrayToObject(o, "attempts");
     for (int32_t a = 0; a < ep->n_attempts; a++) {
         const env_attempt *at = &ep->attempts[a];
         cJSON *x = cJSON_CreateObject();
-        add_clean_string(x, "text", at->text);
+        mart_json_add_string(x, "text", at->text);
         if (at->answer)
-            add_clean_string(x, "answer", at->answer);
+            mart_json_add_string(x, "answer", at->answer);
         else
             cJSON_AddNullToObject(x, "answer");
         cJSON_AddStringToObject(x, "status", env_attempt_status_name(at->status));
@@ -641,7 +602,7 @@ int eval_run(model *m, const tok_tokenizer *tok, const eval_config *cfg, const c
 
 int eval_results_save(const eval_results *r, const char *path, mart_err *err) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model", r->model ? r->model : "model");
+    mart_json_add_string(o, "model", r->model ? r->model : "model");
     cJSON *bs = cJSON_AddObjectToObject(o, "benchmarks");
     char key[16];
     for (int32_t b = 0; b < r->n_benches; b++) {

@@ -26,6 +26,7 @@ struct st_file {
     size_t map_len;
     st_view *views; /* (n) in file order */
     char **names;   /* (n) owned copies of the tensor names */
+    int32_t *by_name; /* (n) indices into views, sorted by name (duplicate check, st_find) */
     int32_t n;
     char **meta_keys, **meta_values; /* (n_meta) */
     int32_t n_meta;
@@ -94,6 +95,7 @@ void st_close(st_file *f) {
         free(f->meta_values[i]);
     }
     free(f->names);
+    free(f->by_name);
     free(f->views);
     free(f->meta_keys);
     free(f->meta_values);
@@ -113,6 +115,7 @@ static bool json_to_i64(const cJSON *j, int64_t *out) {
 static int parse_metadata(st_file *f, const cJSON *meta, mart_err *err) {
     if (!cJSON_IsObject(meta))
         return mart_fail(err, "%s: header: \"__metadata__\" is not an object", f->path);
+    if (f->meta_keys) return mart_fail(err, "%s: header: \"__metadata__\" appears twice", f->path);
     int32_t n = cJSON_GetArraySize(meta);
     f->meta_keys = mart_xcalloc((size_t)n + 1, sizeof *f->meta_keys);
     f->meta_values = mart_xcalloc((size_t)n + 1, sizeof *f->meta_values);
@@ -194,6 +197,12 @@ static int span_cmp(const void *a, const void *b) {
     return x->end < y->end ? -1 : x->end > y->end;
 }
 
+/* qsort_r comparison of two view indices by tensor name. */
+static int name_cmp(const void *a, const void *b, void *ctx) {
+    const st_file *f = ctx;
+    return strcmp(f->names[*(const int32_t *)a], f->names[*(const int32_t *)b]);
+}
+
 static int parse_header(st_file *f, const char *json, size_t json_len, size_t data_len,
                         mart_err *err) {
     const char *end = NULL;
@@ -218,12 +227,6 @@ static int parse_header(st_file *f, const char *json, size_t json_len, size_t da
             if ((rc = parse_metadata(f, e, err)) != MART_OK) goto done;
             continue;
         }
-        for (int32_t i = 0; i < f->n; i++)
-            if (!strcmp(f->names[i], e->string)) {
-                rc = mart_fail(err, "%s: tensor \"%s\" appears twice in the header", f->path,
-                               e->string);
-                goto done;
-            }
         st_view *v = &f->views[f->n];
         int64_t b = 0, en = 0;
         if ((rc = parse_entry(f, e, v, &b, &en, err)) != MART_OK) goto done;
@@ -239,6 +242,17 @@ static int parse_header(st_file *f, const char *json, size_t json_len, size_t da
         spans[f->n] = (span){b, en, f->n};
         f->n++;
     }
+    /* Sorted by name, equal neighbours are a name given twice: O(n log n) for any header. */
+    f->by_name = mart_xmalloc(((size_t)f->n + 1) * sizeof *f->by_name);
+    for (int32_t i = 0; i < f->n; i++)
+        f->by_name[i] = i;
+    qsort_r(f->by_name, (size_t)f->n, sizeof *f->by_name, name_cmp, f);
+    for (int32_t i = 1; i < f->n; i++)
+        if (!strcmp(f->names[f->by_name[i - 1]], f->names[f->by_name[i]])) {
+            rc = mart_fail(err, "%s: tensor \"%s\" appears twice in the header", f->path,
+                           f->names[f->by_name[i]]);
+            goto done;
+        }
     /* Sorted by begin, each tensor must start at or after the end of the previous one. */
     qsort(spans, (size_t)f->n, sizeof *spans, span_cmp);
     const span *p = NULL; /* the non-empty tensor reaching furthest so far */
@@ -266,7 +280,9 @@ int st_open(const char *path, st_file **out, mart_err *err) {
     *out = NULL;
     st_file *f = mart_xcalloc(1, sizeof *f);
     f->path = mart_xstrdup(path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO named like a weights file must be refused below, not wait for a
+     * writer here. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         mart_fail(err, "%s: cannot open: %s", path, strerror(errno));
         st_close(f);
@@ -331,8 +347,16 @@ const st_view *st_get(const st_file *f, int32_t i) {
 }
 
 const st_view *st_find(const st_file *f, const char *name) {
-    for (int32_t i = 0; i < f->n; i++)
-        if (!strcmp(f->views[i].name, name)) return &f->views[i];
+    int32_t lo = 0, hi = f->n; /* binary search over by_name */
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(f->names[f->by_name[mid]], name);
+        if (c == 0) return &f->views[f->by_name[mid]];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 

@@ -3,14 +3,26 @@
  * and LlamaConfig; options mart does not implement (rope scaling, sliding windows, MLP
  * bias, other activations) are refused with the field named, never silently ignored. */
 #include "mart/model.h"
+#include "mart/safetensors.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Far beyond any model that fits in memory (4 TB of F32 parameters). */
 #define MODEL_MAX_PARAMS 1e12
+/* Bounds on single sizes, each far above published models (Llama 3 405B: 126 layers, hidden
+ * 16384, FFN 53248, 128 heads; vocabularies up to ~256k; contexts up to ~1M tokens), so that
+ * a typo or a hostile file is refused by name before any product of sizes is formed. */
+#define MODEL_MAX_LAYERS 1024
+#define MODEL_MAX_HIDDEN 65536
+#define MODEL_MAX_FFN (1 << 20)
+#define MODEL_MAX_HEADS 1024
+#define MODEL_MAX_HEAD_DIM 1024
+#define MODEL_MAX_VOCAB (1 << 24)
+#define MODEL_MAX_POSITIONS (1 << 24)
 
 typedef struct {
     const char *path;
@@ -155,6 +167,59 @@ static int refuse_unsupported(const cfg_reader *r) {
     return MART_OK;
 }
 
+static void shape_text(char *buf, size_t cap, int32_t ndim, const int64_t *shape) {
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int32_t i = 0; i < ndim && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+/* The sizes that decide how much model_load allocates (layers, vocabulary x hidden, the
+ * attention and MLP widths) are checked against the model.safetensors beside config.json, if
+ * there is one, before anything is allocated: a config asking for 20000 layers over a file
+ * holding 2 is refused at once. Tensor-by-tensor checks stay with model_load. */
+static int check_weights_beside(const char *config_path, const model_config *c, mart_err *err) {
+    char path[4096];
+    const char *slash = strrchr(config_path, '/');
+    int dir_len = slash ? (int)(slash - config_path) : 1;
+    snprintf(path, sizeof path, "%.*s/model.safetensors", dir_len, slash ? config_path : ".");
+    if (!mart_path_exists(path)) return MART_OK; /* sharded, or missing: model_load says so */
+    st_file *f;
+    if (st_open(path, &f, err) != MART_OK) return MART_ERR;
+    int64_t layers = 0;
+    for (int32_t i = 0; i < st_count(f); i++) {
+        int l;
+        if (sscanf(st_get(f, i)->name, "model.layers.%d.", &l) == 1 && l >= 0 && l + 1 > layers)
+            layers = l + 1;
+    }
+    int rc = MART_OK;
+    if (layers < c->n_layers)
+        rc = mart_fail(err, "%s: field \"num_hidden_layers\" is %d but %s holds %lld layer(s)",
+                       config_path, c->n_layers, path, (long long)layers);
+    const struct {
+        const char *name;
+        int64_t rows, cols;
+    } sized[] = {
+        {"model.embed_tokens.weight", c->vocab_size, c->hidden_size},
+        {"model.layers.0.self_attn.q_proj.weight", (int64_t)c->n_heads * c->head_dim,
+         c->hidden_size},
+        {"model.layers.0.mlp.gate_proj.weight", c->intermediate_size, c->hidden_size},
+    };
+    for (size_t i = 0; rc == MART_OK && i < sizeof sized / sizeof sized[0]; i++) {
+        const st_view *v = st_find(f, sized[i].name);
+        if (!v || (v->ndim == 2 && v->shape[0] == sized[i].rows && v->shape[1] == sized[i].cols))
+            continue;
+        char got[96], want[96];
+        int64_t w[2] = {sized[i].rows, sized[i].cols};
+        shape_text(got, sizeof got, v->ndim, v->shape);
+        shape_text(want, sizeof want, 2, w);
+        rc = mart_fail(err, "%s: tensor \"%s\" has shape %s, expected %s (from config.json)", path,
+                       sized[i].name, got, want);
+    }
+    st_close(f);
+    return rc;
+}
+
 int model_config_load(const char *path, model_config *cfg, mart_err *err) {
     char *text = NULL;
     size_t len = 0;
@@ -216,6 +281,25 @@ int model_config_load(const char *path, model_config *cfg, mart_err *err) {
     } else {
         c.head_dim = c.hidden_size / c.n_heads;
     }
+    const struct {
+        const char *name;
+        int32_t value, max;
+    } bounds[] = {
+        {"num_hidden_layers", c.n_layers, MODEL_MAX_LAYERS},
+        {"hidden_size", c.hidden_size, MODEL_MAX_HIDDEN},
+        {"intermediate_size", c.intermediate_size, MODEL_MAX_FFN},
+        {"num_attention_heads", c.n_heads, MODEL_MAX_HEADS},
+        {"num_key_value_heads", c.n_kv_heads, MODEL_MAX_HEADS},
+        {"head_dim", c.head_dim, MODEL_MAX_HEAD_DIM},
+        {"vocab_size", c.vocab_size, MODEL_MAX_VOCAB},
+        {"max_position_embeddings", c.max_position_embeddings, MODEL_MAX_POSITIONS},
+    };
+    for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++)
+        if (bounds[i].value > bounds[i].max) {
+            mart_fail(err, "%s: field \"%s\" is %d, above mart's limit of %d", path, bounds[i].name,
+                      bounds[i].value, bounds[i].max);
+            goto done;
+        }
     if (c.head_dim % 2 != 0) {
         mart_fail(err, "%s: field \"head_dim\" (%d) must be even for rotary embeddings", path,
                   c.head_dim);
@@ -232,6 +316,11 @@ int model_config_load(const char *path, model_config *cfg, mart_err *err) {
                   n_params, MODEL_MAX_PARAMS);
         goto done;
     }
+    char what[4200];
+    snprintf(what, sizeof what, "%s: the %.3g float32 parameters it describes", path, n_params);
+    if (mart_check_memory(n_params * sizeof(float), what, err) != MART_OK ||
+        check_weights_beside(path, &c, err) != MART_OK)
+        goto done;
     *cfg = c;
     rc = MART_OK;
 done:

@@ -373,9 +373,9 @@ int task_write_jsonl(const char *path, const task_item *items, int64_t n, mart_e
     mart_buf b = {0};
     for (int64_t i = 0; i < n; i++) {
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "problem", items[i].problem);
-        cJSON_AddStringToObject(o, "answer", items[i].answer);
-        cJSON_AddStringToObject(o, "solution", items[i].solution);
+        mart_json_add_string(o, "problem", items[i].problem);
+        mart_json_add_string(o, "answer", items[i].answer);
+        mart_json_add_string(o, "solution", items[i].solution);
         cJSON_AddStringToObject(o, "type", task_kind_name(items[i].kind));
         cJSON_AddNumberToObject(o, "level", items[i].level);
         if (items[i].n_attempts > 0) {

@@ -1,6 +1,6 @@
-/* Runs every file of the committed fuzz corpus through the fuzz target once, under the normal
+/* Runs every file of a committed fuzz corpus through its fuzz target once, under the normal
  * build (and under ASan/UBSan in the sanitizer CI run): a regression test for every input the
- * fuzzer ever found interesting. Usage: grade_fuzz_regress DIR. */
+ * fuzzer ever found interesting. Usage: <target>_fuzz_regress DIR. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +38,6 @@ int main(int argc, char **argv) {
         n++;
     }
     closedir(d);
-    printf("%d corpus inputs graded without a crash\n", n);
+    printf("%d corpus inputs ran without a crash\n", n);
     return n > 0 ? 0 : 1;
 }
