@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mart/ckpt.h"
 #include "mart/model.h"
 #include "model/kern.h"
 
@@ -633,6 +634,80 @@ static void clip_grad_norm_scales_to_the_limit_and_reports_the_old_norm(void **s
     model_free(m);
 }
 
+/* A backend whose memory is not the host's (the CPU kernels behind upload/download): a
+ * model loaded onto it, trained one step (with value head), saved and its moments
+ * checkpointed gives the CPU backend's bytes, so the model, checkpoints and optimiser reach
+ * parameters only through the backend. */
+static void a_device_memory_backend_gives_the_cpu_results(void **state) {
+    (void)state;
+    char dir[] = "/tmp/mart_staged_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char a[300], b[300], ca[300], cb[300];
+    snprintf(a, sizeof a, "%s/cpu", dir);
+    snprintf(b, sizeof b, "%s/staged", dir);
+    mart_err err = {0};
+    model *m0 = test_model(MART_ARCH_QWEN2, true);
+    assert_int_equal(model_save(m0, a, &err), MART_OK);
+    model_free(m0);
+    model *m[2];
+    assert_int_equal(model_load(a, true, &m[0], &err), MART_OK);
+    assert_int_equal(model_load_on(mart_backend_cpu_staged(), a, true, &m[1], &err), MART_OK);
+    assert_false(m[1]->be->host_memory);
+    int32_t offs[3] = {0, 5, 11};
+    model_batch batch = {2, g_tokens, offs, NULL};
+    float lp[2][11], v[2][11], dlp[11], dv[11];
+    adamw_state st[2];
+    for (int k = 0; k < 2; k++) {
+        model_out o = {.targets = g_targets, .logprobs = lp[k], .values = v[k]};
+        assert_int_equal(model_forward(m[k], &batch, NULL, &o, true, &err), MART_OK);
+        for (int t = 0; t < 11; t++) {
+            dlp[t] = g_targets[t] >= 0 ? 0.1f * (float)(t % 3) - 0.1f : 0.0f;
+            dv[t] = 0.05f * (float)t;
+        }
+        model_zero_grads(m[k]);
+        model_backward(m[k], dlp, NULL, dv);
+        adamw_init(&st[k], m[k]->be, m[k]->n_params);
+        adamw_config ac = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f};
+        model_optimizer_step(m[k], &st[k], &ac, 1.0f);
+    }
+    assert_memory_equal(lp[0], lp[1], sizeof lp[0]);
+    assert_memory_equal(v[0], v[1], sizeof v[0]);
+    snprintf(ca, sizeof ca, "%s/moments_cpu.safetensors", dir);
+    snprintf(cb, sizeof cb, "%s/moments_staged.safetensors", dir);
+    const char *names[1] = {"model"};
+    const adamw_state *s0[1] = {&st[0]}, *s1[1] = {&st[1]};
+    assert_int_equal(ckpt_save_moments(ca, s0, names, 1, &err), MART_OK);
+    assert_int_equal(ckpt_save_moments(cb, s1, names, 1, &err), MART_OK);
+    snprintf(a, sizeof a, "%s/cpu_after", dir);
+    assert_int_equal(model_save(m[0], a, &err), MART_OK);
+    assert_int_equal(model_save(m[1], b, &err), MART_OK);
+    const char *files[2][2] = {{a, b}, {ca, cb}};
+    for (int f = 0; f < 2; f++) {
+        char pa[400], pb[400], *x = NULL, *y = NULL;
+        size_t lx = 0, ly = 0;
+        snprintf(pa, sizeof pa, f ? "%s" : "%s/model.safetensors", files[f][0]);
+        snprintf(pb, sizeof pb, f ? "%s" : "%s/model.safetensors", files[f][1]);
+        assert_int_equal(mart_read_file(pa, &x, &lx, &err), MART_OK);
+        assert_int_equal(mart_read_file(pb, &y, &ly, &err), MART_OK);
+        assert_int_equal(lx, ly);
+        assert_memory_equal(x, y, lx);
+        free(x);
+        free(y);
+    }
+    /* and back: moments loaded onto the device backend */
+    adamw_state back;
+    adamw_init(&back, m[1]->be, m[1]->n_params);
+    adamw_state *bk[1] = {&back};
+    assert_int_equal(ckpt_load_moments(ca, bk, names, 1, &err), MART_OK);
+    assert_memory_equal(back.m, st[0].m, (size_t)back.n * sizeof(float));
+    adamw_free(&back);
+    for (int k = 0; k < 2; k++) {
+        adamw_free(&st[k]);
+        model_free(m[k]);
+    }
+    mart_remove_tree(dir, &err);
+}
+
 /* Taking the CPU backend keeps OpenBLAS on one thread per call but leaves OpenMP's thread
  * count as it was (OpenBLAS's OpenMP build would otherwise set it to 1 for the process). */
 static void the_cpu_backend_keeps_the_openmp_thread_count(void **state) {
@@ -668,6 +743,7 @@ int main(void) {
         cmocka_unit_test(random_init_is_seeded_normal_and_independent_of_thread_count),
         cmocka_unit_test(adamw_step_matches_a_hand_computed_update),
         cmocka_unit_test(the_cpu_backend_keeps_the_openmp_thread_count),
+        cmocka_unit_test(a_device_memory_backend_gives_the_cpu_results),
         cmocka_unit_test(clip_grad_norm_scales_to_the_limit_and_reports_the_old_norm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

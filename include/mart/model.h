@@ -133,6 +133,14 @@ void model_free(model *m);
 /* Adds (zero-initialised) or drops the value head, and turns gradients on or off. */
 void model_set_value_head(model *m, bool on);
 void model_set_trainable(model *m, bool on);
+/* Host access to one tensor of the parameters, whatever the backend: model_host_view gives
+ * a host pointer to its values (the parameters themselves when the backend's memory is the
+ * host's, else a copy made with download). After writing through it, model_host_commit
+ * uploads the copy; after reading, model_host_release. Both free the copy. */
+float *model_host_view(const model *m, const model_tensor *t);
+void model_host_commit(model *m, const model_tensor *t, float *view);
+void model_host_release(const model *m, float *view);
+
 /* Makes BF16 copies of the matrices decoding reads, when the weights are exactly BF16 values
  * (a BF16 checkpoint not yet trained) and the backend reads such copies: half the bytes per
  * decoded token, and BF16 products (model_out.products). Counted: each call needs one
@@ -151,6 +159,9 @@ const model_tensor *model_find_tensor(const model *m, const char *name);
  * DIR/model.safetensors.index.json) onto the CPU backend; F32, BF16 and F16 are converted to
  * F32. A tensor "value_head.weight", when present, becomes the value head. */
 int model_load(const char *dir, bool trainable, model **out, mart_err *err);
+/* The same onto backend be (not owned; must outlive the model). */
+int model_load_on(const mart_backend *be, const char *dir, bool trainable, model **out,
+                  mart_err *err);
 /* Writes DIR/config.json and DIR/model.safetensors in cfg.dtype, each atomically; DIR is
  * created when missing. The value head, if any, is written as "value_head.weight". */
 int model_save(const model *m, const char *dir, mart_err *err);

@@ -160,16 +160,25 @@ int ckpt_save_moments(const char *path, const adamw_state *const *s, const char 
                       int32_t n, mart_err *err) {
     st_view *v = mart_xcalloc((size_t)(2 * n + 1), sizeof *v);
     char(*names)[128] = mart_xcalloc((size_t)(2 * n + 1), sizeof *names);
+    float **host = mart_xcalloc((size_t)(2 * n + 1), sizeof *host); /* device backends */
     for (int32_t i = 0; i < n; i++) {
-        assert(s[i]->be->host_memory);
+        const mart_backend *be = s[i]->be;
         for (int j = 0; j < 2; j++) {
+            float *mom = j ? s[i]->v : s[i]->m;
+            if (!be->host_memory) {
+                host[2 * i + j] = mart_xmalloc((size_t)(s[i]->n > 0 ? s[i]->n : 1) * sizeof(float));
+                be->download(be, host[2 * i + j], mom, s[i]->n);
+                mom = host[2 * i + j];
+            }
             snprintf(names[2 * i + j], sizeof names[0], "%s.%s", prefix[i], j ? "v" : "m");
             v[2 * i + j] = (st_view){.name = names[2 * i + j], .dtype = MART_DTYPE_F32,
-                                     .ndim = 1, .shape = {s[i]->n},
-                                     .data = j ? s[i]->v : s[i]->m};
+                                     .ndim = 1, .shape = {s[i]->n}, .data = mom};
         }
     }
     int rc = st_save(path, v, 2 * n, NULL, NULL, 0, err);
+    for (int32_t i = 0; i < 2 * n; i++)
+        free(host[i]);
+    free(host);
     free(v);
     free(names);
     return rc;
@@ -188,8 +197,14 @@ int ckpt_load_moments(const char *path, adamw_state *const *s, const char *const
             if (!tv || tv->dtype != MART_DTYPE_F32 || tv->ndim != 1 || tv->shape[0] != s[i]->n)
                 rc = mart_fail(err, "%s: tensor %s missing or of the wrong shape (want F32 [%lld])",
                                path, name, (long long)s[i]->n);
-            else
+            else if (s[i]->be->host_memory)
                 st_to_f32(tv, j ? s[i]->v : s[i]->m);
+            else {
+                float *h = mart_xmalloc((size_t)(s[i]->n > 0 ? s[i]->n : 1) * sizeof(float));
+                st_to_f32(tv, h);
+                s[i]->be->upload(s[i]->be, j ? s[i]->v : s[i]->m, h, s[i]->n);
+                free(h);
+            }
         }
     st_close(f);
     return rc;

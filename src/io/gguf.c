@@ -6,6 +6,7 @@
  * Strings are u64 length + bytes; everything is little-endian. */
 #include "mart/gguf.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -273,6 +274,7 @@ int gguf_export(const model *m, const tok_tokenizer *t, const char *name, gguf_d
         const model_tensor *mt = &m->tensors[i];
         out_tensor *o = &ts[n];
         if (!gguf_name_of(mt->name, o->name, sizeof o->name)) continue;
+        assert(m->be->host_memory); /* export reads a model loaded on the CPU */
         o->src = m->params + mt->offset;
         o->ndim = mt->ndim;
         o->rows = mt->ndim == 2 ? mt->shape[0] : 1;
@@ -740,6 +742,7 @@ int gguf_import(const char *path, model **out, mart_err *err) {
         }
         int32_t heads = permuted_heads(&cfg, mt->name);
         int64_t hd = heads ? rows / heads : 0;
+        assert(m->be->host_memory); /* import builds the model on the CPU */
         float *dst = m->params + mt->offset;
         for (int64_t r = 0; r < rows; r++)
             read_row(&g, t, r, dst + (heads ? permuted_source_row(r, hd) : r) * cols);

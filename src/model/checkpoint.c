@@ -135,6 +135,11 @@ static bool is_ignorable(const model *m, const char *name) {
 }
 
 int model_load(const char *dir, bool trainable, model **out, mart_err *err) {
+    return model_load_on(mart_backend_cpu(), dir, trainable, out, err);
+}
+
+int model_load_on(const mart_backend *be, const char *dir, bool trainable, model **out,
+                  mart_err *err) {
     *out = NULL;
     char cfg_path[4096];
     model_config cfg;
@@ -152,7 +157,7 @@ int model_load(const char *dir, bool trainable, model **out, mart_err *err) {
         ckpt_close(&c);
         return MART_ERR;
     }
-    model *m = model_create(&cfg, vv != NULL, trainable);
+    model *m = model_create_on(be, &cfg, vv != NULL, trainable);
     const char *where = c.weight_map ? c.index_path : st_path(c.files[0]);
     for (int32_t i = 0; i < m->n_tensors; i++) {
         const model_tensor *t = &m->tensors[i];
@@ -175,7 +180,9 @@ int model_load(const char *dir, bool trainable, model **out, mart_err *err) {
                       st_path(f), t->name, got, want);
             goto fail;
         }
-        st_to_f32(v, m->params + t->offset);
+        float *dst = model_host_view(m, t);
+        st_to_f32(v, dst);
+        model_host_commit(m, t, dst);
         st_release(f, v);
     }
     /* A tensor the config does not explain (say biases in a checkpoint whose config.json
@@ -206,9 +213,10 @@ typedef struct {
 
 static void fill_converted(void *ctx, int32_t i, const st_view *v, void *dst) {
     const save_ctx *s = ctx;
-    assert(s->m->be->host_memory);
     const model_tensor *t = &s->m->tensors[s->table_index[i]];
-    st_from_f32(s->m->params + t->offset, t->numel, v->dtype, dst);
+    float *src = model_host_view(s->m, t);
+    st_from_f32(src, t->numel, v->dtype, dst);
+    model_host_release(s->m, src);
 }
 
 int model_save(const model *m, const char *dir, mart_err *err) {

@@ -185,13 +185,30 @@ static void fill_normal(float *p, int64_t n, float std, uint64_t seed, uint64_t 
     }
 }
 
+float *model_host_view(const model *m, const model_tensor *t) {
+    if (m->be->host_memory) return m->params + t->offset;
+    float *h = mart_xmalloc((size_t)(t->numel > 0 ? t->numel : 1) * sizeof(float));
+    m->be->download(m->be, h, m->params + t->offset, t->numel);
+    return h;
+}
+
+void model_host_commit(model *m, const model_tensor *t, float *view) {
+    if (m->be->host_memory) return;
+    m->be->upload(m->be, m->params + t->offset, view, t->numel);
+    free(view);
+}
+
+void model_host_release(const model *m, float *view) {
+    if (!m->be->host_memory) free(view);
+}
+
 void model_init_random(model *m, uint64_t seed) {
-    assert(m->be->host_memory && m->bf16_holders == 0);
+    assert(m->bf16_holders == 0);
     /* Each tensor draws from its own streams, so adding a tensor (value head) leaves the
      * others unchanged. Norm weights are 1, biases and the value head 0 (as in HF init). */
     for (int32_t i = 0; i < m->n_tensors; i++) {
         const model_tensor *t = &m->tensors[i];
-        float *p = m->params + t->offset;
+        float *p = model_host_view(m, t);
         if (strstr(t->name, "norm.weight")) {
             for (int64_t j = 0; j < t->numel; j++)
                 p[j] = 1.0f;
@@ -206,6 +223,7 @@ void model_init_random(model *m, uint64_t seed) {
                 fill_normal(p + j0, n, 0.02f, seed, ((uint64_t)i << 32) | (uint64_t)c);
             }
         }
+        model_host_commit(m, t, p);
     }
 }
 
