@@ -74,6 +74,26 @@ cmp <(cut -d, -f1-12 "$tmp/train/metrics.jsonl") <(cut -d, -f1-12 "$tmp/train_re
     fail "train: the metrics differ: $(diff <(cut -d, -f1-12 "$tmp/train/metrics.jsonl") <(cut -d, -f1-12 "$tmp/train_ref/metrics.jsonl"))"
 echo "train: killed $killed times, resumed each time: the same weights and metrics"
 
+# SIGTERM (a scheduler's stop): the checkpoint of the last finished step, exit 143, no final/
+rm -rf "$tmp/term"
+"$mart" "${tr[@]}" --out "$tmp/term" 2>/dev/null &
+pid=$!
+for ((i = 0; i < 3000; i++)); do [ -s "$tmp/term/metrics.jsonl" ] && break; sleep 0.01; done
+kill -TERM "$pid"
+set +e
+wait "$pid"
+rc=$?
+set -e
+if [ "$rc" -ne 0 ]; then
+    [ "$rc" -eq 143 ] || fail "train after SIGTERM exited $rc, not 143"
+    [ -d "$tmp/term/checkpoint" ] && [ ! -d "$tmp/term/final" ] ||
+        fail "train after SIGTERM: no checkpoint, or a final/ it should not have"
+    "$mart" "${tr[@]}" --out "$tmp/term" --resume 2>/dev/null || fail "train: resume after SIGTERM failed"
+fi
+cmp "$tmp/term/final/model.safetensors" "$tmp/train_ref/final/model.safetensors" ||
+    fail "train: stopped by SIGTERM and resumed, the weights differ"
+echo "train: SIGTERM wrote the checkpoint and exited 143 (or came after the end); resumed exactly"
+
 # eval
 ev=(eval --model "$tmp/pre_ref" --bench "$tmp/data/test.jsonl" --question-key problem
     --answer-key answer --attempts 1-2 --max-tokens 24 --temperature 1 --seed 3)
