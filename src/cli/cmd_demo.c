@@ -167,8 +167,8 @@ int cmd_demo(int argc, char **argv) {
                        "Reproduces the paper's finding with a tiny model on a CPU: builds the "
                        "synthetic math task, pretrains a base model, trains it with RL once on the "
                        "single-turn task and once on the multi-attempt task (1..5 attempts), and "
-                       "evaluates both and their base with 1..5 attempts. About 12 minutes on two "
-                       "idle cores (docs/DEMO.md).",
+                       "evaluates both and their base with 1..5 attempts (docs/DEMO.md: what it "
+                       "shows and how long it takes).",
                        opts, (int)(sizeof opts / sizeof opts[0]), argc, argv);
     if (rc) return rc == 1 ? 0 : 2;
     mart_err err = {{0}};
