@@ -865,7 +865,21 @@ static void resuming_with_another_seed_task_prompt_or_discount_is_refused(void *
     assert_int_equal(rl_train(&c, &err), MART_ERR);
     if (!strstr(err.msg, "--discount")) fail_msg("%s", err.msg);
     c.discount = 1.0;
+    c.lr_horizon = 0.0; /* the schedule's horizon is part of the run */
+    assert_int_equal(rl_train(&c, &err), MART_ERR);
+    if (!strstr(err.msg, "--lr-horizon")) fail_msg("%s", err.msg);
+    rl_config_default(&c); /* (restores the default horizon) */
+    run_config(&c, dir, md, data, out, "seeded");
+    c.algo = RL_ALGO_GRPO;
+    c.n_samples = 2;
+    c.rollout_batch = 1;
+    c.max_tokens = 4;
+    c.steps = 2;
+    c.resume = true;
     c.multi = !c.multi;
+    assert_int_equal(rl_train(&c, &err), MART_ERR);
+    assert_non_null(strstr(err.msg, "--task"));
+    c.study_baseline = true; /* the study's baseline is another task than the N = 1 control */
     assert_int_equal(rl_train(&c, &err), MART_ERR);
     assert_non_null(strstr(err.msg, "--task"));
     mart_remove_tree(dir, &err);

@@ -166,6 +166,10 @@ static int load_optimizer(trainer *t, const char *path, mart_err *err) {
     return ckpt_load_moments(path, opts, names, t->critic ? 2 : 1, err);
 }
 
+static const char *task_name(const rl_config *c) {
+    return c->multi ? "multi" : c->study_baseline ? "baseline" : "single";
+}
+
 static cJSON *state_json(const trainer *t) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "step", t->step);
@@ -182,7 +186,15 @@ static cJSON *state_json(const trainer *t) {
     cJSON_AddNumberToObject(o, "adam_step_actor", (double)t->opt_actor.step);
     cJSON_AddNumberToObject(o, "adam_step_critic", t->critic ? (double)t->opt_critic.step : 0);
     cJSON_AddStringToObject(o, "algo", t->c.algo == RL_ALGO_PPO ? "ppo" : "grpo");
-    cJSON_AddStringToObject(o, "task", t->c.multi ? "multi" : "single");
+    cJSON_AddStringToObject(o, "task", task_name(&t->c));
+    /* the method's settings a resume must keep (the schedule, the advantages, the losses) */
+    cJSON *m = cJSON_AddObjectToObject(o, "method");
+    cJSON_AddNumberToObject(m, "lr_horizon", t->c.lr_horizon);
+    cJSON_AddNumberToObject(m, "warmup", t->c.warmup_frac);
+    cJSON_AddBoolToObject(m, "whiten", t->c.whiten);
+    cJSON_AddBoolToObject(m, "micro_mean", t->c.micro_mean);
+    cJSON_AddNumberToObject(m, "chunk", t->c.chunk);
+    cJSON_AddNumberToObject(m, "kl_clamp", t->c.loss.kl_clamp);
     cJSON_AddBoolToObject(o, "repeat_question", t->env.repeat_question);
     cJSON_AddNumberToObject(o, "discount", t->env.discount);
     cJSON_AddStringToObject(o, "base_model", t->c.model_dir);
@@ -247,7 +259,7 @@ static int load_state(trainer *t, const char *ckpt, mart_err *err) {
      * the default prompts */
     const cJSON *task = cJSON_GetObjectItemCaseSensitive(o, "task");
     const cJSON *rq = cJSON_GetObjectItemCaseSensitive(o, "repeat_question");
-    const char *want = t->c.multi ? "multi" : "single";
+    const char *want = task_name(&t->c);
     if (rc == MART_OK && (!cJSON_IsString(task) || strcmp(task->valuestring, want)))
         rc = mart_fail(err, "%s: the run was started with another --task (%s)", path,
                        cJSON_IsString(task) ? task->valuestring : "?");
@@ -259,6 +271,30 @@ static int load_state(trainer *t, const char *ckpt, mart_err *err) {
     double was_discount = cJSON_IsNumber(disc) ? disc->valuedouble : 1.0;
     if (rc == MART_OK && was_discount != t->c.discount)
         rc = mart_fail(err, "%s: the run was started with --discount %g", path, was_discount);
+    /* the same method (a checkpoint from before these were recorded has no "method") */
+    const cJSON *method = cJSON_GetObjectItemCaseSensitive(o, "method");
+    if (rc == MART_OK && method) {
+        const struct {
+            const char *key, *option;
+            double now;
+        } keep[] = {
+            {"lr_horizon", "--lr-horizon", t->c.lr_horizon},
+            {"warmup", "--warmup", t->c.warmup_frac},
+            {"whiten", "--no-whiten", t->c.whiten},
+            {"micro_mean", "--micro-mean", t->c.micro_mean},
+            {"chunk", "--chunk", t->c.chunk},
+            {"kl_clamp", "--kl-clamp", (double)t->c.loss.kl_clamp},
+        };
+        for (size_t i = 0; i < sizeof keep / sizeof keep[0] && rc == MART_OK; i++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(method, keep[i].key);
+            double was = cJSON_IsBool(v) ? (double)cJSON_IsTrue(v)
+                         : cJSON_IsNumber(v) ? v->valuedouble
+                                             : NAN;
+            if (was != keep[i].now)
+                rc = mart_fail(err, "%s: the run was started with another %s (%s %g, now %g)",
+                               path, keep[i].option, keep[i].key, was, keep[i].now);
+        }
+    }
     cJSON_Delete(o);
     if (rc != MART_OK) return MART_ERR;
     t->step = (int32_t)step;
