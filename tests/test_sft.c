@@ -130,6 +130,10 @@ static void a_run_stopped_and_resumed_gives_the_bytes_of_an_uninterrupted_run(vo
     c.resume = false;
     assert_int_equal(sft_train(&c, &stopped, &err), MART_ERR);
     assert_non_null(strstr(err.msg, "metrics.jsonl"));
+    /* --resume of a finished run (killed after its model was written): done, nothing changed */
+    c.resume = true;
+    if (sft_train(&c, &stopped, &err) != MART_OK) fail_msg("%s", err.msg);
+    assert_same_file(a, b, "model.safetensors");
     config(&c, dir, data, b, "nan");
     c.lr = 0.0 / 0.0;
     assert_int_equal(sft_train(&c, &stopped, &err), MART_ERR);

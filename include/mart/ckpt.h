@@ -20,10 +20,11 @@ int ckpt_commit(const char *src, const char *dst, mart_err *err);
  * commit is moved back when name is missing. Returns whether RUN_DIR/name exists now. */
 bool ckpt_recover(const char *run_dir, const char *name);
 /* Refuses to start a fresh run (no --resume) in a folder that holds one: a checkpoint, or
- * metrics of earlier steps. With resume and no checkpoint, refuses when the metrics reach a
- * step at which a checkpoint was due (save_every > 0 and a step >= save_every: the checkpoint
- * has been lost, and starting over would overwrite its run); a run killed before its first
- * checkpoint starts again from step 0. what names the command for the message. */
+ * metrics of earlier steps. With resume and no checkpoint, refuses when the metrics go past
+ * the step of the first checkpoint (save_every > 0 and a step > save_every: a step's metrics
+ * line is written before its checkpoint, so the checkpoint existed and has been lost, and
+ * starting over would overwrite its run); a run killed before its first checkpoint was
+ * complete starts again from step 0. what names the command for the message. */
 int ckpt_check_fresh_start(const char *run_dir, bool resume, bool have_checkpoint,
                            int64_t save_every, const char *what, mart_err *err);
 
@@ -31,6 +32,9 @@ int ckpt_check_fresh_start(const char *run_dir, bool resume, bool have_checkpoin
  * so that two processes never write one run folder at once; the second gets an error. */
 int ckpt_lock(const char *run_dir, int *fd, mart_err *err);
 void ckpt_unlock(int fd);
+
+/* The largest "step" in RUN_DIR/metrics.jsonl (0 when there is none). */
+int64_t ckpt_last_step(const char *run_dir);
 
 /* Writes m to dir in dtype (F32 for exact resumes) without changing m->cfg. */
 int ckpt_save_model(model *m, const char *dir, mart_dtype dtype, mart_err *err);

@@ -89,8 +89,7 @@ static bool has_metrics(const char *run_dir) {
     return c != EOF;
 }
 
-/* The largest "step" in run_dir/metrics.jsonl (0 when none). */
-static int64_t last_metrics_step(const char *run_dir) {
+int64_t ckpt_last_step(const char *run_dir) {
     char path[4096], *text = NULL;
     size_t len;
     mart_err e;
@@ -118,8 +117,10 @@ int ckpt_check_fresh_start(const char *run_dir, bool resume, bool have_checkpoin
                          "%s/metrics.jsonl already holds a run's metrics: choose another "
                          "output folder (or remove it) to start %s afresh",
                          run_dir, what);
-    int64_t last = resume && !have_checkpoint ? last_metrics_step(run_dir) : 0;
-    if (save_every > 0 && last >= save_every)
+    int64_t last = resume && !have_checkpoint ? ckpt_last_step(run_dir) : 0;
+    /* a step's metrics line comes before its checkpoint: a line of step save_every + 1 or
+     * later means the first checkpoint was written */
+    if (save_every > 0 && last > save_every)
         return mart_fail(err,
                          "%s: no checkpoint to resume from, but metrics.jsonl reaches step %lld, "
                          "past the first checkpoint (--save-every %lld); refusing to start %s "

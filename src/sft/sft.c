@@ -194,6 +194,7 @@ typedef struct {
     adamw_state opt;
     int32_t *order;        /* (n_ex) this epoch's permutation */
     int64_t step, epoch, cursor;
+    bool finished; /* --resume of a run that had already ended */
     /* the packed batch */
     int32_t *tokens, *targets, *offsets;
     float *logprobs, *dlp;
@@ -293,6 +294,13 @@ static int setup(run *r, mart_err *err) {
     char ckpt[4096], p[4200];
     checkpoint_dir(r, ckpt, sizeof ckpt);
     bool have = c->resume ? ckpt_recover(c->out_dir, "checkpoint") : mart_is_dir(ckpt);
+    /* Finished already (the final model written, its checkpoint removed): nothing to do. */
+    if (c->resume && !have && mart_path_exists(mart_path_join(p, sizeof p, c->out_dir,
+                                                              "model.safetensors")) &&
+        ckpt_last_step(c->out_dir) >= c->steps) {
+        r->finished = true;
+        return MART_OK;
+    }
     if (ckpt_check_fresh_start(c->out_dir, c->resume, have, c->save_every, "pretraining", err) !=
         MART_OK)
         return MART_ERR;
@@ -491,6 +499,13 @@ int sft_train(const sft_config *cfg, bool *stopped, mart_err *err) {
     if (ckpt_lock(cfg->out_dir, &lock, err) != MART_OK) return MART_ERR;
     double t0 = mart_now();
     int rc = setup(&r, err);
+    if (rc == MART_OK && r.finished) {
+        if (!cfg->quiet)
+            fprintf(stderr, "mart pretrain: %s already holds the finished run\n", cfg->out_dir);
+        run_free(&r);
+        ckpt_unlock(lock);
+        return MART_OK;
+    }
     char mpath[4200];
     mart_path_join(mpath, sizeof mpath, cfg->out_dir, "metrics.jsonl");
     if (rc == MART_OK && r.step > 0) rc = ckpt_trim_metrics(mpath, r.step, err);
