@@ -836,16 +836,21 @@ static void bad_training_data_is_an_error_naming_the_file_and_line(void **state)
     mart_remove_tree(dir, &err);
 }
 
+/* The smallest GRPO run: one question, two samples of 4 tokens. */
+static void tiny_grpo(rl_config *c) {
+    c->algo = RL_ALGO_GRPO;
+    c->n_samples = 2;
+    c->rollout_batch = 1;
+    c->max_tokens = 4;
+}
+
 static void resuming_with_another_seed_task_prompt_or_discount_is_refused(void **state) {
     (void)state;
     char dir[256], md[300], data[300], out[300];
     make_run_inputs(dir, sizeof dir, 2, false, false);
     rl_config c;
     run_config(&c, dir, md, data, out, "seeded");
-    c.algo = RL_ALGO_GRPO;
-    c.n_samples = 2;
-    c.rollout_batch = 1;
-    c.max_tokens = 4;
+    tiny_grpo(&c);
     c.steps = 1;
     mart_err err = {{0}};
     if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
@@ -870,10 +875,7 @@ static void resuming_with_another_seed_task_prompt_or_discount_is_refused(void *
     if (!strstr(err.msg, "--lr-horizon")) fail_msg("%s", err.msg);
     rl_config_default(&c); /* (restores the default horizon) */
     run_config(&c, dir, md, data, out, "seeded");
-    c.algo = RL_ALGO_GRPO;
-    c.n_samples = 2;
-    c.rollout_batch = 1;
-    c.max_tokens = 4;
+    tiny_grpo(&c);
     c.steps = 2;
     c.resume = true;
     c.multi = !c.multi;
@@ -894,10 +896,7 @@ static void runs_are_never_lost_or_overwritten_silently(void **state) {
     make_run_inputs(dir, sizeof dir, 2, false, false);
     rl_config c;
     run_config(&c, dir, md, data, out, "kept");
-    c.algo = RL_ALGO_GRPO;
-    c.n_samples = 2;
-    c.rollout_batch = 1;
-    c.max_tokens = 4;
+    tiny_grpo(&c);
     c.steps = 1;
     mart_err err = {{0}};
     if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
@@ -928,10 +927,7 @@ static void runs_are_never_lost_or_overwritten_silently(void **state) {
     assert_int_equal((int)metric(path, 3, "step"), 3);
     /* a tampered state.json: an error naming the field, never an out-of-bounds read */
     run_config(&c, dir, md, data, out, "tampered");
-    c.algo = RL_ALGO_GRPO;
-    c.n_samples = 2;
-    c.rollout_batch = 1;
-    c.max_tokens = 4;
+    tiny_grpo(&c);
     c.steps = 1;
     if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
     static const char *bad[] = {"\"data_pos\": -5", "\"data_pos\": -100000", "\"data_pos\": 3",

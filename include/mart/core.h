@@ -118,9 +118,6 @@ bool mart_path_exists(const char *path);
 bool mart_is_dir(const char *path);
 /* Joins a directory and a file name into buf; returns buf. */
 char *mart_path_join(char *buf, size_t cap, const char *dir, const char *name);
-/* Replaces directory `dst` by directory `src` as atomically as the filesystem allows
- * (rename dst aside, rename src into place, remove the old one). */
-int mart_replace_dir(const char *src, const char *dst, mart_err *err);
 int mart_remove_tree(const char *path, mart_err *err);
 
 /* ---- UTF-8 and JSON text --------------------------------------------------------------- */

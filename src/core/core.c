@@ -408,21 +408,6 @@ int mart_remove_tree(const char *path, mart_err *err) {
     return MART_OK;
 }
 
-int mart_replace_dir(const char *src, const char *dst, mart_err *err) {
-    char old[4096];
-    snprintf(old, sizeof old, "%s.old.%d", dst, (int)getpid());
-    bool had = mart_path_exists(dst);
-    if (had && rename(dst, old) != 0)
-        return mart_fail(err, "%s: cannot move aside: %s", dst, strerror(errno));
-    if (rename(src, dst) != 0) {
-        int e = errno;
-        if (had) rename(old, dst);
-        return mart_fail(err, "%s: cannot move into place: %s", dst, strerror(e));
-    }
-    if (had) return mart_remove_tree(old, err);
-    return MART_OK;
-}
-
 /* ---- hashing ---- */
 
 uint64_t mart_fnv1a(uint64_t h, const void *data, size_t n) {

@@ -208,9 +208,8 @@ static void shuffle_order(run *r) {
     mart_rng_shuffle_i32(&g, r->order, r->n_ex);
 }
 
-static int checkpoint_dir(const run *r, char *buf, size_t cap) {
+static void checkpoint_dir(const run *r, char *buf, size_t cap) {
     mart_path_join(buf, cap, r->c.out_dir, "checkpoint");
-    return MART_OK;
 }
 
 static int save_checkpoint(run *r, mart_err *err) {
