@@ -803,7 +803,7 @@ static void check_against_cached_bf16_forward(model *m, const int32_t *prompt, i
     const int32_t V = m->cfg.vocab_size;
     model_kv_cache kv;
     mart_err err = {0};
-    assert_int_equal(model_kv_create(&kv, &m->cfg, 1, n_prompt + res->n_tokens + 1, &err),
+    assert_int_equal(model_kv_create(&kv, m, 1, n_prompt + res->n_tokens + 1, &err),
                      MART_OK);
     float *z = malloc((size_t)V * sizeof(float));
     int32_t slot = 0;

@@ -442,7 +442,7 @@ static void kv_cache_prefill_in_pieces_gives_the_same_logits_as_one_pass(void **
     mart_err err = {0};
     assert_int_equal(model_forward(m, &one, NULL, &out, false, &err), MART_OK);
     model_kv_cache kv;
-    assert_int_equal(model_kv_create(&kv, &m->cfg, 3, 16, &err), MART_OK);
+    assert_int_equal(model_kv_create(&kv, m, 3, 16, &err), MART_OK);
     /* Slot 2, pieces of 4, 3, 1, 1, 2 tokens, batched with another sequence in slot 0. */
     int pieces[] = {4, 3, 1, 1, 2}, at = 0;
     for (int p = 0; p < 5; p++) {

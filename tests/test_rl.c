@@ -749,6 +749,47 @@ static void resumed_run_gives_bit_identical_weights_to_an_uninterrupted_run(void
     mart_remove_tree(dir, &err);
 }
 
+/* PPO on the multi-attempt task (actor, critic, reference, generation with its KV cache,
+ * scoring, updates, checkpoints) on a backend whose memory is not the host's, and which
+ * stops the process if it is ever handed host memory: the CPU backend's bytes. */
+static void ppo_on_a_device_memory_backend_gives_the_cpu_bytes(void **state) {
+    (void)state;
+    char dir[256], md[300], data[300], out[300], p1[400], p2[400];
+    make_run_inputs(dir, sizeof dir, 4, false, false);
+    mart_err err = {{0}};
+    const char *runs[2] = {"cpu", "staged"};
+    for (int k = 0; k < 2; k++) {
+        rl_config c;
+        run_config(&c, dir, md, data, out, runs[k]);
+        c.backend = k ? mart_backend_cpu_staged() : NULL;
+        c.steps = 2;
+        c.rollout_batch = 2;
+        c.mini_batch = 2;
+        c.micro_batch = 1;
+        c.max_tokens = 10;
+        c.max_attempts = 2;
+        c.loss.kl_coef = 0.01f;
+        c.save_every = 1;
+        c.actor_lr = c.critic_lr = 1e-3;
+        if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
+    }
+    const char *files[] = {"final/model.safetensors", "checkpoint/critic/model.safetensors",
+                           "checkpoint/optimizer.safetensors", "checkpoint/state.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p1, sizeof p1, "%s/cpu/%s", dir, files[i]);
+        snprintf(p2, sizeof p2, "%s/staged/%s", dir, files[i]);
+        if (!same_file(p1, p2)) fail_msg("%s differs", files[i]);
+    }
+    snprintf(p1, sizeof p1, "%s/cpu/metrics.jsonl", dir);
+    snprintf(p2, sizeof p2, "%s/staged/metrics.jsonl", dir);
+    const char *keys[] = {"reward_mean", "policy_loss", "value_loss", "kl", "grad_norm"};
+    for (int line = 1; line <= 2; line++)
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+            if (!(metric(p1, line, keys[i]) == metric(p2, line, keys[i])))
+                fail_msg("step %d: %s differs", line, keys[i]);
+    mart_remove_tree(dir, &err);
+}
+
 /* Single-turn GRPO on the "Say 1." task: 4 questions x 8 samples per step. */
 static void grpo_config(rl_config *c, const char *dir, char *md, char *data, char *out,
                         const char *run, int32_t steps) {
@@ -1043,6 +1084,7 @@ int main(void) {
         cmocka_unit_test(ppo_loss_gradients_through_the_model_match_finite_differences),
         cmocka_unit_test(mini_batch_gradient_does_not_depend_on_the_micro_batch_split),
         cmocka_unit_test(resumed_run_gives_bit_identical_weights_to_an_uninterrupted_run),
+        cmocka_unit_test(ppo_on_a_device_memory_backend_gives_the_cpu_bytes),
         cmocka_unit_test(grpo_on_a_trivial_task_raises_the_reward),
         cmocka_unit_test(environment_episodes_train_exactly_the_sampled_tokens),
         cmocka_unit_test(ratio_starts_at_one_from_a_bf16_checkpoint),

@@ -141,6 +141,30 @@ static void a_run_stopped_and_resumed_gives_the_bytes_of_an_uninterrupted_run(vo
     assert_int_equal(mart_remove_tree(dir, &err), MART_OK);
 }
 
+/* Pretraining on a backend whose memory is not the host's (and which stops the process if
+ * handed host memory): the CPU backend's model, bytes for bytes. */
+static void a_device_memory_backend_trains_to_the_cpu_bytes(void **state) {
+    (void)state;
+    char dir[256], data[300], a[300], b[300];
+    make_data(dir, sizeof dir);
+    sft_config c;
+    bool stopped;
+    mart_err err = {{0}};
+    config(&c, dir, data, a, "cpu");
+    c.steps = 3;
+    if (sft_train(&c, &stopped, &err) != MART_OK) fail_msg("%s", err.msg);
+    config(&c, dir, data, b, "staged");
+    c.steps = 3;
+    c.backend = mart_backend_cpu_staged();
+    if (sft_train(&c, &stopped, &err) != MART_OK) fail_msg("%s", err.msg);
+    assert_same_file(a, b, "model.safetensors");
+    char *ma = metrics_without_timings(a), *mb = metrics_without_timings(b);
+    assert_string_equal(ma, mb);
+    free(ma);
+    free(mb);
+    assert_int_equal(mart_remove_tree(dir, &err), MART_OK);
+}
+
 /* Counts the lines of a file (0 when missing). */
 static int count_lines(const char *dir, const char *name) {
     size_t n;
@@ -206,6 +230,7 @@ static void ctrl_c_writes_a_checkpoint_exits_130_and_resume_finishes_exactly(voi
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_run_stopped_and_resumed_gives_the_bytes_of_an_uninterrupted_run),
+        cmocka_unit_test(a_device_memory_backend_trains_to_the_cpu_bytes),
         cmocka_unit_test(ctrl_c_writes_a_checkpoint_exits_130_and_resume_finishes_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -181,9 +181,12 @@ const mart_backend *mart_backend_cpu(void);
  * For benchmarks that compare the two; same results up to float rounding. Its buffers are
  * mart_backend_cpu()'s: a model may switch between the two tables. */
 const mart_backend *mart_backend_cpu_sgemm_only(void);
-/* The CPU backend claiming that its buffers are not host memory (host_memory false): every
- * host access of the model, checkpoints and trainers must then go through upload/download,
- * as with a device backend. For tests of that seam; results are the CPU backend's. */
+/* The CPU backend behaving as a device backend, for tests of the seam: host_memory is false,
+ * so every host access of the model, checkpoints and trainers must go through
+ * upload/download, and every operation checks that each buffer argument lies inside a live
+ * allocation of this backend, stopping the process with a message naming the operation and
+ * the argument when one does not (host memory handed to an operation). Results are the CPU
+ * backend's. */
 const mart_backend *mart_backend_cpu_staged(void);
 
 #endif

@@ -77,10 +77,12 @@ typedef struct model {
     struct model_work *work;
 } model;
 
-/* KV cache: a fixed number of slots, each holding up to max_len positions. */
+/* KV cache: a fixed number of slots, each holding up to max_len positions, in buffers of
+ * the model's backend. */
 typedef struct {
+    const mart_backend *be;
     int32_t n_layers, n_slots, max_len, kv_dim; /* kv_dim = n_kv_heads * head_dim */
-    float *k, *v;  /* (n_layers, n_slots, max_len, kv_dim) */
+    float *k, *v;  /* (n_layers, n_slots, max_len, kv_dim) backend buffers */
     int32_t *len;  /* (n_slots) positions filled in each slot */
 } model_kv_cache;
 
@@ -92,7 +94,8 @@ typedef struct {
     const int32_t *slots;   /* (n_seqs) KV-cache slot of each sequence, or NULL (no cache) */
 } model_batch;
 
-/* What a forward pass should produce; every output pointer may be NULL (not computed). */
+/* What a forward pass should produce; every output pointer may be NULL (not computed). The
+ * outputs and targets are host memory, whatever the model's backend. */
 typedef struct {
     const int32_t *targets; /* (n_tokens) next-token id per position for logprobs; < 0 = none */
     float temperature;      /* logits are divided by it for logprobs/entropy; 0 means 1 */
@@ -177,6 +180,7 @@ int model_forward(model *m, const model_batch *batch, model_kv_cache *cache, mod
                   bool for_backward, mart_err *err);
 /* Accumulates into m->grads the gradient of
  *   L = sum_t d_logprobs[t]*logprobs[t] + d_entropy[t]*entropy[t] + d_values[t]*values[t]
+ * (d_* are host memory, n_tokens floats each)
  * for the batch of the last model_forward(for_backward=true). Any of the three may be NULL
  * (zero). Requires m->trainable. Rows are per token (last_only is not supported here). */
 void model_backward(model *m, const float *d_logprobs, const float *d_entropy,
@@ -189,8 +193,9 @@ float model_clip_grad_norm(model *m, float max_norm);
 
 /* ---- KV cache ---- */
 
-int model_kv_create(model_kv_cache *c, const model_config *cfg, int32_t n_slots,
-                    int32_t max_len, mart_err *err);
+/* A cache for model m's shape on m's backend. */
+int model_kv_create(model_kv_cache *c, const model *m, int32_t n_slots, int32_t max_len,
+                    mart_err *err);
 void model_kv_free(model_kv_cache *c);
 /* Copies the first n positions of slot src into slot dst (shared prompt prefixes). */
 void model_kv_copy(model_kv_cache *c, int32_t dst, int32_t src, int32_t n);

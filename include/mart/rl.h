@@ -149,6 +149,7 @@ typedef enum { RL_ALGO_PPO = 0, RL_ALGO_GRPO = 1 } rl_algo;
 
 typedef struct {
     const char *model_dir;   /* Hugging Face model directory (with tokenizer.json) */
+    const mart_backend *backend; /* where the models live and compute (NULL = the CPU) */
     const char *data_path;   /* JSONL of problems */
     const char *out_dir;     /* RUN_DIR */
     const char *question_key, *answer_key;

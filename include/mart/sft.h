@@ -7,6 +7,7 @@
 #ifndef MART_SFT_H
 #define MART_SFT_H
 
+#include "mart/backend.h"
 #include "mart/core.h"
 
 #define SFT_WARMUP_FRAC 0.05 /* linear warm-up over the first 5% of the steps */
@@ -22,6 +23,7 @@ typedef struct {
     const char *config;      /* built-in shape of a fresh model ("tiny") */
     const char *init_dir;    /* fine-tune this model folder instead (NULL = fresh model); its
                                 tokenizer.json is passed on byte for byte */
+    const mart_backend *backend; /* where the model lives and computes (NULL = the CPU) */
     int64_t steps;           /* optimiser steps */
     int32_t batch;           /* examples per step */
     int32_t seq_len;         /* longest example in tokens; longer ones are left out up front */

@@ -101,7 +101,7 @@ int gen_create(model *m, const gen_config *c, gen_engine **out, mart_err *err) {
     g->m = m;
     g->cfg = *c;
     g->n_slots = fit < c->max_batch ? (int32_t)fit : c->max_batch;
-    if (model_kv_create(&g->kv, &m->cfg, g->n_slots, c->max_len, err) != MART_OK) {
+    if (model_kv_create(&g->kv, m, g->n_slots, c->max_len, err) != MART_OK) {
         free(g);
         return mart_fail_wrap(err, "generation");
     }

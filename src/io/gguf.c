@@ -137,7 +137,7 @@ static void kv_array(writer *w, const char *k, uint32_t type, uint64_t n) {
 /* One tensor to write. */
 typedef struct {
     char name[96];
-    const float *src;   /* (rows, cols) in Hugging Face's layout */
+    const model_tensor *src; /* (rows, cols) in Hugging Face's layout */
     int64_t rows, cols; /* cols is GGUF's ne0 */
     int32_t ndim;
     int32_t heads; /* > 0: rows permuted in that many heads */
@@ -274,8 +274,7 @@ int gguf_export(const model *m, const tok_tokenizer *t, const char *name, gguf_d
         const model_tensor *mt = &m->tensors[i];
         out_tensor *o = &ts[n];
         if (!gguf_name_of(mt->name, o->name, sizeof o->name)) continue;
-        assert(m->be->host_memory); /* export reads a model loaded on the CPU */
-        o->src = m->params + mt->offset;
+        o->src = mt;
         o->ndim = mt->ndim;
         o->rows = mt->ndim == 2 ? mt->shape[0] : 1;
         o->cols = mt->ndim == 2 ? mt->shape[1] : mt->shape[0];
@@ -353,10 +352,12 @@ int gguf_export(const model *m, const tok_tokenizer *t, const char *name, gguf_d
     for (int32_t i = 0; i < n && !w.failed; i++) {
         const out_tensor *o = &ts[i];
         int64_t hd = o->heads ? o->rows / o->heads : 0;
+        float *values = model_host_view(m, o->src);
         for (int64_t r = 0; r < o->rows; r++) {
             int64_t src = o->heads ? permuted_source_row(r, hd) : r;
-            put_row(&w, o->src + src * o->cols, o->cols, o->type, scratch);
+            put_row(&w, values + src * o->cols, o->cols, o->type, scratch);
         }
+        model_host_release(m, values);
         put(&w, zeros, (size_t)(align_up(o->bytes) - o->bytes));
     }
     free(scratch);
@@ -742,10 +743,10 @@ int gguf_import(const char *path, model **out, mart_err *err) {
         }
         int32_t heads = permuted_heads(&cfg, mt->name);
         int64_t hd = heads ? rows / heads : 0;
-        assert(m->be->host_memory); /* import builds the model on the CPU */
-        float *dst = m->params + mt->offset;
+        float *dst = model_host_view(m, mt);
         for (int64_t r = 0; r < rows; r++)
             read_row(&g, t, r, dst + (heads ? permuted_source_row(r, hd) : r) * cols);
+        model_host_commit(m, mt, dst);
     }
     free(g.kv);
     free(g.t);

@@ -185,9 +185,10 @@ static void cpu_scale(const mart_backend *be, float *x, int64_t n, float s) {
 
 static cpu_ctx ctx_default = {.small_m = true}, ctx_sgemm_only = {.small_m = false};
 
-#define CPU_TABLE(ctx_ptr, host)                                                                   \
+#define CPU_TABLE(ctx_ptr)                                                                         \
     {                                                                                              \
-        .name = "cpu", .ctx = (ctx_ptr), .host_memory = (host), .alloc = cpu_alloc, .free = cpu_free,                     \
+        .name = "cpu", .ctx = (ctx_ptr), .host_memory = true, .alloc = cpu_alloc,                  \
+        .free = cpu_free,                                                                          \
         .upload = cpu_upload, .download = cpu_upload, .zero = cpu_zero, .copy = cpu_upload,        \
         .bf16_copy = cpu_bf16_copy, .bf16_products_supported = cpu_bf16_products_supported,        \
         .linear = cpu_linear, .linear_backward = cpu_linear_backward,                              \
@@ -202,16 +203,11 @@ static cpu_ctx ctx_default = {.small_m = true}, ctx_sgemm_only = {.small_m = fal
         .adamw = cpu_adamw, .sumsq = cpu_sumsq, .scale = cpu_scale,                                \
     }
 
-static const mart_backend cpu_default = CPU_TABLE(&ctx_default, true),
-                          cpu_sgemm_only = CPU_TABLE(&ctx_sgemm_only, true),
-                          cpu_staged = CPU_TABLE(&ctx_default, false);
+static const mart_backend cpu_default = CPU_TABLE(&ctx_default),
+                          cpu_sgemm_only = CPU_TABLE(&ctx_sgemm_only);
 
 const mart_backend *mart_backend_cpu(void) {
     return &cpu_default;
-}
-
-const mart_backend *mart_backend_cpu_staged(void) {
-    return &cpu_staged;
 }
 
 const mart_backend *mart_backend_cpu_sgemm_only(void) {

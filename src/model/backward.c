@@ -3,14 +3,22 @@
  * forward equations; each step here is the transpose of one step there, in reverse). */
 #include "model/model_priv.h"
 
-
 /* The gradient slot of a parameter pointer. */
 static float *grad_of(model *m, const float *p) {
     return m->grads + (p - m->params);
 }
 
-void model_backward(model *m, const float *d_logprobs, const float *d_entropy,
-                    const float *d_values) {
+/* The host array host (n floats) as a buffer of the backend: host itself when the backend's
+ * memory is the host's, else a copy uploaded into b. */
+static const float *in_src(const mart_backend *be, wbuf *b, const float *host, int64_t n) {
+    if (!host || be->host_memory) return host;
+    float *p = wbuf_get(b, (size_t)n);
+    be->upload(be, p, host, n);
+    return p;
+}
+
+void model_backward(model *m, const float *d_logprobs_host, const float *d_entropy_host,
+                    const float *d_values_host) {
     struct model_work *w = m->work;
     const mart_backend *be = m->be;
     assert(m->trainable && m->grads);
@@ -22,6 +30,9 @@ void model_backward(model *m, const float *d_logprobs, const float *d_entropy,
     const int32_t L = c->n_layers, S = w->n_seqs;
     w->saved = false; /* the log-softmax buffer is overwritten below */
     if (T == 0) return;
+    const float *d_logprobs = in_src(be, &w->io_lp, d_logprobs_host, T);
+    const float *d_entropy = in_src(be, &w->io_ent, d_entropy_host, T);
+    const float *d_values = in_src(be, &w->io_val, d_values_host, T);
 
     float *dxf = wbuf_get(&w->dxn, (size_t)(T * d));
     float *xf = w->xf.p;

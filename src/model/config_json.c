@@ -2,7 +2,7 @@
  * LlamaForCausalLM (see include/mart/model.h). Defaults follow transformers' Qwen2Config
  * and LlamaConfig; options mart does not implement (rope scaling, sliding windows, MLP
  * bias, other activations) are refused with the field named, never silently ignored. */
-#include "mart/model.h"
+#include "model/model_priv.h"
 #include "mart/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -196,26 +196,25 @@ static int check_weights_beside(const char *config_path, const model_config *c, 
     if (layers < c->n_layers)
         rc = mart_fail(err, "%s: field \"num_hidden_layers\" is %d but %s holds %lld layer(s)",
                        config_path, c->n_layers, path, (long long)layers);
-    const struct {
-        const char *name;
-        int64_t rows, cols;
-    } sized[] = {
-        {"model.embed_tokens.weight", c->vocab_size, c->hidden_size},
-        {"model.layers.0.self_attn.q_proj.weight", (int64_t)c->n_heads * c->head_dim,
-         c->hidden_size},
-        {"model.layers.0.mlp.gate_proj.weight", c->intermediate_size, c->hidden_size},
-    };
-    for (size_t i = 0; rc == MART_OK && i < sizeof sized / sizeof sized[0]; i++) {
+    /* The tensors of the embedding, the first layer and the head, as the layout has them. */
+    model_config first = *c;
+    first.n_layers = 1;
+    int64_t total;
+    int32_t n = model_layout(&first, false, NULL, &total);
+    model_tensor *sized = mart_xcalloc((size_t)n, sizeof *sized);
+    model_layout(&first, false, sized, &total);
+    for (int32_t i = 0; rc == MART_OK && i < n; i++) {
         const st_view *v = st_find(f, sized[i].name);
-        if (!v || (v->ndim == 2 && v->shape[0] == sized[i].rows && v->shape[1] == sized[i].cols))
+        if (!v || (v->ndim == sized[i].ndim && v->shape[0] == sized[i].shape[0] &&
+                   (v->ndim == 1 || v->shape[1] == sized[i].shape[1])))
             continue;
         char got[96], want[96];
-        int64_t w[2] = {sized[i].rows, sized[i].cols};
         shape_text(got, sizeof got, v->ndim, v->shape);
-        shape_text(want, sizeof want, 2, w);
+        shape_text(want, sizeof want, sized[i].ndim, sized[i].shape);
         rc = mart_fail(err, "%s: tensor \"%s\" has shape %s, expected %s (from config.json)", path,
                        sized[i].name, got, want);
     }
+    free(sized);
     st_close(f);
     return rc;
 }
@@ -307,10 +306,9 @@ int model_config_load(const char *path, model_config *cfg, mart_err *err) {
     }
     /* Sizes whose product cannot be allocated would abort in the allocator: refuse them
      * here, with the file named, instead. */
-    double d = c.hidden_size, q = (double)c.n_heads * c.head_dim,
-           kv = (double)c.n_kv_heads * c.head_dim;
-    double per_layer = d * (q + 2 * kv) + q * d + 3 * d * c.intermediate_size;
-    double n_params = 2 * (double)c.vocab_size * d + c.n_layers * per_layer;
+    int64_t count;
+    model_layout(&c, false, NULL, &count);
+    double n_params = (double)count;
     if (n_params > MODEL_MAX_PARAMS) {
         mart_fail(err, "%s: sizes describe %.3g parameters, more than mart supports (%.0e)", path,
                   n_params, MODEL_MAX_PARAMS);

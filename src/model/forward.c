@@ -31,7 +31,8 @@ float *wbuf_get(wbuf *b, size_t n) {
     {&(w)->res,  &(w)->xn1,    &(w)->rstd1,    &(w)->qkv,      &(w)->att,  &(w)->probs,           \
      &(w)->xn2,  &(w)->rstd2,  &(w)->gu,       &(w)->hid,      &(w)->xf,   &(w)->rstdf,           \
      &(w)->lsm,  &(w)->ent,    &(w)->gather,   &(w)->rope_cos, &(w)->rope_sin, &(w)->dres,        \
-     &(w)->dxn,  &(w)->dqkv,   &(w)->datt,     &(w)->dgu,      &(w)->dhid}
+     &(w)->dxn,  &(w)->dqkv,   &(w)->datt,     &(w)->dgu,      &(w)->dhid, &(w)->io_lp,         \
+     &(w)->io_ent, &(w)->io_val}
 
 struct model_work *model_work_create(const mart_backend *be) {
     struct model_work *w = mart_xcalloc(1, sizeof(struct model_work));
@@ -123,22 +124,39 @@ static int check_batch(const model *m, const model_batch *b, const model_kv_cach
     return MART_OK;
 }
 
+/* Where an operation writes the host output array host (n floats): host itself when the
+ * backend's memory is the host's, else a work buffer that out_fetch downloads. NULL when
+ * the output is not wanted. */
+static float *out_dst(const mart_backend *be, wbuf *b, float *host, int64_t n) {
+    if (!host) return NULL;
+    return be->host_memory ? host : wbuf_get(b, (size_t)n);
+}
+
+static void out_fetch(const mart_backend *be, float *host, const float *dst, int64_t n) {
+    if (host && host != dst) be->download(be, host, dst, n);
+}
+
 /* Output rows of the LM head for the rows of xf (rows, d). */
 static void head_outputs(model *m, const float *xf, int64_t rows, const int32_t *row_targets,
                          const model_out *out, bool for_backward) {
     struct model_work *w = m->work;
     const mart_backend *be = m->be;
     const int64_t V = m->cfg.vocab_size, d = m->cfg.hidden_size;
-    if (out->values) be->dot_rows(be, out->values, xf, m->value_head, rows, d);
+    float *lp = out_dst(be, &w->io_lp, out->logprobs, rows);
+    float *ent = out_dst(be, &w->io_ent, out->entropy, rows);
+    float *val = out_dst(be, &w->io_val, out->values, rows);
+    if (val) be->dot_rows(be, val, xf, m->value_head, rows, d);
+    out_fetch(be, out->values, val, rows);
     w->has_lsm = false;
     if (for_backward && (out->targets || out->logprobs || out->entropy || out->logits)) {
         float *lsm = wbuf_get(&w->lsm, (size_t)(rows * V));
-        float *ent = wbuf_get(&w->ent, (size_t)rows);
+        float *kept_ent = wbuf_get(&w->ent, (size_t)rows);
         be->linear(be, lsm, xf, m->lm_head, NULL, NULL, rows, V, d, false, MART_PRODUCTS_EXACT);
         if (out->logits) be->download(be, out->logits, lsm, rows * V);
-        be->logsoftmax_forward(be, lsm, lsm, rows, V, out->temperature, row_targets,
-                               out->logprobs, ent);
-        if (out->entropy) be->download(be, out->entropy, ent, rows);
+        be->logsoftmax_forward(be, lsm, lsm, rows, V, out->temperature, row_targets, lp,
+                               kept_ent);
+        out_fetch(be, out->logprobs, lp, rows);
+        if (out->entropy) be->download(be, out->entropy, kept_ent, rows);
         w->has_lsm = true;
         return;
     }
@@ -149,14 +167,18 @@ static void head_outputs(model *m, const float *xf, int64_t rows, const int32_t 
     float *scratch = wbuf_get(&w->lsm, (size_t)(chunk * V));
     for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
         int64_t n = rows - r0 < chunk ? rows - r0 : chunk;
-        float *z = out->logits ? out->logits + r0 * V : scratch;
+        /* On a host-memory backend the logits go straight to the caller's array. */
+        float *z = out->logits && be->host_memory ? out->logits + r0 * V : scratch;
         be->linear(be, z, xf + r0 * d, m->lm_head, m->lm_head16, NULL, n, V, d, false,
                    out->products);
-        if (out->logprobs || out->entropy)
-            be->logsoftmax_forward(
-                be, scratch, z, n, V, out->temperature, row_targets ? row_targets + r0 : NULL,
-                out->logprobs ? out->logprobs + r0 : NULL, out->entropy ? out->entropy + r0 : NULL);
+        if (out->logits && z == scratch) be->download(be, out->logits + r0 * V, z, n * V);
+        if (lp || ent)
+            be->logsoftmax_forward(be, scratch, z, n, V, out->temperature,
+                                   row_targets ? row_targets + r0 : NULL, lp ? lp + r0 : NULL,
+                                   ent ? ent + r0 : NULL);
     }
+    out_fetch(be, out->logprobs, lp, rows);
+    out_fetch(be, out->entropy, ent, rows);
 }
 
 int model_forward(model *m, const model_batch *b, model_kv_cache *cache, model_out *out,

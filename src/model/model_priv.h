@@ -18,6 +18,11 @@ typedef struct {
 
 float *wbuf_get(wbuf *b, size_t n);
 
+/* The parameter table of a model of shape c (params.c): fills t[] (when non-NULL) with
+ * every tensor's name, shape and offset in the fixed order and returns the number of
+ * tensors; *total gets the number of parameters. The one place the layout is written. */
+int32_t model_layout(const model_config *c, bool value_head, model_tensor *t, int64_t *total);
+
 struct model_work {
     /* Activations. With for_backward each has one copy per layer; otherwise one shared. */
     wbuf res;   /* (2 L + 1, T, d) residual stream: layer input, after attention, final */
@@ -39,6 +44,9 @@ struct model_work {
     wbuf gather; /* (n_seqs, d) last rows for last_only */
     /* Backward scratch. */
     wbuf dres, dxn, dqkv, datt, dgu, dhid;
+    /* The caller's host arrays (model_out outputs, model_backward weights) staged in backend
+     * buffers, for a backend whose memory is not the host's: (rows) each. */
+    wbuf io_lp, io_ent, io_val;
     /* Integer scratch: positions (T), targets kept for backward (T), tokens (T), offsets. */
     int32_t *pos, *tokens, *targets, *offsets;
     int64_t *last_rows; /* (n_seqs) last row of each sequence, for last_only */

@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Fills t[] (when non-NULL) and returns the number of tensors; *total gets n_params. */
-static int32_t layout_tensors(const model_config *c, bool value_head, model_tensor *t,
+int32_t model_layout(const model_config *c, bool value_head, model_tensor *t,
                               int64_t *total) {
     int64_t off = 0;
     int32_t n = 0;
@@ -105,9 +104,9 @@ model *model_create_on(const mart_backend *be, const model_config *cfg, bool val
     m->cfg = *cfg;
     m->has_value_head = value_head;
     m->trainable = trainable;
-    m->n_tensors = layout_tensors(cfg, value_head, NULL, &m->n_params);
+    m->n_tensors = model_layout(cfg, value_head, NULL, &m->n_params);
     m->tensors = mart_xcalloc((size_t)m->n_tensors, sizeof *m->tensors);
-    layout_tensors(cfg, value_head, m->tensors, &m->n_params);
+    model_layout(cfg, value_head, m->tensors, &m->n_params);
     m->params = alloc_floats(m, m->n_params);
     m->grads = trainable ? alloc_floats(m, m->n_params) : NULL;
     m->layers = mart_xcalloc((size_t)(cfg->n_layers > 0 ? cfg->n_layers : 1), sizeof *m->layers);

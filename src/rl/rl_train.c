@@ -411,11 +411,12 @@ static int setup(trainer *t, mart_err *err) {
         fprintf(stderr, "mart train: no checkpoint in %s, starting from the base model\n",
                 c->out_dir);
     model *base = NULL;
-    if (model_load(c->model_dir, !resuming, &base, err) != MART_OK) return MART_ERR;
+    const mart_backend *be = c->backend ? c->backend : mart_backend_cpu();
+    if (model_load_on(be, c->model_dir, !resuming, &base, err) != MART_OK) return MART_ERR;
     t->base_dtype = base->cfg.dtype;
     bool need_ref = c->loss.kl_coef != 0.0f;
     if (resuming) {
-        if (model_load(ckpt, true, &t->actor, err) != MART_OK) {
+        if (model_load_on(be, ckpt, true, &t->actor, err) != MART_OK) {
             model_free(base);
             return mart_fail_wrap(err, "resuming from %s", ckpt);
         }
@@ -423,8 +424,8 @@ static int setup(trainer *t, mart_err *err) {
         else model_free(base);
         if (c->algo == RL_ALGO_PPO) {
             char cdir[4096];
-            if (model_load(mart_path_join(cdir, sizeof cdir, ckpt, "critic"), true, &t->critic,
-                           err) != MART_OK)
+            if (model_load_on(be, mart_path_join(cdir, sizeof cdir, ckpt, "critic"), true,
+                              &t->critic, err) != MART_OK)
                 return mart_fail_wrap(err, "resuming from %s", ckpt);
         }
     } else {

@@ -242,9 +242,14 @@ static int save_checkpoint(run *r, mart_err *err) {
     return rc == MART_OK ? MART_OK : mart_fail_wrap(err, "writing %s", dst);
 }
 
+/* The backend the run's model lives on. */
+static const mart_backend *run_backend(const run *r) {
+    return r->c.backend ? r->c.backend : mart_backend_cpu();
+}
+
 static int load_checkpoint(run *r, const char *dir, mart_err *err) {
     char p[4200];
-    if (model_load(dir, true, &r->m, err) != MART_OK) return MART_ERR;
+    if (model_load_on(run_backend(r), dir, true, &r->m, err) != MART_OK) return MART_ERR;
     cJSON *o;
     if (ckpt_read_json(mart_path_join(p, sizeof p, dir, "state.json"), &o, err) != MART_OK)
         return MART_ERR;
@@ -366,7 +371,8 @@ static int setup(run *r, mart_err *err) {
         if (load_checkpoint(r, ckpt, err) != MART_OK) return mart_fail_wrap(err, "resuming from %s", ckpt);
     } else {
         if (c->init_dir) {
-            if (model_load(c->init_dir, true, &r->m, err) != MART_OK) return MART_ERR;
+            if (model_load_on(run_backend(r), c->init_dir, true, &r->m, err) != MART_OK)
+                return MART_ERR;
             if (r->m->cfg.vocab_size < tok_vocab_size(r->tok))
                 return mart_fail(err, "%s: tokenizer.json has %d tokens but the model only %d",
                                  c->init_dir, tok_vocab_size(r->tok), r->m->cfg.vocab_size);
@@ -376,7 +382,7 @@ static int setup(run *r, mart_err *err) {
             cfg.vocab_size = tok_vocab_size(r->tok);
             cfg.eos_token_id = im_end;
             if (cfg.max_position_embeddings < c->seq_len) cfg.max_position_embeddings = c->seq_len;
-            r->m = model_create(&cfg, false, true);
+            r->m = model_create_on(run_backend(r), &cfg, false, true);
             model_init_random(r->m, c->seed);
         }
         adamw_init(&r->opt, r->m->be, r->m->n_params);
