@@ -697,6 +697,18 @@ static double metric(const char *path, int line, const char *key) {
     return v;
 }
 
+/* PPO on the multi-attempt task, small: 4 steps of 3 questions in mini-batches of 2, up to 3
+ * attempts of 12 tokens. */
+static void small_ppo(rl_config *c) {
+    c->steps = 4;
+    c->rollout_batch = 3;
+    c->mini_batch = 2;
+    c->micro_batch = 1;
+    c->max_tokens = 12;
+    c->max_attempts = 3;
+    c->actor_lr = c->critic_lr = 1e-3;
+}
+
 static void resumed_run_gives_bit_identical_weights_to_an_uninterrupted_run(void **state) {
     (void)state;
     char dir[256], md[300], data[300], out[300], p1[400], p2[400];
@@ -706,22 +718,10 @@ static void resumed_run_gives_bit_identical_weights_to_an_uninterrupted_run(void
     /* PPO on the multi-attempt task: actor, critic, reference, optimiser states, data order
      * wrapping around (5 problems, 3 per step). */
     run_config(&c, dir, md, data, out, "straight");
-    c.steps = 4;
-    c.rollout_batch = 3;
-    c.mini_batch = 2;
-    c.micro_batch = 1;
-    c.max_tokens = 12;
-    c.max_attempts = 3;
-    c.actor_lr = c.critic_lr = 1e-3;
+    small_ppo(&c);
     if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
     run_config(&c, dir, md, data, out, "resumed");
-    c.steps = 4;
-    c.rollout_batch = 3;
-    c.mini_batch = 2;
-    c.micro_batch = 1;
-    c.max_tokens = 12;
-    c.max_attempts = 3;
-    c.actor_lr = c.critic_lr = 1e-3;
+    small_ppo(&c);
     c.stop_after = 2; /* as if Ctrl-C came after step 2 */
     if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
     snprintf(p1, sizeof p1, "%s/resumed/final", dir);
@@ -762,15 +762,10 @@ static void ppo_on_a_device_memory_backend_gives_the_cpu_bytes(void **state) {
         rl_config c;
         run_config(&c, dir, md, data, out, runs[k]);
         c.backend = k ? mart_backend_cpu_staged() : NULL;
+        small_ppo(&c);
         c.steps = 2;
-        c.rollout_batch = 2;
-        c.mini_batch = 2;
-        c.micro_batch = 1;
-        c.max_tokens = 10;
-        c.max_attempts = 2;
         c.loss.kl_coef = 0.01f;
         c.save_every = 1;
-        c.actor_lr = c.critic_lr = 1e-3;
         if (rl_train(&c, &err) != MART_OK) fail_msg("%s", err.msg);
     }
     const char *files[] = {"final/model.safetensors", "checkpoint/critic/model.safetensors",
